@@ -1,0 +1,18 @@
+"""refnet: the golden reference for MobileNet inference.
+
+Bit-exact LiteRT reference-kernel arithmetic in NumPy and hand-written Cython kernels.
+"""
+from .errors import (EdgeTpuOpError, InputError, InterpreterStateError, InvalidModelError,
+                     MemoryLimitError, ModelFormatError, OpExecutionError, RefnetError,
+                     UnsupportedOpError)
+from .graph import Graph, Op, Quantization, Tensor
+from .interpreter import Interpreter
+from .tflite_reader import read_tflite
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Interpreter", "read_tflite", "Graph", "Op", "Tensor", "Quantization", "RefnetError",
+    "ModelFormatError", "InvalidModelError", "UnsupportedOpError", "EdgeTpuOpError", "InputError",
+    "InterpreterStateError", "OpExecutionError", "MemoryLimitError", "__version__",
+]

@@ -1,0 +1,37 @@
+"""refnet's typed errors. Every error refnet raises derives from RefnetError."""
+
+
+class RefnetError(Exception):
+    """Base class of every error refnet raises on purpose."""
+
+
+class ModelFormatError(RefnetError):
+    """A model file is malformed: bad flatbuffer, offsets outside the file, inconsistent tables."""
+
+
+class InvalidModelError(RefnetError):
+    """A model file parses but describes something that cannot run (bad shapes, bad quantization)."""
+
+
+class UnsupportedOpError(RefnetError):
+    """The model contains an op (or an op/dtype combination) refnet does not implement."""
+
+
+class EdgeTpuOpError(UnsupportedOpError):
+    """The model was compiled for the Edge TPU: its edgetpu-custom-op only runs on the device."""
+
+
+class InputError(RefnetError, ValueError):
+    """A value handed to the interpreter (set_tensor, get_tensor, ...) is wrong; also a ValueError."""
+
+
+class InterpreterStateError(RefnetError, RuntimeError):
+    """The interpreter was used out of order (invoke before allocate_tensors, ...)."""
+
+
+class OpExecutionError(RefnetError):
+    """An op met inputs its arithmetic does not define (e.g. a multiplier out of range)."""
+
+
+class MemoryLimitError(RefnetError, MemoryError):
+    """The model needs more memory than the configured limit."""

@@ -1,0 +1,128 @@
+"""Op registry. One module per op family; each registers its kinds here.
+
+An op implementation is a pair:
+  prepare(ctx) -> params   run once at allocate_tensors (multipliers, repacked weights, ...)
+  run(ctx, inputs) -> list of output arrays
+`ctx` is an OpContext: the op, its tensors, the profile and the prepared params.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InvalidModelError, OpExecutionError, UnsupportedOpError
+from ..graph import Graph, Op, Tensor
+from ..profile import Profile
+
+
+@dataclass
+class OpContext:
+    op: Op
+    graph: Graph
+    profile: Profile
+    params: Any = None
+
+    def input_tensor(self, i: int) -> Tensor | None:
+        if i >= len(self.op.inputs) or self.op.inputs[i] < 0:
+            return None
+        return self.graph.tensors[self.op.inputs[i]]
+
+    def output_tensor(self, i: int = 0) -> Tensor:
+        return self.graph.tensors[self.op.outputs[i]]
+
+    @property
+    def where(self) -> str:
+        return f"{self.graph.source}: {self.op.describe()}"
+
+    def fail(self, message: str) -> InvalidModelError:
+        return InvalidModelError(f"{self.where}: {message}")
+
+    def unsupported(self, message: str) -> UnsupportedOpError:
+        return UnsupportedOpError(f"{self.where}: {message}")
+
+    def arithmetic_error(self, message: str) -> OpExecutionError:
+        return OpExecutionError(f"{self.where}: {message}")
+
+
+@dataclass
+class OpImpl:
+    prepare: Callable[[OpContext], Any]
+    run: Callable[[OpContext, list], list]
+
+
+REGISTRY: dict[str, OpImpl] = {}
+
+
+def _no_prepare(ctx: OpContext) -> None:
+    return None
+
+
+def register(*kinds: str, prepare: Callable | None = None):
+    """Decorator: register `run` for the builtin op kinds given."""
+
+    def wrap(run):
+        for kind in kinds:
+            REGISTRY[kind] = OpImpl(prepare=prepare or _no_prepare, run=run)
+        return run
+
+    return wrap
+
+
+# --- helpers shared by op modules -------------------------------------------------------------
+
+ACTIVATION_RANGES_FLOAT = {
+    "NONE": (-np.inf, np.inf),
+    "RELU": (0.0, np.inf),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+    "RELU6": (0.0, 6.0),
+}
+
+
+def float_activation_range(ctx: OpContext) -> tuple[float, float]:
+    act = ctx.op.options.get("fused_activation_function", "NONE")
+    if act not in ACTIVATION_RANGES_FLOAT:
+        raise ctx.unsupported(f"fused activation {act} is not supported")
+    lo, hi = ACTIVATION_RANGES_FLOAT[act]
+    return float(np.float32(lo)), float(np.float32(hi))
+
+
+def quantized_activation_range(ctx: OpContext, tensor: Tensor) -> tuple[int, int]:
+    """Clamp range of a quantized output under its fused activation, as TFLite computes it:
+    the real bounds quantized with round-half-away (std::round) and intersected with the type."""
+    act = ctx.op.options.get("fused_activation_function", "NONE")
+    info = np.iinfo(tensor.dtype)
+    qmin, qmax = int(info.min), int(info.max)
+    if act == "NONE":
+        return qmin, qmax
+    scale, zp = tensor.quantization.scalar()
+
+    def quantize(v: float) -> int:
+        # TFLite: zero_point + static_cast<int32>(TfLiteRound(v / scale)), in float32.
+        return zp + int(round_half_away(np.float32(v) / np.float32(scale)))
+
+    if act == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if act == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if act == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    raise ctx.unsupported(f"fused activation {act} is not supported")
+
+
+def round_half_away(x):
+    """std::round: halves away from zero (NumPy's round is half to even)."""
+    x = np.asarray(x)
+    whole = np.trunc(x)
+    # x - trunc(x) is exact in floating point, so the tie test is exact too.
+    return whole + np.where(np.abs(x - whole) >= 0.5, np.sign(x), 0).astype(x.dtype)
+
+
+def load_all() -> None:
+    """Import every op module so they register themselves."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
