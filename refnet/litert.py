@@ -1,0 +1,134 @@
+"""Run LiteRT (the comparison runtime) and compare its tensors with refnet's.
+
+LiteRT is optional: `pip install 'refnet[test]'` (or `pip install ai-edge-litert`). Its
+reference int8 Softmax can abort the whole process on valid models, so `run_litert` can run it
+in a child process (isolated=True) and turn an abort into a typed error.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import RefnetError
+from .graph import Graph
+
+INSTALL_HINT = "LiteRT is not installed: pip install ai-edge-litert==2.3.0 (or pip install 'refnet[test]')"
+
+# refnet profile name -> LiteRT op resolver (XNNPACK is LiteRT's default delegate under AUTO).
+LITERT_RESOLVERS = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+                    "xnnpack": "BUILTIN"}
+
+
+class LiteRTUnavailable(RefnetError):
+    pass
+
+
+class LiteRTCrashed(RefnetError):
+    """LiteRT killed its process (e.g. the reference int8 Softmax's abort)."""
+
+
+def litert_available() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _run_in_process(model_content: bytes, inputs: list, path: str) -> dict[int, np.ndarray]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        raise LiteRTUnavailable(INSTALL_HINT) from None
+    it = Interpreter(model_content=model_content, num_threads=1,
+                     experimental_op_resolver_type=getattr(OpResolverType, LITERT_RESOLVERS[path]),
+                     experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    for detail, value in zip(it.get_input_details(), inputs):
+        it.set_tensor(detail["index"], value)
+    it.invoke()
+    out = {}
+    for d in it.get_tensor_details():
+        try:
+            out[d["index"]] = np.array(it.get_tensor(d["index"]), copy=True)
+        except ValueError:  # tensors without data (e.g. optional, unallocated scratch)
+            pass
+    return out
+
+
+def run_litert(model_content: bytes, inputs: list, path: str = "reference",
+               isolated: bool = False, timeout: float = 600) -> dict[int, np.ndarray]:
+    """Run LiteRT on `inputs`; return every tensor it kept, by index (the file's indexes)."""
+    if path not in LITERT_RESOLVERS:
+        raise RefnetError(f"unknown LiteRT path {path!r}; known: {sorted(LITERT_RESOLVERS)}")
+    if not isolated:
+        return _run_in_process(model_content, inputs, path)
+    if not litert_available():
+        raise LiteRTUnavailable(INSTALL_HINT)
+    with tempfile.TemporaryDirectory() as tmp:
+        job, result = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "result.pkl")
+        with open(job, "wb") as f:
+            pickle.dump((model_content, [np.asarray(v) for v in inputs], path), f)
+        proc = subprocess.run([sys.executable, "-m", "refnet.litert", job, result],
+                              capture_output=True, timeout=timeout)
+        if proc.returncode != 0:
+            tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+            raise LiteRTCrashed(f"LiteRT ({path}) exited with code {proc.returncode}: "
+                                + " | ".join(tail))
+        with open(result, "rb") as f:
+            return pickle.load(f)
+
+
+@dataclass
+class TensorComparison:
+    index: int
+    name: str
+    equal: bool
+    mismatched: int
+    total: int
+    max_abs_diff: float
+
+
+def compared_tensor_indexes(graph: Graph) -> list[int]:
+    """The model's own activation tensors: every op's non-constant inputs and outputs."""
+    seen = set(graph.inputs)
+    for op in graph.ops:
+        seen.update(t for t in op.inputs + op.outputs if t >= 0)
+    return sorted(t for t in seen if not graph.tensors[t].is_constant)
+
+
+def compare_tensors(graph: Graph, ours: dict, theirs: dict) -> list[TensorComparison]:
+    rows = []
+    for i in compared_tensor_indexes(graph):
+        a, b = ours.get(i), theirs.get(i)
+        t = graph.tensors[i]
+        if a is None or b is None:
+            rows.append(TensorComparison(i, t.name, False, -1, -1, float("nan")))
+            continue
+        if a.shape != b.shape or a.dtype != b.dtype:
+            rows.append(TensorComparison(i, t.name, False, -1, b.size, float("nan")))
+            continue
+        same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else (a == b)
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        mism = int(a.size - np.count_nonzero(same))
+        rows.append(TensorComparison(i, t.name, mism == 0, mism, int(a.size),
+                                     float(np.nanmax(diff)) if diff.size and mism else 0.0))
+    return rows
+
+
+def _worker(job: str, result: str) -> None:
+    with open(job, "rb") as f:
+        model_content, inputs, path = pickle.load(f)
+    out = _run_in_process(model_content, inputs, path)
+    with open(result, "wb") as f:
+        pickle.dump(out, f)
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], sys.argv[2])
