@@ -72,9 +72,12 @@ def register(*kinds: str, prepare: Callable | None = None):
 
 # --- helpers shared by op modules -------------------------------------------------------------
 
+# TFLite clamps float outputs to [lowest, max] even without an activation, so an overflow to
+# +-inf comes out as +-FLT_MAX (NaN passes through both comparisons unchanged).
+FLT_MAX = float(np.finfo(np.float32).max)
 ACTIVATION_RANGES_FLOAT = {
-    "NONE": (-np.inf, np.inf),
-    "RELU": (0.0, np.inf),
+    "NONE": (-FLT_MAX, FLT_MAX),
+    "RELU": (0.0, FLT_MAX),
     "RELU_N1_TO_1": (-1.0, 1.0),
     "RELU6": (0.0, 6.0),
 }
