@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 ROUNDING_DOUBLE = 0  # gemmlowp: rounding doubling high multiply, then rounding shift (ties away)
 ROUNDING_SINGLE = 1  # one 64-bit product and one rounding shift (TFLITE_SINGLE_ROUNDING)
 ROUNDING_DOUBLE_TIES_UP = 2  # high multiply as DOUBLE, final shift rounds ties toward +inf
+ROUNDING_FLOAT64 = 3  # round(double(acc) * (double(s_x) * double(s_w) / double(s_y))), ties away
 
 ROUNDING_NAMES = {
     ROUNDING_DOUBLE: "double rounding (gemmlowp, ties away from zero)",
     ROUNDING_SINGLE: "single rounding (64-bit product, ties up)",
     ROUNDING_DOUBLE_TIES_UP: "double rounding, final shift ties up",
+    ROUNDING_FLOAT64: "float64 scale, round half away from zero",
 }
 
 
@@ -29,7 +31,8 @@ class Profile:
         return self.rounding_by_op.get(op_kind, self.default_rounding)
 
 
-REFERENCE = Profile("reference")
+# LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
+REFERENCE = Profile("reference", rounding_by_op={"FULLY_CONNECTED": ROUNDING_FLOAT64})
 PROFILES = {"reference": REFERENCE}
 
 

@@ -1,0 +1,99 @@
+"""DEPTHWISE_CONV_2D: float32, int8 (per-channel), uint8 (legacy per-tensor) and hybrid.
+
+Output channel oc = ic * M + m reads input channel ic, where the depth multiplier M is the
+filter's channel count over the input's (as LiteRT computes it, whatever the option says).
+Float sums run over (ky, kx), then + bias, then clamp; integer paths requantize exactly as
+CONV_2D does (see conv.py for the multipliers).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _kernels_depthwise
+from . import OpContext, float_activation_range, register
+from .conv import QuantizedOutput, _contiguous, quantized_output_params, requantize_to, zero_point_of
+from .window import compute_window
+
+
+@dataclass
+class DepthwisePlan:
+    mode: str
+    depth_multiplier: int
+    stride: tuple
+    dilation: tuple
+    window: object
+    out_shape: tuple
+    act_range: tuple = (0.0, 0.0)
+    quant: QuantizedOutput | None = None
+    input_offset: int = 0
+    filter_offset: int = 0
+    hybrid: object = None
+
+
+def _prepare_depthwise(ctx: OpContext) -> DepthwisePlan:
+    x_t, w_t, b_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.input_tensor(2), ctx.output_tensor()
+    if x_t is None or w_t is None:
+        raise ctx.fail("needs an input and a filter tensor")
+    if len(x_t.shape) != 4 or len(w_t.shape) != 4 or w_t.shape[0] != 1:
+        raise ctx.fail(f"input {list(x_t.shape)} must be 4-D and filter {list(w_t.shape)} 1xHxWxC")
+    n, h, w, cin = x_t.shape
+    _, kh, kw, cout = w_t.shape
+    if cin == 0 or cout % cin:
+        raise ctx.fail(f"filter channels {cout} are not a multiple of input channels {cin}")
+    if b_t is not None and int(np.prod(b_t.shape)) != cout:
+        raise ctx.fail(f"bias shape {list(b_t.shape)} does not match {cout} output channels")
+    o = ctx.op.options
+    stride = (int(o.get("stride_h", 1)), int(o.get("stride_w", 1)))
+    dilation = (int(o.get("dilation_hfactor", 1)), int(o.get("dilation_wfactor", 1)))
+    win = compute_window(ctx, h, w, kh, kw, *stride, *dilation)
+    plan = DepthwisePlan(mode="", depth_multiplier=cout // cin, stride=stride, dilation=dilation,
+                         window=win, out_shape=(n, win.out_h, win.out_w, cout))
+    if x_t.dtype == np.float32 and w_t.dtype == np.float32:
+        plan.mode = "float"
+        plan.act_range = float_activation_range(ctx)
+    elif x_t.dtype == np.float32 and w_t.dtype == np.int8:
+        from .hybrid import prepare_hybrid
+
+        plan.mode = "hybrid"
+        plan.act_range = float_activation_range(ctx)
+        plan.hybrid = prepare_hybrid(ctx, w_t, b_t, channels=cout, channel_axis=3)
+    elif x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
+        plan.mode = "quantized"
+        if b_t is not None and b_t.dtype != np.int32:
+            raise ctx.unsupported(f"{x_t.dtype.name} depthwise conv with a {b_t.dtype.name} bias")
+        plan.quant = quantized_output_params(ctx, x_t, w_t, y_t, cout, channel_axis=3)
+        plan.input_offset = -zero_point_of(x_t)
+        plan.filter_offset = -zero_point_of(w_t) if x_t.dtype == np.uint8 else 0
+    else:
+        raise ctx.unsupported(f"input {x_t.dtype.name}, filter {w_t.dtype.name}, output {y_t.dtype.name}")
+    return plan
+
+
+def int_depthwise_accumulators(x, w, bias, plan: DepthwisePlan, input_offset=None) -> np.ndarray:
+    acc = np.empty(plan.out_shape, np.int32)
+    _kernels_depthwise.depthwise_int(
+        x, w, bias, plan.depth_multiplier,
+        plan.input_offset if input_offset is None else input_offset, plan.filter_offset,
+        *plan.stride, *plan.dilation, plan.window.pad_top, plan.window.pad_left, acc)
+    return acc
+
+
+@register("DEPTHWISE_CONV_2D", prepare=_prepare_depthwise)
+def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
+    plan: DepthwisePlan = ctx.params
+    x, w = _contiguous(inputs[0]), _contiguous(inputs[1])
+    bias = _contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
+    if plan.mode == "float":
+        out = np.empty(plan.out_shape, np.float32)
+        _kernels_depthwise.depthwise_float(x, w, bias, plan.depth_multiplier, *plan.stride,
+                                           *plan.dilation, plan.window.pad_top, plan.window.pad_left,
+                                           *plan.act_range, out)
+        return [out]
+    if plan.mode == "hybrid":
+        from .hybrid import hybrid_depthwise
+
+        return [hybrid_depthwise(ctx, plan, x, w, bias)]
+    acc = int_depthwise_accumulators(x, w, bias, plan)
+    return [requantize_to(acc, plan.quant, ctx.output_tensor().dtype)]
