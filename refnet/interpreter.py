@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops as ops_registry
-from .errors import EdgeTpuOpError, InputError, InterpreterStateError, MemoryLimitError, RefnetError
+from .errors import (EdgeTpuOpError, InputError, InterpreterStateError, InvalidModelError,
+                     MemoryLimitError, RefnetError)
 from .graph import Graph
 from .ops import OpContext
 from .profile import get_profile
@@ -86,7 +87,12 @@ class Interpreter:
         contexts = []
         for op in g.ops:
             ctx = OpContext(op=op, graph=g, profile=self.profile)
-            ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
+            try:
+                ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
+            except RefnetError:
+                raise
+            except Exception as e:  # an op's prepare met a model it did not foresee: stay typed
+                raise InvalidModelError(f"{ctx.where}: cannot prepare ({type(e).__name__}: {e})") from e
             contexts.append(ctx)
         self._contexts = contexts
         self._values = {t.index: t.data for t in g.tensors if t.is_constant}
