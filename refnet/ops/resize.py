@@ -1,0 +1,172 @@
+"""RESIZE_BILINEAR: float32, uint8 and int8, as LiteRT's reference kernels.
+
+LiteRT's reference path picks the kernel by dtype:
+- float32 and uint8 share the float kernel. Scales are float32: in / out (or (in - 1) /
+  (out - 1) with align_corners); the source coordinate is y * scale, or with half-pixel
+  centers (y + 0.5) * scale - 0.5, each step rounded to float32. y0 = max(floor(v), 0),
+  y1 = min(ceil(v), in - 1), and the output is
+      ((((p00 * (1 - dy)) * (1 - dx) + (p10 * dy) * (1 - dx)) + (p01 * (1 - dy)) * dx)
+        + (p11 * dy) * dx) + offset
+  in float32, left to right, where dy = v - y0. The offset is 0 for float32; uint8 adds 0.5
+  and truncates (round half up, as the values are never negative).
+- int8 uses the integer kernel: scales in 1/1024 units, rounded
+  ((1024 * in + out / 2) / out), coordinates y * scale (half-pixel: y * scale + scale / 2
+  - 512), y0 = max(v / 1024, 0) and y1 = min((v + 1023) / 1024, in - 1) with C division,
+  and the four products summed in int64 (1/2**20 units), rounded half away from zero.
+The output keeps the input's quantization (LiteRT does not requantize).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import OpContext, register
+
+RESIZE_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8))
+
+
+@dataclass(frozen=True)
+class ResizePlan:
+    size: tuple[int, int] | None  # (height, width); None when the size input is not constant
+    align_corners: bool
+    half_pixel_centers: bool
+
+
+def _output_size(ctx: OpContext, values) -> tuple[int, int]:
+    out_h, out_w = (int(v) for v in np.asarray(values).reshape(-1).tolist())
+    if out_h <= 0 or out_w <= 0:
+        raise ctx.fail(f"output size {[out_h, out_w]} must be positive")
+    n, _, _, c = ctx.input_tensor(0).shape
+    declared = tuple(ctx.output_tensor().shape)
+    if declared != (n, out_h, out_w, c):
+        raise ctx.fail(f"output shape {list(declared)} should be {[n, out_h, out_w, c]}")
+    return out_h, out_w
+
+
+def _prepare_resize(ctx: OpContext) -> ResizePlan:
+    if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
+        raise ctx.fail(f"needs 2 inputs (image, size) and 1 output, has {len(ctx.op.inputs)} "
+                       f"and {len(ctx.op.outputs)}")
+    x_t, size_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.output_tensor()
+    if x_t is None or size_t is None:
+        raise ctx.fail("the image and size inputs are required")
+    if len(x_t.shape) != 4:
+        raise ctx.fail(f"input shape {list(x_t.shape)} must be 4-D (NHWC)")
+    if size_t.dtype != np.int32 or tuple(size_t.shape) != (2,):
+        raise ctx.fail(f"the size input must be int32[2], not {size_t.dtype.name}{list(size_t.shape)}")
+    if x_t.dtype not in RESIZE_DTYPES:
+        raise ctx.unsupported(f"{x_t.dtype.name} RESIZE_BILINEAR (supported: float32, uint8, int8)")
+    if y_t.dtype != x_t.dtype:
+        raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
+    align = bool(ctx.op.options.get("align_corners", False))
+    half = bool(ctx.op.options.get("half_pixel_centers", False))
+    if align and half:
+        raise ctx.fail("half_pixel_centers and align_corners cannot both be true")
+    size = _output_size(ctx, size_t.data) if size_t.is_constant else None
+    return ResizePlan(size, align, half)
+
+
+# --- float32 / uint8: the float kernel --------------------------------------------------------
+
+
+def _float_axis(in_size: int, out_size: int, align: bool, half: bool):
+    """(source coordinate, lower index, upper index) per output index, in float32."""
+    f32 = np.float32
+    scale = f32(in_size) / f32(out_size)
+    if align and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    v = np.arange(out_size, dtype=np.float32)
+    if half:
+        source = (v + f32(0.5)) * scale - f32(0.5)
+    else:
+        source = v * scale
+    lower = np.maximum(np.floor(source).astype(np.int64), 0)
+    upper = np.minimum(np.ceil(source).astype(np.int64), in_size - 1)
+    return source.astype(np.float32), lower, upper
+
+
+def _resize_float_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+    _, in_h, in_w, _ = x.shape
+    ys, y0, y1 = _float_axis(in_h, size[0], align, half)
+    xs, x0, x1 = _float_axis(in_w, size[1], align, half)
+    if (y0.size and y0.max() >= in_h) or (x0.size and x0.max() >= in_w):
+        # The reference does not clamp the lower index from above; float32 scales keep it
+        # inside the input except for outputs tens of millions of pixels long.
+        raise ctx.arithmetic_error("the float32 source coordinate reaches past the input; "
+                                   "LiteRT's result is undefined")
+    f32 = np.float32
+    # dy, 1 - dy per output row (broadcast over width and channels); dx per output column.
+    dy = (ys - y0.astype(np.float32)).astype(np.float32)[None, :, None, None]
+    dx = (xs - x0.astype(np.float32)).astype(np.float32)[None, None, :, None]
+    one_dy, one_dx = f32(1) - dy, f32(1) - dx
+    xf = x.astype(np.float32)
+    p00 = xf[:, y0][:, :, x0]
+    p10 = xf[:, y1][:, :, x0]
+    p01 = xf[:, y0][:, :, x1]
+    p11 = xf[:, y1][:, :, x1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        value = p00 * one_dy * one_dx
+        value = value + p10 * dy * one_dx
+        value = value + p01 * one_dy * dx
+        value = value + p11 * dy * dx
+        if x.dtype == np.float32:
+            return value + f32(0.0)
+        value = value + f32(0.5)
+    # static_cast<uint8_t>(float): truncation to int32, low byte kept (x86). The weights sum to
+    # 1, so the value stays within [0.5, 255.5] and the low byte is the value itself.
+    return (np.trunc(value).astype(np.int64) & 0xFF).astype(np.uint8)
+
+
+# --- int8: the integer kernel -----------------------------------------------------------------
+
+
+def _c_div(a, b):
+    """C integer division (truncation toward zero), element-wise on int64."""
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) == (b < 0), q, -q)
+
+
+def _integer_axis(ctx: OpContext, in_size: int, out_size: int, align: bool, half: bool):
+    """(source coordinate in 1/1024 units, lower index, upper index) per output index."""
+    scale = ((1 << 10) * in_size + out_size // 2) // out_size
+    if align and out_size > 1:
+        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    v = np.arange(out_size, dtype=np.int64)
+    source = v * scale + (scale // 2 - (1 << 9) if half else 0)
+    lower = np.maximum(_c_div(source, 1 << 10), 0)
+    upper = np.minimum(_c_div(source + (1 << 10) - 1, 1 << 10), in_size - 1)
+    if out_size and (lower.max() > in_size - 1):
+        # The rounded 1/1024 scale overshoots for extreme upsampling: the reference would read
+        # a row/column past the end of the input.
+        raise ctx.arithmetic_error(
+            f"resizing {in_size} to {out_size} with a scale of {scale}/1024 reads past the "
+            f"input in LiteRT's integer kernel; its result is undefined")
+    return source, lower, upper
+
+
+def _resize_integer_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+    _, in_h, in_w, _ = x.shape
+    ys, y0, y1 = _integer_axis(ctx, in_h, size[0], align, half)
+    xs, x0, x1 = _integer_axis(ctx, in_w, size[1], align, half)
+    one = 1 << 10
+    dy = (ys - one * y0)[None, :, None, None]
+    dx = (xs - one * x0)[None, None, :, None]
+    xi = x.astype(np.int64)
+    total = (xi[:, y0][:, :, x0] * (one - dy) * (one - dx)
+             + xi[:, y1][:, :, x0] * dy * (one - dx)
+             + xi[:, y0][:, :, x1] * (one - dy) * dx
+             + xi[:, y1][:, :, x1] * dy * dx)
+    rounding = np.where(total > 0, 1 << 19, -(1 << 19))
+    value = _c_div(total + rounding, 1 << 20)
+    return value.astype(x.dtype)  # static_cast<int8_t>: the value is within the input's range
+
+
+@register("RESIZE_BILINEAR", prepare=_prepare_resize)
+def resize_bilinear(ctx: OpContext, inputs: list) -> list:
+    plan: ResizePlan = ctx.params
+    x = inputs[0]
+    size = plan.size if plan.size is not None else _output_size(ctx, inputs[1])
+    if x.dtype == np.int8:
+        return [_resize_integer_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
+    return [_resize_float_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
