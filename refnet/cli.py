@@ -103,6 +103,129 @@ def cmd_run(args) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
+
+
+def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
+    """Input sets for verify: images from --images/--image, or --random N, or the test pattern."""
+    details = interp.get_input_details()
+    files = []
+    if args.images:
+        d = Path(args.images)
+        if not d.is_dir():
+            raise RefnetError(f"--images {d}: not a directory")
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise RefnetError(f"--images {d}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    files += [Path(f) for f in (args.image or [])]
+    sets, names = [], []
+    for f in files:
+        sets.append([image_input(f, d) for d in details])
+        names.append(f.name)
+    rng = np.random.default_rng(args.seed)
+    for k in range(args.random):
+        one = []
+        for d in details:
+            dtype = np.dtype(d["dtype"])
+            if dtype.kind == "f":
+                one.append(rng.uniform(-1, 1, size=d["shape"]).astype(dtype))
+            else:
+                info = np.iinfo(dtype)
+                one.append(rng.integers(info.min, int(info.max) + 1, size=d["shape"]).astype(dtype))
+        sets.append(one)
+        names.append(f"random#{k}")
+    if not sets:
+        sets.append([image_input(None, d) for d in details])
+        names.append("synthetic test pattern")
+    return sets, names
+
+
+def _print_path_report(r, verbose: bool) -> None:
+    from .verify import PathReport  # noqa: F401  (type only)
+
+    print(f"\n== {r.path} ({r.mode}): ", end="")
+    if r.error:
+        print(r.error)
+        return
+    first = r.first_divergent_op
+    print(f"{r.tensors_equal}/{r.tensors_compared} op outputs bit-exact"
+          + ("" if first is None else f"; first divergent op: {first}"))
+    if r.note:
+        print(f"   ({r.note})")
+    rows = [row for row in r.rows if verbose or not row.equal or row is r.rows[-1]]
+    table = []
+    for row in rows:
+        mark = "<- first" if row.op == first and not row.equal else ""
+        table.append([row.op, row.kind, row.tensor, row.name[:40], f"{row.mismatched}/{row.total}",
+                      f"{row.max_diff_steps:g}", f"{row.max_diff_real:.3g}", row.max_ulp,
+                      (row.cause or "")[:60], mark])
+    _print_table(["op", "kind", "tensor", "name", "mismatched", "steps", "real", "ulp", "cause", ""], table)
+
+
+def cmd_verify(args) -> int:
+    from .errors import EdgeTpuOpError
+    from .litert import INSTALL_HINT, LITERT_RESOLVERS, LiteRTCrashed, litert_available, run_litert
+    from .verify import report_to_html, report_to_json, verify_path
+
+    model = Path(args.model)
+    if not model.exists():
+        raise RefnetError(f"{model}: no such model file")
+    content = model.read_bytes()
+    try:
+        interp = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
+    except EdgeTpuOpError as e:
+        print(f"{model}: {str(e).split(': ', 1)[-1]}")
+        if not args.source:
+            print("\nNothing refnet can verify in this file: give the CPU model the Edge TPU compiler "
+                  "consumed with --source MODEL.tflite.")
+            return 2
+        print(f"\nVerifying the source model instead: {args.source}")
+        args.model, args.source = args.source, None
+        return cmd_verify(args)
+    interp.graph.source = str(model)
+    if not litert_available():
+        print(f"refnet verify needs LiteRT to compare with: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    inputs, names = _verify_inputs(args, interp)
+    paths = list(LITERT_RESOLVERS) if args.against == "all" else [args.against]
+    from tqdm import tqdm
+
+    litert_outputs = {}
+    with tqdm(total=len(paths) * len(inputs), desc="LiteRT", unit="run", disable=args.quiet) as bar:
+        for path in paths:
+            outs = []
+            for x in inputs:
+                try:
+                    outs.append(run_litert(content, x, path=path, isolated=True))
+                except LiteRTCrashed as e:
+                    bar.close()
+                    print(f"LiteRT's {path} path crashed on this model: {e}", file=sys.stderr)
+                    return 2
+                bar.update(1)
+            litert_outputs[path] = outs
+    reports = []
+    modes = [False, True] if args.isolated else [False]
+    with tqdm(total=len(paths) * len(inputs) * len(modes), desc="refnet", unit="run",
+              disable=args.quiet) as bar:
+        for path in paths:
+            for isolated in modes:
+                reports.append(verify_path(content, inputs, path, isolated, progress=bar,
+                                           litert_outputs=litert_outputs[path]))
+    print(f"model {model}: {len(interp.graph.ops)} ops; inputs: {', '.join(names[:6])}"
+          f"{' ...' if len(names) > 6 else ''}")
+    for r in reports:
+        _print_path_report(r, args.verbose)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report_to_json(str(model), names, reports), indent=1))
+        print(f"\nJSON report: {args.json}")
+    if args.html:
+        Path(args.html).write_text(report_to_html(str(model), names, reports))
+        print(f"HTML report: {args.html}")
+    ok = all(r.equal for r in reports)
+    print("\nverdict: " + ("every compared tensor is bit-exact" if ok else "DIFFERENCES FOUND"))
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="refnet",
@@ -122,6 +245,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     run.add_argument("--no-compare", action="store_true", help="skip the comparison with LiteRT")
     run.set_defaults(func=cmd_run)
+
+    ver = sub.add_parser(
+        "verify", help="op-by-op comparison with LiteRT's reference / optimized / XNNPACK paths",
+        description="Run MODEL in refnet under the profile of each LiteRT CPU path and in LiteRT, "
+                    "and compare every op's outputs bit for bit. Exit code 0 only if every "
+                    "compared tensor is equal, 1 if any differs, 2 if nothing could be compared.")
+    ver.add_argument("model", help=".tflite model (an Edge TPU model is explained; see --source)")
+    ver.add_argument("--images", help="directory of images to use as inputs")
+    ver.add_argument("--image", action="append", help="an image file (repeatable)")
+    ver.add_argument("--random", type=int, default=0, metavar="N", help="N random inputs")
+    ver.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    ver.add_argument("--against", choices=["reference", "optimized", "xnnpack", "all"],
+                     default="reference", help="LiteRT path(s) to compare with (default reference)")
+    ver.add_argument("--isolated", action="store_true",
+                     help="also run each op on LiteRT's own inputs, charging divergences to the op "
+                          "that made them, and name the arithmetic that reproduces LiteRT")
+    ver.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    ver.add_argument("--html", metavar="OUT", help="write a self-contained HTML report with a plot")
+    ver.add_argument("--source", metavar="MODEL",
+                     help="for an Edge TPU model: the CPU .tflite the compiler consumed, to verify")
+    ver.add_argument("--verbose", "-v", action="store_true", help="list every op, not only divergent ones")
+    ver.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    ver.set_defaults(func=cmd_verify)
     return p
 
 
