@@ -226,6 +226,28 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_explain(args) -> int:
+    from .explain import explain_element
+
+    model = Path(args.model)
+    if not model.exists():
+        raise RefnetError(f"{model}: no such model file")
+    interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=True,
+                         profile=args.profile)
+    interp.allocate_tensors()
+    for detail in interp.get_input_details():
+        interp.set_tensor(detail["index"], image_input(args.image, detail))
+    interp.invoke()
+    try:
+        at = tuple(int(v) for v in args.at.split(","))
+    except ValueError:
+        raise RefnetError(f"--at {args.at!r}: give comma-separated integers, e.g. 10,7,3") from None
+    print(f"input: {args.image or 'synthetic test pattern'}")
+    lines = explain_element(interp, args.op, at)
+    print("\n".join(lines))
+    return 0 if "DOES NOT MATCH" not in lines[-1] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="refnet",
@@ -268,6 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--verbose", "-v", action="store_true", help="list every op, not only divergent ones")
     ver.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     ver.set_defaults(func=cmd_verify)
+
+    exp = sub.add_parser(
+        "explain", help="the arithmetic of one output element of a conv / depthwise / FC op",
+        description="Print, step by step, how one output element of op N was computed: inputs, "
+                    "filter values and zero points, the int32 accumulator, bias, the multiplier "
+                    "and its quantized form, each rounding step under the profile, offset, clamp.")
+    exp.add_argument("model", help=".tflite model")
+    exp.add_argument("--op", type=int, required=True, help="op index (as `refnet verify` lists them)")
+    exp.add_argument("--at", required=True, help="output coordinates y,x,c (or b,y,x,c; b,c for FC)")
+    exp.add_argument("--image", help="image input (default: the synthetic test pattern)")
+    exp.add_argument("--profile", default="reference", help="arithmetic profile (default reference)")
+    exp.set_defaults(func=cmd_explain)
     return p
 
 

@@ -270,6 +270,13 @@ def _read(data: bytes, source: str) -> Graph:
                       version=version, custom_code=custom))
     g_inputs = tuple(int(v) for v in sg.InputsAsNumpy()) if sg.InputsLength() else ()
     g_outputs = tuple(int(v) for v in sg.OutputsAsNumpy()) if sg.OutputsLength() else ()
+    # A zero-element tensor that nothing writes (e.g. RESHAPE's empty shape, MEAN's empty axes)
+    # needs no buffer: LiteRT reads it as an empty constant, and so does refnet.
+    written = {t for op in ops for t in op.outputs} | set(g_inputs)
+    for t in tensors:
+        if t.data is None and not t.is_variable and t.index not in written and 0 in t.shape:
+            t.data = np.zeros(t.shape, t.dtype)
+            t.data.setflags(write=False)
     desc = model_fb.Description()
     graph = Graph(tensors=tensors, ops=ops, inputs=g_inputs, outputs=g_outputs, source=source,
                   description=desc.decode("utf-8", "replace") if desc else "")

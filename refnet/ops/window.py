@@ -18,7 +18,8 @@ def _out_size(padding: str, size: int, filt: int, stride: int, dilation: int) ->
     if padding == "SAME":
         return (size + stride - 1) // stride
     if padding == "VALID":
-        return (size + stride - effective) // stride
+        n = size + stride - effective
+        return n // stride if n >= 0 else -((-n) // stride)  # C division truncates toward zero
     raise ValueError(padding)
 
 
