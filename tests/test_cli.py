@@ -1,0 +1,111 @@
+"""The command line: run (embedded default), verify (exit codes, JSON, HTML, Edge TPU), explain."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from refnet.cli import default_model_path, main
+
+
+def test_run_default_model_prints_top5_and_is_bit_exact(capsys):
+    assert default_model_path().exists(), "the embedded default model must ship with the package"
+    code = main(["run"])
+    out = capsys.readouterr().out
+    assert "rank" in out and "class" in out
+    assert "tensors bit-exact" in out
+    assert code == 0
+
+
+def test_no_arguments_runs_the_default(capsys):
+    assert main([]) == 0
+    assert "embedded default" in capsys.readouterr().out
+
+
+def test_missing_model_is_a_clear_error(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "nope.tflite")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_verify_reference_passes_and_writes_reports(shared_dir, tmp_path, capsys):
+    model = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    code = main(["verify", str(model), "--image", str(shared_dir / "images" / "cat.bmp"), "--random", "1",
+                 "--isolated", "--json", str(out_json), "--html", str(out_html), "-q"])
+    assert code == 0
+    report = json.loads(out_json.read_text())
+    assert report["all_equal"] is True
+    for path in report["paths"]:
+        assert path["tensors_equal"] == path["tensors_compared"] == 31
+    assert "<table id='summary'>" in out_html.read_text()
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_verify_exit_code_follows_the_comparison(shared_dir, tmp_path):
+    """Against every path: exit 0 exactly when the JSON says every tensor is equal."""
+    model = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    out_json = tmp_path / "r.json"
+    code = main(["verify", str(model), "--image", str(shared_dir / "images" / "cat.bmp"), "--against", "all",
+                 "--isolated", "--json", str(out_json), "-q"])
+    report = json.loads(out_json.read_text())
+    assert code == (0 if report["all_equal"] else 1)
+    by = {(p["path"], p["mode"]): p for p in report["paths"]}
+    assert by[("reference", "whole")]["tensors_equal"] == by[("reference", "whole")]["tensors_compared"] == 66
+    for p in report["paths"]:
+        if p["mode"] == "isolated":
+            for op in p["ops"]:
+                if op["mismatched"]:
+                    assert op["cause"], f"divergent op {op['op']} on {p['path']} has no cause named"
+
+
+@pytest.mark.shared
+def test_verify_html_renders_in_headless_chromium(shared_dir, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (CI installs Debian's chromium)")
+    model = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    page = tmp_path / "r.html"
+    assert main(["verify", str(model), "--html", str(page), "-q"]) == 0
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert 'id="summary"' in dom and "31 / 31" in dom and "data:image/png;base64" in dom
+
+
+@pytest.mark.shared
+def test_verify_edgetpu_model_explains_and_verifies_source(shared_dir, capsys):
+    tpu = shared_dir / "models" / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    assert main(["verify", str(tpu), "-q"]) == 2
+    out = capsys.readouterr().out
+    assert "edgetpu-custom-op" in out and "--source" in out
+    src = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    assert main(["verify", str(tpu), "--source", str(src), "-q"]) == 0
+    assert "every compared tensor is bit-exact" in capsys.readouterr().out
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("op,at", [(0, "5,5,3"), (1, "0,0,0"), (2, "10,7,3"), (63, "0,0,100")])
+def test_explain_reproduces_the_interpreter(shared_dir, capsys, op, at):
+    model = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    image = shared_dir / "images" / "cat.bmp"
+    code = main(["explain", str(model), "--op", str(op), "--at", at, "--image", str(image)])
+    out = capsys.readouterr()
+    assert code == 0, out.out
+    assert "matches the steps above" in out.out
+    assert "int32 accumulator" in out.out
+
+
+@pytest.mark.shared
+def test_explain_names_what_it_covers(shared_dir, capsys):
+    model = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    assert main(["explain", str(model), "--op", "64", "--at", "0,0"]) == 2
+    assert "explain covers" in capsys.readouterr().err
+
+
+def test_help_explains_every_command():
+    out = subprocess.run([sys.executable, "-m", "refnet", "--help"], capture_output=True, text=True).stdout
+    for command in ("run", "verify", "explain"):
+        assert command in out
