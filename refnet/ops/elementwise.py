@@ -1,0 +1,210 @@
+"""ADD and MUL: float32, int8, uint8 (plus plain int32/int64), with NumPy broadcasting.
+
+Reference semantics (LiteRT BUILTIN_REF, add.cc / mul.cc and reference/{add,mul}.h):
+  float32  a + b (a * b) in float32, then the fused activation clamp
+           min(max(v, lo), hi) with C++ std::max/std::min semantics: NaN passes through,
+           +-inf becomes +-FLT_MAX even without an activation.
+  int32/64 wrapping a + b (a * b), then the activation clamp (RELU6 -> [0, 6]).
+  ADD int8/uint8
+           both inputs are moved onto a common scale 2 * max(s1, s2) with 20 bits of headroom:
+             x_i = (q_i - zp_i) * 2**20
+             y_i = MBQM(x_i, m_i, e_i)        m_i, e_i from s_i / (2 * max(s1, s2))  (<= 1/2)
+             out = clamp(MBQM(y_1 + y_2, m_o, e_o) + zp_out)
+                                              m_o, e_o from 2 * max(s1, s2) / (2**20 * s_out)
+           The three real multipliers are computed in double from the float32 scales; note that
+           2 * max(s1, s2) and 2**20 * s_out are float32 products (exact powers of two).
+  MUL int8/uint8
+           out = clamp(zp_out + MBQM((q1 - zp1) * (q2 - zp2), m, e)), where m, e come from the
+           float32 expression s1 * s2 / s_out (rounded to float32 twice), widened to double.
+           The multiplier may exceed 1: MBQM then shifts left first, wrapping at 32 bits like
+           the reference's int32 `x * (1 << shift)`.
+MBQM is the profile's MultiplyByQuantizedMultiplier (double rounding on the reference path).
+
+Where LiteRT aborts, refnet raises OpExecutionError at allocate_tensors instead:
+  ADD   the output multiplier 2 * max(s1, s2) / (2**20 * s_out) is >= 1 (the output scale is
+        ~2**-19 of the input scales or less): QuantizeMultiplierSmallerThanOneExp's CHECK fails.
+  MUL   a multiplier that is not finite or needs a left shift above 31.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
+from . import OpContext, float_activation_range, quantized_activation_range, register
+
+# LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
+MAX_BROADCAST_RANK = 6
+ADD_LEFT_SHIFT = 20  # headroom bits of the 8-bit quantized ADD (15 would be int16's)
+FIXED_POINT_ROUNDINGS = (ROUNDING_DOUBLE, ROUNDING_SINGLE, ROUNDING_DOUBLE_TIES_UP)
+
+
+@dataclass
+class ElementwisePlan:
+    mode: str  # "float", "int", "quantized"
+    out_shape: tuple
+    act_range: tuple = (0, 0)
+    rounding: int = ROUNDING_DOUBLE
+    zero_points: tuple = (0, 0, 0)  # input1, input2, output
+    input_multipliers: tuple = ()  # ADD: ((m1, e1), (m2, e2))
+    output_multiplier: tuple = (0, 0)
+
+
+def clamp_like_cpp(x: np.ndarray, lo, hi) -> np.ndarray:
+    """std::min(std::max(x, lo), hi): max keeps x unless x < lo, min keeps it unless hi < it.
+
+    So NaN passes through unchanged (both comparisons are false), as in TFLite.
+    """
+    lo = x.dtype.type(lo)
+    hi = x.dtype.type(hi)
+    y = np.where(x < lo, lo, x)
+    return np.where(hi < y, hi, y)
+
+
+def int_activation_range(ctx: OpContext, dtype) -> tuple[int, int]:
+    """CalculateActivationRange<int32/int64>: RELU [0, max], RELU6 [0, 6], RELU_N1_TO_1 [-1, 1]."""
+    act = ctx.op.options.get("fused_activation_function", "NONE")
+    info = np.iinfo(dtype)
+    ranges = {"NONE": (info.min, info.max), "RELU": (0, info.max), "RELU6": (0, 6),
+              "RELU_N1_TO_1": (-1, 1)}
+    if act not in ranges:
+        raise ctx.unsupported(f"fused activation {act} is not supported")
+    return ranges[act]
+
+
+def checked_quantized_activation_range(ctx: OpContext, t) -> tuple[int, int]:
+    """The fused activation's clamp range; like LiteRT, refuse bounds that overflow int32."""
+    act = ctx.op.options.get("fused_activation_function", "NONE")
+    scale = np.float32(t.quantization.scalar()[0])
+    bounds = {"RELU": (0.0,), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}.get(act, ())
+    with np.errstate(all="ignore"):
+        steps = [abs(float(np.float32(b) / scale)) for b in bounds]
+    if any(s >= 2.0 ** 31 for s in steps):
+        raise ctx.fail(f"fused {act} bound is {max(steps):g} output steps away from the zero point "
+                       f"(scale {float(scale):g}): beyond int32, LiteRT rejects this model")
+    return quantized_activation_range(ctx, t)
+
+
+def _broadcast_shape(ctx: OpContext, a_t, b_t) -> tuple:
+    if a_t.shape == b_t.shape:
+        return tuple(a_t.shape)
+    try:
+        shape = np.broadcast_shapes(a_t.shape, b_t.shape)
+    except ValueError:
+        raise ctx.fail(f"input shapes {list(a_t.shape)} and {list(b_t.shape)} do not broadcast") from None
+    if len(shape) > MAX_BROADCAST_RANK:
+        raise ctx.unsupported(f"broadcasting at rank {len(shape)} (LiteRT stops at {MAX_BROADCAST_RANK})")
+    return tuple(shape)
+
+
+def _scale_and_zero_point(ctx: OpContext, t, role: str) -> tuple[float, int]:
+    if t.quantization is None:
+        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
+    if t.quantization.per_channel:
+        raise ctx.unsupported(f"per-channel quantization of the {role} tensor")
+    scale, zp = t.quantization.scalar()
+    if not scale > 0:
+        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' has scale {scale}; it must be > 0")
+    return scale, zp
+
+
+def _prepare(ctx: OpContext) -> ElementwisePlan:
+    kind = ctx.op.kind
+    if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
+        raise ctx.fail(f"{kind} takes 2 inputs and 1 output, got {len(ctx.op.inputs)} and "
+                       f"{len(ctx.op.outputs)}")
+    a_t, b_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.output_tensor()
+    if a_t is None or b_t is None:
+        raise ctx.fail("an input tensor is missing")
+    if not (a_t.dtype == b_t.dtype == y_t.dtype):
+        raise ctx.unsupported(f"inputs {a_t.dtype.name}, {b_t.dtype.name} and output "
+                              f"{y_t.dtype.name} (refnet needs one dtype)")
+    out_shape = _broadcast_shape(ctx, a_t, b_t)
+    if tuple(y_t.shape) != out_shape:
+        raise ctx.fail(f"output shape {list(y_t.shape)} is not the broadcast shape {list(out_shape)}")
+    dtype = y_t.dtype
+    if dtype == np.float32:
+        return ElementwisePlan("float", out_shape, act_range=float_activation_range(ctx))
+    if dtype in (np.int32, np.int64):
+        return ElementwisePlan("int", out_shape, act_range=int_activation_range(ctx, dtype))
+    if dtype not in (np.int8, np.uint8):
+        raise ctx.unsupported(f"{kind} on {dtype.name}")
+
+    s1, zp1 = _scale_and_zero_point(ctx, a_t, "input1")
+    s2, zp2 = _scale_and_zero_point(ctx, b_t, "input2")
+    so, zpo = _scale_and_zero_point(ctx, y_t, "output")
+    rounding = ctx.profile.rounding(kind)
+    if rounding not in FIXED_POINT_ROUNDINGS:
+        raise ctx.unsupported(f"requantization form {rounding} for {kind}")
+    plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
+                           rounding=rounding, zero_points=(zp1, zp2, zpo))
+    f32 = np.float32
+    if kind == "ADD":
+        # float32 arithmetic where the C++ multiplies float by int, double elsewhere.
+        twice_max_input_scale = float(f32(2) * max(f32(s1), f32(s2)))
+        real_input1 = float(f32(s1)) / twice_max_input_scale
+        real_input2 = float(f32(s2)) / twice_max_input_scale
+        with np.errstate(over="ignore"):
+            denominator = float(f32(1 << ADD_LEFT_SHIFT) * f32(so))
+        real_output = twice_max_input_scale / denominator
+        if not 0.0 < real_output < 1.0:
+            raise ctx.arithmetic_error(
+                f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is not below 1 "
+                f"(scales {s1:g}, {s2:g} -> {so:g}); LiteRT's reference ADD aborts on this model")
+        plan.input_multipliers = (quantize_multiplier(real_input1), quantize_multiplier(real_input2))
+        plan.output_multiplier = quantize_multiplier(real_output)
+    else:  # MUL: the product and quotient are float32 operations in the C++.
+        with np.errstate(all="ignore"):
+            real = float(f32(f32(s1) * f32(s2)) / f32(so))
+        if not np.isfinite(real):
+            raise ctx.arithmetic_error(f"multiplier s1*s2/s_out = {real} (scales {s1:g}, {s2:g} -> "
+                                       f"{so:g}) is not finite")
+        multiplier, shift = quantize_multiplier(real)
+        if shift > 31:
+            raise ctx.arithmetic_error(f"multiplier s1*s2/s_out = {real:g} needs a left shift of "
+                                       f"{shift} (> 31), which the int32 arithmetic cannot express")
+        plan.output_multiplier = (multiplier, shift)
+    return plan
+
+
+def _mbqm(x, multiplier_and_shift, rounding) -> np.ndarray:
+    multiplier, shift = multiplier_and_shift
+    return multiply_by_quantized_multiplier(x, multiplier, shift, rounding).astype(np.int64)
+
+
+def _quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    zp1, zp2, zpo = plan.zero_points
+    (m1, m2), r = plan.input_multipliers, plan.rounding
+    # |q - zp| <= 255, so the shifted values stay below 2**28: no int32 overflow.
+    scaled1 = _mbqm((a.astype(np.int64) - zp1) << ADD_LEFT_SHIFT, m1, r)
+    scaled2 = _mbqm((b.astype(np.int64) - zp2) << ADD_LEFT_SHIFT, m2, r)
+    raw_sum = scaled1 + scaled2  # broadcasts; each term is below 2**27 in magnitude
+    return _mbqm(raw_sum, plan.output_multiplier, r) + zpo
+
+
+def _quantized_mul(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    zp1, zp2, zpo = plan.zero_points
+    product = (a.astype(np.int64) - zp1) * (b.astype(np.int64) - zp2)  # |.| <= 255**2
+    return _mbqm(product, plan.output_multiplier, plan.rounding) + zpo
+
+
+def _run(ctx: OpContext, inputs: list) -> list:
+    plan: ElementwisePlan = ctx.params
+    a, b = inputs
+    dtype = ctx.output_tensor().dtype
+    lo, hi = plan.act_range
+    is_add = ctx.op.kind == "ADD"
+    if plan.mode == "quantized":
+        raw = _quantized_add(plan, a, b) if is_add else _quantized_mul(plan, a, b)
+        out = np.minimum(hi, np.maximum(lo, raw))
+        return [np.broadcast_to(out, plan.out_shape).astype(dtype)]
+    with np.errstate(all="ignore"):  # float overflow to inf, int wrap-around: both intended
+        raw = np.add(a, b, dtype=dtype) if is_add else np.multiply(a, b, dtype=dtype)
+    out = clamp_like_cpp(np.asarray(raw, dtype), lo, hi)
+    return [np.broadcast_to(out, plan.out_shape).copy()]  # .copy(): contiguous, keeps rank 0
+
+
+register("ADD", prepare=_prepare)(_run)
+register("MUL", prepare=_prepare)(_run)

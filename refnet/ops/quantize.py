@@ -1,0 +1,175 @@
+"""QUANTIZE and DEQUANTIZE: float32 <-> int8/uint8/int16, requantization, float16 -> float32.
+
+Reference semantics (LiteRT BUILTIN_REF, quantize.cc / dequantize.cc, reference/quantize.h,
+requantize.h, dequantize.h):
+  QUANTIZE float32 -> int8/uint8/int16 (per tensor, or per channel on the quantized dimension)
+      q = clamp(int32(roundf(x / scale)) + zp): the division is a float32 division (not a
+      multiply by 1/scale), roundf rounds halves away from zero.
+      x86-64: when roundf(x / scale) is NaN or outside int32 (NaN, +-inf, huge x or a tiny
+      scale) the conversion yields INT32_MIN (cvttss2si), and adding the zero point wraps at 32
+      bits; refnet reproduces that, so NaN and +-inf give qmin when zp >= 0 and qmax when zp < 0.
+      (The C++ is undefined there; an ARM build saturates instead.)
+  QUANTIZE int8/uint8/int16 -> int8/uint8/int16 (requantize)
+      q = clamp(MBQM(x - zp_in, m, e) + zp_out), m and e from double(s_in) / double(s_out);
+      the multiplier may be above 1 (left shift, wrapping at 32 bits as the C++ int32 does).
+      The int8 <-> uint8 "xor 0x80" fast path of the reference is the same function.
+  DEQUANTIZE int8/uint8/int16 -> float32
+      per tensor: float32(double(scale) * (q - zp)); per channel: float32 scale[c] * (q - zp[c]).
+      Both are the exact product rounded once to float32.
+  DEQUANTIZE float16 -> float32: exact widening.
+MBQM is the profile's MultiplyByQuantizedMultiplier (double rounding on the reference path).
+A requantization multiplier that needs a left shift above 31 (s_in / s_out >= 2**31), where
+LiteRT's int32 shift is undefined, raises OpExecutionError at allocate_tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_to_int32
+from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
+from . import OpContext, register, round_half_away
+
+QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+FIXED_POINT_ROUNDINGS = (ROUNDING_DOUBLE, ROUNDING_SINGLE, ROUNDING_DOUBLE_TIES_UP)
+# Requantizations LiteRT's Prepare accepts (input dtype -> output dtypes).
+REQUANTIZE_TARGETS = {
+    np.dtype(np.int8): QUANTIZED_TYPES,
+    np.dtype(np.uint8): QUANTIZED_TYPES,
+    np.dtype(np.int16): (np.dtype(np.int8), np.dtype(np.int16)),
+}
+INT32_MIN = -(2**31)
+
+
+@dataclass
+class QuantizePlan:
+    mode: str  # "quantize", "requantize", "dequantize", "float16"
+    scale: np.ndarray | None = None  # float32, broadcastable against the tensor
+    zero_point: np.ndarray | None = None  # int64, broadcastable against the tensor
+    input_zero_point: int = 0
+    multiplier: tuple = (0, 0)
+    rounding: int = ROUNDING_DOUBLE
+    per_channel: bool = False
+
+
+def float_to_int32_like_x86(values: np.ndarray) -> np.ndarray:
+    """static_cast<int32_t> of integral float32 values as x86-64 does it: NaN and values
+    outside [-2**31, 2**31) become INT32_MIN. Returns int64."""
+    with np.errstate(invalid="ignore"):
+        fits = (values >= np.float32(-(2.0**31))) & (values < np.float32(2.0**31))
+    return np.where(fits, np.where(fits, values, 0).astype(np.int64), INT32_MIN)
+
+
+def _quantization(ctx: OpContext, t, role: str, allow_per_channel: bool):
+    """(scale float32, zero point int64), shaped to broadcast against the tensor."""
+    q = t.quantization
+    if q is None:
+        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
+    if q.per_channel and not allow_per_channel:
+        raise ctx.unsupported(f"per-channel quantization of the {role} tensor")
+    if not np.all(q.scale > 0):
+        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' has a scale <= 0")
+    scale = q.scale.astype(np.float32)
+    zp = q.zero_point.astype(np.int64)
+    if q.per_channel:
+        shape = [1] * len(t.shape)
+        shape[q.axis] = scale.size
+        return scale.reshape(shape), zp.reshape(shape), True
+    return scale[:1].reshape(()), zp[:1].reshape(()), False
+
+
+def _check_io(ctx: OpContext):
+    if len(ctx.op.inputs) != 1 or len(ctx.op.outputs) != 1 or ctx.input_tensor(0) is None:
+        raise ctx.fail(f"{ctx.op.kind} takes 1 input and 1 output")
+    x_t, y_t = ctx.input_tensor(0), ctx.output_tensor()
+    if tuple(x_t.shape) != tuple(y_t.shape):
+        raise ctx.fail(f"input shape {list(x_t.shape)} and output shape {list(y_t.shape)} differ")
+    return x_t, y_t
+
+
+def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
+    x_t, y_t = _check_io(ctx)
+    if y_t.dtype not in QUANTIZED_TYPES:
+        raise ctx.unsupported(f"QUANTIZE to {y_t.dtype.name}")
+    if x_t.dtype == np.float32:
+        scale, zp, per_channel = _quantization(ctx, y_t, "output", allow_per_channel=True)
+        return QuantizePlan("quantize", scale=scale, zero_point=zp, per_channel=per_channel)
+    if x_t.dtype not in REQUANTIZE_TARGETS or y_t.dtype not in REQUANTIZE_TARGETS[x_t.dtype]:
+        raise ctx.unsupported(f"QUANTIZE from {x_t.dtype.name} to {y_t.dtype.name}")
+    s_in, zp_in, _ = _quantization(ctx, x_t, "input", allow_per_channel=False)
+    s_out, zp_out, _ = _quantization(ctx, y_t, "output", allow_per_channel=False)
+    if x_t.dtype == y_t.dtype == np.int16 and (int(zp_in) != 0 or int(zp_out) != 0):
+        raise ctx.fail("int16 -> int16 requantization needs zero points 0 (LiteRT rejects others)")
+    rounding = ctx.profile.rounding(ctx.op.kind)
+    if rounding not in FIXED_POINT_ROUNDINGS:
+        raise ctx.unsupported(f"requantization form {rounding} for QUANTIZE")
+    real = float(s_in) / float(s_out)  # double division of the float32 scales
+    if not np.isfinite(real):
+        raise ctx.arithmetic_error(f"requantization multiplier {real} is not finite")
+    multiplier, shift = quantize_multiplier(real)
+    if shift > 31:
+        raise ctx.arithmetic_error(f"requantization multiplier {real:g} needs a left shift of {shift} "
+                                   f"(> 31), which the int32 arithmetic cannot express")
+    return QuantizePlan("requantize", zero_point=zp_out, input_zero_point=int(zp_in),
+                        multiplier=(multiplier, shift), rounding=rounding)
+
+
+@register("QUANTIZE", prepare=_prepare_quantize)
+def quantize(ctx: OpContext, inputs: list) -> list:
+    plan: QuantizePlan = ctx.params
+    x = inputs[0]
+    dtype = ctx.output_tensor().dtype
+    info = np.iinfo(dtype)
+    if plan.mode == "quantize":
+        with np.errstate(all="ignore"):
+            steps = round_half_away(np.asarray(x, np.float32) / plan.scale)
+        # int32 conversion, then the int32 (wrapping) addition of the zero point.
+        raw = wrap_to_int32(float_to_int32_like_x86(steps) + plan.zero_point).astype(np.int64)
+    else:
+        multiplier, shift = plan.multiplier
+        raw = multiply_by_quantized_multiplier(x.astype(np.int64) - plan.input_zero_point,
+                                               multiplier, shift, plan.rounding).astype(np.int64)
+        raw = raw + plan.zero_point
+    return [np.clip(raw, info.min, info.max).astype(dtype).reshape(x.shape)]
+
+
+def _prepare_dequantize(ctx: OpContext) -> QuantizePlan:
+    x_t, y_t = _check_io(ctx)
+    if y_t.dtype != np.float32:
+        raise ctx.unsupported(f"DEQUANTIZE to {y_t.dtype.name}")
+    if x_t.dtype == np.float16:
+        return QuantizePlan("float16")
+    if x_t.dtype not in QUANTIZED_TYPES:
+        raise ctx.unsupported(f"DEQUANTIZE from {x_t.dtype.name}")
+    q = x_t.quantization
+    if q is None:
+        raise ctx.fail(f"input tensor {x_t.index} '{x_t.name}' is {x_t.dtype.name} but has no quantization")
+    if x_t.dtype == np.int16 and q.per_channel:
+        raise ctx.unsupported("per-channel DEQUANTIZE of int16 (LiteRT rejects it too)")
+    if x_t.dtype == np.int16 and int(q.zero_point[0]) != 0:
+        raise ctx.fail("int16 DEQUANTIZE needs zero point 0 (LiteRT rejects others)")
+    # A zero scale is harmless here (the result is 0), so it is not refused.
+    scale = q.scale.astype(np.float32)
+    zp = q.zero_point.astype(np.int64)
+    if q.per_channel:
+        shape = [1] * len(x_t.shape)
+        shape[q.axis] = scale.size
+        return QuantizePlan("dequantize", scale=scale.reshape(shape), zero_point=zp.reshape(shape),
+                            per_channel=True)
+    return QuantizePlan("dequantize", scale=scale[:1].reshape(()), zero_point=zp[:1].reshape(()))
+
+
+@register("DEQUANTIZE", prepare=_prepare_dequantize)
+def dequantize(ctx: OpContext, inputs: list) -> list:
+    plan: QuantizePlan = ctx.params
+    x = inputs[0]
+    if plan.mode == "float16":
+        return [x.astype(np.float32)]
+    centered = x.astype(np.int64) - plan.zero_point  # |.| <= 65535: exact in float32 too
+    with np.errstate(over="ignore"):
+        if plan.per_channel:  # float32 scale times the integer converted to float32
+            out = plan.scale * centered.astype(np.float32)
+        else:  # double(scale) * (q - zp), then narrowed to float32
+            out = (plan.scale.astype(np.float64) * centered.astype(np.float64)).astype(np.float32)
+    return [np.asarray(out, np.float32).reshape(x.shape)]

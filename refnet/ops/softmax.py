@@ -1,0 +1,270 @@
+"""SOFTMAX over the last axis: float32, and int8/uint8 input to int8/uint8/int16 output.
+
+Reference semantics (LiteRT BUILTIN_REF, activations.cc SoftmaxPrepare/SoftmaxEval and
+reference/softmax.h):
+  float32, per row:
+      m = max of the row (std::max from the float lowest; NaN never wins a comparison)
+      e_c = expf((x_c - m) * beta)      float32 subtraction then float32 product; libm's expf
+      s = e_0 + e_1 + ...                float32, strictly left to right
+      out_c = e_c / s                    float32 division
+  int8/uint8, per row (gemmlowp fixed point):
+      prepare: M = min(beta * s_in * 2**26, 2**31 - 1) in double (26 = 31 - 5 integer bits of
+               the scaled difference), quantized to (multiplier, left shift >= 0);
+               diff_min = -floor(31 * 2**26 / 2**left_shift)
+      d_c = x_c - max                    (int32; elements with d_c < diff_min contribute 0)
+      z_c = SRDHM(d_c * 2**left_shift, multiplier)           a Q5.26 value <= 0
+      f_c = exp_on_negative_values(z_c)                      Q0.31
+      sum = sum of RoundingDivideByPOT(f_c, 12)              Q12.19, int32
+      reciprocal via GetReciprocal: headroom = clz(sum), bits_over_unit = 12 - headroom,
+               scale = one_over_one_plus_x_for_x_in_0_1((sum << headroom) - 2**31)
+      out_c = RoundingDivideByPOT(SRDHM(scale, f_c), bits_over_unit + 31 - output_bits)
+              + output type min, clamped; elements below diff_min give the type min.
+      The output is produced as if its scale were 1/2**output_bits and its zero point the type
+      min, whatever the output tensor says for uint8/int16 (LiteRT only checks int8:
+      zero point -128, scale 1/256 within 0.1%).
+
+Where LiteRT's reference aborts (TFLITE_CHECK), refnet does not:
+  * Eval: TFLITE_CHECK(0 <= exponent && exponent <= 31) with exponent = bits_over_unit + 23
+    for int8/uint8 outputs fails as soon as a row's Q12.19 sum of exponentials reaches 2**28,
+    i.e. when the exps of a row add up to 512 or more: 512+ elements equal (or, after the
+    beta * s_in scaling, indistinguishable from) the row maximum. Wide input scales make this
+    common: at large s_in, diff_min is 0 or -1 and every logit that quantizes to the maximum
+    contributes exactly 1. Refnet returns the value the arithmetic defines: the final
+    RoundingDivideByPOT by an exponent >= 32 of a non-negative value below 2**31 is 0, so
+    every element of such a row is the output type's minimum (probability 0). The sum is
+    accumulated without int32 wrap-around, so rows with 4096+ such elements (where the
+    reference's int32 sum would overflow) give the same answer.
+    For int16 outputs the exponent stays in range until the int32 sum itself would overflow
+    (a sum of 4096 or more); refnet raises OpExecutionError there.
+  * Prepare: QuantizeMultiplierGreaterThanOne's CHECK(M > 1) fails when
+    beta * s_in * 2**26 <= 1 (beta * s_in <= 2**-26, e.g. an input scale of 1e-9, or beta <= 0):
+    refnet raises OpExecutionError at allocate_tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixedpoint import (quantize_multiplier, rounding_divide_by_pot,
+                          saturating_rounding_doubling_high_mul, wrap_to_int32)
+from ..profile import ROUNDING_DOUBLE
+from . import OpContext, register
+from .activations import libm_expf
+
+SCALED_DIFF_INTEGER_BITS = 5  # the exp input is Q5.26
+ACCUMULATION_INTEGER_BITS = 12  # the sum of exps is Q12.19
+MAX_REAL_MULTIPLIER = float((1 << 31) - 1)  # double-rounding cap of beta * s_in * 2**26
+INT32_MAX = (1 << 31) - 1
+
+
+@dataclass
+class QuantizedSoftmaxPlan:
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+    output_bits: int
+    output_min: int
+    output_max: int
+
+
+# --- gemmlowp fixed-point pieces refnet.fixedpoint does not have ------------------------------
+# All on int64 arrays holding int32 values; "SRDHM" is saturating_rounding_doubling_high_mul.
+
+
+def _srdhm(a, b) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul(a, b).astype(np.int64)
+
+
+def _rdbpot(x, exponent: int) -> np.ndarray:
+    return rounding_divide_by_pot(x, exponent).astype(np.int64)
+
+
+def _saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent on int32 values."""
+    threshold = (1 << (31 - exponent)) - 1
+    shifted = x << exponent
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, -INT32_MAX - 1, shifted))
+
+
+# Q0.31 multipliers exp(-2**k) for k = -2 .. 4 (gemmlowp's barrel shifter constants).
+_EXP_OF_MINUS_POWERS_OF_TWO = {-2: 1672461947, -1: 1302514674, 0: 790015084, 1: 290630308,
+                               2: 39332535, 3: 720401, 4: 242}
+_EXP_MINUS_ONE_EIGHTH = 1895147668  # exp(-1/8) in Q0.31
+_ONE_THIRD = 715827883  # 1/3 in Q0.31
+
+
+def _exp_on_interval_minus_quarter_to_zero(a: np.ndarray) -> np.ndarray:
+    """exp(a) for a Q0.31 value a in [-1/4, 0): Taylor series around -1/8."""
+    x = a + (1 << 28)  # a + 1/8
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _rdbpot(x4, 2)
+    poly = _rdbpot(wrap_to_int32(_srdhm(wrap_to_int32(x4_over_4 + x3), _ONE_THIRD) + x2), 1)
+    return wrap_to_int32(_EXP_MINUS_ONE_EIGHTH
+                         + _srdhm(_EXP_MINUS_ONE_EIGHTH, wrap_to_int32(x + poly))).astype(np.int64)
+
+
+def exp_on_negative_values_q5_26(a: np.ndarray) -> np.ndarray:
+    """gemmlowp exp_on_negative_values for a Q5.26 input a <= 0; returns Q0.31 (1.0 -> 2**31-1)."""
+    fractional_bits = 31 - SCALED_DIFF_INTEGER_BITS
+    quarter = 1 << (fractional_bits - 2)
+    # Split a = (multiple of 1/4) + (a mod 1/4 - 1/4): the second part is in [-1/4, 0).
+    a_mod_quarter_minus_quarter = (a & (quarter - 1)) - quarter
+    # Rescale Q5.26 -> Q0.31 (a saturating left shift by 5; the value is in [-1/4, 0)).
+    result = _exp_on_interval_minus_quarter_to_zero(
+        _saturating_shift_left(a_mod_quarter_minus_quarter, SCALED_DIFF_INTEGER_BITS))
+    remainder = wrap_to_int32(a_mod_quarter_minus_quarter - a).astype(np.int64)  # multiple of 1/4
+    for exponent, multiplier in _EXP_OF_MINUS_POWERS_OF_TWO.items():
+        if SCALED_DIFF_INTEGER_BITS > exponent:
+            bit = (remainder >> (fractional_bits + exponent)) & 1
+            result = np.where(bit != 0, _srdhm(result, multiplier), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _rounding_half_sum(a: np.ndarray, b: int) -> np.ndarray:
+    """gemmlowp RoundingHalfSum: (a + b + sign) / 2 with C's truncating division."""
+    total = a + b
+    total = total + np.where(total >= 0, 1, -1)
+    return np.where(total >= 0, total // 2, -((-total) // 2))
+
+
+def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """gemmlowp: 1 / (1 + a) for a Q0.31 value a in [0, 1), as Q0.31 (Newton-Raphson, 3 steps)."""
+    half_denominator = _rounding_half_sum(a, INT32_MAX)  # (1 + a) / 2, Q0.31
+    one_q2_29 = 1 << 29
+    # 48/17 - 32/17 * half_denominator, in Q2.29.
+    x = wrap_to_int32(1515870810 + _srdhm(half_denominator, -1010580540)).astype(np.int64)
+    for _ in range(3):
+        half_denominator_times_x = _srdhm(half_denominator, x)
+        one_minus = wrap_to_int32(one_q2_29 - half_denominator_times_x).astype(np.int64)
+        # Q2.29 * Q2.29 = Q4.27, rescaled to Q2.29 by a saturating left shift of 2.
+        x = wrap_to_int32(x + _saturating_shift_left(_srdhm(x, one_minus), 2)).astype(np.int64)
+    # x / 2 read as Q1.30, rescaled to Q0.31 (saturating left shift by 1).
+    return _saturating_shift_left(x, 1)
+
+
+def _count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
+    """clz of non-negative values below 2**31 as uint32 (32 for 0)."""
+    bits = np.zeros(x.shape, np.int64)
+    v = x.copy()
+    for step in (16, 8, 4, 2, 1):
+        big = v >= (1 << step)
+        bits = bits + np.where(big, step, 0)
+        v = np.where(big, v >> step, v)
+    return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1
+
+
+# --- float32 ----------------------------------------------------------------------------------
+
+
+def softmax_float(x: np.ndarray, beta: float) -> np.ndarray:
+    rows = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
+    with np.errstate(all="ignore"):
+        # std::max(max, x) from lowest(): x replaces the running max only when max < x, so NaN
+        # never does and -inf never beats lowest().
+        without_nan = np.where(np.isnan(rows), np.float32(-np.inf), rows)
+        row_max = np.maximum(np.finfo(np.float32).min, without_nan.max(axis=1))
+        exps = libm_expf((rows - row_max[:, None]) * np.float32(beta))
+        # float32 running sum, left to right (np.add.accumulate is strictly sequential).
+        sums = np.add.accumulate(exps, axis=1, dtype=np.float32)[:, -1]
+        out = exps / sums[:, None]
+    return out.astype(np.float32).reshape(x.shape)
+
+
+# --- int8/uint8 -------------------------------------------------------------------------------
+
+
+def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
+                      arithmetic_error) -> np.ndarray:
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    diff = rows - rows.max(axis=1, keepdims=True)  # <= 0
+    kept = diff >= plan.diff_min
+    # diff * 2**shift fits int32 for every kept element (that is what diff_min guarantees).
+    scaled = _srdhm(np.where(kept, diff, 0) << plan.input_left_shift, plan.input_multiplier)
+    exps = exp_on_negative_values_q5_26(scaled)  # Q0.31
+    terms = np.where(kept, _rdbpot(exps, ACCUMULATION_INTEGER_BITS), 0)  # Q12.19
+    sums = terms.sum(axis=1)  # int64: never wraps (>= 2**19 since the max contributes 1.0)
+    out = np.empty(rows.shape, np.int64)
+    fits = sums <= INT32_MAX
+    if not np.all(fits) and plan.output_bits == 16:
+        raise arithmetic_error(
+            f"a row's sum of exponentials reaches {sums.max() / 2**19:g} >= 4096: beyond the "
+            f"reference's int32 accumulator (int16 output)")
+    headroom = _count_leading_zeros_32(np.where(fits, sums, 1))
+    bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom
+    shifted_sum_minus_one = wrap_to_int32((np.where(fits, sums, 1) << headroom) - (1 << 31))
+    reciprocal = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one.astype(np.int64))
+    exponent = bits_over_unit + 31 - plan.output_bits
+    # LiteRT aborts where exponent > 31; the rounding shift of a value below 2**31 by 32 or more
+    # is 0 (probability 0), and so is every row whose int32 sum would have overflowed.
+    in_range = fits & (exponent <= 31)
+    product = _srdhm(reciprocal[:, None], exps)
+    for e in np.unique(exponent[in_range]):
+        selected = in_range & (exponent == e)
+        out[selected] = _rdbpot(product[selected], int(e))
+    out[~in_range] = 0
+    out = np.where(kept, out + plan.output_min, plan.output_min)
+    return np.clip(out, plan.output_min, plan.output_max).astype(out_dtype).reshape(x.shape)
+
+
+# --- the op -----------------------------------------------------------------------------------
+
+
+def softmax_beta(ctx: OpContext) -> float:
+    """beta as LiteRT reads it: a float32, 0 when the model has no SoftmaxOptions."""
+    return float(np.float32(ctx.op.options.get("beta", 0.0)))
+
+
+def _prepare_softmax(ctx: OpContext):
+    if len(ctx.op.inputs) != 1 or len(ctx.op.outputs) != 1 or ctx.input_tensor(0) is None:
+        raise ctx.fail("SOFTMAX takes 1 input and 1 output")
+    x_t, y_t = ctx.input_tensor(0), ctx.output_tensor()
+    if len(x_t.shape) < 1:
+        raise ctx.fail("SOFTMAX needs an input of rank >= 1 (LiteRT rejects scalars)")
+    if tuple(x_t.shape) != tuple(y_t.shape):
+        raise ctx.fail(f"input shape {list(x_t.shape)} and output shape {list(y_t.shape)} differ")
+    beta = softmax_beta(ctx)
+    if x_t.dtype == np.float32:
+        if y_t.dtype != np.float32:
+            raise ctx.unsupported(f"float32 SOFTMAX to {y_t.dtype.name}")
+        return None
+    if x_t.dtype not in (np.int8, np.uint8) or y_t.dtype not in (x_t.dtype, np.dtype(np.int16)):
+        raise ctx.unsupported(f"SOFTMAX from {x_t.dtype.name} to {y_t.dtype.name}")
+    if ctx.profile.rounding("SOFTMAX") != ROUNDING_DOUBLE:
+        raise ctx.unsupported("SOFTMAX is implemented with the reference (double rounding) arithmetic only")
+    if x_t.quantization is None or x_t.quantization.per_channel:
+        raise ctx.fail(f"input tensor {x_t.index} '{x_t.name}' needs per-tensor quantization")
+    input_scale = x_t.quantization.scalar()[0]
+    if y_t.dtype == np.int8:
+        q = y_t.quantization
+        if q is None or q.per_channel or q.scalar()[1] != -128 or \
+                abs(q.scalar()[0] - 1 / 256) > 0.001 / 256:
+            raise ctx.fail("int8 SOFTMAX output needs zero point -128 and scale 1/256 (LiteRT "
+                           "rejects others)")
+    # double(beta) * double(s_in) * 2**26, capped below 2**31.
+    real = min(beta * float(np.float32(input_scale)) * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)),
+               MAX_REAL_MULTIPLIER)
+    if not real > 1.0:
+        raise ctx.arithmetic_error(
+            f"beta * input_scale * 2**26 = {real:g} is not above 1 (beta {beta:g}, input scale "
+            f"{input_scale:g}); LiteRT's reference SOFTMAX aborts on this model")
+    multiplier, left_shift = quantize_multiplier(real)
+    radius = (((1 << SCALED_DIFF_INTEGER_BITS) - 1) * (1 << (31 - SCALED_DIFF_INTEGER_BITS))
+              / (1 << left_shift))
+    info = np.iinfo(y_t.dtype)
+    return QuantizedSoftmaxPlan(input_multiplier=multiplier, input_left_shift=left_shift,
+                                diff_min=-int(np.floor(radius)), output_bits=info.bits,
+                                output_min=int(info.min), output_max=int(info.max))
+
+
+@register("SOFTMAX", prepare=_prepare_softmax)
+def softmax(ctx: OpContext, inputs: list) -> list:
+    x = inputs[0]
+    plan = ctx.params
+    if x.size == 0:
+        return [np.empty(x.shape, ctx.output_tensor().dtype)]
+    if plan is None:
+        return [softmax_float(x, softmax_beta(ctx))]
+    return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]

@@ -1,0 +1,175 @@
+"""SOFTMAX against LiteRT BUILTIN_REF on randomized single-op models, and LiteRT's aborts."""
+import numpy as np
+import pytest
+
+import refnet
+from refnet import InvalidModelError, OpExecutionError, UnsupportedOpError
+from refnet.litert import LiteRTCrashed, run_litert
+from refnet.tflite_writer import ModelBuilder
+from support import assert_bit_exact, random_input, run_refnet
+
+PAIRS = [(np.int8, np.int8), (np.uint8, np.uint8), (np.int8, np.int16), (np.uint8, np.int16)]
+ACC_ONE = 1 << 19  # 1.0 in the Q12.19 sum of exponentials
+
+
+def build(shape, in_dtype, out_dtype, beta=1.0, in_quant=None, out_quant=None):
+    mb = ModelBuilder()
+    x = mb.input("x", shape, in_dtype, **(in_quant or {}))
+    y = mb.tensor("y", shape, out_dtype, **(out_quant or {}))
+    mb.outputs.append(y)
+    mb.op("SOFTMAX", [x], [y], beta=beta)
+    return mb.build()
+
+
+def output_quant(out_dtype, rng):
+    if out_dtype == np.int8:
+        return dict(scale=1 / 256, zero_point=-128)
+    if out_dtype == np.int16:
+        return dict(scale=1 / 32768, zero_point=0)
+    # uint8: LiteRT ignores the output quantization (it writes 1/256 steps from 0)
+    return dict(scale=1 / 256, zero_point=0) if rng.random() < 0.7 else dict(scale=0.1, zero_point=7)
+
+
+def random_shape(rng, max_depth=1001, max_elements=6000):
+    depth = int(rng.choice([1, 2, 3, 10, 64, 511, 1000, 1001, int(rng.integers(1, max_depth + 1))]))
+    outer = [int(rng.integers(1, 5)) for _ in range(int(rng.integers(0, 4)))]
+    while outer and int(np.prod(outer)) * depth > max_elements:
+        outer.pop()
+    return tuple(outer) + (depth,)
+
+
+def kept_per_row(model, x):
+    """How many elements of each row pass diff_min (an upper bound of the row's sum, in 1.0s)."""
+    it = refnet.Interpreter(model_content=model)
+    it.allocate_tensors()
+    diff_min = it._contexts[0].params.diff_min
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    return ((rows - rows.max(axis=1, keepdims=True)) >= diff_min).sum(axis=1)
+
+
+def float_values(rng, shape):
+    x = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-2, 2.5)).astype(np.float32)
+    flat = x.reshape(-1)
+    if rng.random() < 0.3:
+        specials = np.array([np.inf, -np.inf, np.nan, 3e38, -3e38, 0.0, -0.0, 100.0, -100.0],
+                            np.float32)
+        k = int(rng.integers(1, min(flat.size, 6) + 1))
+        flat[rng.choice(flat.size, k, replace=False)] = rng.choice(specials, k)
+    return x
+
+
+def test_float32():
+    rng = np.random.default_rng(1)
+    for i in range(250):
+        shape = random_shape(rng)
+        beta = float(np.float32(rng.choice([1.0, 0.0, -1.0, 10.0 ** rng.uniform(-3, 3)])))
+        assert_bit_exact(build(shape, np.float32, np.float32, beta), [float_values(rng, shape)])
+
+
+@pytest.mark.parametrize("in_dtype,out_dtype", PAIRS)
+def test_quantized(in_dtype, out_dtype):
+    rng = np.random.default_rng(10 + PAIRS.index((in_dtype, out_dtype)))
+    done = skipped = 0
+    while done < 250:
+        shape = random_shape(rng)
+        scale = float(np.float32(10.0 ** rng.uniform(-6, 3)))
+        beta = float(np.float32(rng.choice([1.0, 10.0 ** rng.uniform(-2, 2)])))
+        if beta * scale * 2**26 <= 1.0:
+            continue  # LiteRT aborts in Prepare: test_tiny_scale_abort
+        info = np.iinfo(in_dtype)
+        model = build(shape, in_dtype, out_dtype, beta,
+                      dict(scale=scale, zero_point=int(rng.integers(info.min, int(info.max) + 1))),
+                      output_quant(out_dtype, rng))
+        x = random_input(shape, in_dtype, rng)
+        if rng.random() < 0.2:  # near-ties: many logits at or just below the maximum
+            x = np.clip(x, None, np.percentile(x, 30)).astype(in_dtype)
+        # A row whose exps add up to 512 would abort LiteRT (int8/uint8 outputs): keep those
+        # for test_sum_of_exps_abort.
+        if out_dtype != np.int16 and kept_per_row(model, x).max() >= 512:
+            skipped += 1
+            continue
+        assert_bit_exact(model, [x])
+        done += 1
+
+
+def test_every_input_value_and_shift():
+    """Each row: the maximum plus every other value, over input scales spanning all shifts."""
+    for in_dtype, out_dtype in PAIRS:
+        info = np.iinfo(in_dtype)
+        every = np.arange(info.min, int(info.max) + 1)
+        x = np.stack([np.roll(every, k) for k in (0, 77)]).astype(in_dtype)
+        for scale in 2.0 ** np.arange(-24, 12, 0.75):
+            model = build(x.shape, in_dtype, out_dtype, 1.0, dict(scale=float(scale), zero_point=0),
+                          output_quant(out_dtype, np.random.default_rng(0)))
+            assert_bit_exact(model, [x])
+
+
+def test_sum_of_exps_abort():
+    """LiteRT's reference aborts (TFLITE_CHECK(exponent <= 31) in Softmax) once a row's exps
+    add up to 512; refnet returns the defined value: the type minimum for the whole row."""
+    rng = np.random.default_rng(2)
+    # A 1001-class classifier whose logits were quantized with a very wide scale: most logits
+    # land on the same few integers, so the maximum is shared by hundreds of classes.
+    logits = rng.choice(np.int8([-2, -1, 0, 1]), (2, 1001), p=[0.05, 0.1, 0.25, 0.6])
+    logits[1] = rng.integers(-128, 128, 1001)  # an ordinary row next to the aborting one
+    model = build(logits.shape, np.int8, np.int8, 1.0, dict(scale=200.0, zero_point=0),
+                  dict(scale=1 / 256, zero_point=-128))
+    assert kept_per_row(model, logits)[0] >= 512
+    with pytest.raises(LiteRTCrashed):
+        run_litert(model, [logits], isolated=True)
+    ours = run_refnet(model, [logits])[1]
+    assert np.all(ours[0] == -128)
+    # the ordinary row is LiteRT's, computed alone
+    single = build((1, 1001), np.int8, np.int8, 1.0, dict(scale=200.0, zero_point=0),
+                   dict(scale=1 / 256, zero_point=-128))
+    assert np.array_equal(ours[1:], run_litert(single, [logits[1:]])[1])
+    # 511 maxima: the largest sum LiteRT accepts, bit-exact; 512: it aborts, refnet gives -128
+    for n, aborts in ((511, False), (512, True)):
+        x = np.zeros((1, n), np.int8)
+        m = build(x.shape, np.int8, np.int8, 1.0, dict(scale=0.1, zero_point=0),
+                  dict(scale=1 / 256, zero_point=-128))
+        if aborts:
+            with pytest.raises(LiteRTCrashed):
+                run_litert(m, [x], isolated=True)
+            assert np.all(run_refnet(m, [x])[1] == -128)
+        else:
+            assert_bit_exact(m, [x])
+
+
+def test_tiny_scale_abort():
+    """beta * input_scale * 2**26 <= 1: LiteRT aborts in Prepare; refnet raises a typed error."""
+    model = build((1, 10), np.int8, np.int8, 1.0, dict(scale=1e-9, zero_point=0),
+                  dict(scale=1 / 256, zero_point=-128))
+    x = np.zeros((1, 10), np.int8)
+    with pytest.raises(LiteRTCrashed):
+        run_litert(model, [x], isolated=True)
+    with pytest.raises(OpExecutionError, match="aborts"):
+        run_refnet(model, [x])
+
+
+def test_int16_output_sum_overflow():
+    x = np.zeros((1, 4096), np.int8)
+    model = build(x.shape, np.int8, np.int16, 1.0, dict(scale=0.1, zero_point=0),
+                  dict(scale=1 / 32768, zero_point=0))
+    with pytest.raises(OpExecutionError, match="int32 accumulator"):
+        run_refnet(model, [x])
+
+
+def test_missing_options_mean_beta_zero():
+    mb = ModelBuilder()
+    x = mb.input("x", (2, 5), np.float32)
+    y = mb.tensor("y", (2, 5), np.float32)
+    mb.outputs.append(y)
+    mb.op("SOFTMAX", [x], [y])  # no beta given: the options table holds 0
+    assert_bit_exact(mb.build(), [np.arange(10, dtype=np.float32).reshape(2, 5)])
+
+
+def test_bad_models():
+    with pytest.raises(InvalidModelError, match="zero point -128"):
+        run_refnet(build((1, 4), np.int8, np.int8, 1.0, dict(scale=0.1, zero_point=0),
+                         dict(scale=1 / 256, zero_point=0)), [np.zeros((1, 4), np.int8)])
+    with pytest.raises(UnsupportedOpError):
+        run_refnet(build((1, 4), np.int8, np.uint8, 1.0, dict(scale=0.1, zero_point=0),
+                         dict(scale=1 / 256, zero_point=0)), [np.zeros((1, 4), np.int8)])
+    with pytest.raises(InvalidModelError, match="rank"):
+        run_refnet(build((), np.float32, np.float32), [np.zeros((), np.float32)])
