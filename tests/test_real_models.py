@@ -20,7 +20,7 @@ def test_every_tensor_on_every_image(shared_dir, model):
     for image in IMAGES:
         x = image_input(shared_dir / "images" / image, detail)
         compared = assert_bit_exact(content, [x])
-        assert compared > 50
+        assert compared > 25
 
 
 @pytest.mark.shared
