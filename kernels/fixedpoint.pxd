@@ -1,0 +1,198 @@
+# cython: language_level=3
+"""Fixed-point primitives shared by refnet's integer kernels.
+
+Each function is named after what it computes and reproduces the integer arithmetic of
+LiteRT's reference kernels (gemmlowp's fixedpoint scalar primitives and TFLite's
+MultiplyByQuantizedMultiplier) bit for bit.  Where the reference relies on int32/int16
+two's-complement wrap-around (signed overflow, narrowing casts), we spell the wrap out with
+unsigned arithmetic or an explicit narrowing cast, so the behaviour here is defined C.
+
+refnet/fixedpoint.py holds the same primitives as vectorised NumPy; the tests check that
+both agree on random and extreme values.
+"""
+
+cimport cython
+from libc.stdint cimport (int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t, uint64_t,
+                          INT16_MIN, INT16_MAX, INT32_MIN, INT32_MAX)
+
+# Requantization forms (see MultiplyByQuantizedMultiplier below).
+cdef enum:
+    ROUNDING_DOUBLE = 0            # gemmlowp / TFLite reference: two roundings
+    ROUNDING_SINGLE = 1            # TFLITE_SINGLE_ROUNDING: one 64-bit product, one rounding
+    ROUNDING_DOUBLE_TIES_UP = 2    # same high multiply, final shift rounds ties toward +inf
+
+
+# --------------------------------------------------------------------------------------
+# int32 helpers
+# --------------------------------------------------------------------------------------
+
+cdef inline int32_t wrap_to_int32(int64_t value) noexcept nogil:
+    """Low 32 bits of `value` as a signed int32 (two's-complement wrap-around)."""
+    return <int32_t><uint32_t><uint64_t>value
+
+
+cdef inline int32_t wrapping_shift_left_int32(int32_t value, int amount) noexcept nogil:
+    """value * 2**amount modulo 2**32 (amount in [0, 31]); the reference's `x * (1 << s)`."""
+    return <int32_t>(<uint32_t>value << amount)
+
+
+@cython.cdivision(True)
+cdef inline int32_t saturating_rounding_doubling_high_mul(int32_t a, int32_t b) noexcept nogil:
+    """round(a * b / 2**31) with ties toward +inf (ARM VQRDMULH); INT32_MIN * INT32_MIN
+    saturates to INT32_MAX.
+
+    The nudge 2**30 (1 - 2**30 for negative products) followed by C's truncating division
+    equals floor((a * b + 2**30) / 2**31): a negative tie such as -2.5 goes to -2.
+    """
+    cdef int64_t product
+    cdef int64_t nudge
+    if a == b and a == INT32_MIN:
+        return INT32_MAX
+    product = <int64_t>a * <int64_t>b
+    nudge = (1 << 30) if product >= 0 else (1 - (1 << 30))
+    return <int32_t>((product + nudge) / (<int64_t>1 << 31))
+
+
+cdef inline int32_t rounding_divide_by_pot(int32_t x, int exponent) noexcept nogil:
+    """round(x / 2**exponent), ties away from zero; exponent in [0, 31]."""
+    cdef int32_t mask = <int32_t>((<int64_t>1 << exponent) - 1)
+    cdef int32_t remainder = x & mask
+    # x >> exponent floors; add 1 when the remainder is above one half (for x >= 0 a tie
+    # counts as above, for x < 0 it does not), so ties go away from zero on both sides.
+    cdef int32_t threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+cdef inline int32_t rounding_divide_by_pot_ties_up(int32_t x, int exponent) noexcept nogil:
+    """floor(x / 2**exponent + 1/2): round to nearest, ties toward +inf; exponent in [0, 31].
+
+    Done in 64 bits, so values near INT32_MAX do not wrap (that is also what the SIMD kernels
+    that use this rounding return in their overflow lane).
+    """
+    if exponent == 0:
+        return x
+    return <int32_t>((<int64_t>x + (<int64_t>1 << (exponent - 1))) >> exponent)
+
+
+cdef inline int32_t multiply_by_quantized_multiplier_double_rounding(
+        int32_t x, int32_t multiplier, int shift) noexcept nogil:
+    """TFLite reference MultiplyByQuantizedMultiplier (no TFLITE_SINGLE_ROUNDING).
+
+    Left shift by max(shift, 0) (wrapping, like the reference's int32 multiply), rounding
+    doubling high multiply, then rounding divide by 2**max(-shift, 0) with ties away from 0.
+    shift in [-31, 31].
+    """
+    cdef int left_shift = shift if shift > 0 else 0
+    cdef int right_shift = -shift if shift < 0 else 0
+    return rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(wrapping_shift_left_int32(x, left_shift),
+                                              multiplier),
+        right_shift)
+
+
+cdef inline int32_t multiply_by_quantized_multiplier_double_rounding_ties_up(
+        int32_t x, int32_t multiplier, int shift) noexcept nogil:
+    """As the double-rounding form, but the final right shift rounds ties toward +inf.
+
+    This is what LiteRT's optimized 1x1 convolution path computes (measured, see DESIGN.md).
+    shift in [-31, 31].
+    """
+    cdef int left_shift = shift if shift > 0 else 0
+    cdef int right_shift = -shift if shift < 0 else 0
+    return rounding_divide_by_pot_ties_up(
+        saturating_rounding_doubling_high_mul(wrapping_shift_left_int32(x, left_shift),
+                                              multiplier),
+        right_shift)
+
+
+cdef inline int32_t multiply_by_quantized_multiplier_single_rounding(
+        int32_t x, int32_t multiplier, int shift) noexcept nogil:
+    """TFLITE_SINGLE_ROUNDING MultiplyByQuantizedMultiplier: one exact 64-bit product, one
+    rounding right shift by 31 - shift with ties toward +inf, result wrapped to int32.
+
+    shift in [-31, 30]; the sum below stays within int64 for every int32 x and multiplier.
+    """
+    cdef int total_shift = 31 - shift
+    cdef int64_t rounding_offset = <int64_t>1 << (total_shift - 1)
+    cdef int64_t result = <int64_t>x * <int64_t>multiplier + rounding_offset
+    return wrap_to_int32(result >> total_shift)
+
+
+cdef inline int32_t multiply_by_quantized_multiplier(
+        int32_t x, int32_t multiplier, int shift, int rounding) noexcept nogil:
+    """Dispatch on the requantization form (ROUNDING_* above)."""
+    if rounding == ROUNDING_SINGLE:
+        return multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift)
+    if rounding == ROUNDING_DOUBLE_TIES_UP:
+        return multiply_by_quantized_multiplier_double_rounding_ties_up(x, multiplier, shift)
+    return multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift)
+
+
+cdef inline int32_t clamp_int32(int32_t value, int32_t lo, int32_t hi) noexcept nogil:
+    """max then min, as the reference's activation clamp."""
+    if value < lo:
+        value = lo
+    if value > hi:
+        value = hi
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# int16 helpers (quantized HARD_SWISH)
+# --------------------------------------------------------------------------------------
+
+@cython.cdivision(True)
+cdef inline int16_t saturating_rounding_doubling_high_mul_int16(int16_t a, int16_t b) noexcept nogil:
+    """round(a * b / 2**15) with ties toward +inf (as the int32 form); INT16_MIN * INT16_MIN
+    saturates to INT16_MAX."""
+    cdef int32_t product
+    cdef int32_t nudge
+    if a == b and a == INT16_MIN:
+        return INT16_MAX
+    product = <int32_t>a * <int32_t>b
+    nudge = (1 << 14) if product >= 0 else (1 - (1 << 14))
+    return <int16_t>((product + nudge) / (1 << 15))
+
+
+@cython.cdivision(True)
+cdef inline int16_t saturating_doubling_high_mul_int16(int16_t a, int16_t b) noexcept nogil:
+    """a * b / 2**15 truncated toward zero (ARM SQDMULH); INT16_MIN * INT16_MIN saturates."""
+    if a == b and a == INT16_MIN:
+        return INT16_MAX
+    return <int16_t>((<int32_t>a * <int32_t>b) / (1 << 15))
+
+
+cdef inline int16_t rounding_divide_by_pot_int16(int16_t x, int exponent) noexcept nogil:
+    """gemmlowp's RoundingDivideByPOT instantiated for int16; exponent in [0, 31].
+
+    The reference builds the mask in 64 bits and narrows it to int16, so for exponent >= 16
+    the mask becomes -1 (all ones): the result is then 1 for x >= 0 and -1 for x < 0.
+    That quirk is reproduced on purpose.
+    """
+    cdef int16_t mask = <int16_t>((<int64_t>1 << exponent) - 1)
+    cdef int16_t remainder = <int16_t>(x & mask)
+    cdef int16_t threshold = <int16_t>((mask >> 1) + (1 if x < 0 else 0))
+    return <int16_t>((x >> exponent) + (1 if remainder > threshold else 0))
+
+
+cdef inline int16_t saturating_left_shift_int16(int16_t value, int amount) noexcept nogil:
+    """clamp(value * 2**amount) to int16; amount in [0, 30]."""
+    cdef int64_t result = <int64_t>value * (<int64_t>1 << amount)
+    if result > INT16_MAX:
+        result = INT16_MAX
+    if result < INT16_MIN:
+        result = INT16_MIN
+    return <int16_t>result
+
+
+# --------------------------------------------------------------------------------------
+# float32 helpers
+# --------------------------------------------------------------------------------------
+
+cdef inline float activation_min_max_float(float x, float act_min, float act_max) noexcept nogil:
+    """std::min(std::max(x, act_min), act_max) exactly: NaN passes through, -0.0 is kept."""
+    if x < act_min:
+        x = act_min
+    if act_max < x:
+        x = act_max
+    return x

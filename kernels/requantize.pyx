@@ -1,0 +1,181 @@
+# cython: language_level=3
+"""Requantization: int32 accumulators -> int8/uint8 outputs.
+
+out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output_zero_point,
+            qmin, qmax)
+
+with per-tensor (length-1) or per-channel (length-C) multiplier/shift, in one of three
+rounding forms (see kernels/fixedpoint.pxd):
+  ROUNDING_DOUBLE          LiteRT reference kernels (gemmlowp double rounding)
+  ROUNDING_SINGLE          TFLITE_SINGLE_ROUNDING builds
+  ROUNDING_DOUBLE_TIES_UP  LiteRT's optimized 1x1 convolution
+The zero-point addition wraps in int32 as the reference's int32 addition does on the
+(never seen in real models) overflow.
+
+The small `*_array` functions expose the primitives to the tests.
+"""
+import numpy as np
+
+cimport fixedpoint as fp
+from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t
+
+ROUNDING_DOUBLE = fp.ROUNDING_DOUBLE
+ROUNDING_SINGLE = fp.ROUNDING_SINGLE
+ROUNDING_DOUBLE_TIES_UP = fp.ROUNDING_DOUBLE_TIES_UP
+
+ctypedef fused q_out:
+    int8_t
+    uint8_t
+
+
+cdef int _max_shift(int rounding) except -1000:
+    """Largest left shift each form is defined for (single rounding: 30, as TFLite checks)."""
+    if rounding == fp.ROUNDING_SINGLE:
+        return 30
+    if rounding == fp.ROUNDING_DOUBLE or rounding == fp.ROUNDING_DOUBLE_TIES_UP:
+        return 31
+    raise ValueError(f"rounding must be ROUNDING_DOUBLE (0), ROUNDING_SINGLE (1) or "
+                     f"ROUNDING_DOUBLE_TIES_UP (2), got {rounding}")
+
+
+cdef _check_shifts(const int32_t[::1] shift, int rounding):
+    cdef int max_shift = _max_shift(rounding)
+    if shift.shape[0] == 0:
+        return
+    arr = np.asarray(shift)
+    lo = int(arr.min())
+    hi = int(arr.max())
+    if lo < -31 or hi > max_shift:
+        raise ValueError(f"shift values must be in [-31, {max_shift}] for this rounding form, "
+                         f"got range [{lo}, {hi}]")
+
+
+def requantize(const int32_t[:, ::1] acc not None, const int32_t[::1] multiplier not None,
+               const int32_t[::1] shift not None, int output_zero_point, int qmin, int qmax,
+               int rounding, q_out[:, ::1] out not None):
+    """out[r, c] = clamp(MBQM(acc[r, c], multiplier[c], shift[c]) + zp, qmin, qmax).
+
+    multiplier and shift have length C (per channel) or 1 (per tensor); shift > 0 is a
+    left shift.  out is int8 or uint8 with the same shape as acc; qmin/qmax lie in its range.
+    """
+    cdef Py_ssize_t rows = acc.shape[0]
+    cdef Py_ssize_t channels = acc.shape[1]
+    cdef Py_ssize_t r, c
+    cdef bint per_channel_multiplier, per_channel_shift
+    cdef int32_t value
+    if out.shape[0] != rows or out.shape[1] != channels:
+        raise ValueError(f"out shape ({out.shape[0]}, {out.shape[1]}) != acc shape "
+                         f"({rows}, {channels})")
+    if multiplier.shape[0] not in (1, channels):
+        raise ValueError(f"multiplier length {multiplier.shape[0]} must be 1 or {channels}")
+    if shift.shape[0] not in (1, channels):
+        raise ValueError(f"shift length {shift.shape[0]} must be 1 or {channels}")
+    if multiplier.shape[0] == 0 or shift.shape[0] == 0:
+        raise ValueError("multiplier and shift must not be empty")
+    _check_shifts(shift, rounding)
+    if q_out is int8_t:
+        type_min, type_max = -128, 127
+    else:
+        type_min, type_max = 0, 255
+    if not (type_min <= qmin <= qmax <= type_max):
+        raise ValueError(f"need {type_min} <= qmin <= qmax <= {type_max}, "
+                         f"got qmin={qmin}, qmax={qmax}")
+    per_channel_multiplier = multiplier.shape[0] == channels and channels != 1
+    per_channel_shift = shift.shape[0] == channels and channels != 1
+
+    with nogil:
+        for r in range(rows):
+            for c in range(channels):
+                value = fp.multiply_by_quantized_multiplier(
+                    acc[r, c],
+                    multiplier[c if per_channel_multiplier else 0],
+                    shift[c if per_channel_shift else 0],
+                    rounding)
+                # int32 addition with wrap-around, as the reference's `acc += offset`.
+                value = <int32_t>(<uint32_t>value + <uint32_t>output_zero_point)
+                out[r, c] = <q_out>fp.clamp_int32(value, qmin, qmax)
+
+
+def multiply_by_quantized_multiplier(acc, int multiplier, int shift, int rounding):
+    """MultiplyByQuantizedMultiplier on every element of an int32 array (per-tensor m, s).
+
+    Returns a new int32 array with acc's shape.
+    """
+    a = np.asarray(acc)
+    if a.dtype != np.int32:
+        raise ValueError(f"acc must be an int32 array, got dtype {a.dtype}")
+    if not (-31 <= shift <= _max_shift(rounding)):
+        raise ValueError(f"shift {shift} out of range [-31, {_max_shift(rounding)}]")
+    cdef const int32_t[::1] flat = np.ascontiguousarray(a).reshape(-1)
+    result = np.empty(flat.shape[0], dtype=np.int32)
+    cdef int32_t[::1] res = result
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(flat.shape[0]):
+            res[i] = fp.multiply_by_quantized_multiplier(flat[i], multiplier, shift, rounding)
+    return result.reshape(a.shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Element-wise wrappers over the primitives, for the tests (same-shape 1-D int32 arrays).
+# ---------------------------------------------------------------------------------------
+
+def _same_length(*arrays):
+    n = arrays[0].shape[0]
+    for a in arrays[1:]:
+        if a.shape[0] != n:
+            raise ValueError("arrays must have the same length")
+    return n
+
+
+def srdhm_array(const int32_t[::1] a, const int32_t[::1] b):
+    """saturating_rounding_doubling_high_mul element-wise."""
+    cdef Py_ssize_t n = _same_length(a, b), i
+    result = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] res = result
+    with nogil:
+        for i in range(n):
+            res[i] = fp.saturating_rounding_doubling_high_mul(a[i], b[i])
+    return result
+
+
+def _check_exponents(const int32_t[::1] e, int lo, int hi):
+    if e.shape[0] and (np.asarray(e).min() < lo or np.asarray(e).max() > hi):
+        raise ValueError(f"exponents must be in [{lo}, {hi}]")
+
+
+def rounding_divide_by_pot_array(const int32_t[::1] x, const int32_t[::1] exponent):
+    """rounding_divide_by_pot element-wise (ties away from zero); exponent in [0, 31]."""
+    cdef Py_ssize_t n = _same_length(x, exponent), i
+    _check_exponents(exponent, 0, 31)
+    result = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] res = result
+    with nogil:
+        for i in range(n):
+            res[i] = fp.rounding_divide_by_pot(x[i], exponent[i])
+    return result
+
+
+def rounding_divide_by_pot_ties_up_array(const int32_t[::1] x, const int32_t[::1] exponent):
+    """rounding_divide_by_pot_ties_up element-wise; exponent in [0, 31]."""
+    cdef Py_ssize_t n = _same_length(x, exponent), i
+    _check_exponents(exponent, 0, 31)
+    result = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] res = result
+    with nogil:
+        for i in range(n):
+            res[i] = fp.rounding_divide_by_pot_ties_up(x[i], exponent[i])
+    return result
+
+
+def multiply_by_quantized_multiplier_array(const int32_t[::1] x, const int32_t[::1] multiplier,
+                                           const int32_t[::1] shift, int rounding):
+    """multiply_by_quantized_multiplier element-wise (all three arrays the same length)."""
+    cdef Py_ssize_t n = _same_length(x, multiplier, shift), i
+    _check_exponents(shift, -31, _max_shift(rounding))
+    result = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] res = result
+    with nogil:
+        for i in range(n):
+            res[i] = fp.multiply_by_quantized_multiplier(x[i], multiplier[i], shift[i], rounding)
+    return result

@@ -1,0 +1,375 @@
+"""Fixed-point primitives of LiteRT's reference integer arithmetic, vectorised in NumPy.
+
+These are the same functions as kernels/fixedpoint.pxd (used by the Cython kernels), written
+on int64 NumPy arrays for the ops implemented in NumPy.  Every function takes int32-valued
+arrays (or scalars) and returns int32 (int16 for the *_int16 functions) arrays; wherever the
+reference relies on two's-complement wrap-around, the wrap is done explicitly.
+
+Also here: how LiteRT turns a real-valued scale into (int32 multiplier, shift)
+(`quantize_multiplier`, TFLite's QuantizeMultiplier), and the parameters of quantized
+HARD_SWISH as LiteRT's Prepare derives them (`hard_swish_params`).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "ROUNDING_DOUBLE",
+    "ROUNDING_SINGLE",
+    "ROUNDING_DOUBLE_TIES_UP",
+    "INT32_MIN",
+    "INT32_MAX",
+    "wrap_to_int32",
+    "wrap_to_int16",
+    "saturating_rounding_doubling_high_mul",
+    "rounding_divide_by_pot",
+    "rounding_divide_by_pot_ties_up",
+    "multiply_by_quantized_multiplier",
+    "multiply_by_quantized_multiplier_double_rounding",
+    "multiply_by_quantized_multiplier_single_rounding",
+    "multiply_by_quantized_multiplier_double_rounding_ties_up",
+    "saturating_rounding_doubling_high_mul_int16",
+    "saturating_doubling_high_mul_int16",
+    "rounding_divide_by_pot_int16",
+    "saturating_left_shift_int16",
+    "quantize_multiplier",
+    "quantize_multiplier_smaller_than_one_exp",
+    "quantize_multiplier_greater_than_one",
+    "quantize_multipliers",
+    "down_scale_int32_to_int16_multiplier",
+    "HardSwishParams",
+    "hard_swish_params",
+]
+
+# Requantization forms; the same numbers as the ROUNDING_* constants of the Cython kernels.
+ROUNDING_DOUBLE = 0  # gemmlowp / TFLite reference: high multiply, then round half away
+ROUNDING_SINGLE = 1  # TFLITE_SINGLE_ROUNDING: one 64-bit product, one shift, ties up
+ROUNDING_DOUBLE_TIES_UP = 2  # same high multiply, final shift rounds ties toward +inf
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+INT16_MIN = -(2**15)
+INT16_MAX = 2**15 - 1
+
+
+def _as_int64(x) -> np.ndarray:
+    return np.asarray(x).astype(np.int64, copy=False)
+
+
+def wrap_to_int32(x) -> np.ndarray:
+    """Low 32 bits of each (int64) value, as signed int32 (two's-complement wrap-around)."""
+    return _as_int64(x).astype(np.int32)  # NumPy's int64 -> int32 cast keeps the low bits
+
+
+def wrap_to_int16(x) -> np.ndarray:
+    """Low 16 bits of each value, as signed int16."""
+    return _as_int64(x).astype(np.int16)
+
+
+def _check_int32(x: np.ndarray, name: str) -> None:
+    if x.size and (x.min() < INT32_MIN or x.max() > INT32_MAX):
+        raise ValueError(f"{name} must hold int32 values")
+
+
+def _check_exponent(exponent: np.ndarray, lo: int, hi: int, name: str) -> None:
+    if exponent.size and (exponent.min() < lo or exponent.max() > hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}]")
+
+
+def _truncating_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
+    """x / 2**exponent truncated toward zero (C integer division), for int64 arrays."""
+    return np.where(x >= 0, x >> exponent, -((-x) >> exponent))
+
+
+# --------------------------------------------------------------------------------------
+# int32 primitives
+# --------------------------------------------------------------------------------------
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """round(a * b / 2**31), ties toward +inf (ARM VQRDMULH); INT32_MIN * INT32_MIN -> INT32_MAX.
+
+    gemmlowp's nudge (2**30, or 1 - 2**30 for negative products) with truncating division
+    amounts to floor((a * b + 2**30) / 2**31).
+    """
+    a = _as_int64(a)
+    b = _as_int64(b)
+    _check_int32(a, "a")
+    _check_int32(b, "b")
+    product = a * b  # |a * b| <= 2**62: exact in int64
+    nudge = np.where(product >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    high = _truncating_divide_by_pot(product + nudge, 31)
+    overflow = (a == b) & (a == INT32_MIN)
+    return np.where(overflow, INT32_MAX, high).astype(np.int32)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """round(x / 2**exponent), ties away from zero; exponent in [0, 31] (broadcasts)."""
+    x = _as_int64(x)
+    exponent = _as_int64(exponent)
+    _check_int32(x, "x")
+    _check_exponent(exponent, 0, 31, "exponent")
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return ((x >> exponent) + (remainder > threshold)).astype(np.int32)
+
+
+def rounding_divide_by_pot_ties_up(x, exponent) -> np.ndarray:
+    """floor(x / 2**exponent + 1/2) in exact (int64) arithmetic; exponent in [0, 31]."""
+    x = _as_int64(x)
+    exponent = _as_int64(exponent)
+    _check_int32(x, "x")
+    _check_exponent(exponent, 0, 31, "exponent")
+    half = np.where(exponent > 0, np.int64(1) << np.maximum(exponent - 1, 0), 0)
+    return ((x + half) >> exponent).astype(np.int32)
+
+
+def _wrapping_shift_left_int32(x: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """x * 2**amount modulo 2**32 (the reference's int32 `x * (1 << amount)`)."""
+    return wrap_to_int32(x << amount).astype(np.int64)
+
+
+def multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift) -> np.ndarray:
+    """TFLite reference MultiplyByQuantizedMultiplier; shift in [-31, 31], >0 = left shift."""
+    x = _as_int64(x)
+    multiplier = _as_int64(multiplier)
+    shift = _as_int64(shift)
+    _check_int32(x, "x")
+    _check_int32(multiplier, "multiplier")
+    _check_exponent(shift, -31, 31, "shift")
+    left_shift = np.maximum(shift, 0)
+    right_shift = np.maximum(-shift, 0)
+    high = saturating_rounding_doubling_high_mul(_wrapping_shift_left_int32(x, left_shift),
+                                                 multiplier)
+    return rounding_divide_by_pot(high, right_shift)
+
+
+def multiply_by_quantized_multiplier_double_rounding_ties_up(x, multiplier, shift) -> np.ndarray:
+    """As the double-rounding form, but the final right shift rounds ties toward +inf."""
+    x = _as_int64(x)
+    multiplier = _as_int64(multiplier)
+    shift = _as_int64(shift)
+    _check_int32(x, "x")
+    _check_int32(multiplier, "multiplier")
+    _check_exponent(shift, -31, 31, "shift")
+    left_shift = np.maximum(shift, 0)
+    right_shift = np.maximum(-shift, 0)
+    high = saturating_rounding_doubling_high_mul(_wrapping_shift_left_int32(x, left_shift),
+                                                 multiplier)
+    return rounding_divide_by_pot_ties_up(high, right_shift)
+
+
+def multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift) -> np.ndarray:
+    """TFLITE_SINGLE_ROUNDING form: (x * m + 2**(30 - shift)) >> (31 - shift), wrapped.
+
+    shift in [-31, 30].  The int64 sum cannot overflow for int32 x and multiplier.
+    """
+    x = _as_int64(x)
+    multiplier = _as_int64(multiplier)
+    shift = _as_int64(shift)
+    _check_int32(x, "x")
+    _check_int32(multiplier, "multiplier")
+    _check_exponent(shift, -31, 30, "shift")
+    total_shift = 31 - shift
+    rounding_offset = np.int64(1) << (total_shift - 1)
+    return wrap_to_int32((x * multiplier + rounding_offset) >> total_shift)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift,
+                                     rounding: int = ROUNDING_DOUBLE) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier in the requested form (ROUNDING_*); broadcasts."""
+    if rounding == ROUNDING_DOUBLE:
+        return multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift)
+    if rounding == ROUNDING_SINGLE:
+        return multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift)
+    if rounding == ROUNDING_DOUBLE_TIES_UP:
+        return multiply_by_quantized_multiplier_double_rounding_ties_up(x, multiplier, shift)
+    raise ValueError(f"unknown rounding form {rounding!r}")
+
+
+# --------------------------------------------------------------------------------------
+# int16 primitives (quantized HARD_SWISH)
+# --------------------------------------------------------------------------------------
+
+
+def _check_int16(x: np.ndarray, name: str) -> None:
+    if x.size and (x.min() < INT16_MIN or x.max() > INT16_MAX):
+        raise ValueError(f"{name} must hold int16 values")
+
+
+def saturating_rounding_doubling_high_mul_int16(a, b) -> np.ndarray:
+    """round(a * b / 2**15), ties toward +inf; INT16_MIN * INT16_MIN -> INT16_MAX."""
+    a = _as_int64(a)
+    b = _as_int64(b)
+    _check_int16(a, "a")
+    _check_int16(b, "b")
+    product = a * b
+    nudge = np.where(product >= 0, np.int64(1 << 14), np.int64(1 - (1 << 14)))
+    high = _truncating_divide_by_pot(product + nudge, 15)
+    overflow = (a == b) & (a == INT16_MIN)
+    return wrap_to_int16(np.where(overflow, INT16_MAX, high))
+
+
+def saturating_doubling_high_mul_int16(a, b) -> np.ndarray:
+    """a * b / 2**15 truncated toward zero (ARM SQDMULH); INT16_MIN * INT16_MIN saturates."""
+    a = _as_int64(a)
+    b = _as_int64(b)
+    _check_int16(a, "a")
+    _check_int16(b, "b")
+    high = _truncating_divide_by_pot(a * b, 15)
+    overflow = (a == b) & (a == INT16_MIN)
+    return wrap_to_int16(np.where(overflow, INT16_MAX, high))
+
+
+def rounding_divide_by_pot_int16(x, exponent) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT at int16; exponent in [0, 31].
+
+    As in the reference, the mask 2**exponent - 1 is narrowed to int16, so for exponent >= 16
+    it is -1 and the result degenerates to 1 (x >= 0) or -1 (x < 0).
+    """
+    x = _as_int64(x)
+    exponent = _as_int64(exponent)
+    _check_int16(x, "x")
+    _check_exponent(exponent, 0, 31, "exponent")
+    mask = wrap_to_int16((np.int64(1) << exponent) - 1).astype(np.int64)
+    remainder = x & mask
+    threshold = wrap_to_int16((mask >> 1) + (x < 0)).astype(np.int64)
+    return wrap_to_int16((x >> exponent) + (remainder > threshold))
+
+
+def saturating_left_shift_int16(value, amount) -> np.ndarray:
+    """clamp(value * 2**amount) to int16; amount in [0, 30]."""
+    value = _as_int64(value)
+    amount = _as_int64(amount)
+    _check_int16(value, "value")
+    _check_exponent(amount, 0, 30, "amount")
+    return np.clip(value << amount, INT16_MIN, INT16_MAX).astype(np.int16)
+
+
+# --------------------------------------------------------------------------------------
+# Quantized multipliers, as TFLite derives them
+# --------------------------------------------------------------------------------------
+
+
+def _round_half_away_from_zero(v: float) -> int:
+    """std::round (TfLiteRound) on a double; Python's round() would round half to even."""
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def quantize_multiplier(real: float, single_rounding: bool = False) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real ~= multiplier * 2**(shift - 31).
+
+    frexp, round half away from zero to 31 fractional bits, the q == 2**31 fix-up, and
+    shift < -31 flushed to (0, 0).  With single_rounding=True also TFLITE_SINGLE_ROUNDING's
+    saturation of shift > 30 to (2**31 - 1, 30).  Returns (int32 multiplier, shift).
+    """
+    real = float(real)
+    if not math.isfinite(real):
+        raise ValueError(f"cannot quantize a non-finite multiplier {real!r}")
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away_from_zero(q * float(1 << 31))  # q * 2**31 is exact
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift = 0
+        q_fixed = 0
+    if single_rounding and shift > 30:
+        shift = 30
+        q_fixed = (1 << 31) - 1
+    return int(q_fixed), int(shift)
+
+
+def quantize_multiplier_smaller_than_one_exp(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: requires 0 < real < 1; shift <= 0."""
+    if not 0.0 < real < 1.0:
+        raise ValueError(f"multiplier must be in (0, 1), got {real!r}")
+    multiplier, shift = quantize_multiplier(real)
+    if shift > 0:
+        raise ValueError(f"multiplier {real!r} quantized to a positive shift {shift}")
+    return multiplier, shift
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierGreaterThanOne: requires real > 1; shift >= 0."""
+    if not real > 1.0:
+        raise ValueError(f"multiplier must be > 1, got {real!r}")
+    multiplier, shift = quantize_multiplier(real)
+    if shift < 0:
+        raise ValueError(f"multiplier {real!r} quantized to a negative shift {shift}")
+    return multiplier, shift
+
+
+def quantize_multipliers(reals, single_rounding: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_multiplier over a 1-D array of reals (per-channel scales).
+
+    Returns (int32 multipliers, int32 shifts), ready for the requantize kernel.
+    """
+    reals = np.asarray(reals, dtype=np.float64).reshape(-1)
+    pairs = [quantize_multiplier(r, single_rounding) for r in reals.tolist()]
+    multipliers = np.array([m for m, _ in pairs], dtype=np.int32)
+    shifts = np.array([s for _, s in pairs], dtype=np.int32)
+    return multipliers, shifts
+
+
+def down_scale_int32_to_int16_multiplier(multiplier: int) -> int:
+    """TFLite's DownScaleInt32ToInt16Multiplier: round a Q31 multiplier to Q15.
+
+    Values within 2**15 of INT32_MAX saturate to INT16_MAX; the rest is (m + 2**15) >> 16.
+    """
+    multiplier = int(multiplier)
+    if not 0 <= multiplier <= INT32_MAX:
+        raise ValueError(f"multiplier must be a non-negative int32, got {multiplier}")
+    rounding_offset = 1 << 15
+    if multiplier >= INT32_MAX - rounding_offset:
+        return INT16_MAX
+    return (multiplier + rounding_offset) >> 16
+
+
+class HardSwishParams(NamedTuple):
+    """What LiteRT's HardSwishPrepare stores for the quantized HARD_SWISH kernel."""
+
+    input_zero_point: int
+    output_zero_point: int
+    output_multiplier_fixedpoint_int16: int
+    output_multiplier_exponent: int
+    reluish_multiplier_fixedpoint_int16: int
+    reluish_multiplier_exponent: int
+
+
+def hard_swish_params(input_scale: float, input_zp: int, output_scale: float,
+                      output_zp: int) -> HardSwishParams:
+    """Derive quantized HARD_SWISH parameters exactly as LiteRT's Prepare does.
+
+    The scales are float32 in the model and the intermediate ratios are computed in float32
+    (hires_input_scale = input_scale / 128, reluish_scale = 3 / 32768) before being widened to
+    double for QuantizeMultiplier; both Q31 multipliers are then rounded to Q15.  LiteRT
+    refuses a positive output exponent; so do we (ValueError).
+    """
+    f32 = np.float32
+    with np.errstate(all="ignore"):
+        hires_input_scale = f32(f32(1.0) / f32(128.0)) * f32(input_scale)
+        reluish_scale = f32(3.0) / f32(32768.0)
+        output_multiplier = f32(hires_input_scale / f32(output_scale))
+        reluish_multiplier = f32(hires_input_scale / reluish_scale)
+
+    output_q31, output_exponent = quantize_multiplier(float(output_multiplier))
+    if output_exponent > 0:
+        raise ValueError(
+            "HARD_SWISH needs input_scale / (128 * output_scale) < 1 "
+            f"(got output exponent {output_exponent}); LiteRT rejects this model too")
+    reluish_q31, reluish_exponent = quantize_multiplier(float(reluish_multiplier))
+    return HardSwishParams(
+        input_zero_point=int(input_zp),
+        output_zero_point=int(output_zp),
+        output_multiplier_fixedpoint_int16=down_scale_int32_to_int16_multiplier(output_q31),
+        output_multiplier_exponent=int(output_exponent),
+        reluish_multiplier_fixedpoint_int16=down_scale_int32_to_int16_multiplier(reluish_q31),
+        reluish_multiplier_exponent=int(reluish_exponent),
+    )
