@@ -267,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     run.add_argument("--no-compare", action="store_true", help="skip the comparison with LiteRT")
     run.set_defaults(func=cmd_run)
+    from .cli_models import add_commands
+    add_commands(sub)
 
     ver = sub.add_parser(
         "verify", help="op-by-op comparison with LiteRT's reference / optimized / XNNPACK paths",

@@ -1,0 +1,208 @@
+"""refnet's model commands: `refnet info` (MACs/params of an architecture, or a table of any
+.tflite model) and `refnet convert` (Keras .h5 / TF-slim checkpoint / .tflite -> weight store).
+
+  refnet info --arch NAME [--depth-multiplier DM] [--resolution R] [--num-classes N]
+              [--finegrain] [--layers] [--json]
+  refnet info --seed-table [--json]
+  refnet info MODEL.tflite|STORE.h5 [--json]
+  refnet convert SRC DST.h5 [--arch NAME --depth-multiplier DM --resolution R ...]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RefnetError
+
+
+def _print_table(headers, rows, out=sys.stdout):
+    widths = [max([len(str(h))] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)), file=out)
+
+
+def _spec_from_args(args):
+    from .models import ArchSpec
+    fg = {"auto": None, "on": True, "off": False}[args.finegrain]
+    return ArchSpec(args.arch, float(args.depth_multiplier), int(args.resolution),
+                    int(args.num_classes), fg)
+
+
+# --- info on a .tflite model ------------------------------------------------------------------
+
+def op_macs_params(graph, op) -> tuple[int, int]:
+    """MACs and weight/bias parameters of one op of a Graph (conv, depthwise, fully connected;
+    0 for everything else), the same convention as refnet.models.counting."""
+    t = graph.tensors
+    if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+        return 0, 0
+    params = sum(int(np.prod(t[i].shape)) for i in op.inputs[1:3] if i >= 0 and t[i].is_constant)
+    out = t[op.outputs[0]].shape
+    w = t[op.inputs[1]].shape
+    n_out = int(np.prod(out))
+    if op.kind == "CONV_2D":
+        macs = n_out * int(np.prod(w[1:]))  # OHWI: kh * kw * cin per output element
+    elif op.kind == "DEPTHWISE_CONV_2D":
+        macs = n_out * w[1] * w[2]
+    elif op.kind == "FULLY_CONNECTED":
+        macs = n_out * w[-1]
+    else:
+        macs = int(np.prod(t[op.inputs[2]].shape)) * w[1] * w[2] * w[0]
+    return int(macs), int(params)
+
+
+def _quant_str(tensor) -> str:
+    q = tensor.quantization
+    if q is None:
+        return ""
+    if q.per_channel:
+        return f"per-channel({q.scale.size}, axis {q.axis})"
+    s, z = q.scalar()
+    return f"{s:.6g}, zp {z}"
+
+
+def tflite_info(path: Path) -> dict:
+    from .tflite_reader import read_tflite
+    graph = read_tflite(model_path=str(path))
+    rows = []
+    for op in graph.ops:
+        macs, params = op_macs_params(graph, op)
+        ins = [graph.tensors[i] for i in op.inputs if i >= 0 and not graph.tensors[i].is_constant]
+        out = graph.tensors[op.outputs[0]]
+        name = op.custom_code if op.kind == "CUSTOM" and op.custom_code else op.kind
+        rows.append(dict(index=op.index, op=name,
+                         inputs=[list(t.shape) for t in ins], output=list(out.shape),
+                         dtype=np.dtype(out.dtype).name, quantization=_quant_str(out),
+                         macs=macs, params=params, name=out.name))
+    return {"model": str(path), "ops": rows, "macs": sum(r["macs"] for r in rows),
+            "params": sum(r["params"] for r in rows)}
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    if args.seed_table:
+        from .models.seed_table import format_table, table
+        rows = table()
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            print(format_table(rows))
+            for r in rows:
+                if r["note"]:
+                    print(f"\n{r['checkpoint']}: {r['note']}")
+        return 0
+    if args.arch:
+        from .models import count, get_net
+        from .models.counting import layer_counts
+        spec = _spec_from_args(args)
+        net = get_net(spec)
+        c = count(net)
+        info = {"arch": args.arch, "depth_multiplier": spec.depth_multiplier,
+                "resolution": spec.resolution, "num_classes": spec.num_classes,
+                "finegrain_classification_mode": spec.finegrain_classification_mode, **c}
+        if args.layers:
+            info["layers"] = [dict(name=l.name, kind=l.kind, output=list(l.out_shape),
+                                   macs=r.macs, params=r.params)
+                              for l, r in zip(net.layers, layer_counts(net))]
+        if args.json:
+            print(json.dumps(info, indent=1))
+            return 0
+        print(f"{args.arch}  depth multiplier {args.depth_multiplier}  resolution "
+              f"{args.resolution}  classes {args.num_classes}"
+              f"{'  (finegrain)' if spec.finegrain_classification_mode else ''}")
+        if args.layers:
+            _print_table(["layer", "kind", "output", "MACs", "params"],
+                         [[l["name"], l["kind"], "x".join(map(str, l["output"])), l["macs"],
+                           l["params"]] for l in info["layers"]])
+            print()
+        print(f"MACs    {c['macs']:>12,d}  ({c['macs'] / 1e6:.2f} M)")
+        print(f"params  {c['params']:>12,d}  ({c['params'] / 1e6:.3f} M: weights + biases, the "
+              f"seed's convention)")
+        print(f"        {c['params_folded']:>12,d}  after batch-norm folding (inference model)")
+        print(f"        {c['params_checkpoint']:>12,d}  every checkpoint variable (with batch norm)")
+        return 0
+    if not args.model:
+        raise RefnetError("refnet info: give --arch NAME, --seed-table, or a model file")
+    path = Path(args.model)
+    if not path.exists():
+        raise RefnetError(f"{path}: no such file")
+    if path.suffix in (".h5", ".hdf5"):
+        from .weights_store import read_store
+        store = read_store(path)
+        from .models import count, get_net
+        c = count(get_net(store.spec))
+        info = {"store": str(path), "spec": store.spec.to_dict(), "provenance": store.provenance,
+                "tensors": len(store.tensors), **c}
+        print(json.dumps(info, indent=1, default=str))
+        return 0
+    info = tflite_info(path)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    _print_table(["#", "op", "inputs", "output", "dtype", "quantization", "MACs", "params"],
+                 [[r["index"], r["op"], " ".join("x".join(map(str, s)) for s in r["inputs"]),
+                   "x".join(map(str, r["output"])), r["dtype"], r["quantization"], r["macs"],
+                   r["params"]] for r in info["ops"]])
+    print(f"\ntotal: {info['macs']:,d} MACs ({info['macs'] / 1e6:.2f} M), "
+          f"{info['params']:,d} params ({info['params'] / 1e6:.3f} M)")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .importers import import_checkpoint
+    from .weights_store import write_store
+    spec = _spec_from_args(args) if args.arch else None
+    store = import_checkpoint(Path(args.src), spec=spec)
+    write_store(Path(args.dst), store)
+    print(f"{args.src} -> {args.dst}: {store.spec.arch} dm={store.spec.depth_multiplier} "
+          f"res={store.spec.resolution}, {len(store.tensors)} tensors")
+    return 0
+
+
+def _arch_args(p, required=False):
+    from .models import FAMILIES
+    p.add_argument("--arch", choices=sorted(FAMILIES), required=required,
+                   help="architecture (the seed's definitions)")
+    p.add_argument("--depth-multiplier", "--dm", type=float, default=1.0,
+                   help="depth (width) multiplier, default 1.0")
+    p.add_argument("--resolution", type=int, default=224, help="input resolution, default 224")
+    p.add_argument("--num-classes", type=int, default=1001,
+                   help="classes (default 1001, as the seed's checkpoints)")
+    p.add_argument("--finegrain", choices=("auto", "on", "off"), default="auto",
+                   help="fine-grain classification mode: keep the last layer full width for "
+                        "dm < 1; auto (default) = on when dm < 1, as every seed checkpoint and "
+                        "keras.applications")
+
+
+def add_commands(sub) -> None:
+    info = sub.add_parser(
+        "info", help="MACs and params of an architecture, or a table of a model file",
+        description="With --arch: MACs and parameters of a MobileNet variant (the seed's "
+                    "counting convention, see refnet.models.counting). With a .tflite file: "
+                    "every op with shapes, dtypes, quantization, MACs and params. With a weight "
+                    "store (.h5): its architecture and provenance. --seed-table: the seed's "
+                    "published table against refnet's counts.")
+    info.add_argument("model", nargs="?", help=".tflite model or refnet weight store (.h5)")
+    _arch_args(info)
+    info.add_argument("--layers", action="store_true", help="with --arch: per-layer table")
+    info.add_argument("--seed-table", action="store_true",
+                      help="the seed README's 30 rows against refnet's counts")
+    info.add_argument("--json", action="store_true", help="JSON output")
+    info.set_defaults(func=cmd_info)
+
+    conv = sub.add_parser(
+        "convert", help="import a checkpoint into refnet's weight store (.h5)",
+        description="Import SRC (Keras .h5 / .weights.h5 from keras.applications MobileNetV2/V3, "
+                    "a TF-slim checkpoint prefix or .index file, or a float .tflite) and write "
+                    "DST, refnet's HDF5 weight store (batch norm folded). The architecture is "
+                    "inferred from the tensor names and shapes; --arch and friends override.")
+    conv.add_argument("src")
+    conv.add_argument("dst")
+    _arch_args(conv)
+    conv.set_defaults(func=cmd_convert)
