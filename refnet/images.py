@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .ops import round_half_away
 
 
 def load_pixels(path, height: int, width: int) -> np.ndarray:
@@ -52,7 +53,8 @@ def pixels_to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
         scale, zp = detail["quantization"]
         if scale == 0:
             raise InputError(f"int8 input '{detail['name']}' has no quantization scale")
-        q = np.round(real / np.float32(scale)) + zp
+        # LiteRT's QUANTIZE: float32 division, round half away from zero.
+        q = round_half_away(real / np.float32(scale)) + zp
         return np.clip(q, -128, 127).astype(np.int8)
     raise InputError(f"input tensor '{detail['name']}' is {dtype.name}; images need uint8, int8 or float32")
 
