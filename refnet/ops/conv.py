@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_conv, _kernels_pointwise, _kernels_requantize
+from .. import _kernels_conv, _kernels_pointwise, _kernels_requantize, requantize_forms
 from ..fixedpoint import quantize_multiplier
 from . import OpContext, float_activation_range, quantized_activation_range, register
 from .window import compute_window
@@ -32,6 +32,9 @@ class QuantizedOutput:
     qmin: int
     qmax: int
     rounding: int
+    # (x_scale, w_scales, y_scale) as float32, for profile forms computed from the scales
+    # themselves (XNNPACK's fp32 requantization: refnet/requantize_forms.py).
+    scales: tuple | None = None
 
 
 def quantized_output_params(ctx: OpContext, input_t, filter_t, output_t, channels: int,
@@ -58,11 +61,16 @@ def quantized_output_params(ctx: OpContext, input_t, filter_t, output_t, channel
     mult, shift = zip(*(quantize_multiplier(r) for r in real))
     qmin, qmax = quantized_activation_range(ctx, output_t)
     return QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin, qmax,
-                           ctx.profile.rounding(ctx.op.kind))
+                           ctx.profile.rounding(ctx.op.kind, input_t.dtype),
+                           scales=(np.float32(x_scale), np.asarray(scales, np.float32), np.float32(y_scale)))
 
 
 def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
     """int32 accumulators (channels last) -> int8/uint8 output of the same shape."""
+    # --- profile forms the Cython kernel does not know (owner: refnet/requantize_forms.py) ---
+    if q.rounding not in requantize_forms.KERNEL_FORMS:
+        return requantize_forms.requantize(acc, q, dtype)
+    # ---
     out = np.empty(acc.shape, dtype)
     channels = acc.shape[-1]
     _kernels_requantize.requantize(acc.reshape(-1, channels), q.multiplier, q.shift, q.zero_point,

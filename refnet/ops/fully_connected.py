@@ -83,14 +83,15 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
         scales = np.broadcast_to(w_q.scale, (units,)).astype(np.float64)
         plan.effective_scale = float(np.float32(x_scale)) * scales / float(np.float32(y_scale))
         qmin, qmax = quantized_activation_range(ctx, y_t)
-        rounding = ctx.profile.rounding(ctx.op.kind)
+        rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
         if per_channel:
             real = plan.effective_scale
         else:  # the fixed-point forms use GetQuantizedConvolutionMultipler: float product first
             real = np.full(units, float(np.float32(x_scale) * np.float32(w_q.scale[0])) / float(np.float32(y_scale)))
         mult, shift = zip(*(quantize_multiplier(float(r)) for r in real)) if units else ((), ())
         plan.quant = QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin,
-                                     qmax, rounding)
+                                     qmax, rounding, scales=(np.float32(x_scale), scales.astype(np.float32),
+                                                             np.float32(y_scale)))
     else:
         raise ctx.unsupported(f"input {x_t.dtype.name}, weights {w_t.dtype.name}, output {y_t.dtype.name}")
     return plan
