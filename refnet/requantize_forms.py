@@ -24,7 +24,7 @@ from .profile import (MEAN_FP32, MEAN_OPTIMIZED_4D, QUANTIZE_RECIPROCAL_RNE, QUA
 f32 = np.float32
 
 __all__ = ["ROUNDING_FP32", "MEAN_OPTIMIZED_4D", "MEAN_FP32", "QUANTIZE_RECIPROCAL_RNE",
-           "QUANTIZE_VCVT", "KERNEL_FORMS", "fp32_scale", "requantize", "requantize_fp32",
+           "QUANTIZE_VCVT", "KERNEL_FORMS", "fp32_scale", "requantize", "requantize_fp32", "rint_scaled_fp32",
            "mean_optimized_4d", "mean_fp32", "quantize_reciprocal_rne", "quantize_vcvt"]
 
 # Forms the Cython requantize kernel implements itself.
@@ -37,14 +37,18 @@ def fp32_scale(x_scale, w_scales, y_scale) -> np.ndarray:
         return ((f32(x_scale) * np.asarray(w_scales, f32)) / f32(y_scale)).astype(f32)
 
 
-def requantize_fp32(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
-                    dtype) -> np.ndarray:
-    """clamp(rint(float32(acc) * scale) + zero_point); scale broadcasts over the last axis."""
+def rint_scaled_fp32(acc: np.ndarray, scale) -> np.ndarray:
+    """rint(float32(acc) * scale) as int64 (round half to even; saturated to the int32 range)."""
     with np.errstate(all="ignore"):
         scaled = np.asarray(acc).astype(f32) * np.asarray(scale, f32)
         # rint of a float32 beyond int32 saturates in the SIMD conversion; clip first (exactly).
-        rounded = np.rint(np.clip(scaled, f32(-(2.0**31)), f32(2.0**31 - 128))).astype(np.int64)
-    return np.clip(rounded + int(zero_point), qmin, qmax).astype(dtype)
+        return np.rint(np.clip(scaled, f32(-(2.0**31)), f32(2.0**31 - 128))).astype(np.int64)
+
+
+def requantize_fp32(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
+                    dtype) -> np.ndarray:
+    """clamp(rint(float32(acc) * scale) + zero_point); scale broadcasts over the last axis."""
+    return np.clip(rint_scaled_fp32(acc, scale) + int(zero_point), qmin, qmax).astype(dtype)
 
 
 def requantize(acc: np.ndarray, q, dtype) -> np.ndarray:

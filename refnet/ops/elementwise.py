@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from .. import requantize_forms
 from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
 from . import OpContext, float_activation_range, quantized_activation_range, register
 
@@ -50,6 +51,7 @@ class ElementwisePlan:
     zero_points: tuple = (0, 0, 0)  # input1, input2, output
     input_multipliers: tuple = ()  # ADD: ((m1, e1), (m2, e2))
     output_multiplier: tuple = (0, 0)
+    fp32_scale: float = 0.0  # MUL under a profile's ROUNDING_FP32 (XNNPACK): f32(f32(s1*s2)/s_out)
 
 
 def clamp_like_cpp(x: np.ndarray, lo, hi) -> np.ndarray:
@@ -135,7 +137,12 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
     s1, zp1 = _scale_and_zero_point(ctx, a_t, "input1")
     s2, zp2 = _scale_and_zero_point(ctx, b_t, "input2")
     so, zpo = _scale_and_zero_point(ctx, y_t, "output")
-    rounding = ctx.profile.rounding(kind)
+    rounding = ctx.profile.rounding(kind, y_t.dtype)
+    if rounding == requantize_forms.ROUNDING_FP32 and kind == "MUL":  # XNNPACK's fp32 MUL
+        plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
+                               rounding=rounding, zero_points=(zp1, zp2, zpo))
+        plan.fp32_scale = requantize_forms.fp32_scale(s1, s2, so)
+        return plan
     if rounding not in FIXED_POINT_ROUNDINGS:
         raise ctx.unsupported(f"requantization form {rounding} for {kind}")
     plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
@@ -187,6 +194,8 @@ def _quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.nd
 def _quantized_mul(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     zp1, zp2, zpo = plan.zero_points
     product = (a.astype(np.int64) - zp1) * (b.astype(np.int64) - zp2)  # |.| <= 255**2
+    if plan.rounding == requantize_forms.ROUNDING_FP32:
+        return requantize_forms.rint_scaled_fp32(product, plan.fp32_scale) + zpo
     return _mbqm(product, plan.output_multiplier, plan.rounding) + zpo
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_to_int32
 from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
+from .. import requantize_forms
 from . import OpContext, register, round_half_away
 
 QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
@@ -94,14 +95,20 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
         raise ctx.unsupported(f"QUANTIZE to {y_t.dtype.name}")
     if x_t.dtype == np.float32:
         scale, zp, per_channel = _quantization(ctx, y_t, "output", allow_per_channel=True)
-        return QuantizePlan("quantize", scale=scale, zero_point=zp, per_channel=per_channel)
+        # profile form (refnet/requantize_forms.py): optimized/XNNPACK multiply by 1/scale, rint
+        form = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
+        return QuantizePlan("quantize", scale=scale, zero_point=zp, per_channel=per_channel,
+                            rounding=form if y_t.dtype in (np.int8, np.uint8) else ROUNDING_DOUBLE)
     if x_t.dtype not in REQUANTIZE_TARGETS or y_t.dtype not in REQUANTIZE_TARGETS[x_t.dtype]:
         raise ctx.unsupported(f"QUANTIZE from {x_t.dtype.name} to {y_t.dtype.name}")
     s_in, zp_in, _ = _quantization(ctx, x_t, "input", allow_per_channel=False)
     s_out, zp_out, _ = _quantization(ctx, y_t, "output", allow_per_channel=False)
     if x_t.dtype == y_t.dtype == np.int16 and (int(zp_in) != 0 or int(zp_out) != 0):
         raise ctx.fail("int16 -> int16 requantization needs zero points 0 (LiteRT rejects others)")
-    rounding = ctx.profile.rounding(ctx.op.kind)
+    rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
+    if rounding == requantize_forms.QUANTIZE_VCVT and y_t.dtype in (np.int8, np.uint8):
+        return QuantizePlan("vcvt", scale=(s_in, s_out), zero_point=zp_out, input_zero_point=int(zp_in),
+                            rounding=rounding)
     if rounding not in FIXED_POINT_ROUNDINGS:
         raise ctx.unsupported(f"requantization form {rounding} for QUANTIZE")
     real = float(s_in) / float(s_out)  # double division of the float32 scales
@@ -121,6 +128,12 @@ def quantize(ctx: OpContext, inputs: list) -> list:
     x = inputs[0]
     dtype = ctx.output_tensor().dtype
     info = np.iinfo(dtype)
+    if plan.mode == "quantize" and plan.rounding == requantize_forms.QUANTIZE_RECIPROCAL_RNE:
+        return [requantize_forms.quantize_reciprocal_rne(x, plan.scale, plan.zero_point, dtype)]
+    if plan.mode == "vcvt":
+        s_in, s_out = plan.scale
+        return [requantize_forms.quantize_vcvt(x, s_in, plan.input_zero_point, s_out,
+                                               int(plan.zero_point), dtype)]
     if plan.mode == "quantize":
         with np.errstate(all="ignore"):
             steps = round_half_away(np.asarray(x, np.float32) / plan.scale)

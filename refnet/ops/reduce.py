@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import fixedpoint
+from .. import fixedpoint, requantize_forms
 from . import OpContext, register
 
 MEAN_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
@@ -138,6 +138,21 @@ def _mean_quantized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: 
     return np.clip(scaled + plan.output_zero_point, info.min, info.max).astype(x.dtype)
 
 
+def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan,
+                       form: int) -> np.ndarray:
+    """MEAN as LiteRT's optimized kernel or XNNPACK computes it (refnet/requantize_forms.py)."""
+    in_scale, _ = ctx.input_tensor(0).quantization.scalar()
+    out_scale, _ = ctx.output_tensor().quantization.scalar()
+    zps = (plan.input_zero_point, plan.output_zero_point)
+    if form == requantize_forms.MEAN_OPTIMIZED_4D:
+        if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
+            return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
+        return requantize_forms.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1])
+    rows, count = _rows_in_input_order(x, axes)
+    total = rows.astype(np.int64).sum(axis=-1)
+    return requantize_forms.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype)
+
+
 @register("MEAN", prepare=_prepare_mean)
 def mean(ctx: OpContext, inputs: list) -> list:
     x, axis_values = inputs[0], inputs[1]
@@ -150,8 +165,11 @@ def mean(ctx: OpContext, inputs: list) -> list:
     if x.size == 0:  # LiteRT fills the output with quiet_NaN() of its type (0 for integers)
         fill = np.nan if x.dtype == np.float32 else 0
         return [np.full(out_shape, fill, x.dtype)]
+    form = ctx.profile.rounding(ctx.op.kind, x.dtype)
     if x.dtype == np.float32:
         result = _mean_float(x, axes)
+    elif form in (requantize_forms.MEAN_OPTIMIZED_4D, requantize_forms.MEAN_FP32):
+        result = _mean_profile_form(ctx, x, axes, plan, form)  # optimized / XNNPACK arithmetic
     else:
         result = _mean_quantized(ctx, x, axes, plan)
     return [result.reshape(out_shape)]
