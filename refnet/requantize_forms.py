@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import fixedpoint
-from .profile import (MEAN_FP32, MEAN_OPTIMIZED_4D, QUANTIZE_RECIPROCAL_RNE, QUANTIZE_VCVT,
+from .profile import (ADD_XNNPACK, MEAN_FP32, MEAN_OPTIMIZED_4D, QUANTIZE_RECIPROCAL_RNE, QUANTIZE_VCVT,
                       ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_FP32)
 
 f32 = np.float32
 
-__all__ = ["ROUNDING_FP32", "MEAN_OPTIMIZED_4D", "MEAN_FP32", "QUANTIZE_RECIPROCAL_RNE",
+__all__ = ["ADD_XNNPACK", "add_xnnpack", "ROUNDING_FP32", "MEAN_OPTIMIZED_4D", "MEAN_FP32", "QUANTIZE_RECIPROCAL_RNE",
            "QUANTIZE_VCVT", "KERNEL_FORMS", "fp32_scale", "requantize", "requantize_fp32", "rint_scaled_fp32",
            "mean_optimized_4d", "mean_fp32", "quantize_reciprocal_rne", "quantize_vcvt"]
 
@@ -128,3 +128,30 @@ def quantize_vcvt(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int, dtype) 
     v = (bias + x.astype(np.int64) * m) >> 8
     info = np.iinfo(dtype)
     return np.clip(v, info.min, info.max).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# ADD
+
+
+def add_xnnpack_params(a_scale, b_scale, y_scale) -> tuple[int, int, int]:
+    """XNNPACK's (a multiplier, b multiplier, shift) for a quantized ADD."""
+    with np.errstate(all="ignore"):
+        ra = f32(f32(a_scale) / f32(y_scale))
+        rb = f32(f32(b_scale) / f32(y_scale))
+    top = max(abs(ra), abs(rb))
+    exponent = int((np.array(top, f32).view(np.uint32) >> 23) & 0xFF) - 127
+    shift = 20 - exponent
+    if not 12 <= shift <= 30:
+        raise ValueError(f"XNNPACK ADD needs scale ratios in [2**-10, 2**8), got {float(ra)}, {float(rb)}")
+    # ratio * 2**shift is exact in float32 (an exponent change); lrintf rounds half to even.
+    ma = int(np.rint(np.float64(abs(ra)) * 2.0**shift)) * (-1 if ra < 0 else 1)
+    mb = int(np.rint(np.float64(abs(rb)) * 2.0**shift)) * (-1 if rb < 0 else 1)
+    return ma, mb, shift
+
+
+def add_xnnpack(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, params, y_zp: int) -> np.ndarray:
+    """The raw (unclamped, zero point added) XNNPACK ADD result as int64; broadcasts."""
+    ma, mb, shift = params
+    acc = (1 << (shift - 1)) + (a.astype(np.int64) - a_zp) * ma + (b.astype(np.int64) - b_zp) * mb
+    return (acc >> shift) + y_zp

@@ -138,6 +138,11 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
     s2, zp2 = _scale_and_zero_point(ctx, b_t, "input2")
     so, zpo = _scale_and_zero_point(ctx, y_t, "output")
     rounding = ctx.profile.rounding(kind, y_t.dtype)
+    if rounding == requantize_forms.ADD_XNNPACK and kind == "ADD":  # XNNPACK's vadd
+        plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
+                               rounding=rounding, zero_points=(zp1, zp2, zpo))
+        plan.input_multipliers = requantize_forms.add_xnnpack_params(s1, s2, so)
+        return plan
     if rounding == requantize_forms.ROUNDING_FP32 and kind == "MUL":  # XNNPACK's fp32 MUL
         plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
                                rounding=rounding, zero_points=(zp1, zp2, zpo))
@@ -183,6 +188,8 @@ def _mbqm(x, multiplier_and_shift, rounding) -> np.ndarray:
 
 def _quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     zp1, zp2, zpo = plan.zero_points
+    if plan.rounding == requantize_forms.ADD_XNNPACK:
+        return requantize_forms.add_xnnpack(a, zp1, b, zp2, plan.input_multipliers, zpo)
     (m1, m2), r = plan.input_multipliers, plan.rounding
     # |q - zp| <= 255, so the shifted values stay below 2**28: no int32 overflow.
     scaled1 = _mbqm((a.astype(np.int64) - zp1) << ADD_LEFT_SHIFT, m1, r)
