@@ -29,7 +29,7 @@ def _print_table(headers, rows, out=sys.stdout):
 def _spec_from_args(args):
     from .models import ArchSpec
     fg = {"auto": None, "on": True, "off": False}[args.finegrain]
-    return ArchSpec(args.arch, float(args.depth_multiplier), int(args.resolution),
+    return ArchSpec(args.arch, float(args.depth_multiplier), int(args.resolution or 224),
                     int(args.num_classes), fg)
 
 
@@ -159,6 +159,8 @@ def cmd_convert(args) -> int:
     from .weights_store import write_store
     spec = _spec_from_args(args) if args.arch else None
     store = import_checkpoint(Path(args.src), spec=spec)
+    if spec is None and args.resolution:  # weights do not fix the resolution; the user may
+        store.spec.resolution = int(args.resolution)
     write_store(Path(args.dst), store)
     print(f"{args.src} -> {args.dst}: {store.spec.arch} dm={store.spec.depth_multiplier} "
           f"res={store.spec.resolution}, {len(store.tensors)} tensors")
@@ -205,4 +207,4 @@ def add_commands(sub) -> None:
     conv.add_argument("src")
     conv.add_argument("dst")
     _arch_args(conv)
-    conv.set_defaults(func=cmd_convert)
+    conv.set_defaults(func=cmd_convert, resolution=None)

@@ -1,0 +1,33 @@
+"""Checkpoint importers - no TensorFlow at run time (h5py, NumPy and refnet's own parsers).
+
+  keras_h5       keras.applications MobileNetV2/V3 .h5 and .weights.h5
+  tensorbundle   TF-slim checkpoints (TensorBundle: .index SSTable + .data-00000-of-00001)
+  tflite_weights float .tflite models
+
+import_checkpoint(path) picks the importer from the file and returns a WeightStore
+(refnet.weights_store) with batch norm folded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelFormatError
+
+
+def import_checkpoint(path, spec=None):
+    path = Path(path)
+    name = path.name
+    if name.endswith(".h5") or name.endswith(".hdf5"):
+        from .keras_h5 import import_keras_h5
+        return import_keras_h5(path, spec)
+    if name.endswith(".tflite"):
+        from .tflite_weights import import_tflite
+        return import_tflite(path, spec)
+    if name.endswith(".index") or Path(str(path) + ".index").exists() or \
+            ".data-" in name:
+        from .tensorbundle import import_tensorbundle
+        return import_tensorbundle(path, spec)
+    if not path.exists():
+        raise ModelFormatError(f"{path}: no such file (nor {path}.index)")
+    raise ModelFormatError(f"{path}: unknown checkpoint format (expected .h5, .weights.h5, "
+                           f".tflite or a TF checkpoint prefix/.index)")

@@ -1,0 +1,330 @@
+"""Keras HDF5 importer: keras.applications MobileNetV2 / MobileNetV3 (Large, Small,
+minimalistic) saved by `model.save("x.h5")`, `model.save_weights("x.h5")` (the legacy layout:
+layer groups named after the layers, `weight_names` attributes) or Keras 3's
+`model.save_weights("x.weights.h5")` (`layers/<class>_<n>/vars/<i>`: the layer names are not
+stored, so layers are matched in model order, each checked by shape).
+
+Keras layer names map onto the seed's slim names:
+  V2  Conv1 / bn_Conv1                 -> MobilenetV2/Conv
+      expanded_conv_{depthwise,project}[_BN]      -> MobilenetV2/expanded_conv/...
+      block_<i>_{expand,depthwise,project}[_BN]   -> MobilenetV2/expanded_conv_<i>/...
+      Conv_1 / Conv_1_bn               -> MobilenetV2/Conv_1
+      predictions (Dense [C, N])       -> MobilenetV2/Logits/Conv2d_1c_1x1 ([1, 1, C, N])
+  V3  conv / conv_bn                   -> MobilenetV3/Conv
+      expanded_conv[_<i>]_{expand,depthwise,project}[_bn] -> MobilenetV3/expanded_conv[_<i>]/...
+      ..._squeeze_excite_conv[_1]      -> .../squeeze_excite/Conv[_1]
+      conv_1 / conv_1_bn, conv_2, logits -> Conv_1, Conv_2, Logits/Conv2d_1c_1x1
+Batch norm variables become <layer>/BatchNorm/{gamma,beta,moving_mean,moving_variance} and are
+folded on import (refnet.models.fold). Keras's squeeze-excite gate is relu6(x + 3) * (1/6):
+the store records se_gate_scale = 1/6 (slim's is 0.16667).
+No TensorFlow or Keras import: h5py and NumPy only.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from ..models import ArchSpec, get_net
+from ..models.spec import SE_GATE_SCALE_KERAS
+from .common import DM_CANDIDATES, make_store
+
+IMPORTER_VERSION = "1"
+BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+@dataclass
+class KerasLayer:
+    name: str
+    kind: str  # conv | depthwise | dense | bn
+    vars: dict = field(default_factory=dict)
+
+
+def _open(path: Path):
+    import h5py
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise ModelFormatError(f"{path}: not a readable HDF5 file ({e})") from None
+
+
+def _read(ds, path, entry):
+    try:
+        return np.asarray(ds[()], np.float32)
+    except Exception as e:  # h5py raises OSError/ValueError/KeyError on damaged data
+        raise ModelFormatError(f"{path}: entry '{entry}' is unreadable ({type(e).__name__}: {e})") from None
+
+
+def _config(f) -> dict:
+    raw = f.attrs.get("model_config")
+    if raw is None:
+        return {}
+    try:
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return {}
+
+
+def _layer_classes(config: dict) -> dict[str, dict]:
+    layers = config.get("config", {}).get("layers", [])
+    return {l.get("config", {}).get("name", l.get("name")): l for l in layers}
+
+
+def read_legacy(f, path: Path) -> tuple[list[KerasLayer], dict]:
+    group = f["model_weights"] if "model_weights" in f else f
+    if "layer_names" not in group.attrs:
+        raise ModelFormatError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
+    config = _config(f)
+    classes = _layer_classes(config)
+    layers = []
+    for raw in group.attrs["layer_names"]:
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if name not in group:
+            raise ModelFormatError(f"{path}: layer group '{name}' is missing")
+        g = group[name]
+        wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in g.attrs.get("weight_names", [])]
+        if not wnames:
+            continue
+        vars_ = {}
+        for wn in wnames:
+            if wn not in g:
+                raise ModelFormatError(f"{path}: entry '{name}/{wn}' is missing")
+            key = wn.split("/")[-1].split(":")[0]
+            vars_[key] = _read(g[wn], path, f"{name}/{wn}")
+        cls = classes.get(name, {}).get("class_name", "")
+        if "gamma" in vars_ or "moving_mean" in vars_:
+            kind = "bn"
+        elif "depthwise_kernel" in vars_ or cls == "DepthwiseConv2D" or \
+                (not cls and "depthwise" in name and "kernel" in vars_):
+            kind = "depthwise"
+            vars_["kernel"] = vars_.pop("depthwise_kernel", vars_.get("kernel"))
+        elif "kernel" in vars_ and vars_["kernel"].ndim == 2:
+            kind = "dense"
+        elif "kernel" in vars_ and vars_["kernel"].ndim == 4:
+            kind = "conv"
+        else:
+            raise ModelFormatError(f"{path}: layer '{name}' ({cls or 'unknown class'}) has "
+                                   f"variables {sorted(vars_)}: not part of a MobileNet")
+        layers.append(KerasLayer(name, kind, vars_))
+    return layers, config
+
+
+_KERAS3_KINDS = {"conv2d": "conv", "depthwise_conv2d": "depthwise", "batch_normalization": "bn",
+                 "dense": "dense"}
+
+
+def read_keras3(f, path: Path) -> list[KerasLayer]:
+    """`layers/<class>[_<n>]/vars/<i>`: per class, n counts the layers in model order."""
+    queues: dict[str, list[tuple[int, KerasLayer]]] = {}
+    for key in f["layers"].keys():
+        m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
+        cls, n = m.group(1), int(m.group(2) or 0)
+        g = f["layers"][key]
+        nvars = len(g["vars"]) if "vars" in g else 0
+        if nvars == 0:
+            continue
+        if cls not in _KERAS3_KINDS:
+            raise ModelFormatError(f"{path}: layer entry 'layers/{key}' has weights but is no "
+                                   f"conv/depthwise/batch-norm/dense layer")
+        kind = _KERAS3_KINDS[cls]
+        vals = []
+        for i in range(nvars):
+            entry = f"layers/{key}/vars/{i}"
+            if str(i) not in g["vars"]:
+                raise ModelFormatError(f"{path}: entry '{entry}' is missing")
+            vals.append(_read(g["vars"][str(i)], path, entry))
+        if kind == "bn":
+            if nvars != 4:
+                raise ModelFormatError(f"{path}: batch norm 'layers/{key}' has {nvars} variables, "
+                                       f"expected 4 (gamma, beta, moving_mean, moving_variance)")
+            vars_ = dict(zip(BN_VARS, vals))
+        else:
+            vars_ = dict(zip(("kernel", "bias"), vals))
+        queues.setdefault(kind, []).append((n, KerasLayer(key, kind, vars_)))
+    return {k: [l for _, l in sorted(v, key=lambda t: t[0])] for k, v in queues.items()}
+
+
+# --- names -> slim --------------------------------------------------------------------------
+
+def _v2_name(name: str) -> tuple[str, bool] | None:
+    """Keras MobileNetV2 layer name -> (slim layer under the scope, is_batch_norm)."""
+    s = "MobilenetV2"
+    if name in ("Conv1", "bn_Conv1"):
+        return f"{s}/Conv", name.startswith("bn")
+    if name in ("Conv_1", "Conv_1_bn"):
+        return f"{s}/Conv_1", name.endswith("bn")
+    if name == "predictions":
+        return f"{s}/Logits/Conv2d_1c_1x1", False
+    m = re.fullmatch(r"(?:expanded_conv|block_(\d+))_(expand|depthwise|project)(_BN)?", name)
+    if m:
+        block = f"expanded_conv_{m.group(1)}" if m.group(1) else "expanded_conv"
+        return f"{s}/{block}/{m.group(2)}", bool(m.group(3))
+    return None
+
+
+def _v3_name(name: str) -> tuple[str, bool] | None:
+    s = "MobilenetV3"
+    if name in ("conv", "conv_bn"):
+        return f"{s}/Conv", name.endswith("bn")
+    if name in ("conv_1", "conv_1_bn"):
+        return f"{s}/Conv_1", name.endswith("bn")
+    if name == "conv_2":
+        return f"{s}/Conv_2", False
+    if name == "logits":
+        return f"{s}/Logits/Conv2d_1c_1x1", False
+    m = re.fullmatch(r"expanded_conv(?:_(\d+))?_(expand|depthwise|project|squeeze_excite_conv(?:_1)?)(_bn)?",
+                     name)
+    if m:
+        block = f"expanded_conv_{m.group(1)}" if m.group(1) else "expanded_conv"
+        part = {"squeeze_excite_conv": "squeeze_excite/Conv",
+                "squeeze_excite_conv_1": "squeeze_excite/Conv_1"}.get(m.group(2), m.group(2))
+        return f"{s}/{block}/{part}", bool(m.group(3))
+    return None
+
+
+def _slim_vars(layer: KerasLayer, slim: str, is_bn: bool, depthwise: bool) -> dict[str, np.ndarray]:
+    out = {}
+    if is_bn:
+        for k in BN_VARS:
+            out[f"{slim}/BatchNorm/{k}"] = layer.vars[k]
+        return out
+    w = layer.vars["kernel"]
+    if layer.kind == "dense":
+        w = w.reshape(1, 1, *w.shape)
+    out[f"{slim}/depthwise_weights" if depthwise else f"{slim}/weights"] = w
+    if "bias" in layer.vars:
+        out[f"{slim}/biases"] = layer.vars["bias"]
+    return out
+
+
+def _family_of(names: set[str]) -> str:
+    if "bn_Conv1" in names or "Conv1" in names:
+        return "mobilenet_v2"
+    if "conv" in names or "conv_bn" in names:
+        blocks = [int(m.group(1)) for n in names
+                  if (m := re.fullmatch(r"expanded_conv_(\d+)_project", n))]
+        large = max(blocks, default=0) >= 14
+        se = any("squeeze_excite" in n for n in names)
+        return ("mobilenet_v3_large" if large else "mobilenet_v3_small") + \
+            ("" if se else "_minimalistic")
+    raise ModelFormatError("no 'Conv1'/'bn_Conv1' (MobileNetV2) or 'conv'/'conv_bn' (MobileNetV3) "
+                           "layer")
+
+
+def _config_resolution_softmax(config: dict) -> tuple[int | None, bool | None]:
+    res, softmax = None, None
+    for l in config.get("config", {}).get("layers", []):
+        c = l.get("config", {})
+        if l.get("class_name") == "InputLayer":
+            shape = c.get("batch_shape") or c.get("batch_input_shape")
+            if shape and len(shape) == 4 and shape[1]:
+                res = int(shape[1])
+        if c.get("name") == "predictions":
+            softmax = c.get("activation") == "softmax"
+    return res, softmax
+
+
+def import_keras_h5(path: Path, spec: ArchSpec | None = None):
+    """Keras .h5 / .weights.h5 -> WeightStore (batch norm folded)."""
+    path = Path(path)
+    f = _open(path)
+    try:
+        with f:
+            if "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f:
+                queues = read_keras3(f, path)
+                return _import_ordered(path, queues, spec)
+            layers, config = read_legacy(f, path)
+    except ModelFormatError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise ModelFormatError(f"{path}: corrupt Keras HDF5 file ({type(e).__name__}: {e})") from None
+    names = {l.name for l in layers}
+    try:
+        family = spec.arch if spec else _family_of(names)
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{path}: {e}") from None
+    rule = _v2_name if family == "mobilenet_v2" else _v3_name
+    variables: dict[str, np.ndarray] = {}
+    for layer in layers:
+        mapped = rule(layer.name)
+        if mapped is None:
+            raise ModelFormatError(f"{path}: layer '{layer.name}' has no counterpart in the "
+                                   f"seed's {family}")
+        slim, is_bn = mapped
+        variables.update(_slim_vars(layer, slim, is_bn, layer.kind == "depthwise"))
+    res, softmax = _config_resolution_softmax(config)
+    if spec is None:
+        from .common import infer_spec
+        kwargs = {"se_gate_scale": SE_GATE_SCALE_KERAS}
+        if softmax is not None:
+            kwargs["softmax"] = softmax
+        spec = infer_spec(variables, str(path), [family], resolution=res or 224, **kwargs)
+    fmt = "keras-h5" if config else "keras-weights-h5"
+    return make_store(spec, variables, path, fmt, "refnet.importers.keras_h5", IMPORTER_VERSION,
+                      notes="" if res else "resolution not recorded in the file: 224 assumed")
+
+
+def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:
+    pos = {k: 0 for k in queues}
+    variables = {}
+
+    def take(kind):
+        q = queues.get(kind, [])
+        if pos.get(kind, 0) >= len(q):
+            return None
+        pos[kind] = pos.get(kind, 0) + 1
+        return q[pos[kind] - 1]
+
+    for layer in net.layers:
+        if layer.kind not in ("conv", "depthwise"):
+            continue
+        is_logits = layer.name.endswith("Logits/Conv2d_1c_1x1")
+        kl = None
+        if is_logits and queues.get("dense"):
+            kl = take("dense")
+        else:
+            kl = take(layer.kind)
+        if kl is None:
+            return None
+        v = _slim_vars(kl, layer.name, False, layer.kind == "depthwise")
+        if layer.norm == "batch_norm":
+            bn = take("bn")
+            if bn is None:
+                return None
+            v.update(_slim_vars(bn, layer.name, True, False))
+        variables.update(v)
+    if any(pos.get(k, 0) != len(q) for k, q in queues.items()):
+        return None
+    for name, shape in net.variables().items():
+        if name not in variables or tuple(variables[name].shape) != tuple(shape):
+            return None
+    return variables
+
+
+def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None):
+    if spec is not None:
+        candidates = [spec]
+    else:
+        n_dw = len(queues.get("depthwise", []))
+        archs = {17: ["mobilenet_v2"], 15: ["mobilenet_v3_large", "mobilenet_v3_large_minimalistic"],
+                 11: ["mobilenet_v3_small", "mobilenet_v3_small_minimalistic"]}.get(n_dw, [])
+        classes = None
+        last = (queues.get("dense") or queues.get("conv") or [None])[-1]
+        if last is not None and "bias" in last.vars:
+            classes = int(last.vars["bias"].shape[0])
+        candidates = [ArchSpec(a, dm, 224, classes or 1001, fg, se_gate_scale=SE_GATE_SCALE_KERAS)
+                      for a in archs for dm in DM_CANDIDATES
+                      for fg in ((True, False) if dm < 1 else (False, True))]
+    for cand in candidates:
+        variables = _map_ordered(get_net(cand), queues)
+        if variables is not None:
+            return make_store(cand, variables, path, "keras-weights-h5", "refnet.importers.keras_h5",
+                              IMPORTER_VERSION,
+                              notes="Keras 3 .weights.h5 (no layer names): layers matched in model "
+                                    "order; resolution not recorded: %d" % cand.resolution)
+    raise ModelFormatError(f"{path}: the layers of this .weights.h5 match no MobileNetV2/V3 "
+                           f"definition ({sum(len(q) for q in queues.values())} weighted layers)")

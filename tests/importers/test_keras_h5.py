@@ -1,0 +1,201 @@
+"""Keras .h5 / .weights.h5 import (no TensorFlow at run time), checked against Keras itself,
+against LiteRT running Keras's own .tflite conversion, and against LiteRT running refnet's graph.
+
+Tolerance against Keras and against Keras-converted .tflite: max |diff| <= 1e-5 x max |logit|
+(observed ~1e-6). Not zero because the arithmetic differs legitimately in float32: refnet folds
+batch norm into the weights at import (W * scale rounded to float32, whereas Keras applies batch
+norm after the convolution; TF's converter folds in its own order), sums each convolution in the
+reference kernels' order (Keras/TF use blocked GEMM kernels), and runs HARD_SWISH as one op where
+Keras composes x * relu6(x + 3) / 6. Each of these is ~1 float32 ulp (6e-8) per layer; over ~50
+layers it accumulates to ~1e-6. Against LiteRT running refnet's own graph the result is exact.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import refnet
+from refnet.errors import ModelFormatError
+from refnet.importers import import_checkpoint
+from refnet.weights_store import load_graph, read_store, write_store
+
+from keras_fixtures import FAMILIES
+
+RTOL = 1e-5
+
+
+def run(graph, x):
+    it = refnet.Interpreter(graph=graph)
+    it.allocate_tensors()
+    it.set_tensor(graph.inputs[0], x)
+    it.invoke()
+    return it.get_tensor(graph.outputs[0])
+
+
+def close(a, b):
+    scale = float(np.abs(b).max())
+    return float(np.abs(a - b).max()) <= RTOL * scale, float(np.abs(a - b).max()) / scale
+
+
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_import_matches_keras(keras_files, arch):
+    f = keras_files[arch]
+    store = import_checkpoint(f["h5"])
+    assert store.spec.arch == arch
+    assert store.spec.depth_multiplier == f["alpha"]
+    assert store.spec.resolution == f["x"].shape[1]
+    assert store.spec.softmax is False  # classifier_activation=None in the fixture
+    assert store.provenance["source_format"] == "keras-h5"
+    y = run(store.graph(), f["x"])
+    ok, err = close(y, f["logits"])
+    assert ok, f"{arch}: relative max diff {err:.3g}"
+
+
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_weights_h5_equals_h5(keras_files, arch):
+    """Keras 3 .weights.h5 has no layer names: matched in model order, the tensors are the same."""
+    f = keras_files[arch]
+    a = import_checkpoint(f["h5"])
+    b = import_checkpoint(f["weights_h5"])
+    assert (b.spec.arch, b.spec.depth_multiplier) == (a.spec.arch, a.spec.depth_multiplier)
+    assert sorted(a.tensors) == sorted(b.tensors)
+    for k in a.tensors:
+        assert np.array_equal(a.tensors[k], b.tensors[k]), k
+
+
+@pytest.mark.litert
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "mobilenet_v3_small"])
+def test_matches_litert_on_keras_conversion(keras_files, arch):
+    from refnet.litert import run_litert
+    f = keras_files[arch]
+    content = f["tflite"].read_bytes()
+    g = refnet.read_tflite(model_content=content)
+    theirs = run_litert(content, [f["x"]])[g.outputs[0]]
+    ours = run(import_checkpoint(f["h5"]).graph(), f["x"])
+    ok, err = close(ours, theirs)
+    assert ok, f"{arch}: relative max diff vs LiteRT {err:.3g}"
+
+
+@pytest.mark.litert
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_refnet_graph_in_litert_is_exact(keras_files, arch):
+    from refnet.litert import run_litert
+    from refnet.tflite_writer import write_tflite
+    f = keras_files[arch]
+    g = import_checkpoint(f["h5"]).graph()
+    theirs = run_litert(write_tflite(g), [f["x"]])[g.outputs[0]]
+    assert np.array_equal(run(g, f["x"]), theirs)
+
+
+def test_store_round_trip(keras_files, tmp_path):
+    f = keras_files["mobilenet_v3_small"]
+    store = import_checkpoint(f["h5"])
+    path = tmp_path / "v3s.h5"
+    write_store(path, store)
+    back = read_store(path)
+    assert back.spec == store.spec
+    assert back.provenance == store.provenance
+    assert back.provenance["source_file"] == f["h5"].name
+    import hashlib
+    assert back.provenance["source_sha256"] == hashlib.sha256(f["h5"].read_bytes()).hexdigest()
+    assert back.provenance["importer"] == "refnet.importers.keras_h5"
+    assert sorted(back.tensors) == sorted(store.tensors)
+    for k, v in store.tensors.items():
+        assert back.tensors[k].dtype == np.float32 and np.array_equal(back.tensors[k], v), k
+    assert np.array_equal(run(load_graph(path), f["x"]), run(store.graph(), f["x"]))
+
+
+def test_cli_convert_and_info(keras_files, tmp_path):
+    f = keras_files["mobilenet_v2"]
+    dst = tmp_path / "v2.h5"
+    subprocess.run([sys.executable, "-m", "refnet", "convert", str(f["h5"]), str(dst)], check=True,
+                   capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "refnet", "info", str(dst)], check=True,
+                         capture_output=True, text=True).stdout
+    assert '"arch": "mobilenet_v2"' in out and "source_sha256" in out
+
+
+def test_importers_do_not_import_tensorflow(keras_files, tmp_path):
+    f = keras_files["mobilenet_v3_large"]
+    store = tmp_path / "s.h5"
+    code = f"""
+import sys
+import numpy as np
+from refnet.importers import import_checkpoint
+from refnet.weights_store import write_store, load_graph
+import refnet
+s = import_checkpoint({str(f['h5'])!r})
+import_checkpoint({str(f['weights_h5'])!r})
+write_store({str(store)!r}, s)
+g = load_graph({str(store)!r})
+it = refnet.Interpreter(graph=g); it.allocate_tensors()
+it.set_tensor(g.inputs[0], np.zeros((1, 96, 96, 3), np.float32)); it.invoke()
+bad = [m for m in ("tensorflow", "keras", "tf_keras", "tflite_runtime", "ai_edge_litert") if m in sys.modules]
+assert not bad, bad
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+# --- corrupt and truncated files ---------------------------------------------------------------
+
+def test_truncated_h5(keras_files, tmp_path):
+    data = keras_files["mobilenet_v2"]["h5"].read_bytes()
+    for cut in (100, len(data) // 2, len(data) - 1000):
+        p = tmp_path / f"cut{cut}.h5"
+        p.write_bytes(data[:cut])
+        with pytest.raises(ModelFormatError, match=str(p.name)):
+            import_checkpoint(p)
+
+
+def test_garbage_h5(tmp_path):
+    p = tmp_path / "junk.h5"
+    p.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    with pytest.raises(ModelFormatError, match="junk.h5"):
+        import_checkpoint(p)
+
+
+def test_missing_and_misshapen_entries(keras_files, tmp_path):
+    import h5py
+    import shutil
+    src = keras_files["mobilenet_v3_small"]["h5"]
+    p = tmp_path / "missing.h5"
+    shutil.copy(src, p)
+    with h5py.File(p, "r+") as f:
+        del f["model_weights/expanded_conv_3_project/expanded_conv_3_project/kernel"]
+    with pytest.raises(ModelFormatError, match="expanded_conv_3_project"):
+        import_checkpoint(p)
+    q = tmp_path / "shape.h5"
+    shutil.copy(src, q)
+    with h5py.File(q, "r+") as f:
+        name = "model_weights/expanded_conv_3_project/expanded_conv_3_project/kernel"
+        k = f[name][()]
+        del f[name]
+        f[name] = k[:, :, :, :-8]
+    with pytest.raises(ModelFormatError, match="expanded_conv_3/project|match no MobileNet"):
+        import_checkpoint(q)
+    w = tmp_path / "w.weights.h5"
+    shutil.copy(keras_files["mobilenet_v3_small"]["weights_h5"], w)
+    with h5py.File(w, "r+") as f:
+        del f["layers/batch_normalization_3/vars/2"]
+    with pytest.raises(ModelFormatError, match="batch_normalization_3"):
+        import_checkpoint(w)
+
+
+def test_corrupt_store(keras_files, tmp_path):
+    import h5py
+    p = tmp_path / "s.h5"
+    write_store(p, import_checkpoint(keras_files["mobilenet_v3_small"]["h5"]))
+    data = p.read_bytes()
+    t = tmp_path / "t.h5"
+    t.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFormatError, match="t.h5"):
+        read_store(t)
+    with h5py.File(p, "r+") as f:
+        del f["tensors/MobilenetV3/Conv_2/biases"]
+    with pytest.raises(ModelFormatError, match="MobilenetV3/Conv_2/biases"):
+        read_store(p)
+    with pytest.raises(ModelFormatError, match="not a refnet weight store"):
+        read_store(keras_files["mobilenet_v2"]["h5"])
