@@ -147,6 +147,8 @@ FINDINGS = {
     ("ADD", "int8/uint8", "optimized"): "= reference",
     ("ADD", "uint8", "xnnpack"): "ADD_XNNPACK (the reference matched all but 1 element of "
                                  "~3.7M over 8 image runs: the difference is a tie)",
+    ("ADD", "int8", "xnnpack"): "ADD_XNNPACK and the reference both matched (no ties in the data); "
+                                "the same XNNPACK kernel as uint8",
     ("AVERAGE_POOL_2D", "uint8", "all"): "= reference",
     ("SOFTMAX", "int8/uint8", "all"): "= reference",
     ("HARD_SWISH", "int8", "all"): "= reference",
