@@ -242,6 +242,20 @@ def import_keras_h5(path: Path, spec: ArchSpec | None = None):
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise ModelFormatError(f"{path}: corrupt Keras HDF5 file ({type(e).__name__}: {e})") from None
+    family, variables = _legacy_to_slim(path, layers, spec)
+    res, softmax = _config_resolution_softmax(config)
+    if spec is None:
+        from .common import infer_spec
+        kwargs = {"se_gate_scale": SE_GATE_SCALE_KERAS}
+        if softmax is not None:
+            kwargs["softmax"] = softmax
+        spec = infer_spec(variables, str(path), [family], resolution=res or 224, **kwargs)
+    fmt = "keras-h5" if config else "keras-weights-h5"
+    return make_store(spec, variables, path, fmt, "refnet.importers.keras_h5", IMPORTER_VERSION,
+                      notes="" if res else "resolution not recorded in the file: 224 assumed")
+
+
+def _legacy_to_slim(path, layers, spec):
     names = {l.name for l in layers}
     try:
         family = spec.arch if spec else _family_of(names)
@@ -256,16 +270,15 @@ def import_keras_h5(path: Path, spec: ArchSpec | None = None):
                                    f"seed's {family}")
         slim, is_bn = mapped
         variables.update(_slim_vars(layer, slim, is_bn, layer.kind == "depthwise"))
-    res, softmax = _config_resolution_softmax(config)
-    if spec is None:
-        from .common import infer_spec
-        kwargs = {"se_gate_scale": SE_GATE_SCALE_KERAS}
-        if softmax is not None:
-            kwargs["softmax"] = softmax
-        spec = infer_spec(variables, str(path), [family], resolution=res or 224, **kwargs)
-    fmt = "keras-h5" if config else "keras-weights-h5"
-    return make_store(spec, variables, path, fmt, "refnet.importers.keras_h5", IMPORTER_VERSION,
-                      notes="" if res else "resolution not recorded in the file: 224 assumed")
+    return family, variables
+
+
+def keras_slim_variables(path) -> tuple[str, dict[str, np.ndarray]]:
+    """A legacy Keras .h5 as (family, unfolded variables under the seed's slim names)."""
+    path = Path(path)
+    with _open(path) as f:
+        layers, _ = read_legacy(f, path)
+    return _legacy_to_slim(path, layers, None)
 
 
 def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:

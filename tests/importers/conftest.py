@@ -35,3 +35,28 @@ def keras_files(tmp_path_factory):
         out[arch] = dict(h5=h5, weights_h5=wh5, tflite=tfl, x=x,
                          logits=np.asarray(m(x, training=False)), alpha=ALPHA[arch])
     return out
+
+
+@pytest.fixture(scope="session")
+def slim_checkpoints(keras_files, tmp_path_factory):
+    """Per family: the Keras model's variables under the seed's slim names, saved by TF's own
+    SaveV2 as a TensorBundle checkpoint (plus global_step and an optimizer slot, as real
+    checkpoints hold). EdgeTPU (no Keras model) gets refnet's seeded random variables."""
+    tf = pytest.importorskip("tensorflow")
+    from refnet.importers.keras_h5 import keras_slim_variables
+    from refnet.models import ArchSpec, get_net
+    from refnet.models.fold import random_variables
+    d = tmp_path_factory.mktemp("slim")
+    out = {}
+    sets = {arch: keras_slim_variables(f["h5"])[1] for arch, f in keras_files.items()}
+    sets["mobilenet_edgetpu"] = random_variables(get_net(ArchSpec("mobilenet_edgetpu", 0.75, 96)), 7)
+    for arch, variables in sets.items():
+        prefix = d / arch / "model.ckpt-1000"
+        names = sorted(variables)
+        tensors = [tf.constant(variables[n]) for n in names]
+        names += ["global_step", names[0] + "/RMSProp"]
+        tensors += [tf.constant(np.int64(1000)), tf.constant(np.zeros_like(variables[names[0]]))]
+        tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names,
+                          shape_and_slices=[""] * len(names), tensors=tensors)
+        out[arch] = dict(prefix=prefix, variables=variables)
+    return out
