@@ -158,7 +158,7 @@ def _print_path_report(r, verbose: bool) -> None:
         mark = "<- first" if row.op == first and not row.equal else ""
         table.append([row.op, row.kind, row.tensor, row.name[:40], f"{row.mismatched}/{row.total}",
                       f"{row.max_diff_steps:g}", f"{row.max_diff_real:.3g}", row.max_ulp,
-                      (row.cause or "")[:60], mark])
+                      (row.cause or "")[:110], mark])
     _print_table(["op", "kind", "tensor", "name", "mismatched", "steps", "real", "ulp", "cause", ""], table)
 
 
@@ -210,7 +210,8 @@ def cmd_verify(args) -> int:
         for path in paths:
             for isolated in modes:
                 reports.append(verify_path(content, inputs, path, isolated, progress=bar,
-                                           litert_outputs=litert_outputs[path]))
+                                           litert_outputs=litert_outputs[path],
+                                           refnet_profile=args.profile))
     print(f"model {model}: {len(interp.graph.ops)} ops; inputs: {', '.join(names[:6])}"
           f"{' ...' if len(names) > 6 else ''}")
     for r in reports:
@@ -285,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--isolated", action="store_true",
                      help="also run each op on LiteRT's own inputs, charging divergences to the op "
                           "that made them, and name the arithmetic that reproduces LiteRT")
+    ver.add_argument("--profile", choices=["reference", "optimized", "xnnpack"],
+                     help="refnet's arithmetic (default: the profile matching each LiteRT path, "
+                          "so every tensor should be equal); 'reference' shows where each LiteRT "
+                          "path departs from the reference arithmetic, and with --isolated why")
     ver.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     ver.add_argument("--html", metavar="OUT", help="write a self-contained HTML report with a plot")
     ver.add_argument("--source", metavar="MODEL",

@@ -18,7 +18,7 @@ from .errors import InputError
 from .graph import Graph
 from .interpreter import Interpreter
 from .litert import LITERT_RESOLVERS, run_litert
-from .profile import ROUNDING_NAMES, get_profile
+from .profile import FORM_NAMES, get_profile
 
 PATHS = tuple(LITERT_RESOLVERS)
 
@@ -148,27 +148,40 @@ def name_cause(interp: Interpreter, op_index: int, theirs: dict) -> str:
     """Which known arithmetic reproduces LiteRT's output of this op from LiteRT's inputs."""
     op = interp.graph.ops[op_index]
     base = interp.profile
-    for form, description in ROUNDING_NAMES.items():
+    # The op's other keys (per dtype) would win over the candidate: drop them.
+    others = {k: v for k, v in base.rounding_by_op.items()
+              if k != op.kind and not (isinstance(k, tuple) and k[0] == op.kind)}
+    dtype = interp.graph.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else None
+    own_form = base.rounding(op.kind, dtype)
+    matches = []
+    for form, description in FORM_NAMES.items():
         candidate = dataclasses.replace(base, name=f"{base.name}+{form}",
-                                        rounding_by_op={**base.rounding_by_op, op.kind: form})
+                                        rounding_by_op={**others, op.kind: form})
         try:
             outs = run_op_isolated(interp, op_index, theirs, profile=candidate)
         except Exception:  # a form the op cannot take: not the cause
             continue
         if all(theirs.get(t) is not None and np.array_equal(o, theirs[t], equal_nan=o.dtype.kind == "f")
                for t, o in zip(op.outputs, outs)):
-            if form == base.rounding(op.kind):
+            if form == own_form:
                 return f"{description} (refnet's own profile: the difference is upstream or elsewhere)"
-            return description
+            matches.append(description)
+    if matches:  # several forms can agree on the data seen; all of them are named
+        return " | ".join(matches)
     return "none known"
 
 
 def verify_path(content: bytes, inputs_list: list[list], path: str, isolated: bool,
-                progress=None, litert_outputs: list[dict] | None = None) -> PathReport:
-    """Compare refnet (profile=path) with LiteRT path `path` over several input sets."""
+                progress=None, litert_outputs: list[dict] | None = None,
+                refnet_profile: str | None = None) -> PathReport:
+    """Compare refnet with LiteRT path `path` over several input sets. refnet runs under the
+    profile of the same name unless `refnet_profile` names another (e.g. "reference", to see
+    where a path departs from the reference arithmetic and why)."""
     note = None
     try:
-        profile = get_profile(path)
+        profile = get_profile(refnet_profile or path)
+        if refnet_profile and refnet_profile != path:
+            note = f"refnet arithmetic: {refnet_profile} profile"
     except InputError:  # no profile for that path yet: compare with the reference arithmetic
         profile = get_profile("reference")
         note = f"refnet has no '{path}' profile yet: compared with refnet's reference arithmetic"

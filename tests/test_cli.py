@@ -109,3 +109,20 @@ def test_help_explains_every_command():
     out = subprocess.run([sys.executable, "-m", "refnet", "--help"], capture_output=True, text=True).stdout
     for command in ("run", "verify", "explain"):
         assert command in out
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_verify_against_reference_arithmetic_names_the_cause(shared_dir, tmp_path):
+    """LiteRT's optimized path first departs from the reference at op 2 (a 1x1 conv) on the
+    Coral MobileNetV2 and cat.bmp; isolated, the cause is the ties-up final shift."""
+    model = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    out_json = tmp_path / "r.json"
+    code = main(["verify", str(model), "--image", str(shared_dir / "images" / "cat.bmp"), "--against",
+                 "optimized", "--profile", "reference", "--isolated", "--json", str(out_json), "-q"])
+    assert code == 1
+    paths = {p["mode"]: p for p in json.loads(out_json.read_text())["paths"]}
+    assert paths["whole"]["first_divergent_op"] == 2
+    op2 = next(o for o in paths["isolated"]["ops"] if o["op"] == 2)
+    assert op2["mismatched"] > 0 and op2["max_diff_steps"] == 1
+    assert "double rounding, final shift ties up" in op2["cause"]
