@@ -72,6 +72,8 @@ class Interpreter:
         self.profile = get_profile(profile)
         self.preserve_all_tensors = experimental_preserve_all_tensors
         self.memory_limit = memory_limit
+        # LiteRT's num_threads: the kernels' OpenMP threads (None or -1: one thread, refnet's default)
+        self.num_threads = max(1, int(num_threads)) if num_threads is not None and num_threads != -1 else 1
         self._values: dict[int, np.ndarray] = {}
         self._contexts: list[OpContext] | None = None
         check_supported(graph)
@@ -87,6 +89,7 @@ class Interpreter:
         contexts = []
         for op in g.ops:
             ctx = OpContext(op=op, graph=g, profile=self.profile)
+            ctx.num_threads = self.num_threads
             try:
                 ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
             except RefnetError:

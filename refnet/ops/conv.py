@@ -9,6 +9,11 @@ Reference semantics (LiteRT BUILTIN_REF):
   hybrid   float input, int8 weights: see hybrid.py.
 Padded taps are skipped, which is the same as padding with the input zero point.
 A 1x1, stride-1 convolution runs on the pointwise (matrix) kernel: same sums, same order.
+
+Speed: when the filter (and bias) are constants, prepare packs them once for the fast kernels
+(_kernels_fast: a blocked matrix product over pixels x output channels, requantization fused
+for the forms 0/1/2); the plain kernels remain for grouped convolutions, other rounding forms
+and offsets the fast kernels do not take.  Both give the same bits (tests/kernels).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_conv, _kernels_pointwise, _kernels_requantize, requantize_forms
+from .. import _kernels_conv, _kernels_fast, _kernels_pointwise, _kernels_requantize, requantize_forms
 from ..fixedpoint import quantize_multiplier
 from . import OpContext, float_activation_range, quantized_activation_range, register
 from .window import compute_window
@@ -96,6 +101,61 @@ class ConvPlan:
     filter_offset: int = 0
     pointwise: bool = False
     hybrid: object = None
+    fast: object = None  # FastConv when the fast kernels take this op
+
+
+FAST_ROUNDINGS = (0, 1, 2)  # the requantization forms the fused fast kernels implement
+
+
+@dataclass
+class FastConv:
+    """Load-time work for _kernels_fast: packed weights, padded per-channel vectors."""
+
+    geometry: tuple  # (kh, kw, sh, sw, dh, dw, pad_top, pad_left)
+    weights: np.ndarray
+    bias: np.ndarray | None
+    multiplier: np.ndarray | None = None
+    shift: np.ndarray | None = None
+
+
+def threads_of(ctx: OpContext) -> int:
+    """The interpreter's num_threads (set on the context at allocate_tensors), default 1."""
+    return getattr(ctx, "num_threads", 1) or 1
+
+
+def constant_data(ctx: OpContext, i: int):
+    t = ctx.input_tensor(i)
+    return None if t is None or t.data is None else np.asarray(t.data)
+
+
+def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwise: bool):
+    """FastConv for a constant-weight, ungrouped conv (or multiplier-1 depthwise), else None."""
+    w, b_t = constant_data(ctx, 1), ctx.input_tensor(2)
+    bias = constant_data(ctx, 2)
+    if w is None or (b_t is not None and bias is None):
+        return None
+    geometry = (kh, kw, *plan.stride, *plan.dilation, plan.window.pad_top, plan.window.pad_left)
+    if plan.mode == "float":
+        weights = _kernels_fast.pack_depthwise_f(w) if depthwise else \
+            _kernels_fast.pack_f(w.reshape(cout, -1))
+        padded_bias = None if bias is None else _kernels_fast.pad_channels(bias, cout, np.float32)
+        return FastConv(geometry, weights, padded_bias)
+    if plan.mode != "quantized" or plan.quant.rounding not in FAST_ROUNDINGS:
+        return None
+    if not _kernels_fast.input_offset_fits(plan.input_offset):
+        return None
+    q = plan.quant
+    top = 30 if q.rounding == 1 else 31
+    if q.shift.size and (q.shift.min() < -31 or q.shift.max() > top):
+        return None
+    weights = _kernels_fast.pack_depthwise_q(w, plan.filter_offset) if depthwise else \
+        _kernels_fast.pack_q(w.reshape(cout, -1), plan.filter_offset)
+    if weights is None:
+        return None
+    return FastConv(geometry, weights,
+                    None if bias is None else _kernels_fast.pad_channels(bias, cout, np.int32),
+                    _kernels_fast.pad_channels(q.multiplier, cout, np.int32),
+                    _kernels_fast.pad_channels(q.shift, cout, np.int32))
 
 
 def _prepare_conv(ctx: OpContext) -> ConvPlan:
@@ -140,6 +200,8 @@ def _prepare_conv(ctx: OpContext) -> ConvPlan:
         plan.filter_offset = -zero_point_of(w_t) if x_t.dtype == np.uint8 else 0
     else:
         raise ctx.unsupported(f"input {x_t.dtype.name}, filter {w_t.dtype.name}, output {y_t.dtype.name}")
+    if groups == 1 and plan.mode in ("float", "quantized"):
+        plan.fast = prepare_fast_conv(ctx, plan, kh, kw, cout, depthwise=False)
     return plan
 
 
@@ -178,6 +240,20 @@ def _grouped(x, w, bias, plan: ConvPlan, out, kernel):
 @register("CONV_2D", prepare=_prepare_conv)
 def conv_2d(ctx: OpContext, inputs: list) -> list:
     plan: ConvPlan = ctx.params
+    fast = plan.fast
+    if fast is not None:
+        x = _contiguous(inputs[0])
+        if plan.mode == "float":
+            out = np.empty(plan.out_shape, np.float32)
+            _kernels_fast.conv_f(x, fast.weights, fast.bias, fast.geometry, *plan.act_range, out,
+                                 threads_of(ctx))
+            return [out]
+        q = plan.quant
+        out = np.empty(plan.out_shape, x.dtype)
+        _kernels_fast.conv_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                             plan.input_offset, q.zero_point, q.qmin, q.qmax, q.rounding, out,
+                             threads_of(ctx))
+        return [out]
     x, w = _contiguous(inputs[0]), _contiguous(inputs[1])
     bias = _contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
     if plan.mode == "float":

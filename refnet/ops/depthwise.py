@@ -3,7 +3,8 @@
 Output channel oc = ic * M + m reads input channel ic, where the depth multiplier M is the
 filter's channel count over the input's (as LiteRT computes it, whatever the option says).
 Float sums run over (ky, kx), then + bias, then clamp; integer paths requantize exactly as
-CONV_2D does (see conv.py for the multipliers).
+CONV_2D does (see conv.py for the multipliers).  Multiplier-1 depthwise with constant weights
+runs on _kernels_fast (weights packed at prepare, requantization fused), same bits.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_depthwise
+from .. import _kernels_depthwise, _kernels_fast
 from . import OpContext, float_activation_range, register
-from .conv import QuantizedOutput, _contiguous, quantized_output_params, requantize_to, zero_point_of
+from .conv import (QuantizedOutput, _contiguous, prepare_fast_conv, quantized_output_params,
+                   requantize_to, threads_of, zero_point_of)
 from .window import compute_window
 
 
@@ -30,6 +32,7 @@ class DepthwisePlan:
     input_offset: int = 0
     filter_offset: int = 0
     hybrid: object = None
+    fast: object = None
 
 
 def _prepare_depthwise(ctx: OpContext) -> DepthwisePlan:
@@ -68,6 +71,8 @@ def _prepare_depthwise(ctx: OpContext) -> DepthwisePlan:
         plan.filter_offset = -zero_point_of(w_t) if x_t.dtype == np.uint8 else 0
     else:
         raise ctx.unsupported(f"input {x_t.dtype.name}, filter {w_t.dtype.name}, output {y_t.dtype.name}")
+    if plan.depth_multiplier == 1 and plan.mode in ("float", "quantized"):
+        plan.fast = prepare_fast_conv(ctx, plan, kh, kw, cout, depthwise=True)
     return plan
 
 
@@ -83,6 +88,20 @@ def int_depthwise_accumulators(x, w, bias, plan: DepthwisePlan, input_offset=Non
 @register("DEPTHWISE_CONV_2D", prepare=_prepare_depthwise)
 def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
     plan: DepthwisePlan = ctx.params
+    fast = plan.fast
+    if fast is not None:
+        x = _contiguous(inputs[0])
+        if plan.mode == "float":
+            out = np.empty(plan.out_shape, np.float32)
+            _kernels_fast.depthwise_f(x, fast.weights, fast.bias, fast.geometry, *plan.act_range,
+                                      out, threads_of(ctx))
+            return [out]
+        q = plan.quant
+        out = np.empty(plan.out_shape, x.dtype)
+        _kernels_fast.depthwise_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift,
+                                  fast.geometry, plan.input_offset, q.zero_point, q.qmin, q.qmax,
+                                  q.rounding, out, threads_of(ctx))
+        return [out]
     x, w = _contiguous(inputs[0]), _contiguous(inputs[1])
     bias = _contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
     if plan.mode == "float":

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _kernels_fast
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .. import requantize_forms
 from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
@@ -206,12 +207,48 @@ def _quantized_mul(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.nd
     return _mbqm(product, plan.output_multiplier, plan.rounding) + zpo
 
 
+def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool):
+    """The same arithmetic in _kernels_fast when one input has the output's shape and the other
+    repeats over its leading dimensions (same shape, or e.g. a per-channel (1, 1, 1, C) factor).
+    None when the kernel does not take this case (then NumPy below computes it)."""
+    shape = plan.out_shape
+    if tuple(a.shape) != shape:
+        if tuple(b.shape) != shape:
+            return None
+        a, b = b, a
+        first, second = 1, 0
+    else:
+        first, second = 0, 1
+    trailing = tuple(b.shape)
+    while trailing and trailing[0] == 1 and len(trailing) > 0:
+        trailing = trailing[1:]
+    if b.size == 0 or (trailing and shape[len(shape) - len(trailing):] != trailing):
+        return None
+    if b.size < 8 and b.size != a.size:
+        return None
+    zps = plan.zero_points
+    m = plan.input_multipliers if is_add else ((0, 0), (0, 0))
+    out = np.empty(shape, a.dtype)
+    try:
+        _kernels_fast.elementwise_q(np.ascontiguousarray(a), np.ascontiguousarray(b), out, not is_add,
+                                    zps[first], zps[second], zps[2], m[first], m[second],
+                                    plan.output_multiplier, *plan.act_range, plan.rounding,
+                                    getattr(ctx, "num_threads", 1) or 1)
+    except ValueError:  # e.g. a shift outside the kernel's range: NumPy decides
+        return None
+    return out
+
+
 def _run(ctx: OpContext, inputs: list) -> list:
     plan: ElementwisePlan = ctx.params
     a, b = inputs
     dtype = ctx.output_tensor().dtype
     lo, hi = plan.act_range
     is_add = ctx.op.kind == "ADD"
+    if plan.mode == "quantized" and a.dtype == b.dtype == dtype and dtype in (np.int8, np.uint8):
+        out = _fast_quantized(ctx, plan, a, b, is_add)
+        if out is not None:
+            return [out]
     if plan.mode == "quantized":
         raw = _quantized_add(plan, a, b) if is_add else _quantized_mul(plan, a, b)
         out = np.minimum(hi, np.maximum(lo, raw))

@@ -4,7 +4,8 @@ The input is viewed as (batches, K) with K the filter's second dimension. LiteRT
 path sums like the pointwise kernel (k in order; float: + bias after, then clamp), and
 requantizes int8/uint8 in double precision: round(double(acc) * double(s_x) * double(s_w[c]) /
 double(s_y)) with ties away from zero (the profile's ROUNDING_FLOAT64); other profiles can ask
-for the fixed-point forms.
+for the fixed-point forms.  With constant weights, prepare packs them for _kernels_fast (the
+same sums as a 1x1 convolution over `batches` pixels), same bits.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_pointwise
+from .. import _kernels_fast, _kernels_pointwise
 from ..profile import ROUNDING_FLOAT64
 from . import OpContext, float_activation_range, quantized_activation_range, register, round_half_away
-from .conv import QuantizedOutput, _contiguous, requantize_to, zero_point_of
+from .conv import QuantizedOutput, _contiguous, constant_data, requantize_to, threads_of, zero_point_of
 from ..fixedpoint import quantize_multiplier
 
 
@@ -32,6 +33,20 @@ class FullyConnectedPlan:
     quant: QuantizedOutput | None = None
     effective_scale: np.ndarray | None = None  # float64 per unit, for ROUNDING_FLOAT64
     hybrid: object = None
+    fast_weights: np.ndarray | None = None  # packed for _kernels_fast
+    fast_bias: np.ndarray | None = None
+
+
+def _prepare_fast(ctx: OpContext, plan: FullyConnectedPlan) -> None:
+    w, b_t, bias = constant_data(ctx, 1), ctx.input_tensor(2), constant_data(ctx, 2)
+    if w is None or (b_t is not None and bias is None) or plan.units == 0:
+        return
+    if plan.mode == "float":
+        plan.fast_weights = _kernels_fast.pack_f(w)
+        plan.fast_bias = None if bias is None else _kernels_fast.pad_channels(bias, plan.units, np.float32)
+    elif plan.mode == "quantized" and _kernels_fast.input_offset_fits(plan.input_offset):
+        plan.fast_weights = _kernels_fast.pack_q(w, plan.filter_offset)
+        plan.fast_bias = None if bias is None else _kernels_fast.pad_channels(bias, plan.units, np.int32)
 
 
 def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
@@ -94,6 +109,7 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
                                                              np.float32(y_scale)))
     else:
         raise ctx.unsupported(f"input {x_t.dtype.name}, weights {w_t.dtype.name}, output {y_t.dtype.name}")
+    _prepare_fast(ctx, plan)
     return plan
 
 
@@ -110,16 +126,28 @@ def fully_connected(ctx: OpContext, inputs: list) -> list:
     x = _contiguous(inputs[0]).reshape(plan.batches, plan.depth)
     w = _contiguous(inputs[1])
     bias = _contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
+    fast = plan.fast_weights is not None
+    geometry = (1, 1, 1, 1, 1, 1, 0, 0)
     if plan.mode == "float":
         out = np.empty((plan.batches, plan.units), np.float32)
-        _kernels_pointwise.matmul_float(x, w, bias, *plan.act_range, out)
+        if fast:
+            _kernels_fast.conv_f(x.reshape(1, plan.batches, 1, plan.depth), plan.fast_weights,
+                                 plan.fast_bias, geometry, *plan.act_range,
+                                 out.reshape(1, plan.batches, 1, plan.units), threads_of(ctx))
+        else:
+            _kernels_pointwise.matmul_float(x, w, bias, *plan.act_range, out)
         return [out.reshape(plan.out_shape)]
     if plan.mode == "hybrid":
         from .hybrid import hybrid_fully_connected
 
         return [hybrid_fully_connected(ctx, plan, x, w, bias).reshape(plan.out_shape)]
     acc = np.empty((plan.batches, plan.units), np.int32)
-    _kernels_pointwise.matmul_int(x, w, bias, plan.input_offset, plan.filter_offset, acc)
+    if fast:
+        _kernels_fast.conv_q(x.reshape(1, plan.batches, 1, plan.depth), plan.fast_weights,
+                             plan.fast_bias, None, None, geometry, plan.input_offset, 0, 0, 0, 0,
+                             acc.reshape(1, plan.batches, 1, plan.units), threads_of(ctx))
+    else:
+        _kernels_pointwise.matmul_int(x, w, bias, plan.input_offset, plan.filter_offset, acc)
     dtype = ctx.output_tensor().dtype
     if plan.quant.rounding == ROUNDING_FLOAT64:
         out = requantize_float64(acc, plan.effective_scale, plan.quant, dtype)

@@ -1,0 +1,381 @@
+# cython: language_level=3
+"""Fast kernels (refnet._kernels_fast): the reference sums, reorganised for speed, same bits.
+
+C bodies in fast_body.h (GCC vector extensions, compiled for AVX-512, AVX2 and the baseline,
+chosen at import from cpuid; set_isa() lowers the choice, for the tests), OpenMP over pixel
+tiles / output rows.  What each kernel computes:
+
+conv_q         CONV_2D (and 1x1 / FULLY_CONNECTED as a 1x1 conv) on int8/uint8: the int32
+               accumulator bias + sum (x + in_off) * (w + w_off) -- exact modulo 2**32, so in
+               any order -- then, with an int8/uint8 `out`, MultiplyByQuantizedMultiplier (form
+               0, 1 or 2 of fixedpoint.pxd) + zero point (int32 wrap) and the clamp, fused; with
+               an int32 `out`, the raw accumulators (what conv.pyx/pointwise.pyx return).
+conv_f         float32 CONV_2D: each output sums its taps k = (ky, kx, ci) in order from 0.0f,
+               float32 product then float32 add (no FMA), + bias (0.0f without), clamp max then
+               min: LiteRT's reference float Conv bit for bit.  Lanes are output channels.
+depthwise_q/_f DEPTHWISE_CONV_2D with depth multiplier 1, same arithmetic as depthwise.pyx
+               (taps in order (ky, kx), padded taps skipped), requantization fused.
+elementwise_q  quantized ADD / MUL exactly as refnet/ops/elementwise.py, b repeating with a
+               period (b broadcast over a's leading dimensions).
+
+Weights are packed once (pack_q / pack_f / pack_depthwise_*): panels of 16 output channels,
+[panel][k][16], int16 (w + w_off) or float32, channels padded with zeros; per-channel vectors
+(bias, multiplier, shift) are padded to the same width (pad_channels).
+"""
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
+
+cnp.import_array()
+
+cdef extern from "fast_dispatch.h" nogil:
+    int RN_MR
+    int RN_NR
+    ctypedef struct rn_conv_t:
+        int batches, in_h, in_w, in_c
+        int out_h, out_w, out_c
+        int kh, kw, sh, sw, dh, dw, pad_t, pad_l
+        int pointwise
+        int in_signed
+        int32_t in_off
+        const int16_t *wq
+        const float *wf
+        const int32_t *bias_q
+        const float *bias_f
+        const int32_t *mult
+        const int32_t *shift
+        int zp, qmin, qmax, rounding, out_signed
+        float act_min, act_max
+        int threads
+    ctypedef struct rn_elementwise_t:
+        int n, period
+        int is_signed
+        int is_mul
+        int32_t zp1, zp2, zpo
+        int32_t m1, e1, m2, e2, mo, eo
+        int32_t lo, hi
+        int rounding
+        int threads
+    int rn_isa
+    int rn_isa_supported()
+    void rn_conv_q(const rn_conv_t *p, const void *inp, void *out, int32_t *acc_out)
+    void rn_conv_f(const rn_conv_t *p, const float *inp, float *out)
+    void rn_depthwise_q(const rn_conv_t *p, const void *inp, void *out)
+    void rn_depthwise_f(const rn_conv_t *p, const float *inp, float *out)
+    void rn_elementwise_q(const rn_elementwise_t *e, const void *a, const void *b, void *out)
+
+NR = RN_NR
+ISA_NAMES = {0: "generic", 1: "avx2", 2: "avx512"}
+cdef int _SUPPORTED = rn_isa_supported()
+
+
+cdef void _set_level(int level) noexcept nogil:
+    global rn_isa
+    rn_isa = level
+
+
+_set_level(_SUPPORTED)
+
+
+def isa_supported():
+    """The best ISA level this CPU runs (0 generic, 1 AVX2, 2 AVX-512)."""
+    return _SUPPORTED
+
+
+def get_isa():
+    return rn_isa
+
+
+def set_isa(int level):
+    """Use the kernels compiled for `level` (clamped to what the CPU supports); returns it."""
+    _set_level(max(0, min(level, _SUPPORTED)))
+    return rn_isa
+
+
+# ------------------------------------------------------------------------------------------
+# Load-time packing (NumPy)
+# ------------------------------------------------------------------------------------------
+
+def panels(int channels):
+    return (channels + RN_NR - 1) // RN_NR
+
+
+def pad_channels(values, int channels, dtype):
+    """A 1-D vector of `channels` values (or one value, broadcast), zero-padded to panels."""
+    v = np.broadcast_to(np.asarray(values).reshape(-1), (channels,)).astype(dtype)
+    out = np.zeros(panels(channels) * RN_NR, dtype)
+    out[:channels] = v
+    return out
+
+
+def pack_q(w, int w_off):
+    """(Cout, K) int8/uint8 weights -> int16 (panels, ceil(K/2), 16, 2) of w + w_off: taps in
+    pairs for pmaddwd, channels and the odd tail zero-padded.  None when some shifted weight
+    does not fit int16 (then the caller keeps the plain kernels)."""
+    w = np.asarray(w)
+    cout, k = w.shape
+    shifted = w.astype(np.int32) + w_off
+    if shifted.size and (shifted.min() < -32768 or shifted.max() > 32767):
+        return None
+    kp = (k + 1) // 2
+    full = np.zeros((panels(cout) * RN_NR, 2 * kp), np.int16)
+    full[:cout, :k] = shifted
+    return np.ascontiguousarray(full.reshape(-1, RN_NR, kp, 2).transpose(0, 2, 1, 3))
+
+
+def input_offset_fits(int in_off):
+    """conv_q holds x + in_off in int16: true for every int8/uint8 x when this holds."""
+    return -32768 + 128 <= in_off <= 32767 - 255
+
+
+def pack_f(w):
+    """(Cout, K) float32 weights -> float32 (panels, K, 16)."""
+    w = np.asarray(w, np.float32)
+    cout, k = w.shape
+    full = np.zeros((panels(cout) * RN_NR, k), np.float32)
+    full[:cout] = w
+    return np.ascontiguousarray(full.reshape(-1, RN_NR, k).transpose(0, 2, 1))
+
+
+def pack_depthwise_q(w, int w_off):
+    """(1, KH, KW, C) int8/uint8 depthwise weights -> int16 (KH*KW, C padded) of w + w_off,
+    or None when a shifted weight does not fit int16."""
+    w = np.asarray(w)
+    _, kh, kw, c = w.shape
+    shifted = w.reshape(kh * kw, c).astype(np.int32) + w_off
+    if shifted.size and (shifted.min() < -32768 or shifted.max() > 32767):
+        return None
+    out = np.zeros((kh * kw, panels(c) * RN_NR), np.int16)
+    out[:, :c] = shifted
+    return out
+
+
+def pack_depthwise_f(w):
+    w = np.asarray(w, np.float32)
+    _, kh, kw, c = w.shape
+    out = np.zeros((kh * kw, panels(c) * RN_NR), np.float32)
+    out[:, :c] = w.reshape(kh * kw, c)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Checks and the parameter block
+# ------------------------------------------------------------------------------------------
+
+cdef int _kind(cnp.ndarray a, str name) except -1:
+    """0 uint8, 1 int8, 2 int32, 3 float32; the array must be C-contiguous."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{name} must be C-contiguous")
+    t = cnp.PyArray_TYPE(a)
+    if t == cnp.NPY_UINT8:
+        return 0
+    if t == cnp.NPY_INT8:
+        return 1
+    if t == cnp.NPY_INT32:
+        return 2
+    if t == cnp.NPY_FLOAT32:
+        return 3
+    raise TypeError(f"{name} has unsupported dtype {a.dtype}")
+
+
+cdef void* _vec(cnp.ndarray a, str name, int kind, Py_ssize_t length) except? NULL:
+    if a is None:
+        return NULL
+    if _kind(a, name) != kind or a.ndim != 1 or a.shape[0] < length:
+        raise ValueError(f"{name} must be a 1-D {'int32' if kind == 2 else 'float32'} "
+                         f"vector of at least {length} values")
+    return cnp.PyArray_DATA(a)
+
+
+cdef int _geometry(rn_conv_t *p, cnp.ndarray x, cnp.ndarray out, geom, int threads) except -1:
+    if x.ndim != 4 or out.ndim != 4:
+        raise ValueError("input and output must be 4-D (NHWC)")
+    kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(pad_t, pad_l) < 0:
+        raise ValueError(f"bad geometry {geom}")
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("batch sizes differ")
+    p.batches, p.in_h, p.in_w, p.in_c = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    p.out_h, p.out_w, p.out_c = out.shape[1], out.shape[2], out.shape[3]
+    p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pad_t, p.pad_l = kh, kw, sh, sw, dh, dw, pad_t, pad_l
+    p.pointwise = (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pad_t == 0 and pad_l == 0
+                   and p.in_h == p.out_h and p.in_w == p.out_w)
+    p.threads = max(1, threads)
+    p.wq = NULL
+    p.wf = NULL
+    p.bias_q = NULL
+    p.bias_f = NULL
+    p.mult = NULL
+    p.shift = NULL
+    return 0
+
+
+cdef int _requant(rn_conv_t *p, cnp.ndarray mult, cnp.ndarray shift, int zp, int qmin,
+                  int qmax, int rounding, int out_kind, Py_ssize_t padded) except -1:
+    if rounding not in (0, 1, 2):
+        raise ValueError(f"rounding form {rounding} is not 0, 1 or 2")
+    p.mult = <const int32_t*>_vec(mult, "mult", 2, padded)
+    p.shift = <const int32_t*>_vec(shift, "shift", 2, padded)
+    if p.mult == NULL or p.shift == NULL:
+        raise ValueError("mult and shift are required")
+    s = np.asarray(shift)
+    if s.size and (s.min() < -31 or s.max() > (30 if rounding == 1 else 31)):
+        raise ValueError("shift out of range for this rounding form")
+    lo, hi = (-128, 127) if out_kind == 1 else (0, 255)
+    if not lo <= qmin <= qmax <= hi:
+        raise ValueError(f"need {lo} <= qmin <= qmax <= {hi}")
+    p.zp, p.qmin, p.qmax, p.rounding = zp, qmin, qmax, rounding
+    p.out_signed = out_kind == 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# Kernels
+# ------------------------------------------------------------------------------------------
+
+def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, cnp.ndarray mult,
+           cnp.ndarray shift, geom, int in_off, int zp, int qmin, int qmax, int rounding,
+           cnp.ndarray out not None, int threads=1):
+    """Quantized convolution; `out` int8/uint8 (requantized) or int32 (raw accumulators).
+
+    x (N, H, W, Cin) int8/uint8 (x + in_off must fit int16: input_offset_fits); wpack from pack_q of the (Cout, KH*KW*Cin) filter; bias,
+    mult, shift int32 padded to panels (bias may be None); geom (kh, kw, sh, sw, dh, dw,
+    pad_top, pad_left).
+    """
+    cdef rn_conv_t p
+    xk, ok = _kind(x, "x"), _kind(out, "out")
+    if xk > 1:
+        raise TypeError("x must be int8 or uint8")
+    _geometry(&p, x, out, geom, threads)
+    cdef Py_ssize_t K = p.kh * p.kw * p.in_c, npan = panels(p.out_c)
+    cdef Py_ssize_t kp = (K + 1) // 2
+    if wpack.dtype != np.int16 or wpack.ndim != 4 or wpack.shape[0] != npan or \
+            wpack.shape[1] != kp or wpack.shape[2] != RN_NR or wpack.shape[3] != 2 or \
+            not cnp.PyArray_IS_C_CONTIGUOUS(wpack):
+        raise ValueError(f"wpack must be int16 ({npan}, {kp}, {RN_NR}, 2)")
+    if not input_offset_fits(in_off):
+        raise ValueError(f"in_off {in_off} does not keep x + in_off within int16")
+    p.wq = <const int16_t*>cnp.PyArray_DATA(wpack)
+    p.bias_q = <const int32_t*>_vec(bias, "bias", 2, npan * RN_NR)
+    p.in_signed = xk == 1
+    p.in_off = in_off
+    cdef void* outp = cnp.PyArray_DATA(out)
+    cdef const void* xp = cnp.PyArray_DATA(x)
+    if ok == 2:
+        with nogil:
+            rn_conv_q(&p, xp, NULL, <int32_t*>outp)
+        return
+    if ok > 1:
+        raise TypeError("out must be int8, uint8 or int32")
+    _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
+    with nogil:
+        rn_conv_q(&p, xp, outp, NULL)
+
+
+def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,
+           float act_min, float act_max, cnp.ndarray out not None, int threads=1):
+    """float32 convolution (reference order per output); wpack from pack_f."""
+    cdef rn_conv_t p
+    if _kind(x, "x") != 3 or _kind(out, "out") != 3 or _kind(wpack, "wpack") != 3:
+        raise TypeError("x, wpack and out must be float32")
+    _geometry(&p, x, out, geom, threads)
+    cdef Py_ssize_t K = p.kh * p.kw * p.in_c, npan = panels(p.out_c)
+    if wpack.ndim != 3 or wpack.shape[0] != npan or wpack.shape[1] != K or wpack.shape[2] != RN_NR:
+        raise ValueError(f"wpack must be float32 ({npan}, {K}, {RN_NR})")
+    p.wf = <const float*>cnp.PyArray_DATA(wpack)
+    p.bias_f = <const float*>_vec(bias, "bias", 3, npan * RN_NR)
+    p.act_min, p.act_max = act_min, act_max
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
+    cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    with nogil:
+        rn_conv_f(&p, xp, outp)
+
+
+cdef int _depthwise_common(rn_conv_t *p, cnp.ndarray x, cnp.ndarray wpack, cnp.ndarray out,
+                           geom, int threads, int wkind) except -1:
+    _geometry(p, x, out, geom, threads)
+    if p.in_c != p.out_c:
+        raise ValueError("depthwise kernels here need depth multiplier 1")
+    if wpack.dtype != (np.int16 if wkind == 2 else np.float32):
+        raise TypeError("bad wpack dtype")
+    if wpack.ndim != 2 or wpack.shape[0] != p.kh * p.kw or wpack.shape[1] != panels(p.out_c) * RN_NR \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(wpack):
+        raise ValueError(f"wpack must be ({p.kh * p.kw}, {panels(p.out_c) * RN_NR})")
+    return 0
+
+
+def depthwise_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
+                cnp.ndarray mult, cnp.ndarray shift, geom, int in_off, int zp, int qmin,
+                int qmax, int rounding, cnp.ndarray out not None, int threads=1):
+    """Quantized depthwise conv (multiplier 1), requantization fused; wpack from
+    pack_depthwise_q."""
+    cdef rn_conv_t p
+    xk, ok = _kind(x, "x"), _kind(out, "out")
+    if xk > 1 or ok != xk:
+        raise TypeError("x and out must both be int8 or both uint8")
+    _depthwise_common(&p, x, wpack, out, geom, threads, 2)
+    if wpack.dtype != np.int16:
+        raise TypeError("wpack must be int16")
+    cdef Py_ssize_t padded = panels(p.out_c) * RN_NR
+    p.wq = <const int16_t*>cnp.PyArray_DATA(wpack)
+    p.bias_q = <const int32_t*>_vec(bias, "bias", 2, padded)
+    p.in_signed = xk == 1
+    p.in_off = in_off
+    _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, padded)
+    cdef const void* xp = cnp.PyArray_DATA(x)
+    cdef void* outp = cnp.PyArray_DATA(out)
+    with nogil:
+        rn_depthwise_q(&p, xp, outp)
+
+
+def depthwise_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,
+                float act_min, float act_max, cnp.ndarray out not None, int threads=1):
+    """float32 depthwise conv (multiplier 1), reference order; wpack from pack_depthwise_f."""
+    cdef rn_conv_t p
+    if _kind(x, "x") != 3 or _kind(out, "out") != 3 or _kind(wpack, "wpack") != 3:
+        raise TypeError("x, wpack and out must be float32")
+    _depthwise_common(&p, x, wpack, out, geom, threads, 3)
+    p.wf = <const float*>cnp.PyArray_DATA(wpack)
+    p.bias_f = <const float*>_vec(bias, "bias", 3, panels(p.out_c) * RN_NR)
+    p.act_min, p.act_max = act_min, act_max
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
+    cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    with nogil:
+        rn_depthwise_f(&p, xp, outp)
+
+
+def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
+                  bint is_mul, int zp1, int zp2, int zpo, m1_e1, m2_e2, mo_eo, int lo, int hi,
+                  int rounding, int threads=1):
+    """Quantized ADD (is_mul False) or MUL of a (n values) and b (period values, repeated),
+    as refnet/ops/elementwise.py; out like a.  (m, e) pairs: multiplier and shift."""
+    cdef rn_elementwise_t e
+    ak, bk, ok = _kind(a, "a"), _kind(b, "b"), _kind(out, "out")
+    if ak > 1 or bk != ak or ok != ak:
+        raise TypeError("a, b and out must all be int8 or all uint8")
+    n, period = a.size, b.size
+    if out.size != n or period == 0 or n % period:
+        raise ValueError("b's size must divide a's, and out must be a's size")
+    if rounding not in (0, 1, 2):
+        raise ValueError(f"rounding form {rounding} is not 0, 1 or 2")
+    top = 30 if rounding == 1 else 31
+    for _, s in (m1_e1, m2_e2, mo_eo):
+        if not -31 <= s <= top:
+            raise ValueError("shift out of range for this rounding form")
+    lo_t, hi_t = (-128, 127) if ak == 1 else (0, 255)
+    e.n, e.period, e.is_signed, e.is_mul = n, period, ak == 1, is_mul
+    e.zp1, e.zp2, e.zpo = zp1, zp2, zpo
+    e.m1, e.e1 = m1_e1
+    e.m2, e.e2 = m2_e2
+    e.mo, e.eo = mo_eo
+    e.lo, e.hi = max(lo, lo_t), min(hi, hi_t)
+    e.rounding = rounding
+    e.threads = max(1, threads)
+    if e.lo > e.hi:
+        raise ValueError("empty clamp range")
+    cdef const void* ap = cnp.PyArray_DATA(a)
+    cdef const void* bp = cnp.PyArray_DATA(b)
+    cdef void* outp = cnp.PyArray_DATA(out)
+    with nogil:
+        rn_elementwise_q(&e, ap, bp, outp)

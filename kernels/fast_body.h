@@ -1,0 +1,639 @@
+/* refnet fast kernels: the bodies, compiled once per target (see fast.h).
+ * Included with RN_SFX(name) defined to name the copy (name_avx512, name_avx2, name_generic).
+ * Everything here is static: only the dispatchers in fast_dispatch.h are called from Cython.
+ */
+
+#define RN_INLINE static inline __attribute__((always_inline))
+
+/* Per-target parameters, defined by the includer:
+ *   RN_VB   bytes of a native vector (64 AVX-512, 32 AVX2, 16 SSE2 / NEON)
+ *   RN_TMR  pixels per micro-tile (as many as the accumulators leave registers for)
+ *   RN_MADD(acc, pair, w)  acc += pairwise int16 products (pmaddwd), or a plain emulation */
+#define RN_NV (64 / RN_VB)              /* native vectors per 16-channel panel */
+#define RN_L32 (RN_VB / 4)              /* int32 / float lanes per native vector */
+#define RN_L64 (RN_VB / 8)              /* int64 lanes per native vector */
+#define VSI RN_SFX(vsi)
+#define VSU RN_SFX(vsu)
+#define VHI RN_SFX(vhi)
+#define VSF RN_SFX(vsf)
+#define VDI RN_SFX(vdi)
+#define VDU RN_SFX(vdu)
+#define VHSI RN_SFX(vhsi)
+#define VQI RN_SFX(vqi)
+typedef int32_t VSI __attribute__((vector_size(RN_VB)));
+typedef uint32_t VSU __attribute__((vector_size(RN_VB)));
+typedef int16_t VHI __attribute__((vector_size(RN_VB)));
+typedef float VSF __attribute__((vector_size(RN_VB)));
+typedef int64_t VDI __attribute__((vector_size(RN_VB)));
+typedef uint64_t VDU __attribute__((vector_size(RN_VB)));
+typedef int32_t VHSI __attribute__((vector_size(RN_VB / 2)));  /* RN_L64 int32 lanes */
+typedef int8_t VQI __attribute__((vector_size(RN_VB / 8)));    /* RN_L64 int8 lanes */
+
+/* ------------------------------------------------------------------------------------------
+ * 64-bit lane helpers: requantization, RN_L64 int32 values at a time
+ * ---------------------------------------------------------------------------------------- */
+
+RN_INLINE VDI RN_SFX(wrap32)(VDI v) {
+    /* low 32 bits as a signed int32 (two's complement wrap) */
+    return (VDI)((VDU)v << 32) >> 32;
+}
+
+RN_INLINE VDI RN_SFX(select)(VDI mask, VDI a, VDI b) {
+    return (mask & a) | (~mask & b);
+}
+
+/* MultiplyByQuantizedMultiplier, lane by lane, as fixedpoint.pxd (forms 0, 1, 2).
+ * x, multiplier: int32 values in int64 lanes; shift in [-31, 31] ([-31, 30] for form 1). */
+RN_INLINE VDI RN_SFX(mbqm)(VDI x, VDI m, VDI shift, int rounding) {
+    const VDI zero = {0};
+    if (rounding == 1) {
+        VDI total = 31 - shift;
+        VDI offset = ((zero + 1) << total) >> 1;
+        return RN_SFX(wrap32)((x * m + offset) >> total);
+    }
+    VDI left = (shift > 0) & shift;
+    VDI right = (shift < 0) & -shift;
+    VDI xs = RN_SFX(wrap32)((VDI)((VDU)x << (VDU)left));
+    VDI prod = xs * m;
+    VDI nudge = RN_SFX(select)(prod >= 0, zero + (1 << 30), zero + (1 - (1 << 30)));
+    VDI s = prod + nudge;
+    VDI q = (s + ((s >> 63) & 0x7FFFFFFF)) >> 31; /* truncating division by 2**31 */
+    VDI sat = (xs == INT32_MIN) & (m == INT32_MIN);
+    q = RN_SFX(select)(sat, zero + INT32_MAX, q);
+    if (rounding == 2) {
+        VDI half = ((zero + 1) << right) >> 1;
+        return (q + half) >> right;
+    }
+    VDI mask = ((zero + 1) << right) - 1;
+    VDI rem = q & mask;
+    VDI threshold = (mask >> 1) - (q < 0);
+    return (q >> right) - (rem > threshold);
+}
+
+RN_INLINE VDI RN_SFX(clamp)(VDI v, int64_t lo, int64_t hi) {
+    const VDI zero = {0};
+    v = RN_SFX(select)(v < lo, zero + lo, v);
+    return RN_SFX(select)(v > hi, zero + hi, v);
+}
+
+RN_INLINE VDI RN_SFX(load_i32)(const int32_t *src) {
+    VHSI v;
+    memcpy(&v, src, sizeof v);
+    return __builtin_convertvector(v, VDI);
+}
+
+#define VHQ RN_SFX(vhq)
+typedef int8_t VHQ __attribute__((vector_size(RN_VB / 4)));   /* RN_L32 int8 lanes */
+
+/* mbqm on RN_L32 int32 lanes. */
+#ifdef RN_AVX2_REQUANT
+/* AVX2 has no 64-bit multiply or variable arithmetic 64-bit shift: the 64-bit products come
+ * from vpmuldq on even and odd lanes, the arithmetic shifts from logical ones. */
+RN_INLINE __m256i RN_SFX(sra64)(__m256i v, __m256i n) {
+    __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
+    return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, sign), n), sign);
+}
+
+/* low 32 bits of trunc((p + nudge) / 2**31), p the 64-bit product, nudge +-2**30 */
+RN_INLINE __m256i RN_SFX(srdhm_half)(__m256i prod) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i neg = _mm256_cmpgt_epi64(zero, prod);
+    __m256i nudge = _mm256_blendv_epi8(_mm256_set1_epi64x(1 << 30),
+                                       _mm256_set1_epi64x(1 - (1 << 30)), neg);
+    __m256i s = _mm256_add_epi64(prod, nudge);
+    __m256i sneg = _mm256_cmpgt_epi64(zero, s);
+    s = _mm256_add_epi64(s, _mm256_and_si256(sneg, _mm256_set1_epi64x(0x7FFFFFFF)));
+    return RN_SFX(sra64)(s, _mm256_set1_epi64x(31));
+}
+
+RN_INLINE VSI RN_SFX(mbqm32)(VSI xv, VSI mv, VSI shiftv, int rounding) {
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i low = _mm256_set1_epi64x(0xFFFFFFFF);
+    __m256i x = (__m256i)xv, m = (__m256i)mv, shift = (__m256i)shiftv;
+    if (rounding == 1) {
+        __m256i total = _mm256_sub_epi32(_mm256_set1_epi32(31), shift);
+        __m256i t_e = _mm256_and_si256(total, low), t_o = _mm256_srli_epi64(total, 32);
+        __m256i one64 = _mm256_set1_epi64x(1);
+        __m256i p_e = _mm256_mul_epi32(x, m);
+        __m256i p_o = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32));
+        p_e = _mm256_add_epi64(p_e, _mm256_sllv_epi64(one64, _mm256_sub_epi64(t_e, one64)));
+        p_o = _mm256_add_epi64(p_o, _mm256_sllv_epi64(one64, _mm256_sub_epi64(t_o, one64)));
+        __m256i r_e = RN_SFX(sra64)(p_e, t_e), r_o = RN_SFX(sra64)(p_o, t_o);
+        return (VSI)_mm256_blend_epi32(r_e, _mm256_slli_epi64(r_o, 32), 0xAA);
+    }
+    __m256i left = _mm256_max_epi32(shift, zero);
+    __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    __m256i xs = _mm256_sllv_epi32(x, left);
+    __m256i q_e = RN_SFX(srdhm_half)(_mm256_mul_epi32(xs, m));
+    __m256i q_o = RN_SFX(srdhm_half)(_mm256_mul_epi32(_mm256_srli_epi64(xs, 32), _mm256_srli_epi64(m, 32)));
+    __m256i q = _mm256_blend_epi32(q_e, _mm256_slli_epi64(q_o, 32), 0xAA);
+    __m256i min = _mm256_set1_epi32(INT32_MIN);
+    __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(xs, min), _mm256_cmpeq_epi32(m, min));
+    q = _mm256_blendv_epi8(q, _mm256_set1_epi32(INT32_MAX), sat);
+    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    __m256i rem = _mm256_and_si256(q, mask);
+    if (rounding == 2) {  /* floor((q + half) / 2**right) without int32 overflow */
+        __m256i half = _mm256_srli_epi32(_mm256_sllv_epi32(one, right), 1);
+        return (VSI)_mm256_add_epi32(_mm256_srav_epi32(q, right),
+                                     _mm256_srlv_epi32(_mm256_add_epi32(rem, half), right));
+    }
+    __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, q));
+    return (VSI)_mm256_sub_epi32(_mm256_srav_epi32(q, right), _mm256_cmpgt_epi32(rem, threshold));
+}
+
+RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {
+    return (VSI)_mm256_min_epi32(_mm256_max_epi32((__m256i)v, _mm256_set1_epi32(lo)),
+                                 _mm256_set1_epi32(hi));
+}
+#else
+RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int rounding) {
+    int32_t xa[RN_L32], ma[RN_L32], sa[RN_L32], ra[RN_L32];
+    memcpy(xa, &x, RN_VB);
+    memcpy(ma, &m, RN_VB);
+    memcpy(sa, &shift, RN_VB);
+    for (int h = 0; h < 2; h++) {
+        VDI r = RN_SFX(mbqm)(RN_SFX(load_i32)(xa + h * RN_L64), RN_SFX(load_i32)(ma + h * RN_L64),
+                             RN_SFX(load_i32)(sa + h * RN_L64), rounding);
+        VHSI n = __builtin_convertvector(r, VHSI);
+        memcpy(ra + h * RN_L64, &n, RN_VB / 2);
+    }
+    VSI out;
+    memcpy(&out, ra, RN_VB);
+    return out;
+}
+
+RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {
+    VSI below = v < lo, above = v > hi;
+    v = (below & lo) | (~below & v);
+    return (above & hi) | (~above & v);
+}
+#endif
+
+/* Requantize the 16 wrapped int32 accumulators of one panel and store `count` bytes. */
+RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
+                                       const int32_t *shift, const rn_conv_t *p, char *dst,
+                                       int count) {
+    int8_t bytes[16];
+    for (int j = 0; j < 16 && j < count; j += RN_L32) {
+        VSI x, m, s;
+        memcpy(&x, acc + j, RN_VB);
+        memcpy(&m, mult + j, RN_VB);
+        memcpy(&s, shift + j, RN_VB);
+        VSI v = RN_SFX(mbqm32)(x, m, s, p->rounding);
+        v = v + p->zp;  /* int32 addition with wrap-around (-fwrapv), as the reference */
+        v = RN_SFX(clamp32)(v, p->qmin, p->qmax);
+        VHQ b = __builtin_convertvector(v, VHQ);
+        memcpy(bytes + j, &b, sizeof b);
+    }
+    if (count == 16) memcpy(dst, bytes, 16);
+    else memcpy(dst, bytes, (size_t)count);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Integer convolution as a matrix product: A (pixels x K, shifted input) times the packed
+ * weights, K = kh * kw * in_c in the order (ky, kx, ci), taken two at a time: A holds int16
+ * pairs (x_k, x_k+1) and the weights [panel][k/2][16 channels][2], so one pmaddwd does two
+ * taps of 16 lanes.  A padded tap is a zero in A: the reference skips it, which adds nothing
+ * to an integer sum either.  Everything is exact modulo 2**32.
+ * ---------------------------------------------------------------------------------------- */
+
+RN_INLINE void RN_SFX(pixel_origin)(const rn_conv_t *p, long pix, int *b, int *y0, int *x0) {
+    int ox = (int)(pix % p->out_w);
+    long t = pix / p->out_w;
+    int oy = (int)(t % p->out_h);
+    *b = (int)(t / p->out_h);
+    *y0 = oy * p->sh - p->pad_t;
+    *x0 = ox * p->sw - p->pad_l;
+}
+
+/* Ah[k * RN_TMR * 2 + 2 m + (k & 1)] layout: int16 pairs; Ah[k][m] = x[pixel p0 + m, tap k]
+ * + in_off (0 for padded taps, absent pixels and the odd tail k = K). */
+RN_INLINE void RN_SFX(put)(int16_t *Ah, int k, int m, int16_t v) {
+    Ah[((k >> 1) * RN_TMR + m) * 2 + (k & 1)] = v;
+}
+
+static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv, int K,
+                             int16_t *Ah) {
+    const int32_t off = p->in_off;
+    const int C = p->in_c;
+    const int Kp = (K + 1) / 2;
+    if (mv < RN_TMR || (K & 1)) memset(Ah, 0, sizeof(int16_t) * 2 * (size_t)Kp * RN_TMR);
+    for (int m = 0; m < mv; m++) {
+        if (p->pointwise) {
+            size_t base = (size_t)(p0 + m) * C;
+            if (p->in_signed) {
+                const int8_t *src = (const int8_t *)in + base;
+                for (int k = 0; k < K; k++) RN_SFX(put)(Ah, k, m, (int16_t)(src[k] + off));
+            } else {
+                const uint8_t *src = (const uint8_t *)in + base;
+                for (int k = 0; k < K; k++) RN_SFX(put)(Ah, k, m, (int16_t)(src[k] + off));
+            }
+            continue;
+        }
+        int b, y0, x0, k = 0;
+        RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+        for (int ky = 0; ky < p->kh; ky++) {
+            int iy = y0 + ky * p->dh;
+            for (int kx = 0; kx < p->kw; kx++, k += C) {
+                int ix = x0 + kx * p->dw;
+                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                    for (int ci = 0; ci < C; ci++) RN_SFX(put)(Ah, k + ci, m, 0);
+                    continue;
+                }
+                size_t base = (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
+                if (p->in_signed) {
+                    const int8_t *src = (const int8_t *)in + base;
+                    for (int ci = 0; ci < C; ci++) RN_SFX(put)(Ah, k + ci, m, (int16_t)(src[ci] + off));
+                } else {
+                    const uint8_t *src = (const uint8_t *)in + base;
+                    for (int ci = 0; ci < C; ci++) RN_SFX(put)(Ah, k + ci, m, (int16_t)(src[ci] + off));
+                }
+            }
+        }
+    }
+}
+
+static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
+    const int K = p->kh * p->kw * p->in_c;
+    const int Kp = (K + 1) / 2;
+    const long P = (long)p->batches * p->out_h * p->out_w;
+    const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
+    const long ntiles = (P + RN_TMR - 1) / RN_TMR;
+    if (P == 0 || p->out_c == 0) return;
+    /* a block of panels whose int16 weights stay in L2 while the pixel tiles stream by */
+    long per_block = 196608L / ((long)(Kp > 0 ? Kp : 1) * RN_NR * 4);
+    int bpan = per_block < 1 ? 1 : (per_block > npanels ? npanels : (int)per_block);
+    const int nblocks = (npanels + bpan - 1) / bpan;
+    const long total = (long)nblocks * ntiles;
+    const int threads = p->threads > 0 ? p->threads : 1;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int16_t *Ah = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp * RN_TMR + 32));
+#pragma omp for schedule(static)
+        for (long it = 0; it < total; it++) {
+            if (!Ah) continue;
+            long tile = it % ntiles;
+            int block = (int)(it / ntiles);
+            long p0 = tile * RN_TMR;
+            int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
+            RN_SFX(gather_q)(p, in, p0, mv, K, Ah);
+            int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
+            for (int pan = block * bpan; pan < pan_end; pan++) {
+                const int16_t *W = p->wq + (size_t)pan * Kp * 2 * RN_NR;
+                VSI acc[RN_TMR][RN_NV];
+#pragma GCC unroll 16
+                for (int m = 0; m < RN_TMR; m++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) acc[m][v] = (VSI){0};
+                for (int kp = 0; kp < Kp; kp++) {
+                    VHI w[RN_NV];
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) memcpy(&w[v], W + ((size_t)kp * RN_NR + v * RN_L32) * 2, RN_VB);
+                    const int16_t *a = Ah + (size_t)kp * RN_TMR * 2;
+#pragma GCC unroll 16
+                    for (int m = 0; m < RN_TMR; m++) {
+                        int32_t pair;
+                        memcpy(&pair, a + 2 * m, 4);
+                        VHI pv = (VHI)((VSI){0} + pair);
+#pragma GCC unroll 4
+                        for (int v = 0; v < RN_NV; v++) RN_MADD(acc[m][v], pv, w[v]);
+                    }
+                }
+                int c0 = pan * RN_NR;
+                int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+                int32_t bias[16] = {0};
+                if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
+                for (int m = 0; m < mv; m++) {
+                    int32_t tmp[16];
+                    memcpy(tmp, acc[m], sizeof tmp);
+                    for (int j = 0; j < 16; j++) tmp[j] = (int32_t)((uint32_t)tmp[j] + (uint32_t)bias[j]);
+                    if (!p->mult) {
+                        memcpy(acc_out + (size_t)(p0 + m) * p->out_c + c0, tmp, sizeof(int32_t) * nc);
+                        continue;
+                    }
+                    RN_SFX(requant_store16)(tmp, p->mult + c0, p->shift + c0, p,
+                                            (char *)out + (size_t)(p0 + m) * p->out_c + c0, nc);
+                }
+            }
+        }
+        free(Ah);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Float convolution.  Each output's sum runs k = 0, 1, ... from 0.0f, one float32 product and
+ * one float32 add per tap; lanes are output channels.  A tile of pixels all of whose taps are
+ * inside the image runs as a matrix product; a tile touching the border runs pixel by pixel,
+ * skipping padded taps exactly as the reference (adding 0 * w could turn -0.0 into +0.0 or a
+ * finite sum into NaN).
+ * ---------------------------------------------------------------------------------------- */
+
+RN_INLINE VSF RN_SFX(finish_f)(VSF total, const rn_conv_t *p, int c) {
+    VSF bias = {0};  /* no bias: the reference adds 0.0f */
+    if (p->bias_f) memcpy(&bias, p->bias_f + c, sizeof bias);
+    VSF v = total + bias;
+    VSF lo = (VSF){0} + p->act_min, hi = (VSF){0} + p->act_max;
+    VSI below = v < lo;       /* std::max(v, lo): v unless v < lo */
+    v = (VSF)((below & (VSI)lo) | (~below & (VSI)v));
+    VSI above = hi < v;       /* std::min(v, hi): v unless hi < v */
+    return (VSF)((above & (VSI)hi) | (~above & (VSI)v));
+}
+
+RN_INLINE void RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0, int nc, float *dst) {
+    float tmp[16];
+#pragma GCC unroll 4
+    for (int v = 0; v < RN_NV; v++) {
+        VSF r = RN_SFX(finish_f)(acc[v], p, c0 + v * RN_L32);
+        memcpy(tmp + v * RN_L32, &r, RN_VB);
+    }
+    if (nc == 16) memcpy(dst, tmp, sizeof tmp);
+    else memcpy(dst, tmp, sizeof(float) * nc);
+}
+
+/* Returns 1 when every tap of every present pixel lies inside the image. */
+static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv, int K,
+                            float *At) {
+    const int C = p->in_c;
+    if (mv < RN_TMR) memset(At, 0, sizeof(float) * (size_t)K * RN_TMR);
+    for (int m = 0; m < mv; m++) {
+        if (p->pointwise) {
+            const float *src = in + (size_t)(p0 + m) * C;
+            for (int k = 0; k < K; k++) At[k * RN_TMR + m] = src[k];
+            continue;
+        }
+        int b, y0, x0, k = 0;
+        RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+        for (int ky = 0; ky < p->kh; ky++) {
+            int iy = y0 + ky * p->dh;
+            for (int kx = 0; kx < p->kw; kx++, k += C) {
+                int ix = x0 + kx * p->dw;
+                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) return 0;
+                const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
+                for (int ci = 0; ci < C; ci++) At[(k + ci) * RN_TMR + m] = src[ci];
+            }
+        }
+    }
+    return 1;
+}
+
+static void RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
+    const int K = p->kh * p->kw * p->in_c;
+    const long P = (long)p->batches * p->out_h * p->out_w;
+    const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
+    const long ntiles = (P + RN_TMR - 1) / RN_TMR;
+    if (P == 0 || p->out_c == 0) return;
+    long per_block = 196608L / ((long)(K > 0 ? K : 1) * RN_NR * 4);
+    int bpan = per_block < 1 ? 1 : (per_block > npanels ? npanels : (int)per_block);
+    const int nblocks = (npanels + bpan - 1) / bpan;
+    const long total = (long)nblocks * ntiles;
+    const int threads = p->threads > 0 ? p->threads : 1;
+    const int C = p->in_c;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float *At = (float *)malloc(sizeof(float) * ((size_t)K * RN_TMR + 16));
+#pragma omp for schedule(static)
+        for (long it = 0; it < total; it++) {
+            if (!At) continue;
+            long tile = it % ntiles;
+            int block = (int)(it / ntiles);
+            long p0 = tile * RN_TMR;
+            int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
+            int clean = RN_SFX(gather_f)(p, in, p0, mv, K, At);
+            int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
+            for (int pan = block * bpan; pan < pan_end; pan++) {
+                const float *W = p->wf + (size_t)pan * K * RN_NR;
+                int c0 = pan * RN_NR;
+                int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+                if (clean) {
+                    VSF acc[RN_TMR][RN_NV];
+#pragma GCC unroll 16
+                    for (int m = 0; m < RN_TMR; m++)
+#pragma GCC unroll 4
+                        for (int v = 0; v < RN_NV; v++) acc[m][v] = (VSF){0};
+                    for (int k = 0; k < K; k++) {
+                        VSF w[RN_NV];
+#pragma GCC unroll 4
+                        for (int v = 0; v < RN_NV; v++) memcpy(&w[v], W + (size_t)k * RN_NR + v * RN_L32, RN_VB);
+                        const float *a = At + (size_t)k * RN_TMR;
+#pragma GCC unroll 16
+                        for (int m = 0; m < RN_TMR; m++) {
+                            float am = a[m];
+#pragma GCC unroll 4
+                            for (int v = 0; v < RN_NV; v++) acc[m][v] = acc[m][v] + am * w[v];
+                        }
+                    }
+                    for (int m = 0; m < mv; m++)
+                        RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
+                    continue;
+                }
+                for (int m = 0; m < mv; m++) {  /* border tile: pixel by pixel */
+                    int b, y0, x0, k = 0;
+                    RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+                    VSF acc[RN_NV];
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
+                    for (int ky = 0; ky < p->kh; ky++) {
+                        int iy = y0 + ky * p->dh;
+                        for (int kx = 0; kx < p->kw; kx++, k += C) {
+                            int ix = x0 + kx * p->dw;
+                            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
+                            const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
+                            for (int ci = 0; ci < C; ci++) {
+                                float xv = src[ci];
+#pragma GCC unroll 4
+                                for (int v = 0; v < RN_NV; v++) {
+                                    VSF w;
+                                    memcpy(&w, W + (size_t)(k + ci) * RN_NR + v * RN_L32, RN_VB);
+                                    acc[v] = acc[v] + xv * w;
+                                }
+                            }
+                        }
+                    }
+                    RN_SFX(store_panel_f)(acc, p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
+                }
+            }
+        }
+        free(At);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Depthwise (depth multiplier 1): per output pixel, channels in lanes (panels of 16), taps in
+ * the order (ky, kx), padded taps skipped.  Weights packed [ky * kw + kx][channels padded].
+ * ---------------------------------------------------------------------------------------- */
+
+#define VQ32 RN_SFX(vq32)
+#define VUQ32 RN_SFX(vuq32)
+#define VH32 RN_SFX(vh32)
+typedef int8_t VQ32 __attribute__((vector_size(RN_VB / 4)));
+typedef uint8_t VUQ32 __attribute__((vector_size(RN_VB / 4)));
+typedef int16_t VH32 __attribute__((vector_size(RN_VB / 2)));
+
+static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
+    const int C = p->out_c;
+    const int npanels = (C + RN_NR - 1) / RN_NR;
+    const int cpad = npanels * RN_NR;
+    const long rows = (long)p->batches * p->out_h;
+    const int threads = p->threads > 0 ? p->threads : 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long row = 0; row < rows; row++) {
+        int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
+        int y0 = oy * p->sh - p->pad_t;
+        for (int ox = 0; ox < p->out_w; ox++) {
+            int x0 = ox * p->sw - p->pad_l;
+            char *dst_pixel = (char *)out + (((size_t)b * p->out_h + oy) * p->out_w + ox) * C;
+            for (int pan = 0; pan < npanels; pan++) {
+                int c0 = pan * RN_NR;
+                int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
+                int32_t bias[16] = {0};
+                if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
+                VSU acc[RN_NV];
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) memcpy(&acc[v], bias + v * RN_L32, RN_VB);
+                for (int ky = 0; ky < p->kh; ky++) {
+                    int iy = y0 + ky * p->dh;
+                    if (iy < 0 || iy >= p->in_h) continue;
+                    for (int kx = 0; kx < p->kw; kx++) {
+                        int ix = x0 + kx * p->dw;
+                        if (ix < 0 || ix >= p->in_w) continue;
+                        const char *src = (const char *)in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C + c0;
+                        char xb[16];
+                        if (nc == 16) memcpy(xb, src, 16);
+                        else { memset(xb, 0, sizeof xb); memcpy(xb, src, (size_t)nc); }
+                        const int16_t *wrow = p->wq + (size_t)(ky * p->kw + kx) * cpad + c0;
+#pragma GCC unroll 4
+                        for (int v = 0; v < RN_NV; v++) {
+                            VSI x;
+                            if (p->in_signed) {
+                                VQ32 q;
+                                memcpy(&q, xb + v * RN_L32, sizeof q);
+                                x = __builtin_convertvector(q, VSI);
+                            } else {
+                                VUQ32 q;
+                                memcpy(&q, xb + v * RN_L32, sizeof q);
+                                x = __builtin_convertvector(q, VSI);
+                            }
+                            VH32 wh;
+                            memcpy(&wh, wrow + v * RN_L32, sizeof wh);
+                            acc[v] += (VSU)(x + p->in_off) * (VSU)__builtin_convertvector(wh, VSI);
+                        }
+                    }
+                }
+                int32_t tmp[16];
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) memcpy(tmp + v * RN_L32, &acc[v], RN_VB);
+                RN_SFX(requant_store16)(tmp, p->mult + c0, p->shift + c0, p, dst_pixel + c0, nc);
+            }
+        }
+    }
+}
+
+static void RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) {
+    const int C = p->out_c;
+    const int npanels = (C + RN_NR - 1) / RN_NR;
+    const int cpad = npanels * RN_NR;
+    const long rows = (long)p->batches * p->out_h;
+    const int threads = p->threads > 0 ? p->threads : 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long row = 0; row < rows; row++) {
+        int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
+        int y0 = oy * p->sh - p->pad_t;
+        for (int ox = 0; ox < p->out_w; ox++) {
+            int x0 = ox * p->sw - p->pad_l;
+            float *dst_pixel = out + (((size_t)b * p->out_h + oy) * p->out_w + ox) * C;
+            for (int pan = 0; pan < npanels; pan++) {
+                int c0 = pan * RN_NR;
+                int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
+                VSF acc[RN_NV];
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
+                for (int ky = 0; ky < p->kh; ky++) {
+                    int iy = y0 + ky * p->dh;
+                    if (iy < 0 || iy >= p->in_h) continue;
+                    for (int kx = 0; kx < p->kw; kx++) {
+                        int ix = x0 + kx * p->dw;
+                        if (ix < 0 || ix >= p->in_w) continue;
+                        const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C + c0;
+                        float xb[16];
+                        if (nc == 16) memcpy(xb, src, sizeof xb);
+                        else { memset(xb, 0, sizeof xb); memcpy(xb, src, sizeof(float) * nc); }
+                        const float *wrow = p->wf + (size_t)(ky * p->kw + kx) * cpad + c0;
+#pragma GCC unroll 4
+                        for (int v = 0; v < RN_NV; v++) {
+                            VSF x, w;
+                            memcpy(&x, xb + v * RN_L32, RN_VB);
+                            memcpy(&w, wrow + v * RN_L32, RN_VB);
+                            acc[v] = acc[v] + x * w;
+                        }
+                    }
+                }
+                RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Quantized ADD / MUL (elementwise.py's arithmetic), b repeating with a period.
+ * ---------------------------------------------------------------------------------------- */
+
+#define VUHQ RN_SFX(vuhq)
+typedef uint8_t VUHQ __attribute__((vector_size(RN_VB / 4)));
+
+RN_INLINE VSI RN_SFX(load_q32)(const void *src, int is_signed, int count) {
+    if (is_signed) {
+        VHQ v = {0};
+        memcpy(&v, src, (size_t)count);
+        return __builtin_convertvector(v, VSI);
+    }
+    VUHQ v = {0};
+    memcpy(&v, src, (size_t)count);
+    return __builtin_convertvector(v, VSI);
+}
+
+static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
+    const long periods = e->period ? (long)e->n / e->period : 0;
+    const int threads = e->threads > 0 ? e->threads : 1;
+    const VSI zero = {0};
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && periods > 1)
+    for (long r = 0; r < periods; r++) {
+        for (int j = 0; j < e->period; j += RN_L32) {
+            int count = e->period - j < RN_L32 ? e->period - j : RN_L32;
+            size_t i = (size_t)r * e->period + j;
+            /* |q - zp| <= 255: every intermediate below fits int32 */
+            VSI x1 = RN_SFX(load_q32)((const char *)a + i, e->is_signed, count) - e->zp1;
+            VSI x2 = RN_SFX(load_q32)((const char *)b + j, e->is_signed, count) - e->zp2;
+            VSI raw;
+            if (e->is_mul) {
+                raw = RN_SFX(mbqm32)(x1 * x2, zero + e->mo, zero + e->eo, e->rounding);
+            } else {
+                VSI y1 = RN_SFX(mbqm32)(x1 << 20, zero + e->m1, zero + e->e1, e->rounding);
+                VSI y2 = RN_SFX(mbqm32)(x2 << 20, zero + e->m2, zero + e->e2, e->rounding);
+                raw = RN_SFX(mbqm32)(y1 + y2, zero + e->mo, zero + e->eo, e->rounding);
+            }
+            VSI v = RN_SFX(clamp32)(raw + e->zpo, e->lo, e->hi);
+            VHQ bytes = __builtin_convertvector(v, VHQ);
+            memcpy((char *)out + i, &bytes, (size_t)count);
+        }
+    }
+}
+
+#undef VSI
+#undef VSU
+#undef VHI
+#undef VSF
+#undef VDI
+#undef VDU
+#undef VHSI
+#undef VQI
+#undef VQU
+#undef VHQ
+#undef VUHQ
+#undef VQ32
+#undef VUQ32
+#undef VH32
+#undef RN_NV
+#undef RN_L32
+#undef RN_L64

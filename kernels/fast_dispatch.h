@@ -1,0 +1,117 @@
+/* refnet fast kernels: one copy of fast_body.h per target, and the run-time choice. */
+#ifndef REFNET_FAST_DISPATCH_H
+#define REFNET_FAST_DISPATCH_H
+
+#include "fast.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RN_X86 1
+#else
+#define RN_X86 0
+#endif
+
+/* acc (int32 lanes) += pairwise int16 products of pair and w: exact modulo 2**32 (the build
+ * passes -fwrapv, so the int32 lane additions wrap as defined behaviour). */
+#define RN_MADD_WITH(madd, ivec, acc, pair, w) \
+    ((acc) = (acc) + (__typeof__(acc))madd((ivec)(pair), (ivec)(w)))
+
+#if RN_X86
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,bmi2,popcnt")
+#define RN_SFX(name) name##_avx512
+#define RN_VB 64
+#define RN_TMR 12
+#define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm512_madd_epi16, __m512i, acc, pair, w)
+#include "fast_body.h"
+#undef RN_MADD
+#undef RN_TMR
+#undef RN_VB
+#undef RN_SFX
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,bmi2,popcnt")
+#define RN_SFX(name) name##_avx2
+#define RN_VB 32
+#define RN_TMR 6
+#define RN_AVX2_REQUANT 1
+#define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm256_madd_epi16, __m256i, acc, pair, w)
+#include "fast_body.h"
+#undef RN_AVX2_REQUANT
+#undef RN_MADD
+#undef RN_TMR
+#undef RN_VB
+#undef RN_SFX
+#pragma GCC pop_options
+
+#define RN_SFX(name) name##_generic
+#define RN_VB 16
+#define RN_TMR 2
+#define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm_madd_epi16, __m128i, acc, pair, w)
+#include "fast_body.h"
+#undef RN_MADD
+#undef RN_TMR
+#undef RN_VB
+#undef RN_SFX
+
+#else  /* any other target: plain vector code, the compiler's baseline */
+
+#define RN_SFX(name) name##_generic
+#define RN_VB 16
+#define RN_TMR 2
+#define RN_MADD(acc, pair, w) do { \
+        for (int rn_l = 0; rn_l < RN_VB / 4; rn_l++) \
+            (acc)[rn_l] = (int32_t)((uint32_t)(acc)[rn_l] \
+                + (uint32_t)((int32_t)(pair)[2 * rn_l] * (int32_t)(w)[2 * rn_l]) \
+                + (uint32_t)((int32_t)(pair)[2 * rn_l + 1] * (int32_t)(w)[2 * rn_l + 1])); \
+    } while (0)
+#include "fast_body.h"
+#undef RN_MADD
+#undef RN_TMR
+#undef RN_VB
+#undef RN_SFX
+#endif
+
+/* ISA levels: 0 generic (the compiler's baseline), 1 AVX2, 2 AVX-512. */
+static int rn_isa_supported(void) {
+#if RN_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
+        return 1;
+#endif
+    return 0;
+}
+
+static int rn_isa = 0;
+
+#if RN_X86
+#define RN_DISPATCH(name, args) \
+    do { if (rn_isa >= 2) name##_avx512 args; else if (rn_isa == 1) name##_avx2 args; \
+         else name##_generic args; } while (0)
+#else
+#define RN_DISPATCH(name, args) name##_generic args
+#endif
+
+static void rn_conv_q(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
+    RN_DISPATCH(conv_q, (p, in, out, acc_out));
+}
+static void rn_conv_f(const rn_conv_t *p, const float *in, float *out) {
+    RN_DISPATCH(conv_f, (p, in, out));
+}
+static void rn_depthwise_q(const rn_conv_t *p, const void *in, void *out) {
+    RN_DISPATCH(depthwise_q, (p, in, out));
+}
+static void rn_depthwise_f(const rn_conv_t *p, const float *in, float *out) {
+    RN_DISPATCH(depthwise_f, (p, in, out));
+}
+static void rn_elementwise_q(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
+    RN_DISPATCH(elementwise_q, (e, a, b, out));
+}
+
+#endif

@@ -1,0 +1,279 @@
+"""Fast kernels (_kernels_fast) vs the plain reference kernels, bit for bit, on every
+instruction-set copy this CPU runs (generic always; AVX2 / AVX-512 when present).
+
+Generated shapes cover: channel counts around the 16-lane panels, odd K (the int16 tap pairs),
+pixel counts around the micro-tiles, padding on every side, strides, dilations, batches, the
+three requantization forms, int8/uint8, extreme zero points, and float values that expose
+summation order, -0.0, inf and NaN.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from refnet import _kernels_conv as kc
+from refnet import _kernels_depthwise as kd
+from refnet import _kernels_fast as kf
+from refnet import _kernels_requantize as kr
+from refnet.ops.elementwise import ElementwisePlan, _quantized_add, _quantized_mul
+
+ISAS = list(range(kf.isa_supported() + 1))
+FLT_MAX = float(np.finfo(np.float32).max)
+ACT_RANGES = [(-FLT_MAX, FLT_MAX), (0.0, 6.0), (0.0, FLT_MAX), (-1.0, 1.0), (0.0, 0.0)]
+
+
+@pytest.fixture(autouse=True)
+def restore_isa():
+    yield
+    kf.set_isa(kf.isa_supported())
+
+
+def same_floats(a, b):
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    return np.array_equal(nan_a, nan_b) and np.array_equal(a.view(np.uint32)[~nan_a],
+                                                           b.view(np.uint32)[~nan_b])
+
+
+def qvalues(rng, dtype, shape, kind):
+    info = np.iinfo(dtype)
+    if kind == "extremes":
+        return rng.choice(np.array([info.min, info.max], dtype=dtype), size=shape)
+    return rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
+
+
+def fvalues(rng, shape, kind):
+    if kind == "normal":
+        return rng.standard_normal(shape).astype(np.float32)
+    if kind == "wide":
+        return (rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, size=shape)).astype(np.float32)
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-45, 3.0, -2.5], np.float32)
+    return rng.choice(special, size=shape)
+
+
+@st.composite
+def conv_geometry(draw, depthwise=False):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if draw(st.booleans()) else (1, 1)
+    h, w = draw(st.integers(1, 13)), draw(st.integers(1, 13))
+    pad_t, pad_l = draw(st.integers(0, kh)), draw(st.integers(0, kw))
+    pad_b, pad_r = draw(st.integers(0, kh)), draw(st.integers(0, kw))
+    oh = (h + pad_t + pad_b - ((kh - 1) * dh + 1)) // sh + 1
+    ow = (w + pad_l + pad_r - ((kw - 1) * dw + 1)) // sw + 1
+    if draw(st.integers(0, 4)) == 0:  # the 1x1 matrix-product path
+        kh = kw = sh = sw = 1
+        pad_t = pad_l = 0
+        oh, ow = h, w
+    oh, ow = max(oh, 1), max(ow, 1)
+    n = draw(st.integers(1, 2))
+    cin = draw(st.sampled_from([1, 2, 3, 5, 8, 15, 16, 17, 24, 33]))
+    cout = cin if depthwise else draw(st.sampled_from([1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 40]))
+    return n, h, w, cin, cout, oh, ow, (kh, kw, sh, sw, dh, dw, pad_t, pad_l)
+
+
+@st.composite
+def requant_params(draw, rng, channels):
+    rounding = draw(st.sampled_from([0, 1, 2]))
+    top = 30 if rounding == 1 else 31
+    kind = draw(st.sampled_from(["typical", "wide"]))
+    if kind == "typical":
+        mult = rng.integers(1 << 30, (1 << 31) - 1, size=channels)
+        shift = rng.integers(-14, 1, size=channels)
+    else:
+        mult = rng.choice(np.array([0, 1, (1 << 30), (1 << 31) - 1, -(1 << 31)]), size=channels)
+        shift = rng.integers(-31, top + 1, size=channels)
+    if draw(st.booleans()):  # per-tensor, broadcast
+        mult, shift = np.full(channels, mult[0]), np.full(channels, shift[0])
+    return mult.astype(np.int32), shift.astype(np.int32), rounding
+
+
+def qrange(rng, dtype):
+    info = np.iinfo(dtype)
+    zp = int(rng.integers(info.min, int(info.max) + 1))
+    lo = int(rng.integers(info.min, int(info.max) + 1))
+    return zp, lo, int(rng.integers(lo, int(info.max) + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(), st.sampled_from([np.int8, np.uint8]), st.data(), st.integers(0, 2**32 - 1))
+def test_conv_q_matches_plain_kernels(geometry, dtype, data, seed):
+    n, h, w, cin, cout, oh, ow, geom = geometry
+    kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["uniform", "uniform", "extremes"]))
+    info = np.iinfo(dtype)
+    x = qvalues(rng, dtype, (n, h, w, cin), kind)
+    wt = qvalues(rng, dtype, (cout, kh, kw, cin), kind)
+    in_off = -int(data.draw(st.sampled_from([int(info.min), int(info.max), 0]) |
+                            st.integers(int(info.min), int(info.max))))
+    w_off = -int(rng.integers(info.min, int(info.max) + 1)) if dtype == np.uint8 else 0
+    bias = None if data.draw(st.booleans()) else \
+        rng.choice(np.array([-(2**31), 2**31 - 1, 0, 12345, -777]), size=cout).astype(np.int32)
+    acc = np.empty((n, oh, ow, cout), np.int32)
+    kc.conv2d_int(x, wt, bias, in_off, w_off, sh, sw, dh, dw, pad_t, pad_l, acc)
+    mult, shift, rounding = data.draw(requant_params(rng, cout))
+    zp, qmin, qmax = qrange(rng, dtype)
+    expected = np.empty(acc.shape, dtype)
+    kr.requantize(acc.reshape(-1, cout), mult, shift, zp, qmin, qmax, rounding,
+                  expected.reshape(-1, cout))
+    packed = kf.pack_q(wt.reshape(cout, -1), w_off)
+    pb = None if bias is None else kf.pad_channels(bias, cout, np.int32)
+    pm, ps = kf.pad_channels(mult, cout, np.int32), kf.pad_channels(shift, cout, np.int32)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        threads = 1 + (isa % 2)
+        raw = np.full(acc.shape, 99, np.int32)
+        kf.conv_q(x, packed, pb, None, None, geom, in_off, 0, 0, 0, 0, raw, threads)
+        assert np.array_equal(raw, acc), f"isa {isa}: accumulators differ"
+        out = np.full(acc.shape, 7, dtype)
+        kf.conv_q(x, packed, pb, pm, ps, geom, in_off, zp, qmin, qmax, rounding, out, threads)
+        assert np.array_equal(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(), st.data(), st.integers(0, 2**32 - 1))
+def test_conv_f_matches_plain_kernel(geometry, data, seed):
+    n, h, w, cin, cout, oh, ow, geom = geometry
+    kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["normal", "normal", "wide", "special"]))
+    x = fvalues(rng, (n, h, w, cin), kind)
+    wt = fvalues(rng, (cout, kh, kw, cin), kind)
+    bias = None if data.draw(st.booleans()) else fvalues(rng, (cout,), kind)
+    lo, hi = data.draw(st.sampled_from(ACT_RANGES))
+    expected = np.empty((n, oh, ow, cout), np.float32)
+    with np.errstate(all="ignore"):
+        kc.conv2d_float(x, wt, bias, sh, sw, dh, dw, pad_t, pad_l, lo, hi, expected)
+    packed = kf.pack_f(wt.reshape(cout, -1))
+    pb = None if bias is None else kf.pad_channels(bias, cout, np.float32)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(expected.shape, 5.0, np.float32)
+        kf.conv_f(x, packed, pb, geom, lo, hi, out, 1 + (isa % 2))
+        assert same_floats(out, expected), f"isa {isa}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(depthwise=True), st.sampled_from([np.int8, np.uint8]), st.data(),
+       st.integers(0, 2**32 - 1))
+def test_depthwise_q_matches_plain_kernels(geometry, dtype, data, seed):
+    n, h, w, c, _, oh, ow, geom = geometry
+    kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    kind = data.draw(st.sampled_from(["uniform", "uniform", "extremes"]))
+    x = qvalues(rng, dtype, (n, h, w, c), kind)
+    wt = qvalues(rng, dtype, (1, kh, kw, c), kind)
+    in_off = -int(rng.integers(info.min, int(info.max) + 1))
+    w_off = -int(rng.integers(info.min, int(info.max) + 1)) if dtype == np.uint8 else 0
+    bias = None if data.draw(st.booleans()) else rng.integers(-(2**31), 2**31, size=c).astype(np.int32)
+    acc = np.empty((n, oh, ow, c), np.int32)
+    kd.depthwise_int(x, wt, bias, 1, in_off, w_off, sh, sw, dh, dw, pad_t, pad_l, acc)
+    mult, shift, rounding = data.draw(requant_params(rng, c))
+    zp, qmin, qmax = qrange(rng, dtype)
+    expected = np.empty(acc.shape, dtype)
+    kr.requantize(acc.reshape(-1, c), mult, shift, zp, qmin, qmax, rounding, expected.reshape(-1, c))
+    packed = kf.pack_depthwise_q(wt, w_off)
+    pb = None if bias is None else kf.pad_channels(bias, c, np.int32)
+    pm, ps = kf.pad_channels(mult, c, np.int32), kf.pad_channels(shift, c, np.int32)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(acc.shape, 3, dtype)
+        kf.depthwise_q(x, packed, pb, pm, ps, geom, in_off, zp, qmin, qmax, rounding, out, 1 + (isa % 2))
+        assert np.array_equal(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(depthwise=True), st.data(), st.integers(0, 2**32 - 1))
+def test_depthwise_f_matches_plain_kernel(geometry, data, seed):
+    n, h, w, c, _, oh, ow, geom = geometry
+    kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["normal", "wide", "special"]))
+    x = fvalues(rng, (n, h, w, c), kind)
+    wt = fvalues(rng, (1, kh, kw, c), kind)
+    bias = None if data.draw(st.booleans()) else fvalues(rng, (c,), kind)
+    lo, hi = data.draw(st.sampled_from(ACT_RANGES))
+    expected = np.empty((n, oh, ow, c), np.float32)
+    with np.errstate(all="ignore"):
+        kd.depthwise_float(x, wt, bias, 1, sh, sw, dh, dw, pad_t, pad_l, lo, hi, expected)
+    packed = kf.pack_depthwise_f(wt)
+    pb = None if bias is None else kf.pad_channels(bias, c, np.float32)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(expected.shape, 5.0, np.float32)
+        kf.depthwise_f(x, packed, pb, geom, lo, hi, out, 1 + (isa % 2))
+        assert same_floats(out, expected), f"isa {isa}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.booleans(), st.sampled_from([0, 1, 2]),
+       st.integers(1, 40), st.integers(1, 5), st.booleans(), st.data(), st.integers(0, 2**32 - 1))
+def test_elementwise_q_matches_numpy(dtype, is_mul, rounding, period, repeats, broadcast, data, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    n = period * repeats
+    a = qvalues(rng, dtype, (n,), "uniform")
+    b = qvalues(rng, dtype, (period if broadcast else n,), data.draw(st.sampled_from(["uniform", "extremes"])))
+    zps = tuple(int(v) for v in rng.integers(info.min, int(info.max) + 1, size=3))
+    _, lo, hi = qrange(rng, dtype)
+
+    def pair(small=True):
+        top = 30 if rounding == 1 else 31
+        return (int(rng.integers(1 << 30, (1 << 31) - 1)),
+                int(rng.integers(-20, 1)) if small else int(rng.integers(-31, top + 1)))
+
+    plan = ElementwisePlan("quantized", (n,), act_range=(lo, hi), rounding=rounding, zero_points=zps,
+                           input_multipliers=(pair(), pair()), output_multiplier=pair(is_mul))
+    if is_mul and plan.output_multiplier[1] > 0:
+        plan.output_multiplier = (plan.output_multiplier[0], min(plan.output_multiplier[1], 14))
+    bb = np.tile(b, repeats) if broadcast else b
+    raw = (_quantized_mul if is_mul else _quantized_add)(plan, a, bb)
+    expected = np.minimum(hi, np.maximum(lo, raw)).astype(dtype)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.empty(n, dtype)
+        kf.elementwise_q(a, b, out, is_mul, *zps, *plan.input_multipliers, plan.output_multiplier,
+                         lo, hi, rounding, 1 + (isa % 2))
+        assert np.array_equal(out, expected), f"isa {isa}"
+
+
+def test_float_sum_keeps_reference_order():
+    # long K where sequential float32 accumulation differs from pairwise / reordered sums
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 5, 7, 700)).astype(np.float32)
+    wt = rng.standard_normal((37, 1, 1, 700)).astype(np.float32)
+    expected = np.empty((1, 5, 7, 37), np.float32)
+    kc.conv2d_float(x, wt, None, 1, 1, 1, 1, 0, 0, -FLT_MAX, FLT_MAX, expected)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.empty_like(expected)
+        kf.conv_f(x, kf.pack_f(wt.reshape(37, -1)), None, (1, 1, 1, 1, 1, 1, 0, 0), -FLT_MAX, FLT_MAX, out)
+        assert same_floats(out, expected)
+
+
+def test_set_isa_clamps_and_reports():
+    assert kf.set_isa(99) == kf.isa_supported()
+    assert kf.set_isa(-3) == 0
+    assert kf.get_isa() == 0
+
+
+def test_bad_arguments_are_rejected():
+    x = np.zeros((1, 4, 4, 3), np.uint8)
+    out = np.zeros((1, 4, 4, 5), np.uint8)
+    packed = kf.pack_q(np.zeros((5, 3), np.uint8), 0)
+    vec = kf.pad_channels(np.zeros(5), 5, np.int32)
+    geom = (1, 1, 1, 1, 1, 1, 0, 0)
+    with pytest.raises(ValueError):  # wrong K
+        kf.conv_q(x, kf.pack_q(np.zeros((5, 6), np.uint8), 0), vec, vec, vec, geom, 0, 0, 0, 255, 0, out)
+    with pytest.raises(ValueError):  # rounding form
+        kf.conv_q(x, packed, vec, vec, vec, geom, 0, 0, 0, 255, 3, out)
+    with pytest.raises(ValueError):  # shift range
+        kf.conv_q(x, packed, vec, vec, kf.pad_channels(np.full(5, 40), 5, np.int32), geom, 0, 0, 0, 255, 0, out)
+    with pytest.raises(ValueError):  # clamp range outside the type
+        kf.conv_q(x, packed, vec, vec, vec, geom, 0, 0, -5, 255, 0, out)
+    with pytest.raises(ValueError):  # offset beyond int16
+        kf.conv_q(x, packed, vec, vec, vec, geom, 40000, 0, 0, 255, 0, out)
+    with pytest.raises(ValueError):
+        kf.conv_q(x[:, :, :, :2], packed, vec, vec, vec, geom, 0, 0, 0, 255, 0, out)
+    assert kf.pack_q(np.full((2, 2), 255, np.uint8), 32767) is None
