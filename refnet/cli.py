@@ -30,7 +30,8 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _print_table(headers: list[str], rows: list[list], out=sys.stdout) -> None:
+def _print_table(headers: list[str], rows: list[list], out=None) -> None:
+    out = out or sys.stdout  # looked up at call time (tests and callers may redirect it)
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
               for i, h in enumerate(headers)]
     line = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths))
