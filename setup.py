@@ -23,7 +23,7 @@ extensions = [
         [str(pyx.relative_to(HERE))],
         include_dirs=[np.get_include(), "kernels"],
         extra_compile_args=COMPILE_ARGS,
-        extra_link_args=LINK_ARGS,
+        extra_link_args=LINK_ARGS if pyx.stem == "fast" else [],
         depends=(HEADERS if pyx.stem == "fast" else ["kernels/fixedpoint.pxd"]),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -270,7 +270,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int16_t *Ah = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp * RN_TMR + 32));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
         for (long it = 0; it < total; it++) {
             if (!Ah) continue;
             long tile = it % ntiles;
@@ -393,7 +393,7 @@ static void RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         float *At = (float *)malloc(sizeof(float) * ((size_t)K * RN_TMR + 16));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
         for (long it = 0; it < total; it++) {
             if (!At) continue;
             long tile = it % ntiles;
@@ -477,7 +477,7 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     const int cpad = npanels * RN_NR;
     const long rows = (long)p->batches * p->out_h;
     const int threads = p->threads > 0 ? p->threads : 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1)
     for (long row = 0; row < rows; row++) {
         int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
         int y0 = oy * p->sh - p->pad_t;
@@ -536,7 +536,7 @@ static void RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out)
     const int cpad = npanels * RN_NR;
     const long rows = (long)p->batches * p->out_h;
     const int threads = p->threads > 0 ? p->threads : 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1)
     for (long row = 0; row < rows; row++) {
         int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
         int y0 = oy * p->sh - p->pad_t;

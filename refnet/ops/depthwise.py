@@ -8,6 +8,12 @@ runs on _kernels_fast (weights packed at prepare, requantization fused), same bi
 """
 from __future__ import annotations
 
+import os
+
+# libgomp (loaded with _kernels_fast) reads this once: sleeping, not spinning, idle threads keep a
+# shared or busy machine from stalling every parallel region (num_threads > 1).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from dataclasses import dataclass
 
 import numpy as np

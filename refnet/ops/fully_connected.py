@@ -9,6 +9,12 @@ same sums as a 1x1 convolution over `batches` pixels), same bits.
 """
 from __future__ import annotations
 
+import os
+
+# libgomp (loaded with _kernels_fast) reads this once: sleeping, not spinning, idle threads keep a
+# shared or busy machine from stalling every parallel region (num_threads > 1).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from dataclasses import dataclass
 
 import numpy as np

@@ -171,6 +171,23 @@ def test_hard_swish_quantized_matches_oracle(params):
 
 
 @settings(max_examples=150, deadline=None)
+@given(raw_params(), st.integers(0, 2**32 - 1))
+def test_hard_swish_quantized_table_path_matches_element_path(params, seed):
+    """Above LOOKUP_THRESHOLD elements the kernel maps through a 256-entry table."""
+    dtype, *p = params
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(seed).integers(info.min, int(info.max) + 1, size=3000).astype(dtype)
+    big = np.empty_like(x)
+    khs.hard_swish_quantized(x, big, *p)
+    step = khs.LOOKUP_THRESHOLD
+    for i in range(0, x.size, step):  # small chunks: element by element
+        chunk = np.empty_like(x[i:i + step])
+        khs.hard_swish_quantized(x[i:i + step], chunk, *p)
+        assert np.array_equal(chunk, big[i:i + step])
+    assert np.array_equal(big.astype(np.int64), hard_swish_quantized_oracle(x, *p))
+
+
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from([np.int8, np.uint8]),
        st.floats(1e-4, 2.0), st.floats(1e-4, 2.0), st.data())
 def test_hard_swish_quantized_with_litert_style_params(dtype, in_scale, out_scale, data):
