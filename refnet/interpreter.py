@@ -5,6 +5,8 @@ Switching is an import: `from refnet import Interpreter` in place of
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import ops as ops_registry
@@ -81,7 +83,7 @@ class Interpreter:
     # --- setup ----------------------------------------------------------------------------
     def allocate_tensors(self) -> None:
         g = self.graph
-        need = sum(t.nbytes for t in g.tensors)
+        need = sum(math.prod(t.shape) * t.dtype.itemsize for t in g.tensors)  # exact, no int64 wrap
         if need > self.memory_limit:
             raise MemoryLimitError(
                 f"{g.source}: tensors need {need / 2**20:.1f} MiB, more than the limit of "
@@ -179,6 +181,10 @@ class Interpreter:
                     raise ops_registry.OpExecutionError(
                         f"{ctx.where}: produced {arr.dtype.name} for output tensor {t} "
                         f"'{tensor.name}' of dtype {tensor.dtype.name} (refnet bug)")
+                if arr.shape != tuple(tensor.shape):  # later ops were prepared for the declared shape
+                    raise InvalidModelError(
+                        f"{ctx.where}: computes shape {list(arr.shape)} for output tensor {t} "
+                        f"'{tensor.name}', but the model declares {list(tensor.shape)}")
                 values[t] = arr
             if not self.preserve_all_tensors:
                 for t in op.inputs:

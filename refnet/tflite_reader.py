@@ -7,7 +7,9 @@ flatbuffer is a web of offsets, and a bad one must never surface as a struct.err
 from __future__ import annotations
 
 import inspect
+import math
 import re
+import struct
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,6 +72,27 @@ def _option_fields(cls) -> tuple[tuple[str, str, bool], ...]:
     return tuple(fields)
 
 
+def _checked(obj, data: bytes, where: str):
+    """`obj` (a generated table accessor) if the table and its vtable lie inside the file.
+
+    The flatbuffers runtime does not verify: a vtable found through a corrupt signed offset can
+    sit before the start of the buffer, where Python's negative indexing would silently read the
+    file's tail instead of failing."""
+    if obj is None:
+        return None
+    pos, n = obj._tab.Pos, len(data)
+    if not 0 <= pos <= n - 4:
+        raise ModelFormatError(f"{where}: table at byte {pos} lies outside the file ({n} bytes)")
+    vtable = pos - struct.unpack_from("<i", data, pos)[0]
+    if not 0 <= vtable <= n - 4:
+        raise ModelFormatError(f"{where}: vtable at byte {vtable} lies outside the file ({n} bytes)")
+    vt_size, table_size = struct.unpack_from("<HH", data, vtable)
+    if vt_size < 4 or vt_size % 2 or vtable + vt_size > n or pos + table_size > n:
+        raise ModelFormatError(f"{where}: table at byte {pos} (vtable {vtable}, {vt_size} bytes; "
+                               f"{table_size} bytes inline) runs past the end of the file")
+    return obj
+
+
 def _read_options(op_fb, where: str) -> dict:
     options_type = op_fb.BuiltinOptionsType()
     if options_type == 0:
@@ -83,6 +106,7 @@ def _read_options(op_fb, where: str) -> dict:
     cls = getattr(tflite, type_name)
     obj = cls()
     obj.Init(table.Bytes, table.Pos)
+    _checked(obj, table.Bytes, f"{where}: builtin options")
     options = {}
     for accessor, key, is_vector in _option_fields(cls):
         value = getattr(obj, accessor)()
@@ -104,7 +128,7 @@ def _buffer_bytes(model_fb, buf_index: int, data: bytes, where: str) -> memoryvi
     if not 0 <= buf_index < model_fb.BuffersLength():
         raise ModelFormatError(f"{where}: buffer index {buf_index} outside the buffer table "
                                f"({model_fb.BuffersLength()} buffers)")
-    buf = model_fb.Buffers(buf_index)
+    buf = _checked(model_fb.Buffers(buf_index), data, f"{where}: buffer {buf_index}")
     offset, size = buf.Offset(), buf.Size()
     if offset > 1:  # large models keep buffers outside the flatbuffer, addressed from file start
         if offset + size > len(data):
@@ -121,7 +145,7 @@ def _buffer_bytes(model_fb, buf_index: int, data: bytes, where: str) -> memoryvi
 
 
 def _read_quantization(t_fb, shape, where: str) -> Quantization | None:
-    q = t_fb.Quantization()
+    q = _checked(t_fb.Quantization(), t_fb._tab.Bytes, f"{where}: quantization")
     if q is None or q.ScaleIsNone() or q.ScaleLength() == 0:
         return None
     scale = np.asarray(q.ScaleAsNumpy(), dtype=np.float32).copy()
@@ -133,8 +157,8 @@ def _read_quantization(t_fb, shape, where: str) -> Quantization | None:
         zero_point = np.repeat(zero_point, scale.size)
     if zero_point.size != scale.size:
         raise InvalidModelError(f"{where}: {scale.size} scales but {zero_point.size} zero points")
-    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
-        raise InvalidModelError(f"{where}: quantization scales must be finite and >= 0, got "
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise InvalidModelError(f"{where}: quantization scales must be finite and > 0, got "
                                 f"{scale[:4].tolist()}{'...' if scale.size > 4 else ''}")
     if scale.size > 1:
         if not 0 <= axis < len(shape) or shape[axis] != scale.size:
@@ -144,7 +168,7 @@ def _read_quantization(t_fb, shape, where: str) -> Quantization | None:
 
 
 def _read_tensor(model_fb, sg, i: int, data: bytes, source: str) -> Tensor:
-    t_fb = sg.Tensors(i)
+    t_fb = _checked(sg.Tensors(i), data, f"{source}: tensor {i}")
     name = (t_fb.Name() or b"").decode("utf-8", "replace")
     where = f"{source}: tensor {i} '{name}'"
     type_code = t_fb.Type()
@@ -157,7 +181,7 @@ def _read_tensor(model_fb, sg, i: int, data: bytes, source: str) -> Tensor:
     shape = tuple(int(t_fb.Shape(k)) for k in range(rank))
     if any(d < 0 for d in shape):
         raise InvalidModelError(f"{where}: negative dimension in shape {list(shape)}")
-    n_elements = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    n_elements = math.prod(shape)  # exact: np.prod in int64 wraps (65536**4 == 0)
     if n_elements > MAX_ELEMENTS:
         raise InvalidModelError(f"{where}: {n_elements} elements is beyond any MobileNet")
     sig = None
@@ -186,7 +210,8 @@ def _read_tensor(model_fb, sg, i: int, data: bytes, source: str) -> Tensor:
 def _opcode_name(model_fb, opcode_index: int, where: str) -> tuple[str, str | None, int]:
     if not 0 <= opcode_index < model_fb.OperatorCodesLength():
         raise ModelFormatError(f"{where}: opcode index {opcode_index} outside the opcode table")
-    oc = model_fb.OperatorCodes(opcode_index)
+    oc = _checked(model_fb.OperatorCodes(opcode_index), model_fb._tab.Bytes,
+                  f"{where}: operator code {opcode_index}")
     # Old files only fill the deprecated int8 field; new ones put 127 there (placeholder).
     code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
     custom = oc.CustomCode()
@@ -251,14 +276,16 @@ def read_tflite(model_path=None, model_content: bytes | None = None) -> Graph:
 
 
 def _read(data: bytes, source: str) -> Graph:
-    model_fb = tflite.Model.GetRootAsModel(data, 0)
+    model_fb = _checked(tflite.Model.GetRootAsModel(data, 0), data, f"{source}: model")
     if model_fb.SubgraphsLength() < 1:
         raise InvalidModelError(f"{source}: the model has no subgraph")
-    sg = model_fb.Subgraphs(0)
+    sg = _checked(model_fb.Subgraphs(0), data, f"{source}: subgraph 0")
+    for k in range(model_fb.BuffersLength()):  # every buffer table, read or not
+        _checked(model_fb.Buffers(k), data, f"{source}: buffer {k}")
     tensors = [_read_tensor(model_fb, sg, i, data, source) for i in range(sg.TensorsLength())]
     ops = []
     for k in range(sg.OperatorsLength()):
-        op_fb = sg.Operators(k)
+        op_fb = _checked(sg.Operators(k), data, f"{source}: op {k}")
         kind, custom, version = _opcode_name(model_fb, op_fb.OpcodeIndex(), f"{source}: op {k}")
         where = f"{source}: op {k} ({kind})"
         inputs = tuple(int(v) for v in op_fb.InputsAsNumpy()) if op_fb.InputsLength() else ()
