@@ -27,6 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Before anything loads libgomp (with refnet._kernels_fast): idle OpenMP threads sleep instead
+# of spinning (refnet/ops/conv.py sets the same default).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
