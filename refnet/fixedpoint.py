@@ -373,3 +373,95 @@ def hard_swish_params(input_scale: float, input_zp: int, output_scale: float,
         reluish_multiplier_fixedpoint_int16=down_scale_int32_to_int16_multiplier(reluish_q31),
         reluish_multiplier_exponent=int(reluish_exponent),
     )
+
+
+# --- gemmlowp transcendental pieces (softmax) -------------------------------------------------
+# All on int64 arrays holding int32 values; "SRDHM" is saturating_rounding_doubling_high_mul.
+INT32_MAX = (1 << 31) - 1
+SCALED_DIFF_INTEGER_BITS = 5  # softmax's exp input is Q5.26
+
+
+def srdhm_int64(a, b) -> np.ndarray:
+    """saturating_rounding_doubling_high_mul, as int64 (for chains of fixed-point steps)."""
+    return saturating_rounding_doubling_high_mul(a, b).astype(np.int64)
+
+
+def rdbpot_int64(x, exponent: int) -> np.ndarray:
+    """rounding_divide_by_pot, as int64 (for chains of fixed-point steps)."""
+    return rounding_divide_by_pot(x, exponent).astype(np.int64)
+
+
+def saturating_shift_left_int32(x: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent on int32 values."""
+    threshold = (1 << (31 - exponent)) - 1
+    shifted = x << exponent
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, -INT32_MAX - 1, shifted))
+
+
+# Q0.31 multipliers exp(-2**k) for k = -2 .. 4 (gemmlowp's barrel shifter constants).
+_EXP_OF_MINUS_POWERS_OF_TWO = {-2: 1672461947, -1: 1302514674, 0: 790015084, 1: 290630308,
+                               2: 39332535, 3: 720401, 4: 242}
+_EXP_MINUS_ONE_EIGHTH = 1895147668  # exp(-1/8) in Q0.31
+_ONE_THIRD = 715827883  # 1/3 in Q0.31
+
+
+def exp_on_interval_minus_quarter_to_zero(a: np.ndarray) -> np.ndarray:
+    """exp(a) for a Q0.31 value a in [-1/4, 0): Taylor series around -1/8."""
+    x = a + (1 << 28)  # a + 1/8
+    x2 = srdhm_int64(x, x)
+    x3 = srdhm_int64(x2, x)
+    x4 = srdhm_int64(x2, x2)
+    x4_over_4 = rdbpot_int64(x4, 2)
+    poly = rdbpot_int64(wrap_to_int32(srdhm_int64(wrap_to_int32(x4_over_4 + x3), _ONE_THIRD) + x2), 1)
+    return wrap_to_int32(_EXP_MINUS_ONE_EIGHTH
+                         + srdhm_int64(_EXP_MINUS_ONE_EIGHTH, wrap_to_int32(x + poly))).astype(np.int64)
+
+
+def exp_on_negative_values_q5_26(a: np.ndarray) -> np.ndarray:
+    """gemmlowp exp_on_negative_values for a Q5.26 input a <= 0; returns Q0.31 (1.0 -> 2**31-1)."""
+    fractional_bits = 31 - SCALED_DIFF_INTEGER_BITS
+    quarter = 1 << (fractional_bits - 2)
+    # Split a = (multiple of 1/4) + (a mod 1/4 - 1/4): the second part is in [-1/4, 0).
+    a_mod_quarter_minus_quarter = (a & (quarter - 1)) - quarter
+    # Rescale Q5.26 -> Q0.31 (a saturating left shift by 5; the value is in [-1/4, 0)).
+    result = exp_on_interval_minus_quarter_to_zero(
+        saturating_shift_left_int32(a_mod_quarter_minus_quarter, SCALED_DIFF_INTEGER_BITS))
+    remainder = wrap_to_int32(a_mod_quarter_minus_quarter - a).astype(np.int64)  # multiple of 1/4
+    for exponent, multiplier in _EXP_OF_MINUS_POWERS_OF_TWO.items():
+        if SCALED_DIFF_INTEGER_BITS > exponent:
+            bit = (remainder >> (fractional_bits + exponent)) & 1
+            result = np.where(bit != 0, srdhm_int64(result, multiplier), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def rounding_half_sum(a: np.ndarray, b: int) -> np.ndarray:
+    """gemmlowp RoundingHalfSum: (a + b + sign) / 2 with C's truncating division."""
+    total = a + b
+    total = total + np.where(total >= 0, 1, -1)
+    return np.where(total >= 0, total // 2, -((-total) // 2))
+
+
+def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """gemmlowp: 1 / (1 + a) for a Q0.31 value a in [0, 1), as Q0.31 (Newton-Raphson, 3 steps)."""
+    half_denominator = rounding_half_sum(a, INT32_MAX)  # (1 + a) / 2, Q0.31
+    one_q2_29 = 1 << 29
+    # 48/17 - 32/17 * half_denominator, in Q2.29.
+    x = wrap_to_int32(1515870810 + srdhm_int64(half_denominator, -1010580540)).astype(np.int64)
+    for _ in range(3):
+        half_denominator_times_x = srdhm_int64(half_denominator, x)
+        one_minus = wrap_to_int32(one_q2_29 - half_denominator_times_x).astype(np.int64)
+        # Q2.29 * Q2.29 = Q4.27, rescaled to Q2.29 by a saturating left shift of 2.
+        x = wrap_to_int32(x + saturating_shift_left_int32(srdhm_int64(x, one_minus), 2)).astype(np.int64)
+    # x / 2 read as Q1.30, rescaled to Q0.31 (saturating left shift by 1).
+    return saturating_shift_left_int32(x, 1)
+
+
+def count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
+    """clz of non-negative values below 2**31 as uint32 (32 for 0)."""
+    bits = np.zeros(x.shape, np.int64)
+    v = x.copy()
+    for step in (16, 8, 4, 2, 1):
+        big = v >= (1 << step)
+        bits = bits + np.where(big, step, 0)
+        v = np.where(big, v >> step, v)
+    return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1

@@ -46,16 +46,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import (quantize_multiplier, rounding_divide_by_pot,
-                          saturating_rounding_doubling_high_mul, wrap_to_int32)
+from ..fixedpoint import (INT32_MAX, SCALED_DIFF_INTEGER_BITS, rdbpot_int64, srdhm_int64,
+                          count_leading_zeros_32, exp_on_negative_values_q5_26,
+                          one_over_one_plus_x_for_x_in_0_1, quantize_multiplier, wrap_to_int32)
 from ..profile import ROUNDING_DOUBLE
 from . import OpContext, register
 from .activations import libm_expf
 
-SCALED_DIFF_INTEGER_BITS = 5  # the exp input is Q5.26
 ACCUMULATION_INTEGER_BITS = 12  # the sum of exps is Q12.19
 MAX_REAL_MULTIPLIER = float((1 << 31) - 1)  # double-rounding cap of beta * s_in * 2**26
-INT32_MAX = (1 << 31) - 1
 
 
 @dataclass
@@ -66,94 +65,6 @@ class QuantizedSoftmaxPlan:
     output_bits: int
     output_min: int
     output_max: int
-
-
-# --- gemmlowp fixed-point pieces refnet.fixedpoint does not have ------------------------------
-# All on int64 arrays holding int32 values; "SRDHM" is saturating_rounding_doubling_high_mul.
-
-
-def _srdhm(a, b) -> np.ndarray:
-    return saturating_rounding_doubling_high_mul(a, b).astype(np.int64)
-
-
-def _rdbpot(x, exponent: int) -> np.ndarray:
-    return rounding_divide_by_pot(x, exponent).astype(np.int64)
-
-
-def _saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
-    """gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent on int32 values."""
-    threshold = (1 << (31 - exponent)) - 1
-    shifted = x << exponent
-    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, -INT32_MAX - 1, shifted))
-
-
-# Q0.31 multipliers exp(-2**k) for k = -2 .. 4 (gemmlowp's barrel shifter constants).
-_EXP_OF_MINUS_POWERS_OF_TWO = {-2: 1672461947, -1: 1302514674, 0: 790015084, 1: 290630308,
-                               2: 39332535, 3: 720401, 4: 242}
-_EXP_MINUS_ONE_EIGHTH = 1895147668  # exp(-1/8) in Q0.31
-_ONE_THIRD = 715827883  # 1/3 in Q0.31
-
-
-def _exp_on_interval_minus_quarter_to_zero(a: np.ndarray) -> np.ndarray:
-    """exp(a) for a Q0.31 value a in [-1/4, 0): Taylor series around -1/8."""
-    x = a + (1 << 28)  # a + 1/8
-    x2 = _srdhm(x, x)
-    x3 = _srdhm(x2, x)
-    x4 = _srdhm(x2, x2)
-    x4_over_4 = _rdbpot(x4, 2)
-    poly = _rdbpot(wrap_to_int32(_srdhm(wrap_to_int32(x4_over_4 + x3), _ONE_THIRD) + x2), 1)
-    return wrap_to_int32(_EXP_MINUS_ONE_EIGHTH
-                         + _srdhm(_EXP_MINUS_ONE_EIGHTH, wrap_to_int32(x + poly))).astype(np.int64)
-
-
-def exp_on_negative_values_q5_26(a: np.ndarray) -> np.ndarray:
-    """gemmlowp exp_on_negative_values for a Q5.26 input a <= 0; returns Q0.31 (1.0 -> 2**31-1)."""
-    fractional_bits = 31 - SCALED_DIFF_INTEGER_BITS
-    quarter = 1 << (fractional_bits - 2)
-    # Split a = (multiple of 1/4) + (a mod 1/4 - 1/4): the second part is in [-1/4, 0).
-    a_mod_quarter_minus_quarter = (a & (quarter - 1)) - quarter
-    # Rescale Q5.26 -> Q0.31 (a saturating left shift by 5; the value is in [-1/4, 0)).
-    result = _exp_on_interval_minus_quarter_to_zero(
-        _saturating_shift_left(a_mod_quarter_minus_quarter, SCALED_DIFF_INTEGER_BITS))
-    remainder = wrap_to_int32(a_mod_quarter_minus_quarter - a).astype(np.int64)  # multiple of 1/4
-    for exponent, multiplier in _EXP_OF_MINUS_POWERS_OF_TWO.items():
-        if SCALED_DIFF_INTEGER_BITS > exponent:
-            bit = (remainder >> (fractional_bits + exponent)) & 1
-            result = np.where(bit != 0, _srdhm(result, multiplier), result)
-    return np.where(a == 0, INT32_MAX, result)
-
-
-def _rounding_half_sum(a: np.ndarray, b: int) -> np.ndarray:
-    """gemmlowp RoundingHalfSum: (a + b + sign) / 2 with C's truncating division."""
-    total = a + b
-    total = total + np.where(total >= 0, 1, -1)
-    return np.where(total >= 0, total // 2, -((-total) // 2))
-
-
-def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
-    """gemmlowp: 1 / (1 + a) for a Q0.31 value a in [0, 1), as Q0.31 (Newton-Raphson, 3 steps)."""
-    half_denominator = _rounding_half_sum(a, INT32_MAX)  # (1 + a) / 2, Q0.31
-    one_q2_29 = 1 << 29
-    # 48/17 - 32/17 * half_denominator, in Q2.29.
-    x = wrap_to_int32(1515870810 + _srdhm(half_denominator, -1010580540)).astype(np.int64)
-    for _ in range(3):
-        half_denominator_times_x = _srdhm(half_denominator, x)
-        one_minus = wrap_to_int32(one_q2_29 - half_denominator_times_x).astype(np.int64)
-        # Q2.29 * Q2.29 = Q4.27, rescaled to Q2.29 by a saturating left shift of 2.
-        x = wrap_to_int32(x + _saturating_shift_left(_srdhm(x, one_minus), 2)).astype(np.int64)
-    # x / 2 read as Q1.30, rescaled to Q0.31 (saturating left shift by 1).
-    return _saturating_shift_left(x, 1)
-
-
-def _count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
-    """clz of non-negative values below 2**31 as uint32 (32 for 0)."""
-    bits = np.zeros(x.shape, np.int64)
-    v = x.copy()
-    for step in (16, 8, 4, 2, 1):
-        big = v >= (1 << step)
-        bits = bits + np.where(big, step, 0)
-        v = np.where(big, v >> step, v)
-    return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1
 
 
 # --- float32 ----------------------------------------------------------------------------------
@@ -182,9 +93,9 @@ def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
     diff = rows - rows.max(axis=1, keepdims=True)  # <= 0
     kept = diff >= plan.diff_min
     # diff * 2**shift fits int32 for every kept element (that is what diff_min guarantees).
-    scaled = _srdhm(np.where(kept, diff, 0) << plan.input_left_shift, plan.input_multiplier)
+    scaled = srdhm_int64(np.where(kept, diff, 0) << plan.input_left_shift, plan.input_multiplier)
     exps = exp_on_negative_values_q5_26(scaled)  # Q0.31
-    terms = np.where(kept, _rdbpot(exps, ACCUMULATION_INTEGER_BITS), 0)  # Q12.19
+    terms = np.where(kept, rdbpot_int64(exps, ACCUMULATION_INTEGER_BITS), 0)  # Q12.19
     sums = terms.sum(axis=1)  # int64: never wraps (>= 2**19 since the max contributes 1.0)
     out = np.empty(rows.shape, np.int64)
     fits = sums <= INT32_MAX
@@ -192,7 +103,7 @@ def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
         raise arithmetic_error(
             f"a row's sum of exponentials reaches {sums.max() / 2**19:g} >= 4096: beyond the "
             f"reference's int32 accumulator (int16 output)")
-    headroom = _count_leading_zeros_32(np.where(fits, sums, 1))
+    headroom = count_leading_zeros_32(np.where(fits, sums, 1))
     bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom
     shifted_sum_minus_one = wrap_to_int32((np.where(fits, sums, 1) << headroom) - (1 << 31))
     reciprocal = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one.astype(np.int64))
@@ -200,10 +111,10 @@ def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
     # LiteRT aborts where exponent > 31; the rounding shift of a value below 2**31 by 32 or more
     # is 0 (probability 0), and so is every row whose int32 sum would have overflowed.
     in_range = fits & (exponent <= 31)
-    product = _srdhm(reciprocal[:, None], exps)
+    product = srdhm_int64(reciprocal[:, None], exps)
     for e in np.unique(exponent[in_range]):
         selected = in_range & (exponent == e)
-        out[selected] = _rdbpot(product[selected], int(e))
+        out[selected] = rdbpot_int64(product[selected], int(e))
     out[~in_range] = 0
     out = np.where(kept, out + plan.output_min, plan.output_min)
     return np.clip(out, plan.output_min, plan.output_max).astype(out_dtype).reshape(x.shape)
