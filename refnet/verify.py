@@ -94,7 +94,8 @@ def _accumulate(row: OpRow, ours: np.ndarray | None, theirs: np.ndarray | None, 
     row.mismatched += mism
     if not mism:
         return
-    diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))[~same]
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))[~same]
     if ours.dtype.kind in "iu":
         row.max_diff_steps = max(row.max_diff_steps, float(diff.max()))
         row.max_diff_real = max(row.max_diff_real, float(diff.max()) * (scale or 1.0))
