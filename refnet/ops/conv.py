@@ -89,6 +89,22 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
     return out
 
 
+def arithmetic_mode(ctx: OpContext, x_t, w_t, b_t, y_t) -> str:
+    """"float", "hybrid" (float input, int8 weights) or "quantized" (int8 x int8, uint8 x uint8),
+    from the tensor types of a conv / depthwise / fully connected op; anything else is refused."""
+    if x_t.dtype == np.float32 and w_t.dtype == np.float32:
+        if b_t is not None and b_t.dtype != np.float32:
+            raise ctx.fail(f"a float32 op needs a float32 bias, got {b_t.dtype.name}")
+        return "float"
+    if x_t.dtype == np.float32 and w_t.dtype == np.int8:
+        return "hybrid"
+    if x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
+        if b_t is not None and b_t.dtype != np.int32:
+            raise ctx.unsupported(f"{x_t.dtype.name} weights with a {b_t.dtype.name} bias")
+        return "quantized"
+    raise ctx.unsupported(f"input {x_t.dtype.name}, weights {w_t.dtype.name}, output {y_t.dtype.name}")
+
+
 def zero_point_of(t) -> int:
     return int(t.quantization.zero_point[0]) if t.quantization is not None else 0
 
@@ -186,26 +202,17 @@ def _prepare_conv(ctx: OpContext) -> ConvPlan:
     plan = ConvPlan(mode="", stride=stride, dilation=dilation, window=win, groups=groups,
                     out_shape=(n, win.out_h, win.out_w, cout))
     plan.pointwise = (kh == kw == 1 and stride == (1, 1) and groups == 1)
-    if x_t.dtype == np.float32 and w_t.dtype == np.float32:
-        plan.mode = "float"
+    plan.mode = arithmetic_mode(ctx, x_t, w_t, b_t, y_t)
+    if plan.mode in ("float", "hybrid"):
         plan.act_range = float_activation_range(ctx)
-        if b_t is not None and b_t.dtype != np.float32:
-            raise ctx.fail(f"float conv needs a float32 bias, got {b_t.dtype.name}")
-    elif x_t.dtype == np.float32 and w_t.dtype == np.int8:
+    if plan.mode == "hybrid":
         from .hybrid import prepare_hybrid
 
-        plan.mode = "hybrid"
-        plan.act_range = float_activation_range(ctx)
         plan.hybrid = prepare_hybrid(ctx, w_t, b_t, channels=cout, channel_axis=0)
-    elif x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
-        plan.mode = "quantized"
-        if b_t is not None and b_t.dtype != np.int32:
-            raise ctx.unsupported(f"{x_t.dtype.name} conv with a {b_t.dtype.name} bias")
+    elif plan.mode == "quantized":
         plan.quant = quantized_output_params(ctx, x_t, w_t, y_t, cout, channel_axis=0)
         plan.input_offset = -zero_point_of(x_t)
         plan.filter_offset = -zero_point_of(w_t) if x_t.dtype == np.uint8 else 0
-    else:
-        raise ctx.unsupported(f"input {x_t.dtype.name}, filter {w_t.dtype.name}, output {y_t.dtype.name}")
     if groups == 1 and plan.mode in ("float", "quantized"):
         plan.fast = prepare_fast_conv(ctx, plan, kh, kw, cout, depthwise=False)
     return plan

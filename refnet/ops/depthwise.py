@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _kernels_depthwise, _kernels_fast
 from . import OpContext, float_activation_range, register
-from .conv import (QuantizedOutput, _contiguous, prepare_fast_conv, quantized_output_params,
+from .conv import (QuantizedOutput, _contiguous, arithmetic_mode, prepare_fast_conv, quantized_output_params,
                    requantize_to, threads_of, zero_point_of)
 from .window import compute_window
 
@@ -59,24 +59,17 @@ def _prepare_depthwise(ctx: OpContext) -> DepthwisePlan:
     win = compute_window(ctx, h, w, kh, kw, *stride, *dilation)
     plan = DepthwisePlan(mode="", depth_multiplier=cout // cin, stride=stride, dilation=dilation,
                          window=win, out_shape=(n, win.out_h, win.out_w, cout))
-    if x_t.dtype == np.float32 and w_t.dtype == np.float32:
-        plan.mode = "float"
+    plan.mode = arithmetic_mode(ctx, x_t, w_t, b_t, y_t)
+    if plan.mode in ("float", "hybrid"):
         plan.act_range = float_activation_range(ctx)
-    elif x_t.dtype == np.float32 and w_t.dtype == np.int8:
+    if plan.mode == "hybrid":
         from .hybrid import prepare_hybrid
 
-        plan.mode = "hybrid"
-        plan.act_range = float_activation_range(ctx)
         plan.hybrid = prepare_hybrid(ctx, w_t, b_t, channels=cout, channel_axis=3)
-    elif x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
-        plan.mode = "quantized"
-        if b_t is not None and b_t.dtype != np.int32:
-            raise ctx.unsupported(f"{x_t.dtype.name} depthwise conv with a {b_t.dtype.name} bias")
+    elif plan.mode == "quantized":
         plan.quant = quantized_output_params(ctx, x_t, w_t, y_t, cout, channel_axis=3)
         plan.input_offset = -zero_point_of(x_t)
         plan.filter_offset = -zero_point_of(w_t) if x_t.dtype == np.uint8 else 0
-    else:
-        raise ctx.unsupported(f"input {x_t.dtype.name}, filter {w_t.dtype.name}, output {y_t.dtype.name}")
     if plan.depth_multiplier == 1 and plan.mode in ("float", "quantized"):
         plan.fast = prepare_fast_conv(ctx, plan, kh, kw, cout, depthwise=True)
     return plan

@@ -22,7 +22,7 @@ import numpy as np
 from .. import _kernels_fast, _kernels_pointwise
 from ..profile import ROUNDING_FLOAT64
 from . import OpContext, float_activation_range, quantized_activation_range, register, round_half_away
-from .conv import QuantizedOutput, _contiguous, constant_data, requantize_to, threads_of, zero_point_of
+from .conv import QuantizedOutput, arithmetic_mode, _contiguous, constant_data, requantize_to, threads_of, zero_point_of
 from ..fixedpoint import quantize_multiplier
 
 
@@ -77,19 +77,14 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
     else:
         out_shape = (batches, units)
     plan = FullyConnectedPlan(mode="", batches=batches, depth=depth, units=units, out_shape=out_shape)
-    if x_t.dtype == np.float32 and w_t.dtype == np.float32:
-        plan.mode = "float"
+    plan.mode = arithmetic_mode(ctx, x_t, w_t, b_t, y_t)
+    if plan.mode in ("float", "hybrid"):
         plan.act_range = float_activation_range(ctx)
-    elif x_t.dtype == np.float32 and w_t.dtype == np.int8:
+    if plan.mode == "hybrid":
         from .hybrid import prepare_hybrid
 
-        plan.mode = "hybrid"
-        plan.act_range = float_activation_range(ctx)
         plan.hybrid = prepare_hybrid(ctx, w_t, b_t, channels=units, channel_axis=0)
-    elif x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
-        plan.mode = "quantized"
-        if b_t is not None and b_t.dtype != np.int32:
-            raise ctx.unsupported(f"{x_t.dtype.name} fully connected with a {b_t.dtype.name} bias")
+    elif plan.mode == "quantized":
         for t, role in ((x_t, "input"), (w_t, "weights"), (y_t, "output")):
             if t.quantization is None:
                 raise ctx.fail(f"{role} tensor {t.index} '{t.name}' has no quantization")
@@ -113,8 +108,6 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
         plan.quant = QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin,
                                      qmax, rounding, scales=(np.float32(x_scale), scales.astype(np.float32),
                                                              np.float32(y_scale)))
-    else:
-        raise ctx.unsupported(f"input {x_t.dtype.name}, weights {w_t.dtype.name}, output {y_t.dtype.name}")
     _prepare_fast(ctx, plan)
     return plan
 
