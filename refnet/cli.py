@@ -142,8 +142,7 @@ def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
 
 
 def _print_path_report(r, verbose: bool) -> None:
-    from .verify import PathReport  # noqa: F401  (type only)
-
+    """One verify.PathReport as a summary line and a table (divergent ops, or all with -v)."""
     print(f"\n== {r.path} ({r.mode}): ", end="")
     if r.error:
         print(r.error)
