@@ -90,8 +90,7 @@ class Interpreter:
                 f"{self.memory_limit / 2**20:.1f} MiB (raise it with Interpreter(memory_limit=...))")
         contexts = []
         for op in g.ops:
-            ctx = OpContext(op=op, graph=g, profile=self.profile)
-            ctx.num_threads = self.num_threads
+            ctx = OpContext(op=op, graph=g, profile=self.profile, num_threads=self.num_threads)
             try:
                 ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
             except RefnetError:

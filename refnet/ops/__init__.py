@@ -23,6 +23,7 @@ class OpContext:
     graph: Graph
     profile: Profile
     params: Any = None
+    num_threads: int = 1  # the interpreter's num_threads, for the kernels' parallel loops
 
     def input_tensor(self, i: int) -> Tensor | None:
         if i >= len(self.op.inputs) or self.op.inputs[i] < 0:

@@ -142,7 +142,7 @@ class FastConv:
 
 def threads_of(ctx: OpContext) -> int:
     """The interpreter's num_threads (set on the context at allocate_tensors), default 1."""
-    return getattr(ctx, "num_threads", 1) or 1
+    return max(1, ctx.num_threads)
 
 
 def constant_data(ctx: OpContext, i: int):
