@@ -69,11 +69,28 @@ def quantized_output_params(ctx: OpContext, input_t, filter_t, output_t, channel
         real = [float(np.float32(x_scale) * np.float32(s)) / float(np.float32(y_scale)) for s in scales]
     else:
         real = [float(np.float32(x_scale)) * float(s) / float(np.float32(y_scale)) for s in scales]
-    mult, shift = zip(*(quantize_multiplier(r) for r in real))
+    mult, shift = output_multipliers(ctx, real)
     qmin, qmax = quantized_activation_range(ctx, output_t)
     return QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin, qmax,
                            ctx.profile.rounding(ctx.op.kind, input_t.dtype),
                            scales=(np.float32(x_scale), np.asarray(scales, np.float32), np.float32(y_scale)))
+
+
+def output_multipliers(ctx: OpContext, reals) -> tuple[tuple, tuple]:
+    """QuantizeMultiplier of each real output multiplier, refused (typed) when the scales make it
+    non-finite or its shift leaves the [-31, 31] range the requantization is defined on."""
+    mult, shift = [], []
+    for r in reals:
+        if not np.isfinite(r) or r < 0:
+            raise ctx.arithmetic_error(f"output multiplier {r!r} (input scale x filter scale / "
+                                       f"output scale) is not a finite non-negative number")
+        m, s = quantize_multiplier(float(r))
+        if not -31 <= s <= 31:
+            raise ctx.arithmetic_error(f"output multiplier {r!r} needs a shift of {s}, outside "
+                                       f"[-31, 31]: the quantization scales are out of range")
+        mult.append(m)
+        shift.append(s)
+    return tuple(mult), tuple(shift)
 
 
 def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:

@@ -22,8 +22,7 @@ import numpy as np
 from .. import _kernels_fast, _kernels_pointwise
 from ..profile import ROUNDING_FLOAT64
 from . import OpContext, float_activation_range, quantized_activation_range, register, round_half_away
-from .conv import QuantizedOutput, arithmetic_mode, _contiguous, constant_data, requantize_to, threads_of, zero_point_of
-from ..fixedpoint import quantize_multiplier
+from .conv import QuantizedOutput, arithmetic_mode, output_multipliers, _contiguous, constant_data, requantize_to, threads_of, zero_point_of
 
 
 @dataclass
@@ -104,7 +103,7 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
             real = plan.effective_scale
         else:  # the fixed-point forms use GetQuantizedConvolutionMultipler: float product first
             real = np.full(units, float(np.float32(x_scale) * np.float32(w_q.scale[0])) / float(np.float32(y_scale)))
-        mult, shift = zip(*(quantize_multiplier(float(r)) for r in real)) if units else ((), ())
+        mult, shift = output_multipliers(ctx, real)
         plan.quant = QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin,
                                      qmax, rounding, scales=(np.float32(x_scale), scales.astype(np.float32),
                                                              np.float32(y_scale)))

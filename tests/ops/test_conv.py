@@ -138,3 +138,23 @@ def test_fully_connected_matches_litert(dtype):
         mb = _fc_model(rng, dtype)
         x = mb.tensors[mb.inputs[0]]
         assert_bit_exact(mb.build(), [random_input(x.shape, dtype, rng)]), case
+
+
+def test_out_of_range_multiplier_is_refused_at_allocate():
+    """Scales whose ratio needs a shift beyond [-31, 31] (a fuzzing find): a typed error at
+    allocate_tensors, naming the op, instead of a ValueError from the kernel at invoke."""
+    import refnet
+
+    rng = np.random.default_rng(0)
+    mb = ModelBuilder()
+    x = mb.input("x", (1, 4, 4, 2), np.int8, scale=1e30, zero_point=0)
+    w = mb.tensor("w", (3, 1, 1, 2), np.int8, data=rng.integers(-127, 128, (3, 1, 1, 2)),
+                  scale=np.full(3, 1e8, np.float32), axis=0)
+    b = mb.tensor("b", (3,), np.int32, data=np.zeros(3))
+    y = mb.tensor("y", (1, 4, 4, 3), np.int8, scale=1e-30, zero_point=0)
+    mb.outputs.append(y)
+    mb.op("CONV_2D", [x, w, b], [y], padding="SAME", stride_h=1, stride_w=1,
+          dilation_hfactor=1, dilation_wfactor=1, fused_activation_function="NONE")
+    it = refnet.Interpreter(model_content=mb.build())
+    with pytest.raises(refnet.OpExecutionError, match=r"op 0 \(CONV_2D\).*shift"):
+        it.allocate_tensors()
