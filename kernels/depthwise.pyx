@@ -27,8 +27,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-# Bounded so one tap's product fits in int32: (255 + 2**15)**2 < 2**31.
-MAX_ABS_OFFSET = 1 << 15
+from refnet.kernel_checks import MAX_ABS_OFFSET, check_offset as _check_offset, check_window
 
 
 def _check_geometry(input_shape, filter_shape, out_shape, bias_length, int depth_multiplier,
@@ -50,17 +49,7 @@ def _check_geometry(input_shape, filter_shape, out_shape, bias_length, int depth
                          f"depth_multiplier {depth_multiplier}")
     if bias_length is not None and bias_length != cout:
         raise ValueError(f"bias length {bias_length} != output channels {cout}")
-    if stride_h < 1 or stride_w < 1:
-        raise ValueError(f"strides must be >= 1, got ({stride_h}, {stride_w})")
-    if dilation_h < 1 or dilation_w < 1:
-        raise ValueError(f"dilations must be >= 1, got ({dilation_h}, {dilation_w})")
-    if pad_top < 0 or pad_left < 0:
-        raise ValueError(f"paddings must be >= 0, got (top={pad_top}, left={pad_left})")
-
-
-def _check_offset(int offset, name):
-    if not -MAX_ABS_OFFSET <= offset <= MAX_ABS_OFFSET:
-        raise ValueError(f"{name} {offset} outside [-{MAX_ABS_OFFSET}, {MAX_ABS_OFFSET}]")
+    check_window(stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left)
 
 
 def depthwise_int(const q_in[:, :, :, ::1] input not None, const q_w[:, :, :, ::1] filter not None,

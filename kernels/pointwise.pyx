@@ -26,8 +26,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-# Bounded so one product fits in int32: (255 + 2**15)**2 < 2**31.
-MAX_ABS_OFFSET = 1 << 15
+from refnet.kernel_checks import MAX_ABS_OFFSET, check_offset as _check_offset
 
 
 def _check_shapes(Py_ssize_t rows, Py_ssize_t depth, Py_ssize_t w_rows, Py_ssize_t w_depth,
@@ -40,11 +39,6 @@ def _check_shapes(Py_ssize_t rows, Py_ssize_t depth, Py_ssize_t w_rows, Py_ssize
         raise ValueError(f"out columns {out_cols} != weight rows (output channels) {w_rows}")
     if bias_length is not None and bias_length != w_rows:
         raise ValueError(f"bias length {bias_length} != output channels {w_rows}")
-
-
-def _check_offset(int offset, name):
-    if not -MAX_ABS_OFFSET <= offset <= MAX_ABS_OFFSET:
-        raise ValueError(f"{name} {offset} outside [-{MAX_ABS_OFFSET}, {MAX_ABS_OFFSET}]")
 
 
 def matmul_int(const q_in[:, ::1] a not None, const q_w[:, ::1] w not None,
