@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 # Before anything loads libgomp (with refnet._kernels_fast): idle OpenMP threads sleep instead
-# of spinning (refnet/ops/conv.py sets the same default).
+# of spinning (refnet/__init__.py sets the same default).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-from refnet.kernel_checks import MAX_ABS_OFFSET, check_offset as _check_offset, check_window
+from refnet.kernel_checks import check_offset as _check_offset, check_window
 
 
 def _check_geometry(input_shape, filter_shape, out_shape, bias_length, int stride_h,
@@ -118,7 +118,7 @@ def conv2d_int(const q_in[:, :, :, ::1] input not None, const q_w[:, :, :, ::1] 
 def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, ::1] filter not None,
                  const float[::1] bias, int stride_h, int stride_w, int dilation_h,
                  int dilation_w, int pad_top, int pad_left, float act_min, float act_max,
-                 float[:, :, :, ::1] out not None):
+                 float[:, :, :, ::1] out not None, int nan_block=0):
     """LiteRT reference float Conv: sequential float32 sum over (ky, kx, ci), + bias, clamp.
 
     input (N, H, W, Cin), filter (Cout, KH, KW, Cin), bias float32[Cout] or None (adds 0.0f),
@@ -139,6 +139,9 @@ def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, 
     cdef float x_value, bias_value
     cdef const float* w_row
     cdef float* total
+    # input channels in whole blocks of nan_block add the product first (NaN rule, see add_product)
+    cdef Py_ssize_t blocked = (in_depth // nan_block) * nan_block if nan_block > 0 else 0
+    cdef bint product_first
 
     if batches == 0 or out_h == 0 or out_w == 0 or out_depth == 0:
         return
@@ -174,10 +177,11 @@ def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, 
                             for ci in range(in_depth):
                                 x_value = input[b, iy, ix, ci]
                                 w_row = &w[ky, kx, ci, 0]
+                                product_first = ci < blocked
                                 for oc in range(out_depth):
                                     # float32 product, then float32 add (no FMA: -ffp-contract=off)
-                                    total[oc] = total[oc] + x_value * w_row[oc]
+                                    total[oc] = fp.add_product(total[oc], fp.mul_nan_first(x_value, w_row[oc]), product_first)
                     for oc in range(out_depth):
                         bias_value = bias[oc] if has_bias else 0.0
                         out[b, oy, ox, oc] = fp.activation_min_max_float(
-                            total[oc] + bias_value, act_min, act_max)
+                            fp.add_nan_first(total[oc], bias_value), act_min, act_max)

@@ -27,7 +27,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-from refnet.kernel_checks import MAX_ABS_OFFSET, check_offset as _check_offset, check_window
+from refnet.kernel_checks import check_offset as _check_offset, check_window
 
 
 def _check_geometry(input_shape, filter_shape, out_shape, bias_length, int depth_multiplier,
@@ -186,14 +186,14 @@ def depthwise_float(const float[:, :, :, ::1] input not None,
                             # float32 product, then float32 add (no FMA: -ffp-contract=off)
                             if mult == 1:
                                 for ic in range(in_depth):
-                                    total[ic] = total[ic] + x_row[ic] * w_row[ic]
+                                    total[ic] = fp.add_product(total[ic], fp.mul_nan_first(x_row[ic], w_row[ic]), False)
                             else:
                                 for ic in range(in_depth):
                                     x_value = x_row[ic]
                                     for m in range(mult):
                                         oc = ic * mult + m
-                                        total[oc] = total[oc] + x_value * w_row[oc]
+                                        total[oc] = fp.add_product(total[oc], fp.mul_nan_first(x_value, w_row[oc]), False)
                     for oc in range(out_depth):
                         bias_value = bias[oc] if has_bias else 0.0
                         out[b, oy, ox, oc] = fp.activation_min_max_float(
-                            total[oc] + bias_value, act_min, act_max)
+                            fp.add_nan_first(total[oc], bias_value), act_min, act_max)

@@ -11,7 +11,8 @@
  * each output's own order -- k = 0, 1, ... (ky, kx, ci) as the reference, one float32 product
  * then one float32 add (the build passes -ffp-contract=off: never an FMA) -- and vectorise
  * only across output channels, whose lanes are independent.  Requantization reproduces
- * fixedpoint.pxd's forms 0/1/2 lane by lane in 64-bit arithmetic.
+ * the fixed-point forms of refnet/forms.py (numbers from the generated
+ * forms.h) lane by lane in 64-bit arithmetic, one definition for every ISA copy.
  */
 #ifndef REFNET_FAST_H
 #define REFNET_FAST_H
@@ -20,20 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RN_MR 8   /* output pixels per micro-tile */
+#include "forms.h"
+
 #define RN_NR 16  /* output channels per micro-tile (one packed weight panel) */
 
-typedef int32_t rn_v16si __attribute__((vector_size(64)));
-typedef uint32_t rn_v16su __attribute__((vector_size(64)));
-typedef int16_t rn_v16hi __attribute__((vector_size(32)));
-typedef int8_t rn_v16qi __attribute__((vector_size(16)));
-typedef uint8_t rn_v16qu __attribute__((vector_size(16)));
-typedef float rn_v16sf __attribute__((vector_size(64)));
-typedef int64_t rn_v8di __attribute__((vector_size(64)));
-typedef uint64_t rn_v8du __attribute__((vector_size(64)));
-typedef int32_t rn_v8si __attribute__((vector_size(32)));
-typedef int8_t rn_v8qi __attribute__((vector_size(8)));
-typedef uint8_t rn_v8qu __attribute__((vector_size(8)));
 
 typedef struct {
     /* geometry (NHWC input and output, filter taps (ky, kx, ci)) */

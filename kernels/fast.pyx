@@ -7,8 +7,8 @@ tiles / output rows.  What each kernel computes:
 
 conv_q         CONV_2D (and 1x1 / FULLY_CONNECTED as a 1x1 conv) on int8/uint8: the int32
                accumulator bias + sum (x + in_off) * (w + w_off) -- exact modulo 2**32, so in
-               any order -- then, with an int8/uint8 `out`, MultiplyByQuantizedMultiplier (form
-               0, 1 or 2 of fixedpoint.pxd) + zero point (int32 wrap) and the clamp, fused; with
+               any order -- then, with an int8/uint8 `out`, MultiplyByQuantizedMultiplier (a fixed-
+               point form of refnet/forms.py) + zero point (int32 wrap) and the clamp, fused; with
                an int32 `out`, the raw accumulators (what conv.pyx/pointwise.pyx return).
 conv_f         float32 CONV_2D: each output sums its taps k = (ky, kx, ci) in order from 0.0f,
                float32 product then float32 add (no FMA), + bias (0.0f without), clamp max then
@@ -25,12 +25,12 @@ Weights are packed once (pack_q / pack_f / pack_depthwise_*): panels of 16 outpu
 import numpy as np
 
 cimport numpy as cnp
+cimport fixedpoint as fp
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
 
 cnp.import_array()
 
 cdef extern from "fast_dispatch.h" nogil:
-    int RN_MR
     int RN_NR
     ctypedef struct rn_conv_t:
         int batches, in_h, in_w, in_c
@@ -60,12 +60,13 @@ cdef extern from "fast_dispatch.h" nogil:
     int rn_isa
     int rn_isa_supported()
     void rn_conv_q(const rn_conv_t *p, const void *inp, void *out, int32_t *acc_out)
-    void rn_conv_f(const rn_conv_t *p, const float *inp, float *out)
+    int rn_conv_f(const rn_conv_t *p, const float *inp, float *out)
     void rn_depthwise_q(const rn_conv_t *p, const void *inp, void *out)
-    void rn_depthwise_f(const rn_conv_t *p, const float *inp, float *out)
+    int rn_depthwise_f(const rn_conv_t *p, const float *inp, float *out)
     void rn_elementwise_q(const rn_elementwise_t *e, const void *a, const void *b, void *out)
+    void rn_mbqm_array(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *out, long n,
+                       int form)
 
-NR = RN_NR
 ISA_NAMES = {0: "generic", 1: "avx2", 2: "avx512"}
 cdef int _SUPPORTED = rn_isa_supported()
 
@@ -213,14 +214,13 @@ cdef int _geometry(rn_conv_t *p, cnp.ndarray x, cnp.ndarray out, geom, int threa
 
 cdef int _requant(rn_conv_t *p, cnp.ndarray mult, cnp.ndarray shift, int zp, int qmin,
                   int qmax, int rounding, int out_kind, Py_ssize_t padded) except -1:
-    if rounding not in (0, 1, 2):
-        raise ValueError(f"rounding form {rounding} is not 0, 1 or 2")
+    cdef int top = fp.checked_max_shift(rounding)
     p.mult = <const int32_t*>_vec(mult, "mult", 2, padded)
     p.shift = <const int32_t*>_vec(shift, "shift", 2, padded)
     if p.mult == NULL or p.shift == NULL:
         raise ValueError("mult and shift are required")
     s = np.asarray(shift)
-    if s.size and (s.min() < -31 or s.max() > (30 if rounding == 1 else 31)):
+    if s.size and (s.min() < fp.RN_MIN_SHIFT or s.max() > top):
         raise ValueError("shift out of range for this rounding form")
     lo, hi = (-128, 127) if out_kind == 1 else (0, 255)
     if not lo <= qmin <= qmax <= hi:
@@ -275,7 +275,10 @@ def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
 
 def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,
            float act_min, float act_max, cnp.ndarray out not None, int threads=1):
-    """float32 convolution (reference order per output); wpack from pack_f."""
+    """float32 convolution (reference order per output); wpack from pack_f.
+
+    Returns True when an output is NaN: which NaN a sum keeps is not fixed here (the caller
+    recomputes such an op with the plain kernel, which keeps the reference's)."""
     cdef rn_conv_t p
     if _kind(x, "x") != 3 or _kind(out, "out") != 3 or _kind(wpack, "wpack") != 3:
         raise TypeError("x, wpack and out must be float32")
@@ -288,8 +291,10 @@ def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
     p.act_min, p.act_max = act_min, act_max
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    cdef int nan_seen
     with nogil:
-        rn_conv_f(&p, xp, outp)
+        nan_seen = rn_conv_f(&p, xp, outp)
+    return nan_seen != 0
 
 
 cdef int _depthwise_common(rn_conv_t *p, cnp.ndarray x, cnp.ndarray wpack, cnp.ndarray out,
@@ -331,7 +336,8 @@ def depthwise_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray 
 
 def depthwise_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,
                 float act_min, float act_max, cnp.ndarray out not None, int threads=1):
-    """float32 depthwise conv (multiplier 1), reference order; wpack from pack_depthwise_f."""
+    """float32 depthwise conv (multiplier 1), reference order; wpack from pack_depthwise_f.
+    Returns True when an output is NaN (as conv_f)."""
     cdef rn_conv_t p
     if _kind(x, "x") != 3 or _kind(out, "out") != 3 or _kind(wpack, "wpack") != 3:
         raise TypeError("x, wpack and out must be float32")
@@ -341,8 +347,10 @@ def depthwise_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray 
     p.act_min, p.act_max = act_min, act_max
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    cdef int nan_seen
     with nogil:
-        rn_depthwise_f(&p, xp, outp)
+        nan_seen = rn_depthwise_f(&p, xp, outp)
+    return nan_seen != 0
 
 
 def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
@@ -357,11 +365,9 @@ def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray ou
     n, period = a.size, b.size
     if out.size != n or period == 0 or n % period:
         raise ValueError("b's size must divide a's, and out must be a's size")
-    if rounding not in (0, 1, 2):
-        raise ValueError(f"rounding form {rounding} is not 0, 1 or 2")
-    top = 30 if rounding == 1 else 31
+    top = fp.checked_max_shift(rounding)
     for _, s in (m1_e1, m2_e2, mo_eo):
-        if not -31 <= s <= top:
+        if not fp.RN_MIN_SHIFT <= s <= top:
             raise ValueError("shift out of range for this rounding form")
     lo_t, hi_t = (-128, 127) if ak == 1 else (0, 255)
     e.n, e.period, e.is_signed, e.is_mul = n, period, ak == 1, is_mul
@@ -379,3 +385,25 @@ def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray ou
     cdef void* outp = cnp.PyArray_DATA(out)
     with nogil:
         rn_elementwise_q(&e, ap, bp, outp)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift, int form):
+    """The C vector MultiplyByQuantizedMultiplier (fast_body.h's mbqm, the chosen ISA copy)
+    elementwise over three int32 arrays of one length; for the tests."""
+    cdef cnp.ndarray xs = np.ascontiguousarray(x, np.int32).reshape(-1)
+    cdef cnp.ndarray ms = np.ascontiguousarray(multiplier, np.int32).reshape(-1)
+    cdef cnp.ndarray ss = np.ascontiguousarray(shift, np.int32).reshape(-1)
+    if not xs.size == ms.size == ss.size:
+        raise ValueError("x, multiplier and shift must have one length")
+    top = fp.checked_max_shift(form)
+    if ss.size and (ss.min() < fp.RN_MIN_SHIFT or ss.max() > top):
+        raise ValueError(f"shift out of [{fp.RN_MIN_SHIFT}, {top}] for form {form}")
+    cdef cnp.ndarray out = np.empty(xs.size, np.int32)
+    cdef long n = xs.size
+    cdef const int32_t *xp = <const int32_t*>cnp.PyArray_DATA(xs)
+    cdef const int32_t *mp = <const int32_t*>cnp.PyArray_DATA(ms)
+    cdef const int32_t *sp = <const int32_t*>cnp.PyArray_DATA(ss)
+    cdef int32_t *op = <int32_t*>cnp.PyArray_DATA(out)
+    with nogil:
+        rn_mbqm_array(xp, mp, sp, op, n, form)
+    return out

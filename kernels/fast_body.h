@@ -18,16 +18,12 @@
 #define VSF RN_SFX(vsf)
 #define VDI RN_SFX(vdi)
 #define VDU RN_SFX(vdu)
-#define VHSI RN_SFX(vhsi)
-#define VQI RN_SFX(vqi)
 typedef int32_t VSI __attribute__((vector_size(RN_VB)));
 typedef uint32_t VSU __attribute__((vector_size(RN_VB)));
 typedef int16_t VHI __attribute__((vector_size(RN_VB)));
 typedef float VSF __attribute__((vector_size(RN_VB)));
 typedef int64_t VDI __attribute__((vector_size(RN_VB)));
 typedef uint64_t VDU __attribute__((vector_size(RN_VB)));
-typedef int32_t VHSI __attribute__((vector_size(RN_VB / 2)));  /* RN_L64 int32 lanes */
-typedef int8_t VQI __attribute__((vector_size(RN_VB / 8)));    /* RN_L64 int8 lanes */
 
 /* ------------------------------------------------------------------------------------------
  * 64-bit lane helpers: requantization, RN_L64 int32 values at a time
@@ -42,132 +38,115 @@ RN_INLINE VDI RN_SFX(select)(VDI mask, VDI a, VDI b) {
     return (mask & a) | (~mask & b);
 }
 
-/* MultiplyByQuantizedMultiplier, lane by lane, as fixedpoint.pxd (forms 0, 1, 2).
- * x, multiplier: int32 values in int64 lanes; shift in [-31, 31] ([-31, 30] for form 1). */
-RN_INLINE VDI RN_SFX(mbqm)(VDI x, VDI m, VDI shift, int rounding) {
+/* Two 64-bit lane primitives, the only part of the requantization an ISA may specialise:
+ * mul_even64(a, b)  the int64 product of the low (signed) 32 bits of each 64-bit lane (pmuldq);
+ * sra64(v, n)       arithmetic right shift of each 64-bit lane by n[lane] in [0, 63].
+ * AVX2 has no variable 64-bit arithmetic shift: flip the sign, shift logically, flip back. */
+#if defined(RN_AVX2_REQUANT)
+RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return (VDI)_mm256_mul_epi32((__m256i)a, (__m256i)b); }
+RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) {
+    __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), (__m256i)v);
+    return (VDI)_mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256((__m256i)v, sign), (__m256i)n), sign);
+}
+#elif defined(RN_AVX512_REQUANT)
+RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return (VDI)_mm512_mul_epi32((__m512i)a, (__m512i)b); }
+RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
+#else
+RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return RN_SFX(wrap32)(a) * RN_SFX(wrap32)(b); }
+RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
+#endif
+
+/* The int32 lanes of v: even ones in the low halves of 64-bit lanes, odd ones moved there. */
+RN_INLINE VDI RN_SFX(even_lanes)(VSI v) { return (VDI)v; }
+RN_INLINE VDI RN_SFX(odd_lanes)(VSI v) { return (VDI)((VDU)v >> 32); }
+/* The low 32 bits of each 64-bit lane of even and odd, interleaved back (little-endian). */
+RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
+    return (VSI)(((VDU)even & 0xFFFFFFFFu) | ((VDU)odd << 32));
+}
+
+/* saturating rounding doubling high multiply, int32 lanes: trunc((a * b + nudge) / 2**31) with
+ * nudge = 2**30 (1 - 2**30 for negative products), i.e. round(a * b / 2**31) ties toward +inf;
+ * INT32_MIN * INT32_MIN saturates to INT32_MAX.  Only the result's low 32 bits are kept, so the
+ * division's final shift may be logical. */
+RN_INLINE VDI RN_SFX(high_mul_half)(VDI product) {
     const VDI zero = {0};
-    if (rounding == 1) {
-        VDI total = 31 - shift;
-        VDI offset = ((zero + 1) << total) >> 1;
-        return RN_SFX(wrap32)((x * m + offset) >> total);
+    VDI s = product + RN_SFX(select)(product >= 0, zero + (1 << 30), zero + (1 - (1 << 30)));
+    s = s + ((s < 0) & 0x7FFFFFFF);  /* truncating (not flooring) division by 2**31 */
+    return (VDI)((VDU)s >> 31);
+}
+
+RN_INLINE VSI RN_SFX(srdhm32)(VSI a, VSI b) {
+    VDI even = RN_SFX(high_mul_half)(RN_SFX(mul_even64)(RN_SFX(even_lanes)(a), RN_SFX(even_lanes)(b)));
+    VDI odd = RN_SFX(high_mul_half)(RN_SFX(mul_even64)(RN_SFX(odd_lanes)(a), RN_SFX(odd_lanes)(b)));
+    VSI q = RN_SFX(join_lanes)(even, odd);
+    VSI saturate = (a == INT32_MIN) & (b == INT32_MIN);
+    return (saturate & INT32_MAX) | (~saturate & q);
+}
+
+/* (x * m + 2**(total - 1)) >> total, wrapped to int32, total in [1, 62]: the single rounding. */
+RN_INLINE VDI RN_SFX(round_shift_half)(VDI product, VDI total) {
+    const VDI zero = {0};
+    return RN_SFX(sra64)(product + (((zero + 1) << total) >> 1), total);
+}
+
+RN_INLINE VSI RN_SFX(mul_round_shift32)(VSI x, VSI m, VSI total) {
+    VDI even = RN_SFX(round_shift_half)(RN_SFX(mul_even64)(RN_SFX(even_lanes)(x), RN_SFX(even_lanes)(m)),
+                                        RN_SFX(wrap32)(RN_SFX(even_lanes)(total)));
+    VDI odd = RN_SFX(round_shift_half)(RN_SFX(mul_even64)(RN_SFX(odd_lanes)(x), RN_SFX(odd_lanes)(m)),
+                                       RN_SFX(odd_lanes)(total));
+    return RN_SFX(join_lanes)(even, odd);
+}
+
+/* MultiplyByQuantizedMultiplier on int32 lanes, in the fixed-point forms of refnet/forms.py:
+ * the one C definition (every ISA copy compiles it); fixedpoint.pxd has the scalar one and
+ * refnet/fixedpoint.py the oracle.  shift in [RN_MIN_SHIFT, RN_MAX_SHIFT]
+ * ([RN_MIN_SHIFT, RN_MAX_SHIFT_SINGLE] for the single form); > 0 shifts left. */
+RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int form) {
+    const VSI zero = {0}, one = zero + 1;
+    if (form == RN_ROUNDING_SINGLE)  /* one exact product, one shift by 31 - shift, ties up */
+        return RN_SFX(mul_round_shift32)(x, m, 31 - shift);
+    /* the double-rounding forms: wrapping left shift, high multiply, rounding divide by 2**right */
+    VSI left = (shift > 0) & shift;
+    VSI right = (shift < 0) & -shift;
+    VSI q = RN_SFX(srdhm32)((VSI)((VSU)x << (VSU)left), m);
+    VSI mask = (one << right) - 1;
+    VSI rem = q & mask;
+    if (form == RN_ROUNDING_DOUBLE_TIES_UP) {  /* floor(q / 2**right + 1/2), without overflow */
+        VSI half = (VSI)((VSU)(one << right) >> 1);
+        return (q >> right) + (VSI)((VSU)(rem + half) >> (VSU)right);
     }
-    VDI left = (shift > 0) & shift;
-    VDI right = (shift < 0) & -shift;
-    VDI xs = RN_SFX(wrap32)((VDI)((VDU)x << (VDU)left));
-    VDI prod = xs * m;
-    VDI nudge = RN_SFX(select)(prod >= 0, zero + (1 << 30), zero + (1 - (1 << 30)));
-    VDI s = prod + nudge;
-    VDI q = (s + ((s >> 63) & 0x7FFFFFFF)) >> 31; /* truncating division by 2**31 */
-    VDI sat = (xs == INT32_MIN) & (m == INT32_MIN);
-    q = RN_SFX(select)(sat, zero + INT32_MAX, q);
-    if (rounding == 2) {
-        VDI half = ((zero + 1) << right) >> 1;
-        return (q + half) >> right;
-    }
-    VDI mask = ((zero + 1) << right) - 1;
-    VDI rem = q & mask;
-    VDI threshold = (mask >> 1) - (q < 0);
+    /* RN_ROUNDING_DOUBLE: ties away from zero (a tie rounds up for q >= 0, down for q < 0) */
+    VSI threshold = (mask >> 1) - (q < 0);
     return (q >> right) - (rem > threshold);
-}
-
-RN_INLINE VDI RN_SFX(clamp)(VDI v, int64_t lo, int64_t hi) {
-    const VDI zero = {0};
-    v = RN_SFX(select)(v < lo, zero + lo, v);
-    return RN_SFX(select)(v > hi, zero + hi, v);
-}
-
-RN_INLINE VDI RN_SFX(load_i32)(const int32_t *src) {
-    VHSI v;
-    memcpy(&v, src, sizeof v);
-    return __builtin_convertvector(v, VDI);
 }
 
 #define VHQ RN_SFX(vhq)
 typedef int8_t VHQ __attribute__((vector_size(RN_VB / 4)));   /* RN_L32 int8 lanes */
-
-/* mbqm on RN_L32 int32 lanes. */
-#ifdef RN_AVX2_REQUANT
-/* AVX2 has no 64-bit multiply or variable arithmetic 64-bit shift: the 64-bit products come
- * from vpmuldq on even and odd lanes, the arithmetic shifts from logical ones. */
-RN_INLINE __m256i RN_SFX(sra64)(__m256i v, __m256i n) {
-    __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
-    return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, sign), n), sign);
-}
-
-/* low 32 bits of trunc((p + nudge) / 2**31), p the 64-bit product, nudge +-2**30 */
-RN_INLINE __m256i RN_SFX(srdhm_half)(__m256i prod) {
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i neg = _mm256_cmpgt_epi64(zero, prod);
-    __m256i nudge = _mm256_blendv_epi8(_mm256_set1_epi64x(1 << 30),
-                                       _mm256_set1_epi64x(1 - (1 << 30)), neg);
-    __m256i s = _mm256_add_epi64(prod, nudge);
-    __m256i sneg = _mm256_cmpgt_epi64(zero, s);
-    s = _mm256_add_epi64(s, _mm256_and_si256(sneg, _mm256_set1_epi64x(0x7FFFFFFF)));
-    return RN_SFX(sra64)(s, _mm256_set1_epi64x(31));
-}
-
-RN_INLINE VSI RN_SFX(mbqm32)(VSI xv, VSI mv, VSI shiftv, int rounding) {
-    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-    const __m256i low = _mm256_set1_epi64x(0xFFFFFFFF);
-    __m256i x = (__m256i)xv, m = (__m256i)mv, shift = (__m256i)shiftv;
-    if (rounding == 1) {
-        __m256i total = _mm256_sub_epi32(_mm256_set1_epi32(31), shift);
-        __m256i t_e = _mm256_and_si256(total, low), t_o = _mm256_srli_epi64(total, 32);
-        __m256i one64 = _mm256_set1_epi64x(1);
-        __m256i p_e = _mm256_mul_epi32(x, m);
-        __m256i p_o = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32));
-        p_e = _mm256_add_epi64(p_e, _mm256_sllv_epi64(one64, _mm256_sub_epi64(t_e, one64)));
-        p_o = _mm256_add_epi64(p_o, _mm256_sllv_epi64(one64, _mm256_sub_epi64(t_o, one64)));
-        __m256i r_e = RN_SFX(sra64)(p_e, t_e), r_o = RN_SFX(sra64)(p_o, t_o);
-        return (VSI)_mm256_blend_epi32(r_e, _mm256_slli_epi64(r_o, 32), 0xAA);
-    }
-    __m256i left = _mm256_max_epi32(shift, zero);
-    __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    __m256i xs = _mm256_sllv_epi32(x, left);
-    __m256i q_e = RN_SFX(srdhm_half)(_mm256_mul_epi32(xs, m));
-    __m256i q_o = RN_SFX(srdhm_half)(_mm256_mul_epi32(_mm256_srli_epi64(xs, 32), _mm256_srli_epi64(m, 32)));
-    __m256i q = _mm256_blend_epi32(q_e, _mm256_slli_epi64(q_o, 32), 0xAA);
-    __m256i min = _mm256_set1_epi32(INT32_MIN);
-    __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(xs, min), _mm256_cmpeq_epi32(m, min));
-    q = _mm256_blendv_epi8(q, _mm256_set1_epi32(INT32_MAX), sat);
-    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    __m256i rem = _mm256_and_si256(q, mask);
-    if (rounding == 2) {  /* floor((q + half) / 2**right) without int32 overflow */
-        __m256i half = _mm256_srli_epi32(_mm256_sllv_epi32(one, right), 1);
-        return (VSI)_mm256_add_epi32(_mm256_srav_epi32(q, right),
-                                     _mm256_srlv_epi32(_mm256_add_epi32(rem, half), right));
-    }
-    __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, q));
-    return (VSI)_mm256_sub_epi32(_mm256_srav_epi32(q, right), _mm256_cmpgt_epi32(rem, threshold));
-}
-
-RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {
-    return (VSI)_mm256_min_epi32(_mm256_max_epi32((__m256i)v, _mm256_set1_epi32(lo)),
-                                 _mm256_set1_epi32(hi));
-}
-#else
-RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int rounding) {
-    int32_t xa[RN_L32], ma[RN_L32], sa[RN_L32], ra[RN_L32];
-    memcpy(xa, &x, RN_VB);
-    memcpy(ma, &m, RN_VB);
-    memcpy(sa, &shift, RN_VB);
-    for (int h = 0; h < 2; h++) {
-        VDI r = RN_SFX(mbqm)(RN_SFX(load_i32)(xa + h * RN_L64), RN_SFX(load_i32)(ma + h * RN_L64),
-                             RN_SFX(load_i32)(sa + h * RN_L64), rounding);
-        VHSI n = __builtin_convertvector(r, VHSI);
-        memcpy(ra + h * RN_L64, &n, RN_VB / 2);
-    }
-    VSI out;
-    memcpy(&out, ra, RN_VB);
-    return out;
-}
 
 RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {
     VSI below = v < lo, above = v > hi;
     v = (below & lo) | (~below & v);
     return (above & hi) | (~above & v);
 }
-#endif
+
+/* mbqm32 over arrays (tests: the C vector definition against the oracle, on every ISA copy). */
+static void RN_SFX(mbqm_array)(const int32_t *x, const int32_t *m, const int32_t *shift, int32_t *out,
+                               long n, int form) {
+    for (long i = 0; i < n; i += RN_L32) {
+        int count = n - i < RN_L32 ? (int)(n - i) : RN_L32;
+        int32_t xa[RN_L32] = {0}, ma[RN_L32] = {0}, sa[RN_L32] = {0}, ra[RN_L32];
+        memcpy(xa, x + i, sizeof(int32_t) * count);
+        memcpy(ma, m + i, sizeof(int32_t) * count);
+        memcpy(sa, shift + i, sizeof(int32_t) * count);
+        VSI xv, mv, sv;
+        memcpy(&xv, xa, RN_VB);
+        memcpy(&mv, ma, RN_VB);
+        memcpy(&sv, sa, RN_VB);
+        VSI r = RN_SFX(mbqm32)(xv, mv, sv, form);
+        memcpy(ra, &r, RN_VB);
+        memcpy(out + i, ra, sizeof(int32_t) * count);
+    }
+}
 
 /* Requantize the 16 wrapped int32 accumulators of one panel and store `count` bytes. */
 RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
@@ -340,15 +319,23 @@ RN_INLINE VSF RN_SFX(finish_f)(VSF total, const rn_conv_t *p, int c) {
     return (VSF)((above & (VSI)hi) | (~above & (VSI)v));
 }
 
-RN_INLINE void RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0, int nc, float *dst) {
+/* Store one panel's nc outputs; returns 1 when one of them is NaN (see conv_f). */
+RN_INLINE int RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0, int nc, float *dst) {
     float tmp[16];
+    VSI lane, nan = {0};
+    for (int l = 0; l < RN_L32; l++) lane[l] = l;
 #pragma GCC unroll 4
     for (int v = 0; v < RN_NV; v++) {
         VSF r = RN_SFX(finish_f)(acc[v], p, c0 + v * RN_L32);
+        nan |= (r != r) & (lane + v * RN_L32 < nc);
         memcpy(tmp + v * RN_L32, &r, RN_VB);
     }
     if (nc == 16) memcpy(dst, tmp, sizeof tmp);
     else memcpy(dst, tmp, sizeof(float) * nc);
+    int32_t seen[RN_L32], any = 0;
+    memcpy(seen, &nan, RN_VB);
+    for (int l = 0; l < RN_L32; l++) any |= seen[l];
+    return any != 0;
 }
 
 /* Returns 1 when every tap of every present pixel lies inside the image. */
@@ -377,12 +364,15 @@ static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv
     return 1;
 }
 
-static void RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
+/* Float convolution; returns 1 when an output is NaN.  Which NaN a sum keeps depends on the
+ * operand order of each addition (x86 returns the first NaN operand), which these vector sums
+ * do not fix: the caller recomputes such an op with the plain kernel, which does. */
+static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     const int K = p->kh * p->kw * p->in_c;
     const long P = (long)p->batches * p->out_h * p->out_w;
     const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
     const long ntiles = (P + RN_TMR - 1) / RN_TMR;
-    if (P == 0 || p->out_c == 0) return;
+    if (P == 0 || p->out_c == 0) return 0;
     long per_block = 196608L / ((long)(K > 0 ? K : 1) * RN_NR * 4);
     int bpan = per_block < 1 ? 1 : (per_block > npanels ? npanels : (int)per_block);
     const int nblocks = (npanels + bpan - 1) / bpan;
@@ -390,7 +380,8 @@ static void RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     const int threads = p->threads > 0 ? p->threads : 1;
     const int C = p->in_c;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    int nan_seen = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(|:nan_seen)
     {
         float *At = (float *)malloc(sizeof(float) * ((size_t)K * RN_TMR + 16));
 #pragma omp for schedule(dynamic, 4)
@@ -425,7 +416,7 @@ static void RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
                         }
                     }
                     for (int m = 0; m < mv; m++)
-                        RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
+                        nan_seen |= RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
                     continue;
                 }
                 for (int m = 0; m < mv; m++) {  /* border tile: pixel by pixel */
@@ -451,12 +442,13 @@ static void RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
                             }
                         }
                     }
-                    RN_SFX(store_panel_f)(acc, p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
+                    nan_seen |= RN_SFX(store_panel_f)(acc, p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
                 }
             }
         }
         free(At);
     }
+    return nan_seen;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -530,13 +522,15 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     }
 }
 
-static void RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) {
+/* Float depthwise convolution; returns 1 when an output is NaN (as conv_f). */
+static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) {
     const int C = p->out_c;
     const int npanels = (C + RN_NR - 1) / RN_NR;
     const int cpad = npanels * RN_NR;
     const long rows = (long)p->batches * p->out_h;
     const int threads = p->threads > 0 ? p->threads : 1;
-#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1)
+    int nan_seen = 0;
+#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1) reduction(|:nan_seen)
     for (long row = 0; row < rows; row++) {
         int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
         int y0 = oy * p->sh - p->pad_t;
@@ -569,10 +563,11 @@ static void RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out)
                         }
                     }
                 }
-                RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0);
+                nan_seen |= RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0);
             }
         }
     }
+    return nan_seen;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -626,9 +621,6 @@ static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, cons
 #undef VSF
 #undef VDI
 #undef VDU
-#undef VHSI
-#undef VQI
-#undef VQU
 #undef VHQ
 #undef VUHQ
 #undef VQ32

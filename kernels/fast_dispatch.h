@@ -23,8 +23,10 @@
 #define RN_SFX(name) name##_avx512
 #define RN_VB 64
 #define RN_TMR 12
+#define RN_AVX512_REQUANT 1
 #define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm512_madd_epi16, __m512i, acc, pair, w)
 #include "fast_body.h"
+#undef RN_AVX512_REQUANT
 #undef RN_MADD
 #undef RN_TMR
 #undef RN_VB
@@ -101,14 +103,22 @@ static int rn_isa = 0;
 static void rn_conv_q(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
     RN_DISPATCH(conv_q, (p, in, out, acc_out));
 }
-static void rn_conv_f(const rn_conv_t *p, const float *in, float *out) {
-    RN_DISPATCH(conv_f, (p, in, out));
+static int rn_conv_f(const rn_conv_t *p, const float *in, float *out) {
+    int nan_seen = 0;
+    RN_DISPATCH(nan_seen = conv_f, (p, in, out));
+    return nan_seen;
 }
 static void rn_depthwise_q(const rn_conv_t *p, const void *in, void *out) {
     RN_DISPATCH(depthwise_q, (p, in, out));
 }
-static void rn_depthwise_f(const rn_conv_t *p, const float *in, float *out) {
-    RN_DISPATCH(depthwise_f, (p, in, out));
+static int rn_depthwise_f(const rn_conv_t *p, const float *in, float *out) {
+    int nan_seen = 0;
+    RN_DISPATCH(nan_seen = depthwise_f, (p, in, out));
+    return nan_seen;
+}
+static void rn_mbqm_array(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *out, long n,
+                          int form) {
+    RN_DISPATCH(mbqm_array, (x, m, s, out, n, form));
 }
 static void rn_elementwise_q(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
     RN_DISPATCH(elementwise_q, (e, a, b, out));

@@ -7,19 +7,24 @@ MultiplyByQuantizedMultiplier) bit for bit.  Where the reference relies on int32
 two's-complement wrap-around (signed overflow, narrowing casts), we spell the wrap out with
 unsigned arithmetic or an explicit narrowing cast, so the behaviour here is defined C.
 
-refnet/fixedpoint.py holds the same primitives as vectorised NumPy; the tests check that
-both agree on random and extreme values.
+refnet/fixedpoint.py holds the same primitives as vectorised NumPy (the oracle) and
+kernels/fast_body.h the vector form; tests/test_forms.py checks that all three agree on every
+form, shift and extreme input.
 """
 
 cimport cython
 from libc.stdint cimport (int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t, uint64_t,
                           INT16_MIN, INT16_MAX, INT32_MIN, INT32_MAX)
 
-# Requantization forms (see MultiplyByQuantizedMultiplier below).
-cdef enum:
-    ROUNDING_DOUBLE = 0            # gemmlowp / TFLite reference: two roundings
-    ROUNDING_SINGLE = 1            # TFLITE_SINGLE_ROUNDING: one 64-bit product, one rounding
-    ROUNDING_DOUBLE_TIES_UP = 2    # same high multiply, final shift rounds ties toward +inf
+# Requantization forms: numbers from refnet/forms.py, through the generated kernels/forms.h.
+cdef extern from "forms.h":
+    cdef enum:
+        RN_ROUNDING_DOUBLE             # gemmlowp / TFLite reference: two roundings
+        RN_ROUNDING_SINGLE             # TFLITE_SINGLE_ROUNDING: one 64-bit product, one rounding
+        RN_ROUNDING_DOUBLE_TIES_UP     # same high multiply, final shift rounds ties toward +inf
+        RN_MIN_SHIFT
+        RN_MAX_SHIFT
+        RN_MAX_SHIFT_SINGLE
 
 
 # --------------------------------------------------------------------------------------
@@ -74,35 +79,27 @@ cdef inline int32_t rounding_divide_by_pot_ties_up(int32_t x, int exponent) noex
     return <int32_t>((<int64_t>x + (<int64_t>1 << (exponent - 1))) >> exponent)
 
 
+cdef inline int32_t left_shift_then_high_mul(int32_t x, int32_t multiplier, int shift) noexcept nogil:
+    """The double-rounding forms' first half: SRDHM(x * 2**max(shift, 0), multiplier), the left
+    shift wrapping like the reference's int32 multiply."""
+    return saturating_rounding_doubling_high_mul(wrapping_shift_left_int32(x, shift if shift > 0 else 0),
+                                                 multiplier)
+
+
 cdef inline int32_t multiply_by_quantized_multiplier_double_rounding(
         int32_t x, int32_t multiplier, int shift) noexcept nogil:
-    """TFLite reference MultiplyByQuantizedMultiplier (no TFLITE_SINGLE_ROUNDING).
-
-    Left shift by max(shift, 0) (wrapping, like the reference's int32 multiply), rounding
-    doubling high multiply, then rounding divide by 2**max(-shift, 0) with ties away from 0.
-    shift in [-31, 31].
-    """
-    cdef int left_shift = shift if shift > 0 else 0
-    cdef int right_shift = -shift if shift < 0 else 0
-    return rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(wrapping_shift_left_int32(x, left_shift),
-                                              multiplier),
-        right_shift)
+    """RN_ROUNDING_DOUBLE: TFLite reference MultiplyByQuantizedMultiplier (no
+    TFLITE_SINGLE_ROUNDING): high multiply, then rounding divide by 2**max(-shift, 0) with ties
+    away from 0.  shift in [-31, 31]."""
+    return rounding_divide_by_pot(left_shift_then_high_mul(x, multiplier, shift), -shift if shift < 0 else 0)
 
 
 cdef inline int32_t multiply_by_quantized_multiplier_double_rounding_ties_up(
         int32_t x, int32_t multiplier, int shift) noexcept nogil:
-    """As the double-rounding form, but the final right shift rounds ties toward +inf.
-
-    This is what LiteRT's optimized 1x1 convolution path computes (measured, see DESIGN.md).
-    shift in [-31, 31].
-    """
-    cdef int left_shift = shift if shift > 0 else 0
-    cdef int right_shift = -shift if shift < 0 else 0
-    return rounding_divide_by_pot_ties_up(
-        saturating_rounding_doubling_high_mul(wrapping_shift_left_int32(x, left_shift),
-                                              multiplier),
-        right_shift)
+    """RN_ROUNDING_DOUBLE_TIES_UP: as the double-rounding form, but the final right shift rounds
+    ties toward +inf (LiteRT's optimized 1x1 convolution, measured).  shift in [-31, 31]."""
+    return rounding_divide_by_pot_ties_up(left_shift_then_high_mul(x, multiplier, shift),
+                                          -shift if shift < 0 else 0)
 
 
 cdef inline int32_t multiply_by_quantized_multiplier_single_rounding(
@@ -120,12 +117,22 @@ cdef inline int32_t multiply_by_quantized_multiplier_single_rounding(
 
 cdef inline int32_t multiply_by_quantized_multiplier(
         int32_t x, int32_t multiplier, int shift, int rounding) noexcept nogil:
-    """Dispatch on the requantization form (ROUNDING_* above)."""
-    if rounding == ROUNDING_SINGLE:
+    """Dispatch on the fixed-point form (RN_ROUNDING_*; refnet/forms.py)."""
+    if rounding == RN_ROUNDING_SINGLE:
         return multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift)
-    if rounding == ROUNDING_DOUBLE_TIES_UP:
+    if rounding == RN_ROUNDING_DOUBLE_TIES_UP:
         return multiply_by_quantized_multiplier_double_rounding_ties_up(x, multiplier, shift)
     return multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift)
+
+
+cdef inline int checked_max_shift(int rounding) except -1000:
+    """The largest left shift a fixed-point form is defined for (forms.max_shift); others raise."""
+    if rounding == RN_ROUNDING_SINGLE:
+        return RN_MAX_SHIFT_SINGLE
+    if rounding == RN_ROUNDING_DOUBLE or rounding == RN_ROUNDING_DOUBLE_TIES_UP:
+        return RN_MAX_SHIFT
+    raise ValueError(f"form {rounding} is not a fixed-point form (refnet/forms.py: "
+                     f"ROUNDING_DOUBLE 0, ROUNDING_SINGLE 1, ROUNDING_DOUBLE_TIES_UP 2)")
 
 
 cdef inline int32_t clamp_int32(int32_t value, int32_t lo, int32_t hi) noexcept nogil:
@@ -188,6 +195,30 @@ cdef inline int16_t saturating_left_shift_int16(int16_t value, int amount) noexc
 # --------------------------------------------------------------------------------------
 # float32 helpers
 # --------------------------------------------------------------------------------------
+
+cdef inline float add_nan_first(float first, float second) noexcept nogil:
+    """first + second where, if both are NaN, the result is first's NaN (quieted), as x86
+    returns its first operand's NaN (a C compiler may commute a plain `+`)."""
+    if first != first:
+        return first + <float>0.0
+    return first + second
+
+
+cdef inline float mul_nan_first(float first, float second) noexcept nogil:
+    """first * second; if both are NaN, first's NaN (quieted). LiteRT's `input * filter` keeps
+    the input's NaN (measured on CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED)."""
+    if first != first:
+        return first + <float>0.0
+    return first * second
+
+
+cdef inline float add_product(float total, float product, bint product_first) noexcept nogil:
+    """total + product, keeping the product's NaN (product_first) or the total's when both are
+    NaN: which one a runtime keeps is its profile's float_nan_blocks (refnet/profile.py)."""
+    if product_first:
+        return add_nan_first(product, total)
+    return add_nan_first(total, product)
+
 
 cdef inline float activation_min_max_float(float x, float act_min, float act_max) noexcept nogil:
     """std::min(std::max(x, act_min), act_max) exactly: NaN passes through, -0.0 is kept."""

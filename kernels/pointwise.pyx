@@ -26,7 +26,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-from refnet.kernel_checks import MAX_ABS_OFFSET, check_offset as _check_offset
+from refnet.kernel_checks import check_offset as _check_offset
 
 
 def _check_shapes(Py_ssize_t rows, Py_ssize_t depth, Py_ssize_t w_rows, Py_ssize_t w_depth,
@@ -87,7 +87,7 @@ def matmul_int(const q_in[:, ::1] a not None, const q_w[:, ::1] w not None,
 
 def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
                  const float[::1] bias, float act_min, float act_max,
-                 float[:, ::1] out not None):
+                 float[:, ::1] out not None, int nan_block=0):
     """LiteRT reference FullyConnected: out[p, o] = clamp(sum_k a[p, k] * w[o, k] + bias[o]),
     the sum sequential in float32 over k from 0.0f, bias 0.0f if None, clamp max then min.
 
@@ -102,6 +102,9 @@ def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
     cdef float a_value, bias_value
     cdef const float* w_row
     cdef float* total
+    # k in whole blocks of nan_block adds the product first (NaN rule, see fp.add_product)
+    cdef Py_ssize_t blocked = (depth // nan_block) * nan_block if nan_block > 0 else 0
+    cdef bint product_first
 
     if rows == 0 or out_depth == 0:
         return
@@ -122,10 +125,11 @@ def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
             for k in range(depth):
                 a_value = a[p, k]
                 w_row = &wt[k, 0]
+                product_first = k < blocked
                 for oc in range(out_depth):
                     # float32 product, then float32 add (no FMA: -ffp-contract=off)
-                    total[oc] = total[oc] + a_value * w_row[oc]
+                    total[oc] = fp.add_product(total[oc], fp.mul_nan_first(a_value, w_row[oc]), product_first)
             for oc in range(out_depth):
                 bias_value = bias[oc] if has_bias else 0.0
-                out[p, oc] = fp.activation_min_max_float(total[oc] + bias_value,
+                out[p, oc] = fp.activation_min_max_float(fp.add_nan_first(total[oc], bias_value),
                                                          act_min, act_max)

@@ -4,11 +4,8 @@
 out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output_zero_point,
             qmin, qmax)
 
-with per-tensor (length-1) or per-channel (length-C) multiplier/shift, in one of three
-rounding forms (see kernels/fixedpoint.pxd):
-  ROUNDING_DOUBLE          LiteRT reference kernels (gemmlowp double rounding)
-  ROUNDING_SINGLE          TFLITE_SINGLE_ROUNDING builds
-  ROUNDING_DOUBLE_TIES_UP  LiteRT's optimized 1x1 convolution
+with per-tensor (length-1) or per-channel (length-C) multiplier/shift, in one of the fixed-point forms of refnet/forms.py (Form.ROUNDING_DOUBLE, ROUNDING_SINGLE,
+ROUNDING_DOUBLE_TIES_UP; defined in kernels/fixedpoint.pxd).
 The zero-point addition wraps in int32 as the reference's int32 addition does on the
 (never seen in real models) overflow.
 
@@ -19,34 +16,20 @@ import numpy as np
 cimport fixedpoint as fp
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t
 
-ROUNDING_DOUBLE = fp.ROUNDING_DOUBLE
-ROUNDING_SINGLE = fp.ROUNDING_SINGLE
-ROUNDING_DOUBLE_TIES_UP = fp.ROUNDING_DOUBLE_TIES_UP
-
 ctypedef fused q_out:
     int8_t
     uint8_t
 
 
-cdef int _max_shift(int rounding) except -1000:
-    """Largest left shift each form is defined for (single rounding: 30, as TFLite checks)."""
-    if rounding == fp.ROUNDING_SINGLE:
-        return 30
-    if rounding == fp.ROUNDING_DOUBLE or rounding == fp.ROUNDING_DOUBLE_TIES_UP:
-        return 31
-    raise ValueError(f"rounding must be ROUNDING_DOUBLE (0), ROUNDING_SINGLE (1) or "
-                     f"ROUNDING_DOUBLE_TIES_UP (2), got {rounding}")
-
-
 cdef _check_shifts(const int32_t[::1] shift, int rounding):
-    cdef int max_shift = _max_shift(rounding)
+    cdef int max_shift = fp.checked_max_shift(rounding)
     if shift.shape[0] == 0:
         return
     arr = np.asarray(shift)
     lo = int(arr.min())
     hi = int(arr.max())
-    if lo < -31 or hi > max_shift:
-        raise ValueError(f"shift values must be in [-31, {max_shift}] for this rounding form, "
+    if lo < fp.RN_MIN_SHIFT or hi > max_shift:
+        raise ValueError(f"shift values must be in [{fp.RN_MIN_SHIFT}, {max_shift}] for this rounding form, "
                          f"got range [{lo}, {hi}]")
 
 
@@ -104,8 +87,9 @@ def multiply_by_quantized_multiplier(acc, int multiplier, int shift, int roundin
     a = np.asarray(acc)
     if a.dtype != np.int32:
         raise ValueError(f"acc must be an int32 array, got dtype {a.dtype}")
-    if not (-31 <= shift <= _max_shift(rounding)):
-        raise ValueError(f"shift {shift} out of range [-31, {_max_shift(rounding)}]")
+    cdef int top = fp.checked_max_shift(rounding)
+    if not (fp.RN_MIN_SHIFT <= shift <= top):
+        raise ValueError(f"shift {shift} out of range [{fp.RN_MIN_SHIFT}, {top}]")
     cdef const int32_t[::1] flat = np.ascontiguousarray(a).reshape(-1)
     result = np.empty(flat.shape[0], dtype=np.int32)
     cdef int32_t[::1] res = result
@@ -172,7 +156,7 @@ def multiply_by_quantized_multiplier_array(const int32_t[::1] x, const int32_t[:
                                            const int32_t[::1] shift, int rounding):
     """multiply_by_quantized_multiplier element-wise (all three arrays the same length)."""
     cdef Py_ssize_t n = _same_length(x, multiplier, shift), i
-    _check_exponents(shift, -31, _max_shift(rounding))
+    _check_exponents(shift, fp.RN_MIN_SHIFT, fp.checked_max_shift(rounding))
     result = np.empty(n, dtype=np.int32)
     cdef int32_t[::1] res = result
     with nogil:

@@ -2,6 +2,12 @@
 
 Bit-exact LiteRT reference-kernel arithmetic in NumPy and hand-written Cython kernels.
 """
+import os
+
+# libgomp (loaded with refnet._kernels_fast) reads this once: sleeping, not spinning, idle threads
+# keep a shared or busy machine from stalling every parallel region (num_threads > 1).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .errors import (EdgeTpuOpError, InputError, InterpreterStateError, InvalidModelError,
                      MemoryLimitError, ModelFormatError, OpExecutionError, RefnetError,
                      UnsupportedOpError)

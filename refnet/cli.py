@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from . import Interpreter, RefnetError, __version__
+from .cli_format import print_table
 from .images import image_input
+from .profile import PROFILES
 
 DEFAULT_MODEL_NAME = "default_model.tflite"
 
@@ -28,17 +30,6 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     if values.dtype.kind in "iu" and scale:
         return (values.astype(np.float64) - zp) * scale
     return values.astype(np.float64)
-
-
-def _print_table(headers: list[str], rows: list[list], out=None) -> None:
-    out = out or sys.stdout  # looked up at call time (tests and callers may redirect it)
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
-              for i, h in enumerate(headers)]
-    line = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths))
-    print(line, file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for r in rows:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)), file=out)
 
 
 def cmd_run(args) -> int:
@@ -76,7 +67,7 @@ def cmd_run(args) -> int:
         rows = [[rank + 1, int(c), labels[c] if labels and c < len(labels) else "", scores[c],
                  f"{real[c]:.4f}"] for rank, c in enumerate(top)]
         print()
-        _print_table(["rank", "class", "label", f"raw ({scores.dtype.name})", "score"], rows)
+        print_table(["rank", "class", "label", f"raw ({scores.dtype.name})", "score"], rows)
     else:
         print(f"\noutput '{out_detail['name']}': shape {list(raw.shape)} {raw.dtype.name}")
     if args.no_compare:
@@ -97,10 +88,10 @@ def cmd_run(args) -> int:
     bad = [r for r in rows if not r.equal]
     if bad:
         print(f"LiteRT reference kernels: {len(rows) - len(bad)}/{len(rows)} tensors bit-exact; differing:")
-        _print_table(["tensor", "name", "mismatched", "max |diff|"],
+        print_table(["tensor", "name", "mismatched", "max |diff|"],
                      [[r.index, r.name[:60], f"{r.mismatched}/{r.total}", r.max_abs_diff] for r in bad[:20]])
         return 1
-    print(f"LiteRT reference kernels (BUILTIN_REF): {len(rows)}/{len(rows)} tensors bit-exact (np.array_equal)")
+    print(f"LiteRT reference kernels (BUILTIN_REF): {len(rows)}/{len(rows)} tensors bit-exact (same dtype, shape and bytes)")
     return 0
 
 
@@ -159,13 +150,14 @@ def _print_path_report(r, verbose: bool) -> None:
         table.append([row.op, row.kind, row.tensor, row.name[:40], f"{row.mismatched}/{row.total}",
                       f"{row.max_diff_steps:g}", f"{row.max_diff_real:.3g}", row.max_ulp,
                       (row.cause or "")[:110], mark])
-    _print_table(["op", "kind", "tensor", "name", "mismatched", "steps", "real", "ulp", "cause", ""], table)
+    print_table(["op", "kind", "tensor", "name", "mismatched", "steps", "real", "ulp", "cause", ""], table)
 
 
 def cmd_verify(args) -> int:
     from .errors import EdgeTpuOpError
     from .litert import INSTALL_HINT, LITERT_RESOLVERS, LiteRTCrashed, litert_available, run_litert
-    from .verify import report_to_html, report_to_json, verify_path
+    from .report import report_to_html, report_to_json
+    from .verify import verify_path
 
     model = Path(args.model)
     if not model.exists():
@@ -228,7 +220,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain import explain_element
+    from .explain import explain
 
     model = Path(args.model)
     if not model.exists():
@@ -244,9 +236,9 @@ def cmd_explain(args) -> int:
     except ValueError:
         raise RefnetError(f"--at {args.at!r}: give comma-separated integers, e.g. 10,7,3") from None
     print(f"input: {args.image or 'synthetic test pattern'}")
-    lines = explain_element(interp, args.op, at)
-    print("\n".join(lines))
-    return 0 if "DOES NOT MATCH" not in lines[-1] else 1
+    result = explain(interp, args.op, at)
+    print("\n".join(result.lines))
+    return 0 if result.matches else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,15 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(func=cmd_verify)
 
     exp = sub.add_parser(
-        "explain", help="the arithmetic of one output element of a conv / depthwise / FC op",
-        description="Print, step by step, how one output element of op N was computed: inputs, "
-                    "filter values and zero points, the int32 accumulator, bias, the multiplier "
-                    "and its quantized form, each rounding step under the profile, offset, clamp.")
+        "explain", help="the arithmetic of one output element of an op",
+        description="Print, step by step, how one output element of op N was computed, with the "
+                    "interpreter's own arithmetic under the profile: the inputs and zero points, "
+                    "the int32 accumulator and bias (conv family), the multipliers, the arithmetic "
+                    "form and its rounding steps, offset and clamp; then check it against the "
+                    "interpreter (exit 0 when it matches). Covers CONV_2D, DEPTHWISE_CONV_2D, "
+                    "FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D, MEAN and HARD_SWISH.")
     exp.add_argument("model", help=".tflite model")
     exp.add_argument("--op", type=int, required=True, help="op index (as `refnet verify` lists them)")
     exp.add_argument("--at", required=True, help="output coordinates y,x,c (or b,y,x,c; b,c for FC)")
     exp.add_argument("--image", help="image input (default: the synthetic test pattern)")
-    exp.add_argument("--profile", default="reference", help="arithmetic profile (default reference)")
+    exp.add_argument("--profile", default="reference", choices=sorted(PROFILES),
+                     help="arithmetic profile: reference, optimized or xnnpack (default reference)")
     exp.set_defaults(func=cmd_explain)
     return p
 

@@ -10,20 +10,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from .cli_format import print_table
 from .errors import RefnetError
-
-
-def _print_table(headers, rows, out=sys.stdout):
-    widths = [max([len(str(h))] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
-    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for r in rows:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)), file=out)
 
 
 def _spec_from_args(args):
@@ -117,7 +109,7 @@ def cmd_info(args) -> int:
               f"{args.resolution}  classes {args.num_classes}"
               f"{'  (finegrain)' if spec.finegrain_classification_mode else ''}")
         if args.layers:
-            _print_table(["layer", "kind", "output", "MACs", "params"],
+            print_table(["layer", "kind", "output", "MACs", "params"],
                          [[l["name"], l["kind"], "x".join(map(str, l["output"])), l["macs"],
                            l["params"]] for l in info["layers"]])
             print()
@@ -145,7 +137,7 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    _print_table(["#", "op", "inputs", "output", "dtype", "quantization", "MACs", "params"],
+    print_table(["#", "op", "inputs", "output", "dtype", "quantization", "MACs", "params"],
                  [[r["index"], r["op"], " ".join("x".join(map(str, s)) for s in r["inputs"]),
                    "x".join(map(str, r["output"])), r["dtype"], r["quantization"], r["macs"],
                    r["params"]] for r in info["ops"]])

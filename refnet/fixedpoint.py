@@ -16,10 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .forms import Form, max_shift
+
 __all__ = [
-    "ROUNDING_DOUBLE",
-    "ROUNDING_SINGLE",
-    "ROUNDING_DOUBLE_TIES_UP",
     "INT32_MIN",
     "INT32_MAX",
     "wrap_to_int32",
@@ -31,6 +30,8 @@ __all__ = [
     "multiply_by_quantized_multiplier_double_rounding",
     "multiply_by_quantized_multiplier_single_rounding",
     "multiply_by_quantized_multiplier_double_rounding_ties_up",
+    "multiply_by_quantized_multiplier_steps",
+    "round_half_away",
     "saturating_rounding_doubling_high_mul_int16",
     "saturating_doubling_high_mul_int16",
     "rounding_divide_by_pot_int16",
@@ -43,11 +44,6 @@ __all__ = [
     "HardSwishParams",
     "hard_swish_params",
 ]
-
-# Requantization forms; the same numbers as the ROUNDING_* constants of the Cython kernels.
-ROUNDING_DOUBLE = 0  # gemmlowp / TFLite reference: high multiply, then round half away
-ROUNDING_SINGLE = 1  # TFLITE_SINGLE_ROUNDING: one 64-bit product, one shift, ties up
-ROUNDING_DOUBLE_TIES_UP = 2  # same high multiply, final shift rounds ties toward +inf
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -133,38 +129,38 @@ def _wrapping_shift_left_int32(x: np.ndarray, amount: np.ndarray) -> np.ndarray:
     return wrap_to_int32(x << amount).astype(np.int64)
 
 
-def multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift) -> np.ndarray:
-    """TFLite reference MultiplyByQuantizedMultiplier; shift in [-31, 31], >0 = left shift."""
+def _left_shift_then_high_mul(x, multiplier, shift, form) -> tuple[np.ndarray, np.ndarray]:
+    """The double-rounding forms' common first half: (SRDHM(x * 2**max(shift, 0), m), right
+    shift max(-shift, 0)); the left shift wraps like the reference's int32 `x * (1 << s)`."""
     x = _as_int64(x)
     multiplier = _as_int64(multiplier)
     shift = _as_int64(shift)
     _check_int32(x, "x")
     _check_int32(multiplier, "multiplier")
-    _check_exponent(shift, -31, 31, "shift")
+    _check_exponent(shift, -31, max_shift(form), "shift")
     left_shift = np.maximum(shift, 0)
     right_shift = np.maximum(-shift, 0)
-    high = saturating_rounding_doubling_high_mul(_wrapping_shift_left_int32(x, left_shift),
-                                                 multiplier)
+    high = saturating_rounding_doubling_high_mul(_wrapping_shift_left_int32(x, left_shift), multiplier)
+    return high, right_shift
+
+
+def multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift) -> np.ndarray:
+    """Form.ROUNDING_DOUBLE: TFLite reference MultiplyByQuantizedMultiplier; shift in [-31, 31],
+    > 0 = left shift. High multiply, then rounding divide (ties away from zero)."""
+    high, right_shift = _left_shift_then_high_mul(x, multiplier, shift, Form.ROUNDING_DOUBLE)
     return rounding_divide_by_pot(high, right_shift)
 
 
 def multiply_by_quantized_multiplier_double_rounding_ties_up(x, multiplier, shift) -> np.ndarray:
-    """As the double-rounding form, but the final right shift rounds ties toward +inf."""
-    x = _as_int64(x)
-    multiplier = _as_int64(multiplier)
-    shift = _as_int64(shift)
-    _check_int32(x, "x")
-    _check_int32(multiplier, "multiplier")
-    _check_exponent(shift, -31, 31, "shift")
-    left_shift = np.maximum(shift, 0)
-    right_shift = np.maximum(-shift, 0)
-    high = saturating_rounding_doubling_high_mul(_wrapping_shift_left_int32(x, left_shift),
-                                                 multiplier)
+    """Form.ROUNDING_DOUBLE_TIES_UP: as the double-rounding form, but the final right shift
+    rounds ties toward +inf (LiteRT's optimized 1x1 convolution)."""
+    high, right_shift = _left_shift_then_high_mul(x, multiplier, shift, Form.ROUNDING_DOUBLE_TIES_UP)
     return rounding_divide_by_pot_ties_up(high, right_shift)
 
 
 def multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift) -> np.ndarray:
-    """TFLITE_SINGLE_ROUNDING form: (x * m + 2**(30 - shift)) >> (31 - shift), wrapped.
+    """Form.ROUNDING_SINGLE (TFLITE_SINGLE_ROUNDING): (x * m + 2**(30 - shift)) >> (31 - shift),
+    wrapped.
 
     shift in [-31, 30].  The int64 sum cannot overflow for int32 x and multiplier.
     """
@@ -173,22 +169,46 @@ def multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift) -> np
     shift = _as_int64(shift)
     _check_int32(x, "x")
     _check_int32(multiplier, "multiplier")
-    _check_exponent(shift, -31, 30, "shift")
+    _check_exponent(shift, -31, max_shift(Form.ROUNDING_SINGLE), "shift")
     total_shift = 31 - shift
     rounding_offset = np.int64(1) << (total_shift - 1)
     return wrap_to_int32((x * multiplier + rounding_offset) >> total_shift)
 
 
+def multiply_by_quantized_multiplier_steps(x: int, multiplier: int, shift: int, form) -> list[tuple[str, int]]:
+    """The intermediate values of one MultiplyByQuantizedMultiplier, from the same primitives
+    as the functions above (for `refnet explain`): a list of (what, value), the last the result."""
+    x, multiplier, shift, form = int(x), int(multiplier), int(shift), Form(form)
+    if form == Form.ROUNDING_SINGLE:
+        result = int(multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift))
+        return [(f"({x} * {multiplier} + 2^{30 - shift}) >> {31 - shift}, wrapped to int32", result)]
+    steps = []
+    if shift > 0:
+        steps.append((f"left shift by {shift}: {x} * 2^{shift} (wrapping)",
+                      int(_wrapping_shift_left_int32(np.int64(x), np.int64(shift)))))
+    high, right = _left_shift_then_high_mul(x, multiplier, shift, form)
+    steps.append((f"saturating rounding doubling high multiply: round(x * {multiplier} / 2^31)", int(high)))
+    if form == Form.ROUNDING_DOUBLE:
+        result = int(rounding_divide_by_pot(high, right))
+        steps.append((f"rounding divide by 2^{int(right)} (ties away from zero)", result))
+    elif form == Form.ROUNDING_DOUBLE_TIES_UP:
+        result = int(rounding_divide_by_pot_ties_up(high, right))
+        steps.append((f"rounding divide by 2^{int(right)} (ties toward +inf)", result))
+    else:
+        raise ValueError(f"form {form!r} is not a fixed-point form")
+    return steps
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift,
-                                     rounding: int = ROUNDING_DOUBLE) -> np.ndarray:
-    """MultiplyByQuantizedMultiplier in the requested form (ROUNDING_*); broadcasts."""
-    if rounding == ROUNDING_DOUBLE:
+                                     rounding: int = Form.ROUNDING_DOUBLE) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier in a fixed-point form (refnet/forms.py); broadcasts."""
+    if rounding == Form.ROUNDING_DOUBLE:
         return multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift)
-    if rounding == ROUNDING_SINGLE:
+    if rounding == Form.ROUNDING_SINGLE:
         return multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift)
-    if rounding == ROUNDING_DOUBLE_TIES_UP:
+    if rounding == Form.ROUNDING_DOUBLE_TIES_UP:
         return multiply_by_quantized_multiplier_double_rounding_ties_up(x, multiplier, shift)
-    raise ValueError(f"unknown rounding form {rounding!r}")
+    raise ValueError(f"form {rounding!r} is not a fixed-point form (refnet/forms.py)")
 
 
 # --------------------------------------------------------------------------------------
@@ -255,9 +275,13 @@ def saturating_left_shift_int16(value, amount) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _round_half_away_from_zero(v: float) -> int:
-    """std::round (TfLiteRound) on a double; Python's round() would round half to even."""
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+def round_half_away(x):
+    """std::round (TfLiteRound): halves away from zero (NumPy's and Python's round are half to
+    even); float arrays or scalars, same dtype back."""
+    x = np.asarray(x)
+    whole = np.trunc(x)
+    # x - trunc(x) is exact in floating point, so the tie test is exact too.
+    return whole + np.where(np.abs(x - whole) >= 0.5, np.sign(x), 0).astype(x.dtype)
 
 
 def quantize_multiplier(real: float, single_rounding: bool = False) -> tuple[int, int]:
@@ -273,7 +297,7 @@ def quantize_multiplier(real: float, single_rounding: bool = False) -> tuple[int
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
-    q_fixed = _round_half_away_from_zero(q * float(1 << 31))  # q * 2**31 is exact
+    q_fixed = int(round_half_away(q * float(1 << 31)))  # q * 2**31 is exact
     if q_fixed == (1 << 31):
         q_fixed //= 2
         shift += 1
@@ -377,7 +401,6 @@ def hard_swish_params(input_scale: float, input_zp: int, output_scale: float,
 
 # --- gemmlowp transcendental pieces (softmax) -------------------------------------------------
 # All on int64 arrays holding int32 values; "SRDHM" is saturating_rounding_doubling_high_mul.
-INT32_MAX = (1 << 31) - 1
 SCALED_DIFF_INTEGER_BITS = 5  # softmax's exp input is Q5.26
 
 

@@ -5,7 +5,6 @@ order. Nothing here knows about files or kernels.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,10 +43,6 @@ class Tensor:
     def is_constant(self) -> bool:
         return self.data is not None
 
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * self.dtype.itemsize  # exact: no int64 wrap-around
-
 
 @dataclass
 class Op:
@@ -72,7 +67,3 @@ class Graph:
     outputs: tuple[int, ...]
     source: str = "<memory>"  # file name or description, used in error messages
     description: str = ""
-
-    def producers(self) -> dict[int, int]:
-        """tensor index -> index of the op that writes it."""
-        return {t: op.index for op in self.ops for t in op.outputs}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import bits
 from .errors import RefnetError
 from .graph import Graph
 
@@ -93,6 +94,9 @@ class TensorComparison:
     mismatched: int
     total: int
     max_abs_diff: float
+    reason: str | None = None  # dtype or shape differ
+    max_ulp: int = 0
+    first: tuple | None = None  # index of the first element whose bits differ
 
 
 def compared_tensor_indexes(graph: Graph) -> list[int]:
@@ -104,6 +108,7 @@ def compared_tensor_indexes(graph: Graph) -> list[int]:
 
 
 def compare_tensors(graph: Graph, ours: dict, theirs: dict) -> list[TensorComparison]:
+    """Each activation tensor compared bit for bit (refnet/bits.py)."""
     rows = []
     for i in compared_tensor_indexes(graph):
         a, b = ours.get(i), theirs.get(i)
@@ -111,15 +116,12 @@ def compare_tensors(graph: Graph, ours: dict, theirs: dict) -> list[TensorCompar
         if a is None or b is None:
             rows.append(TensorComparison(i, t.name, False, -1, -1, float("nan")))
             continue
-        if a.shape != b.shape or a.dtype != b.dtype:
-            rows.append(TensorComparison(i, t.name, False, -1, b.size, float("nan")))
+        d = bits.compare(a, b)
+        if d.reason is not None:  # dtype or shape differ
+            rows.append(TensorComparison(i, t.name, False, -1, b.size, float("nan"), d.reason))
             continue
-        same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else (a == b)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, NaN: counted, not warned
-            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        mism = int(a.size - np.count_nonzero(same))
-        rows.append(TensorComparison(i, t.name, mism == 0, mism, int(a.size),
-                                     float(np.nanmax(diff)) if diff.size and mism else 0.0))
+        rows.append(TensorComparison(i, t.name, d.equal, d.mismatched, d.total, d.max_abs_diff,
+                                     max_ulp=d.max_ulp, first=d.first))
     return rows
 
 

@@ -1,7 +1,7 @@
 """Op-by-op verification of a model against LiteRT's CPU paths.
 
 For each LiteRT path (reference, optimized, xnnpack) refnet runs the model under the matching
-profile and compares every op's outputs with LiteRT's (np.array_equal). In isolated mode each op
+profile and compares every op's outputs with LiteRT's bit for bit (refnet/bits.py). In isolated mode each op
 runs in refnet on LiteRT's own input tensors for that op, so a divergence is charged to the op
 that made it. For a divergent op, refnet re-runs it under the requantization forms it knows and
 names the one that reproduces LiteRT's bits.
@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import bits
 from . import ops as ops_registry
 from .errors import InputError
 from .graph import Graph
 from .interpreter import Interpreter
 from .litert import LITERT_RESOLVERS, run_litert
-from .profile import FORM_NAMES, get_profile
+from .forms import Form
+from .profile import get_profile
 
 PATHS = tuple(LITERT_RESOLVERS)
 
@@ -37,6 +39,7 @@ class OpRow:
     max_diff_real: float = 0.0  # the same in real units (steps x scale), or float difference
     max_ulp: int = 0  # float outputs: max distance in units in the last place
     cause: str | None = None  # isolated mode: the arithmetic that reproduces LiteRT's bits
+    first_mismatch: tuple | None = None  # coordinates of the first differing element seen
 
     @property
     def equal(self) -> bool:
@@ -72,39 +75,24 @@ class PathReport:
         return self.error is None and all(r.equal for r in self.rows)
 
 
-def _ordered_float_bits(a: np.ndarray) -> np.ndarray:
-    """Map float32 bit patterns to integers that are ordered like the floats (for ULP distance)."""
-    bits = a.astype(np.float32).view(np.int32).astype(np.int64)
-    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
-
-
 def _accumulate(row: OpRow, ours: np.ndarray | None, theirs: np.ndarray | None, scale: float) -> None:
-    if ours is None or theirs is None or ours.shape != theirs.shape or ours.dtype != theirs.dtype:
-        n = theirs.size if theirs is not None else (ours.size if ours is not None else 0)
-        row.mismatched += max(n, 1)
-        row.total += max(n, 1)
+    """Add one input's comparison of a tensor (bit for bit, refnet/bits.py) to its row."""
+    d = bits.compare(ours, theirs)
+    row.total += d.total
+    row.mismatched += d.mismatched
+    if d.equal:
+        return
+    if d.reason is not None:  # missing, or dtype / shape differ
         row.max_diff_real = float("inf")
         return
-    if ours.dtype.kind == "f":
-        same = (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
-    else:
-        same = ours == theirs
-    row.total += ours.size
-    mism = int(ours.size - np.count_nonzero(same))
-    row.mismatched += mism
-    if not mism:
-        return
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))[~same]
+    if row.first_mismatch is None:
+        row.first_mismatch = d.first
     if ours.dtype.kind in "iu":
-        row.max_diff_steps = max(row.max_diff_steps, float(diff.max()))
-        row.max_diff_real = max(row.max_diff_real, float(diff.max()) * (scale or 1.0))
+        row.max_diff_steps = max(row.max_diff_steps, d.max_abs_diff)
+        row.max_diff_real = max(row.max_diff_real, d.max_abs_diff * (scale or 1.0))
     else:
-        finite = diff[np.isfinite(diff)]
-        row.max_diff_real = max(row.max_diff_real, float(finite.max()) if finite.size else float("inf"))
-        if ours.dtype == np.float32:
-            ulp = np.abs(_ordered_float_bits(ours) - _ordered_float_bits(theirs))[~same]
-            row.max_ulp = max(row.max_ulp, int(ulp.max()))
+        row.max_diff_real = max(row.max_diff_real, d.max_abs_diff)
+        row.max_ulp = max(row.max_ulp, d.max_ulp)
 
 
 def _rows_for(graph: Graph) -> list[OpRow]:
@@ -155,14 +143,15 @@ def name_cause(interp: Interpreter, op_index: int, theirs: dict) -> str:
     dtype = interp.graph.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else None
     own_form = base.rounding(op.kind, dtype)
     matches = []
-    for form, description in FORM_NAMES.items():
+    for form in Form:
+        description = form.description
         candidate = dataclasses.replace(base, name=f"{base.name}+{form}",
                                         rounding_by_op={**others, op.kind: form})
         try:
             outs = run_op_isolated(interp, op_index, theirs, profile=candidate)
         except Exception:  # a form the op cannot take: not the cause
             continue
-        if all(theirs.get(t) is not None and np.array_equal(o, theirs[t], equal_nan=o.dtype.kind == "f")
+        if all(o is not None and theirs.get(t) is not None and bits.same_bits(o, theirs[t])
                for t, o in zip(op.outputs, outs)):
             if form == own_form:
                 return f"{description} (refnet's own profile: the difference is upstream or elsewhere)"
@@ -213,100 +202,3 @@ def verify_path(content: bytes, inputs_list: list[list], path: str, isolated: bo
         if progress is not None:
             progress.update(1)
     return report
-
-
-def report_to_json(model: str, inputs_desc: list[str], reports: list[PathReport]) -> dict:
-    return {
-        "model": model,
-        "inputs": inputs_desc,
-        "all_equal": all(r.equal for r in reports),
-        "paths": [
-            {
-                "path": r.path,
-                "mode": r.mode,
-                "error": r.error,
-                "note": r.note,
-                "tensors_equal": r.tensors_equal,
-                "tensors_compared": r.tensors_compared,
-                "first_divergent_op": r.first_divergent_op,
-                "ops": [dataclasses.asdict(row) for row in r.rows],
-            }
-            for r in reports
-        ],
-    }
-
-
-def mismatch_plot_png(reports: list[PathReport]) -> bytes:
-    """PNG of the mismatch rate by op index, one line per path (matplotlib, Agg backend)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
-    for r in reports:
-        if r.error:
-            continue
-        rates = {}
-        for row in r.rows:
-            rates[row.op] = max(rates.get(row.op, 0.0), row.rate)
-        xs = sorted(rates)
-        ax.plot(xs, [100 * rates[x] for x in xs], marker=".", label=f"{r.path} ({r.mode})")
-    ax.set_xlabel("op index")
-    ax.set_ylabel("elements differing (%)")
-    ax.set_title("refnet vs LiteRT: mismatch rate by op")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def report_to_html(model: str, inputs_desc: list[str], reports: list[PathReport]) -> str:
-    """A self-contained page: summary, the plot (embedded PNG) and one table per path."""
-    import base64
-    import html
-
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>refnet verify: "
-        f"{esc(model)}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;"
-        "padding:2px 8px;text-align:right}th{background:#eee}tr.bad td{background:#fde}"
-        "tr.first td{background:#fbb;font-weight:bold}td.l{text-align:left}</style></head><body>",
-        f"<h1>refnet verify</h1><p>model <code>{esc(model)}</code>; {len(inputs_desc)} input(s): "
-        f"{esc(', '.join(inputs_desc[:10]))}{' ...' if len(inputs_desc) > 10 else ''}</p>",
-        "<table id='summary'><tr><th>path</th><th>mode</th><th>tensors equal / compared</th>"
-        "<th>first divergent op</th></tr>",
-    ]
-    for r in reports:
-        status = esc(r.error) if r.error else f"{r.tensors_equal} / {r.tensors_compared}"
-        parts.append(f"<tr><td class='l'>{esc(r.path)}</td><td class='l'>{r.mode}</td><td>{status}</td>"
-                     f"<td>{'' if r.first_divergent_op is None else r.first_divergent_op}</td></tr>")
-    parts.append("</table>")
-    try:
-        png = base64.b64encode(mismatch_plot_png(reports)).decode()
-        parts.append(f"<img alt='mismatch rate by op' src='data:image/png;base64,{png}'>")
-    except ImportError:
-        parts.append("<p>(plot omitted: pip install matplotlib)</p>")
-    for r in reports:
-        if r.error:
-            continue
-        parts.append(f"<h2>{esc(r.path)} ({r.mode})</h2><table class='ops'><tr><th>op</th><th>kind</th>"
-                     "<th>tensor</th><th class='l'>name</th><th>mismatched / total</th>"
-                     "<th>max diff (steps)</th><th>max diff (real)</th><th>max ULP</th><th>cause</th></tr>")
-        first = r.first_divergent_op
-        for row in r.rows:
-            cls = "first" if row.op == first and not row.equal else ("bad" if not row.equal else "")
-            parts.append(
-                f"<tr class='{cls}'><td>{row.op}</td><td class='l'>{row.kind}</td><td>{row.tensor}</td>"
-                f"<td class='l'>{esc(row.name[:80])}</td><td>{row.mismatched} / {row.total}</td>"
-                f"<td>{row.max_diff_steps:g}</td><td>{row.max_diff_real:.3g}</td><td>{row.max_ulp}</td>"
-                f"<td class='l'>{esc(row.cause or '')}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 import refnet
+from refnet import bits
 from refnet.litert import compare_tensors, run_litert
 
 
@@ -17,24 +18,43 @@ def run_refnet(model_content: bytes, inputs: list, profile: str = "reference") -
     return {t.index: it.get_tensor(t.index) for t in it.graph.tensors}
 
 
+def describe_element(v) -> str:
+    """A value with its bits, so that NaN payloads and signed zeros are visible."""
+    v = np.asarray(v)
+    if v.dtype.kind == "f":
+        return f"{v!r} (bits {v.view(f'u{v.dtype.itemsize}')[()]:#0{2 + 2 * v.dtype.itemsize}x})"
+    return repr(v[()])
+
+
+def assert_same_bits(got, expected, what: str = "result") -> None:
+    """got equals expected bit for bit (refnet/bits.py): same dtype, shape and bytes."""
+    d = bits.compare(got, expected)
+    if d.equal:
+        return
+    if d.reason is not None:
+        raise AssertionError(f"{what}: {d.reason}")
+    i = d.first
+    raise AssertionError(f"{what}: {d.mismatched}/{d.total} elements differ (max |diff| {d.max_abs_diff:g}, "
+                         f"max ULP {d.max_ulp}); first at {list(i)}: got {describe_element(np.asarray(got)[i])}, "
+                         f"expected {describe_element(np.asarray(expected)[i])}")
+
+
 def assert_bit_exact(model_content: bytes, inputs: list, path: str = "reference") -> int:
-    """Every activation tensor of refnet equals LiteRT's (np.array_equal). Returns the count."""
+    """Every activation tensor of refnet equals LiteRT's bit for bit. Returns the count."""
     graph = refnet.read_tflite(model_content=model_content)
     ours = run_refnet(model_content, inputs, profile=path)
     theirs = run_litert(model_content, inputs, path=path)
     rows = compare_tensors(graph, ours, theirs)
     bad = [r for r in rows if not r.equal]
     if bad:
-        lines = [f"tensor {r.index} '{r.name}': {r.mismatched}/{r.total} differ, max |diff| {r.max_abs_diff}"
-                 for r in bad[:10]]
-        first = bad[0].index
-        a, b = ours.get(first), theirs.get(first)
-        detail = ""
-        if a is not None and b is not None and a.shape == b.shape:
-            idx = np.argwhere(a != b)[:3]
-            detail = "; first diffs: " + ", ".join(f"{tuple(i)}: refnet {a[tuple(i)]} litert {b[tuple(i)]}"
-                                                    for i in idx)
-        raise AssertionError(f"{len(bad)}/{len(rows)} tensors differ:\n" + "\n".join(lines) + detail)
+        lines = []
+        for r in bad[:10]:
+            where = r.reason or f"{r.mismatched}/{r.total} differ, max |diff| {r.max_abs_diff:g}, max ULP {r.max_ulp}"
+            if r.first is not None:
+                where += (f"; first at {list(r.first)}: refnet {describe_element(ours[r.index][r.first])}, "
+                          f"litert {describe_element(theirs[r.index][r.first])}")
+            lines.append(f"tensor {r.index} '{r.name}': {where}")
+        raise AssertionError(f"{len(bad)}/{len(rows)} tensors differ:\n" + "\n".join(lines))
     assert rows, "no tensor was compared"
     return len(rows)
 

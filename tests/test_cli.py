@@ -112,7 +112,7 @@ def test_explain_reproduces_the_interpreter(shared_dir, capsys, op, at):
     code = main(["explain", str(model), "--op", str(op), "--at", at, "--image", str(image)])
     out = capsys.readouterr()
     assert code == 0, out.out
-    assert "matches the steps above" in out.out
+    assert "(matches the interpreter)" in out.out
     assert "int32 accumulator" in out.out
 
 

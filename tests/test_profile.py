@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import refnet
-from refnet import fixedpoint, requantize_forms
+from refnet import fixedpoint, requantize
 from refnet.images import image_input
 from refnet.litert import run_litert
-from refnet.profile import (ADD_XNNPACK, MEAN_FP32, MEAN_OPTIMIZED_4D, OPTIMIZED, PROFILES, QUANTIZE_RECIPROCAL_RNE,
-                            QUANTIZE_VCVT, REFERENCE, ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP,
-                            ROUNDING_FLOAT64, ROUNDING_FP32, XNNPACK, Profile, get_profile)
+from refnet.forms import Form
+from refnet.profile import OPTIMIZED, PROFILES, REFERENCE, XNNPACK, Profile, get_profile
 from refnet.verify import run_op_isolated
 from support import assert_bit_exact
+from refnet.bits import same_bits
 
 REAL_MODELS = ["mobilenet_v2_1.0_224_quant.tflite", "mobilenet_v1_0.25_128_quant.tflite",
                "deeplabv3_mnv2_dm05_pascal_quant.tflite"]
@@ -28,10 +28,10 @@ PATHS = ["optimized", "xnnpack"]
 # --- the profiles as data ------------------------------------------------------------------
 
 def test_reference_profile_is_unchanged():
-    assert REFERENCE.rounding_by_op == {"FULLY_CONNECTED": ROUNDING_FLOAT64}
-    assert REFERENCE.default_rounding == ROUNDING_DOUBLE
-    assert REFERENCE.rounding("CONV_2D", np.int8) == ROUNDING_DOUBLE
-    assert REFERENCE.rounding("FULLY_CONNECTED", np.uint8) == ROUNDING_FLOAT64
+    assert REFERENCE.rounding_by_op == {"FULLY_CONNECTED": Form.ROUNDING_FLOAT64}
+    assert REFERENCE.default_rounding == Form.ROUNDING_DOUBLE
+    assert REFERENCE.rounding("CONV_2D", np.int8) == Form.ROUNDING_DOUBLE
+    assert REFERENCE.rounding("FULLY_CONNECTED", np.uint8) == Form.ROUNDING_FLOAT64
 
 
 def test_profiles_are_registered_by_name():
@@ -47,55 +47,55 @@ def test_dtype_keys_win_over_kind_keys():
     assert p.rounding("MEAN", "int8") == 2
     assert p.rounding("MEAN", np.uint8) == 1
     assert p.rounding("MEAN") == 1  # ops that do not say their dtype get the kind's form
-    assert p.rounding("ADD", np.int8) == ROUNDING_DOUBLE
+    assert p.rounding("ADD", np.int8) == Form.ROUNDING_DOUBLE
 
 
 def test_measured_entries():
-    assert OPTIMIZED.rounding("CONV_2D", np.int8) == ROUNDING_DOUBLE_TIES_UP
-    assert OPTIMIZED.rounding("CONV_2D", np.uint8) == ROUNDING_DOUBLE_TIES_UP
-    assert OPTIMIZED.rounding("DEPTHWISE_CONV_2D", np.int8) == ROUNDING_DOUBLE_TIES_UP
-    assert OPTIMIZED.rounding("DEPTHWISE_CONV_2D", np.uint8) == ROUNDING_DOUBLE
-    assert OPTIMIZED.rounding("MEAN", np.int8) == MEAN_OPTIMIZED_4D
-    assert OPTIMIZED.rounding("QUANTIZE", np.float32) == QUANTIZE_RECIPROCAL_RNE
-    assert OPTIMIZED.rounding("ADD", np.int8) == ROUNDING_DOUBLE
+    assert OPTIMIZED.rounding("CONV_2D", np.int8) == Form.ROUNDING_DOUBLE_TIES_UP
+    assert OPTIMIZED.rounding("CONV_2D", np.uint8) == Form.ROUNDING_DOUBLE_TIES_UP
+    assert OPTIMIZED.rounding("DEPTHWISE_CONV_2D", np.int8) == Form.ROUNDING_DOUBLE_TIES_UP
+    assert OPTIMIZED.rounding("DEPTHWISE_CONV_2D", np.uint8) == Form.ROUNDING_DOUBLE
+    assert OPTIMIZED.rounding("MEAN", np.int8) == Form.MEAN_OPTIMIZED_4D
+    assert OPTIMIZED.rounding("QUANTIZE", np.float32) == Form.QUANTIZE_RECIPROCAL_RNE
+    assert OPTIMIZED.rounding("ADD", np.int8) == Form.ROUNDING_DOUBLE
     for kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         for dt in (np.int8, np.uint8):
-            assert XNNPACK.rounding(kind, dt) == ROUNDING_FP32
-    assert XNNPACK.rounding("MUL", np.int8) == ROUNDING_FP32
-    assert XNNPACK.rounding("MEAN", np.int8) == MEAN_FP32
-    assert XNNPACK.rounding("QUANTIZE", np.uint8) == QUANTIZE_VCVT
-    assert XNNPACK.rounding("ADD", np.uint8) == ADD_XNNPACK
-    assert XNNPACK.rounding("SOFTMAX", np.uint8) == ROUNDING_DOUBLE
+            assert XNNPACK.rounding(kind, dt) == Form.ROUNDING_FP32
+    assert XNNPACK.rounding("MUL", np.int8) == Form.ROUNDING_FP32
+    assert XNNPACK.rounding("MEAN", np.int8) == Form.MEAN_FP32
+    assert XNNPACK.rounding("QUANTIZE", np.uint8) == Form.QUANTIZE_VCVT
+    assert XNNPACK.rounding("ADD", np.uint8) == Form.ADD_XNNPACK
+    assert XNNPACK.rounding("SOFTMAX", np.uint8) == Form.ROUNDING_DOUBLE
 
 
 # --- the forms ------------------------------------------------------------------------------
 
 def test_fp32_scale_is_float32_product_then_quotient():
     xs, ws, ys = np.float32(0.0235294), np.float32([0.0031, 0.57]), np.float32(0.1234567)
-    s = requantize_forms.fp32_scale(xs, ws, ys)
+    s = requantize.fp32_scale(xs, ws, ys)
     assert s.dtype == np.float32
-    assert np.array_equal(s, np.float32(np.float32(xs * ws) / ys))
+    assert same_bits(s, np.float32(np.float32(xs * ws) / ys))
 
 
 def test_requantize_fp32_rounds_half_to_even_then_adds_the_zero_point():
     acc = np.array([[5, 7, -5, -7, 3, 1000]], np.int32)
-    out = requantize_forms.requantize_fp32(acc, np.float32(0.5), 10, 0, 255, np.uint8)
+    out = requantize.requantize_fp32(acc, np.float32(0.5), 10, 0, 255, np.uint8)
     # 2.5 -> 2, 3.5 -> 4, -2.5 -> -2, -3.5 -> -4, 1.5 -> 2, 500 -> clamp
     assert out.tolist() == [[12, 14, 8, 6, 12, 255]]
-    out = requantize_forms.requantize_fp32(acc, np.float32(0.5), -128, -128, 127, np.int8)
+    out = requantize.requantize_fp32(acc, np.float32(0.5), -128, -128, 127, np.int8)
     assert out.tolist() == [[-126, -124, -128, -128, -126, 127]]
 
 
 def test_requantize_fp32_converts_the_accumulator_to_float32_first():
     acc = np.array([[2**24 + 1]], np.int32)  # not a float32: becomes 2**24
-    out = requantize_forms.requantize_fp32(acc, np.float32(2.0**-24), 0, -128, 127, np.int8)
+    out = requantize.requantize_fp32(acc, np.float32(2.0**-24), 0, -128, 127, np.int8)
     assert out.tolist() == [[1]]
 
 
 def test_mean_optimized_4d_splits_16_channel_blocks_ties_up_and_tail_ties_away():
     # 17 channels; scale 1/(2*2) with n = 2: every output is sum/4, a tie for sums = 4k + 2.
     x = np.full((1, 1, 2, 17), -1, np.int8)  # sum -2 -> -0.5: ties up -> 0, ties away -> -1
-    out = requantize_forms.mean_optimized_4d(x, np.float32(0.5), 0, np.float32(1.0), 0)
+    out = requantize.mean_optimized_4d(x, np.float32(0.5), 0, np.float32(1.0), 0)
     assert out.shape == (1, 1, 1, 17)
     assert out[0, 0, 0, :16].tolist() == [0] * 16
     assert out[0, 0, 0, 16] == -1
@@ -103,7 +103,7 @@ def test_mean_optimized_4d_splits_16_channel_blocks_ties_up_and_tail_ties_away()
 
 def test_mean_fp32_matches_a_float32_oracle():
     total = np.array([-300, 0, 17, 1000])
-    out = requantize_forms.mean_fp32(total, 49, np.float32(0.02), 3, np.float32(0.01), -5, np.int8)
+    out = requantize.mean_fp32(total, 49, np.float32(0.02), 3, np.float32(0.01), -5, np.int8)
     f = np.float32
     s = f(f(f(0.02) / f(0.01)) * f(f(1) / f(49)))
     zp = f(f(-5) - f(f(49 * 3) * s))
@@ -114,32 +114,32 @@ def test_mean_fp32_matches_a_float32_oracle():
 def test_quantize_reciprocal_rne_and_vcvt():
     x = np.array([0.25, 0.75, -0.25, 1.0], np.float32)
     # 1/0.5 = 2: 0.5 -> 0, 1.5 -> 2, -0.5 -> -0 (half to even), 2
-    assert requantize_forms.quantize_reciprocal_rne(x, np.float32(0.5), 1, np.int8).tolist() == [1, 3, 1, 3]
+    assert requantize.quantize_reciprocal_rne(x, np.float32(0.5), 1, np.int8).tolist() == [1, 3, 1, 3]
     q = np.array([0, 1, 2, 3, 255], np.uint8)
     # m = 128 (scale ratio 0.5): (x - 0) / 2 ties up
-    assert requantize_forms.quantize_vcvt(q, np.float32(0.5), 0, np.float32(1.0), 0, np.uint8).tolist() == \
+    assert requantize.quantize_vcvt(q, np.float32(0.5), 0, np.float32(1.0), 0, np.uint8).tolist() == \
         [0, 1, 1, 2, 128]
 
 
 def test_add_xnnpack_multipliers_and_ties_up():
     # ratios 0.5 and 0.25: exponent -1, shift 21, multipliers 2**20 and 2**19
-    ma, mb, shift = requantize_forms.add_xnnpack_params(np.float32(0.5), np.float32(0.25), np.float32(1.0))
+    ma, mb, shift = requantize.add_xnnpack_params(np.float32(0.5), np.float32(0.25), np.float32(1.0))
     assert (ma, mb, shift) == (1 << 20, 1 << 19, 21)
     a = np.array([1, -1, 3], np.int64)
     b = np.array([0, 0, 2], np.int64)
     # 0.5, -0.5, 2.0 -> ties toward +inf: 1, 0, 2 (then + zero point 5)
-    assert requantize_forms.add_xnnpack(a, 0, b, 0, (ma, mb, shift), 5).tolist() == [6, 5, 7]
+    assert requantize.add_xnnpack(a, 0, b, 0, (ma, mb, shift), 5).tolist() == [6, 5, 7]
 
 
 def test_fixed_point_forms_remain_with_the_kernel():
     acc = np.array([[-3, 5]], np.int32)
     q_mult, q_shift = fixedpoint.quantize_multiplier(0.5)
-    from refnet.ops.conv import QuantizedOutput, requantize_to
+    from refnet.requantize import QuantizedOutput, requantize_to
 
     q = QuantizedOutput(np.array([q_mult, q_mult], np.int32), np.array([q_shift, q_shift], np.int32),
-                        0, -128, 127, ROUNDING_DOUBLE_TIES_UP)
+                        0, -128, 127, Form.ROUNDING_DOUBLE_TIES_UP)
     assert requantize_to(acc, q, np.int8).tolist() == [[-1, 3]]
-    q.rounding = ROUNDING_FP32
+    q.rounding = Form.ROUNDING_FP32
     with pytest.raises(ValueError, match="scales"):
         requantize_to(acc, q, np.int8)
     q.scales = (np.float32(1.0), np.float32([0.5, 0.5]), np.float32(1.0))
@@ -165,7 +165,7 @@ def _isolated_equal(content, x, path) -> tuple[int, int]:
         outs = run_op_isolated(it, op.index, theirs)
         for t, o in zip(op.outputs, outs):
             compared += 1
-            if np.array_equal(o, theirs[t]):
+            if same_bits(o, theirs[t]):
                 equal += 1
             else:
                 bad.append(f"op {op.index} {op.kind}: {int(np.count_nonzero(o != theirs[t]))}/{o.size} differ")
@@ -231,4 +231,4 @@ def test_profiles_differ_from_the_reference_where_litert_does(shared_dir):
     ref = run_litert(content, [x], path="reference")
     for path in PATHS:
         other = run_litert(content, [x], path=path)
-        assert any(not np.array_equal(ref[t], other[t]) for t in ref if t in other), path
+        assert any(not same_bits(ref[t], other[t]) for t in ref if t in other), path

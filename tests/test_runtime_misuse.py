@@ -16,6 +16,7 @@ from refnet import (InputError, InterpreterStateError, ModelFormatError, RefnetE
 from refnet.tflite_writer import ModelBuilder
 from support import assert_bit_exact
 from tools import fuzz
+from refnet.bits import same_bits
 
 FLT_MAX = np.finfo(np.float32).max
 SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -1e-45, 1.2e-38, FLT_MAX, -FLT_MAX,
@@ -95,11 +96,11 @@ def test_invoke_twice_and_reallocate(interpreter):
     interpreter.invoke()
     first = interpreter.get_tensor(o["index"])
     interpreter.invoke()
-    assert np.array_equal(first, interpreter.get_tensor(o["index"]))
+    assert same_bits(first, interpreter.get_tensor(o["index"]))
     interpreter.allocate_tensors()
     interpreter.set_tensor(d["index"], x)
     interpreter.invoke()
-    assert np.array_equal(first, interpreter.get_tensor(o["index"]))
+    assert same_bits(first, interpreter.get_tensor(o["index"]))
 
 
 def test_missing_file(tmp_path):

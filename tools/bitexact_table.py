@@ -4,7 +4,7 @@
 
 Real models from ../shared/models on every image of ../shared/images plus two random inputs;
 with --generated, every family x kind of tools.model_factory too. Compares every activation
-tensor of refnet with LiteRT's reference kernels (BUILTIN_REF), np.array_equal.
+tensor of refnet with LiteRT's reference kernels (BUILTIN_REF), bit for bit (refnet/bits.py).
 """
 from __future__ import annotations
 

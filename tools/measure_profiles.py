@@ -28,6 +28,7 @@ if str(REPO) not in sys.path:
 
 import refnet  # noqa: E402
 from refnet import fixedpoint  # noqa: E402
+from refnet.forms import Form  # noqa: E402
 from refnet.images import image_input  # noqa: E402
 from refnet.litert import run_litert  # noqa: E402
 from refnet.ops import round_half_away  # noqa: E402
@@ -83,8 +84,8 @@ def _scales(graph, op, w_index=1, channels=None, axis=0):
 
 def fixed_point_forms(acc, mult, shift, zp, lo, hi):
     out = {}
-    for name, form in (("double", fixedpoint.ROUNDING_DOUBLE), ("single", fixedpoint.ROUNDING_SINGLE),
-                       ("double_ties_up", fixedpoint.ROUNDING_DOUBLE_TIES_UP)):
+    for name, form in (("double", Form.ROUNDING_DOUBLE), ("single", Form.ROUNDING_SINGLE),
+                       ("double_ties_up", Form.ROUNDING_DOUBLE_TIES_UP)):
         try:
             r = fixedpoint.multiply_by_quantized_multiplier(acc, mult, shift, form).astype(np.int64)
         except ValueError:
@@ -201,14 +202,14 @@ def mean_candidates(it, op, tensors):
         bias = yzp - int(temp)  # static_cast<int32_t>: truncation
         real = f32(xs / f32(f32(count) * ys))
     m, sh = fixedpoint.quantize_multiplier(float(real))
-    for name, form in (("double", fixedpoint.ROUNDING_DOUBLE), ("double_ties_up", fixedpoint.ROUNDING_DOUBLE_TIES_UP),
-                       ("single", fixedpoint.ROUNDING_SINGLE)):
+    for name, form in (("double", Form.ROUNDING_DOUBLE), ("double_ties_up", Form.ROUNDING_DOUBLE_TIES_UP),
+                       ("single", Form.ROUNDING_SINGLE)):
         r = fixedpoint.multiply_by_quantized_multiplier(total, m, sh, form).astype(np.int64)
         out[f"opt4d raw-sum MBQM({name}) + bias"] = np.clip(r + bias, lo, hi)
     if x.ndim == 4 and axes == (1, 2):
-        from refnet import requantize_forms
+        from refnet import requantize
 
-        out["opt4d 16-channel blocks ties up, tail ties away"] = requantize_forms.mean_optimized_4d(
+        out["opt4d 16-channel blocks ties up, tail ties away"] = requantize.mean_optimized_4d(
             tensors[op.inputs[0]], xs, xzp, ys, yzp).astype(np.int64)
     # XNNPACK reduce: raw int32 sum, then the int32 -> q8 convert: nearbyint(sum * s + zp')
     with np.errstate(all="ignore"):
@@ -272,14 +273,14 @@ def mul_candidates(it, op, tensors):
             out[f"fp32 rne(clamp(p*s+zp)) {sname}"] = np.rint(np.clip(v + f32(zy), lo, hi)).astype(np.int64)
             out[f"fp32 half-away(p*s)+zp {sname}"] = np.clip(round_half_away(v).astype(np.int64) + zy, lo, hi)
     m, sh = fixedpoint.quantize_multiplier(float(f32(f32(sa * sb) / sy)))
-    for name, form in (("double_ties_up", fixedpoint.ROUNDING_DOUBLE_TIES_UP), ("single", fixedpoint.ROUNDING_SINGLE)):
+    for name, form in (("double_ties_up", Form.ROUNDING_DOUBLE_TIES_UP), ("single", Form.ROUNDING_SINGLE)):
         r = fixedpoint.multiply_by_quantized_multiplier(prod, m, sh, form).astype(np.int64)
         out[f"MBQM({name})"] = np.clip(r + zy, lo, hi)
     return {k: np.asarray(v).reshape(y_t.shape) for k, v in out.items()}
 
 
 def add_candidates(it, op, tensors):
-    from refnet import requantize_forms
+    from refnet import requantize
     from refnet.ops import quantized_activation_range, OpContext
 
     g = it.graph
@@ -291,9 +292,9 @@ def add_candidates(it, op, tensors):
     b = tensors[op.inputs[1]] if not b_t.is_constant else b_t.data
     (sa, za), (sb, zb), (sy, zy) = _qparams(a_t), _qparams(b_t), _qparams(y_t)
     lo, hi = quantized_activation_range(OpContext(op, g, it.profile), y_t)
-    params = requantize_forms.add_xnnpack_params(sa, sb, sy)
+    params = requantize.add_xnnpack_params(sa, sb, sy)
     out["xnn vadd (21-bit multipliers, shift ties up)"] = np.clip(
-        requantize_forms.add_xnnpack(a, za, b, zb, params, zy), lo, hi)
+        requantize.add_xnnpack(a, za, b, zb, params, zy), lo, hi)
     return out
 
 
@@ -314,7 +315,6 @@ def op_key(g, op) -> tuple[str, str]:
         w = g.tensors[op.inputs[1]]
         kind += " 1x1" if w.shape[1] == w.shape[2] == 1 else f" {w.shape[1]}x{w.shape[2]}"
     if kind == "MEAN":
-        x = g.tensors[op.inputs[0]]
         kind += " keep_dims" if op.options.get("keep_dims", False) else ""
     return kind, g.tensors[op.inputs[0]].dtype.name
 

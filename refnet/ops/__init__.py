@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..fixedpoint import round_half_away  # noqa: F401  (op modules import it from here)
 from ..errors import InvalidModelError, OpExecutionError, UnsupportedOpError
 from ..graph import Graph, Op, Tensor
 from ..profile import Profile
@@ -115,12 +116,30 @@ def quantized_activation_range(ctx: OpContext, tensor: Tensor) -> tuple[int, int
     raise ctx.unsupported(f"fused activation {act} is not supported")
 
 
-def round_half_away(x):
-    """std::round: halves away from zero (NumPy's round is half to even)."""
-    x = np.asarray(x)
-    whole = np.trunc(x)
-    # x - trunc(x) is exact in floating point, so the tie test is exact too.
-    return whole + np.where(np.abs(x - whole) >= 0.5, np.sign(x), 0).astype(x.dtype)
+def _quieted(x: np.ndarray) -> np.ndarray:
+    bits = f"u{x.dtype.itemsize}"
+    return (x.view(bits) | np.array(1 << (np.finfo(x.dtype).nmant - 1), bits)).view(x.dtype)
+
+
+def add_nan_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """float first + second, with x86's NaN rule made explicit: when an operand is NaN the result
+    is the first NaN operand, quieted (its sign and payload kept). NumPy's own loops do not fix
+    which operand's NaN wins (it changes between the vector body and the scalar tail)."""
+    first, second = np.asarray(first), np.asarray(second)
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = first + second
+    total = np.where(np.isnan(second), _quieted(np.broadcast_to(second, total.shape).copy()), total)
+    return np.where(np.isnan(first), _quieted(np.broadcast_to(first, total.shape).copy()), total).astype(total.dtype)
+
+
+def multiply_nan_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """float first * second with the NaN rule of add_nan_first."""
+    first, second = np.asarray(first), np.asarray(second)
+    with np.errstate(invalid="ignore", over="ignore"):
+        product = first * second
+    product = np.where(np.isnan(second), _quieted(np.broadcast_to(second, product.shape).copy()), product)
+    return np.where(np.isnan(first), _quieted(np.broadcast_to(first, product.shape).copy()),
+                    product).astype(product.dtype)
 
 
 def load_all() -> None:

@@ -44,11 +44,8 @@ import numpy as np
 from .. import _kernels_hard_swish
 from ..fixedpoint import (hard_swish_params, multiply_by_quantized_multiplier, quantize_multiplier,
                           wrap_to_int32)
-from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
 from . import OpContext, register, round_half_away
 from .quantize import float_to_int32_like_x86
-
-FIXED_POINT_ROUNDINGS = (ROUNDING_DOUBLE, ROUNDING_SINGLE, ROUNDING_DOUBLE_TIES_UP)
 
 # --- libm's expf ------------------------------------------------------------------------------
 
@@ -173,8 +170,8 @@ def _prepare_relu(ctx: OpContext):
     if x_t.dtype == np.int16 and (zp_in != 0 or zp_out != 0):
         raise ctx.fail("int16 needs zero points 0 (LiteRT rejects others)")
     rounding = ctx.profile.rounding(kind)
-    if rounding not in FIXED_POINT_ROUNDINGS:
-        raise ctx.unsupported(f"requantization form {rounding} for {kind}")
+    if not rounding.is_fixed_point:
+        raise ctx.unsupported(f"form {rounding.name} for {kind}")
     with np.errstate(all="ignore"):
         real = float(np.float32(s_in) / np.float32(s_out))  # a float32 quotient in the C++
     if not np.isfinite(real):

@@ -3,25 +3,19 @@
 Output channel oc = ic * M + m reads input channel ic, where the depth multiplier M is the
 filter's channel count over the input's (as LiteRT computes it, whatever the option says).
 Float sums run over (ky, kx), then + bias, then clamp; integer paths requantize exactly as
-CONV_2D does (see conv.py for the multipliers).  Multiplier-1 depthwise with constant weights
+CONV_2D does (refnet/requantize.py).  Multiplier-1 depthwise with constant weights
 runs on _kernels_fast (weights packed at prepare, requantization fused), same bits.
 """
 from __future__ import annotations
-
-import os
-
-# libgomp (loaded with _kernels_fast) reads this once: sleeping, not spinning, idle threads keep a
-# shared or busy machine from stalling every parallel region (num_threads > 1).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_depthwise, _kernels_fast
-from . import OpContext, float_activation_range, register
-from .conv import (QuantizedOutput, _contiguous, arithmetic_mode, prepare_fast_conv, quantized_output_params,
-                   requantize_to, threads_of, zero_point_of)
+from .. import _kernels_depthwise
+from ..requantize import QuantizedOutput, requantize_to
+from . import OpContext, register
+from .weighted import contiguous, prepare_fast_conv, prepare_weighted, run_fast_conv
 from .window import compute_window
 
 
@@ -42,7 +36,7 @@ class DepthwisePlan:
 
 
 def _prepare_depthwise(ctx: OpContext) -> DepthwisePlan:
-    x_t, w_t, b_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.input_tensor(2), ctx.output_tensor()
+    x_t, w_t, b_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.input_tensor(2)
     if x_t is None or w_t is None:
         raise ctx.fail("needs an input and a filter tensor")
     if len(x_t.shape) != 4 or len(w_t.shape) != 4 or w_t.shape[0] != 1:
@@ -59,17 +53,7 @@ def _prepare_depthwise(ctx: OpContext) -> DepthwisePlan:
     win = compute_window(ctx, h, w, kh, kw, *stride, *dilation)
     plan = DepthwisePlan(mode="", depth_multiplier=cout // cin, stride=stride, dilation=dilation,
                          window=win, out_shape=(n, win.out_h, win.out_w, cout))
-    plan.mode = arithmetic_mode(ctx, x_t, w_t, b_t, y_t)
-    if plan.mode in ("float", "hybrid"):
-        plan.act_range = float_activation_range(ctx)
-    if plan.mode == "hybrid":
-        from .hybrid import prepare_hybrid
-
-        plan.hybrid = prepare_hybrid(ctx, w_t, b_t, channels=cout, channel_axis=3)
-    elif plan.mode == "quantized":
-        plan.quant = quantized_output_params(ctx, x_t, w_t, y_t, cout, channel_axis=3)
-        plan.input_offset = -zero_point_of(x_t)
-        plan.filter_offset = -zero_point_of(w_t) if x_t.dtype == np.uint8 else 0
+    prepare_weighted(ctx, plan, cout, channel_axis=3, legacy_per_tensor=x_t.dtype == np.uint8)
     if plan.depth_multiplier == 1 and plan.mode in ("float", "quantized"):
         plan.fast = prepare_fast_conv(ctx, plan, kh, kw, cout, depthwise=True)
     return plan
@@ -87,22 +71,12 @@ def int_depthwise_accumulators(x, w, bias, plan: DepthwisePlan, input_offset=Non
 @register("DEPTHWISE_CONV_2D", prepare=_prepare_depthwise)
 def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
     plan: DepthwisePlan = ctx.params
-    fast = plan.fast
-    if fast is not None:
-        x = _contiguous(inputs[0])
-        if plan.mode == "float":
-            out = np.empty(plan.out_shape, np.float32)
-            _kernels_fast.depthwise_f(x, fast.weights, fast.bias, fast.geometry, *plan.act_range,
-                                      out, threads_of(ctx))
+    if plan.fast is not None:
+        out = run_fast_conv(ctx, plan, inputs[0], depthwise=True)
+        if out is not None:
             return [out]
-        q = plan.quant
-        out = np.empty(plan.out_shape, x.dtype)
-        _kernels_fast.depthwise_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift,
-                                  fast.geometry, plan.input_offset, q.zero_point, q.qmin, q.qmax,
-                                  q.rounding, out, threads_of(ctx))
-        return [out]
-    x, w = _contiguous(inputs[0]), _contiguous(inputs[1])
-    bias = _contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
+    x, w = contiguous(inputs[0]), contiguous(inputs[1])
+    bias = contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
     if plan.mode == "float":
         out = np.empty(plan.out_shape, np.float32)
         _kernels_depthwise.depthwise_float(x, w, bias, plan.depth_multiplier, *plan.stride,

@@ -27,26 +27,18 @@ Where LiteRT aborts, refnet raises OpExecutionError at allocate_tensors instead:
 """
 from __future__ import annotations
 
-import os
-
-# libgomp (loaded with _kernels_fast) reads this once: sleeping, not spinning, idle threads keep a
-# shared or busy machine from stalling every parallel region (num_threads > 1).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_fast
+from .. import _kernels_fast, requantize
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from .. import requantize_forms
-from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
+from ..forms import Form, max_shift
 from . import OpContext, float_activation_range, quantized_activation_range, register
 
 # LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
 MAX_BROADCAST_RANK = 6
 ADD_LEFT_SHIFT = 20  # headroom bits of the 8-bit quantized ADD (15 would be int16's)
-FIXED_POINT_ROUNDINGS = (ROUNDING_DOUBLE, ROUNDING_SINGLE, ROUNDING_DOUBLE_TIES_UP)
 
 
 @dataclass
@@ -54,11 +46,11 @@ class ElementwisePlan:
     mode: str  # "float", "int", "quantized"
     out_shape: tuple
     act_range: tuple = (0, 0)
-    rounding: int = ROUNDING_DOUBLE
+    rounding: int = Form.ROUNDING_DOUBLE
     zero_points: tuple = (0, 0, 0)  # input1, input2, output
     input_multipliers: tuple = ()  # ADD: ((m1, e1), (m2, e2))
     output_multiplier: tuple = (0, 0)
-    fp32_scale: float = 0.0  # MUL under a profile's ROUNDING_FP32 (XNNPACK): f32(f32(s1*s2)/s_out)
+    fp32_scale: float = 0.0  # MUL under Form.ROUNDING_FP32 (XNNPACK): f32(f32(s1*s2)/s_out)
 
 
 def clamp_like_cpp(x: np.ndarray, lo, hi) -> np.ndarray:
@@ -145,18 +137,18 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
     s2, zp2 = _scale_and_zero_point(ctx, b_t, "input2")
     so, zpo = _scale_and_zero_point(ctx, y_t, "output")
     rounding = ctx.profile.rounding(kind, y_t.dtype)
-    if rounding == requantize_forms.ADD_XNNPACK and kind == "ADD":  # XNNPACK's vadd
+    if rounding == Form.ADD_XNNPACK and kind == "ADD":  # XNNPACK's vadd
         plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
                                rounding=rounding, zero_points=(zp1, zp2, zpo))
-        plan.input_multipliers = requantize_forms.add_xnnpack_params(s1, s2, so)
+        plan.input_multipliers = requantize.add_xnnpack_params(s1, s2, so)
         return plan
-    if rounding == requantize_forms.ROUNDING_FP32 and kind == "MUL":  # XNNPACK's fp32 MUL
+    if rounding == Form.ROUNDING_FP32 and kind == "MUL":  # XNNPACK's fp32 MUL
         plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
                                rounding=rounding, zero_points=(zp1, zp2, zpo))
-        plan.fp32_scale = requantize_forms.fp32_scale(s1, s2, so)
+        plan.fp32_scale = requantize.fp32_scale(s1, s2, so)
         return plan
-    if rounding not in FIXED_POINT_ROUNDINGS:
-        raise ctx.unsupported(f"requantization form {rounding} for {kind}")
+    if not rounding.is_fixed_point:
+        raise ctx.unsupported(f"form {rounding.name} for {kind}")
     plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
                            rounding=rounding, zero_points=(zp1, zp2, zpo))
     f32 = np.float32
@@ -193,10 +185,11 @@ def _mbqm(x, multiplier_and_shift, rounding) -> np.ndarray:
     return multiply_by_quantized_multiplier(x, multiplier, shift, rounding).astype(np.int64)
 
 
-def _quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The raw (zero point added, not clamped) int64 ADD result; broadcasts (any shapes)."""
     zp1, zp2, zpo = plan.zero_points
-    if plan.rounding == requantize_forms.ADD_XNNPACK:
-        return requantize_forms.add_xnnpack(a, zp1, b, zp2, plan.input_multipliers, zpo)
+    if plan.rounding == Form.ADD_XNNPACK:
+        return requantize.add_xnnpack(a, zp1, b, zp2, plan.input_multipliers, zpo)
     (m1, m2), r = plan.input_multipliers, plan.rounding
     # |q - zp| <= 255, so the shifted values stay below 2**28: no int32 overflow.
     scaled1 = _mbqm((a.astype(np.int64) - zp1) << ADD_LEFT_SHIFT, m1, r)
@@ -205,18 +198,28 @@ def _quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.nd
     return _mbqm(raw_sum, plan.output_multiplier, r) + zpo
 
 
-def _quantized_mul(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def quantized_mul(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The raw (zero point added, not clamped) int64 MUL result; broadcasts (any shapes)."""
     zp1, zp2, zpo = plan.zero_points
     product = (a.astype(np.int64) - zp1) * (b.astype(np.int64) - zp2)  # |.| <= 255**2
-    if plan.rounding == requantize_forms.ROUNDING_FP32:
-        return requantize_forms.rint_scaled_fp32(product, plan.fp32_scale) + zpo
+    if plan.rounding == Form.ROUNDING_FP32:
+        return requantize.rint_scaled_fp32(product, plan.fp32_scale) + zpo
     return _mbqm(product, plan.output_multiplier, plan.rounding) + zpo
 
 
 def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool):
     """The same arithmetic in _kernels_fast when one input has the output's shape and the other
     repeats over its leading dimensions (same shape, or e.g. a per-channel (1, 1, 1, C) factor).
-    None when the kernel does not take this case (then NumPy below computes it)."""
+    None when the kernel does not take this case (then NumPy below computes it): a form that is
+    not fixed-point, a shift outside the form's range, or shapes it cannot stream."""
+    if not plan.rounding.is_fixed_point:
+        return None
+    pairs = (*plan.input_multipliers, plan.output_multiplier) if is_add else (plan.output_multiplier,)
+    if any(not -31 <= shift <= max_shift(plan.rounding) for _, shift in pairs):
+        return None
+    info = np.iinfo(a.dtype)
+    if max(plan.act_range[0], info.min) > min(plan.act_range[1], info.max):  # an empty clamp range
+        return None
     shape = plan.out_shape
     if tuple(a.shape) != shape:
         if tuple(b.shape) != shape:
@@ -235,14 +238,32 @@ def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.
     zps = plan.zero_points
     m = plan.input_multipliers if is_add else ((0, 0), (0, 0))
     out = np.empty(shape, a.dtype)
-    try:
-        _kernels_fast.elementwise_q(np.ascontiguousarray(a), np.ascontiguousarray(b), out, not is_add,
-                                    zps[first], zps[second], zps[2], m[first], m[second],
-                                    plan.output_multiplier, *plan.act_range, plan.rounding,
-                                    getattr(ctx, "num_threads", 1) or 1)
-    except ValueError:  # e.g. a shift outside the kernel's range: NumPy decides
-        return None
+    _kernels_fast.elementwise_q(np.ascontiguousarray(a), np.ascontiguousarray(b), out, not is_add,
+                                zps[first], zps[second], zps[2], m[first], m[second],
+                                plan.output_multiplier, *plan.act_range, int(plan.rounding),
+                                max(1, ctx.num_threads))
     return out
+
+
+def _keep_profile_nan(total: np.ndarray, a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
+    """Where a and b are both NaN, the NaN the runtime keeps (Profile.float_nan_blocks): b's at
+    the positions in whole blocks of `block` (of the flat array for equal shapes, else of each
+    innermost row when both have it), a's elsewhere; quieted, as x86 returns it."""
+    both = np.isnan(a) & np.isnan(b)
+    if not both.any():
+        return total
+    shape = total.shape
+    second = np.zeros(shape, bool)
+    if block > 0 and a.shape == b.shape:
+        n = total.size
+        second = (np.arange(n) < (n // block) * block).reshape(shape)
+    elif block > 0 and shape and a.shape[-1:] == b.shape[-1:] == shape[-1:]:
+        second = np.broadcast_to(np.arange(shape[-1]) < (shape[-1] // block) * block, shape)
+    bits = f"u{total.dtype.itemsize}"
+    quiet = np.array(1 << (np.finfo(total.dtype).nmant - 1), bits)
+    winner = np.where(second, np.broadcast_to(b, shape), np.broadcast_to(a, shape))
+    winner = (winner.view(bits) | quiet).view(total.dtype)
+    return np.where(np.broadcast_to(both, shape), winner, total)
 
 
 def _run(ctx: OpContext, inputs: list) -> list:
@@ -256,11 +277,13 @@ def _run(ctx: OpContext, inputs: list) -> list:
         if out is not None:
             return [out]
     if plan.mode == "quantized":
-        raw = _quantized_add(plan, a, b) if is_add else _quantized_mul(plan, a, b)
+        raw = quantized_add(plan, a, b) if is_add else quantized_mul(plan, a, b)
         out = np.minimum(hi, np.maximum(lo, raw))
         return [np.broadcast_to(out, plan.out_shape).astype(dtype)]
     with np.errstate(all="ignore"):  # float overflow to inf, int wrap-around: both intended
         raw = np.add(a, b, dtype=dtype) if is_add else np.multiply(a, b, dtype=dtype)
+    if is_add and plan.mode == "float":
+        raw = _keep_profile_nan(np.asarray(raw, dtype), a, b, ctx.profile.nan_block("ADD"))
     out = clamp_like_cpp(np.asarray(raw, dtype), lo, hi)
     return [np.broadcast_to(out, plan.out_shape).copy()]  # .copy(): contiguous, keeps rank 0
 

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_conv, _kernels_depthwise, _kernels_pointwise
-from . import OpContext
+from . import OpContext, round_half_away
 
 F32 = np.float32
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -142,10 +142,7 @@ def _round_row(m: np.ndarray, offset: int | None = None) -> np.ndarray:
 def _round_half_away_scalar(z: float) -> int:
     if math.isnan(z):  # static_cast<int8>(round(NaN)): cvttsd2si gives INT32_MIN, low byte 0
         return 0
-    t = math.trunc(z)
-    if abs(z - t) >= 0.5:
-        t += 1 if z > 0 else -1
-    return int(t)
+    return int(round_half_away(z))
 
 
 def _lt(a, b) -> bool:

@@ -118,15 +118,30 @@ def _average_quantized(x: np.ndarray, plan: PoolPlan) -> np.ndarray:
     for values, valid in _for_each_tap(x, plan):
         total += np.where(valid, values.astype(np.int64), 0)
         count += valid
+    return average_quantized(total, count, x.dtype, plan.clamp)
+
+
+def average_quantized(total: np.ndarray, count: np.ndarray, dtype, clamp: tuple[int, int]) -> np.ndarray:
+    """The reference quantized average of `count` values summing to `total`, rounded, clamped."""
     count = np.maximum(count, 1)  # geometry guarantees >= 1; avoids a warning on empty outputs
     half = count // 2
-    if x.dtype == np.uint8:  # the uint8 kernel always adds +count/2 (its sum is never negative)
+    if np.dtype(dtype) == np.uint8:  # the uint8 kernel always adds +count/2 (its sum is never negative)
         average = (total + half) // count
     else:  # (sum +- count/2) / count with C division (truncation toward zero)
         magnitude = (np.abs(total) + half) // count
         average = np.where(total > 0, magnitude, -magnitude)
-    lo, hi = plan.clamp
-    return np.clip(average, lo, hi).astype(x.dtype)
+    lo, hi = clamp
+    return np.clip(average, lo, hi).astype(dtype)
+
+
+def window_inputs(plan: PoolPlan, x: np.ndarray, coords: tuple[int, int, int, int]) -> list[tuple]:
+    """The input coordinates under the window of output element (b, y, x, c), in tap order."""
+    b, oy, ox, c = coords
+    _, h, w, _ = x.shape
+    y0 = oy * plan.stride_hw[0] - plan.window.pad_top
+    x0 = ox * plan.stride_hw[1] - plan.window.pad_left
+    return [(b, y0 + fy, x0 + fx, c) for fy in range(plan.filter_hw[0]) for fx in range(plan.filter_hw[1])
+            if 0 <= y0 + fy < h and 0 <= x0 + fx < w]
 
 
 def _max_float(x: np.ndarray, plan: PoolPlan) -> np.ndarray:

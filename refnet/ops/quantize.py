@@ -28,12 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_to_int32
-from ..profile import ROUNDING_DOUBLE, ROUNDING_DOUBLE_TIES_UP, ROUNDING_SINGLE
-from .. import requantize_forms
+from .. import requantize
+from ..forms import Form
 from . import OpContext, register, round_half_away
 
 QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
-FIXED_POINT_ROUNDINGS = (ROUNDING_DOUBLE, ROUNDING_SINGLE, ROUNDING_DOUBLE_TIES_UP)
 # Requantizations LiteRT's Prepare accepts (input dtype -> output dtypes).
 REQUANTIZE_TARGETS = {
     np.dtype(np.int8): QUANTIZED_TYPES,
@@ -50,7 +49,7 @@ class QuantizePlan:
     zero_point: np.ndarray | None = None  # int64, broadcastable against the tensor
     input_zero_point: int = 0
     multiplier: tuple = (0, 0)
-    rounding: int = ROUNDING_DOUBLE
+    rounding: int = Form.ROUNDING_DOUBLE
     per_channel: bool = False
 
 
@@ -95,10 +94,10 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
         raise ctx.unsupported(f"QUANTIZE to {y_t.dtype.name}")
     if x_t.dtype == np.float32:
         scale, zp, per_channel = _quantization(ctx, y_t, "output", allow_per_channel=True)
-        # profile form (refnet/requantize_forms.py): optimized/XNNPACK multiply by 1/scale, rint
+        # profile form (refnet/requantize.py): optimized/XNNPACK multiply by 1/scale, rint
         form = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
         return QuantizePlan("quantize", scale=scale, zero_point=zp, per_channel=per_channel,
-                            rounding=form if y_t.dtype in (np.int8, np.uint8) else ROUNDING_DOUBLE)
+                            rounding=form if y_t.dtype in (np.int8, np.uint8) else Form.ROUNDING_DOUBLE)
     if x_t.dtype not in REQUANTIZE_TARGETS or y_t.dtype not in REQUANTIZE_TARGETS[x_t.dtype]:
         raise ctx.unsupported(f"QUANTIZE from {x_t.dtype.name} to {y_t.dtype.name}")
     s_in, zp_in, _ = _quantization(ctx, x_t, "input", allow_per_channel=False)
@@ -106,11 +105,11 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
     if x_t.dtype == y_t.dtype == np.int16 and (int(zp_in) != 0 or int(zp_out) != 0):
         raise ctx.fail("int16 -> int16 requantization needs zero points 0 (LiteRT rejects others)")
     rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
-    if rounding == requantize_forms.QUANTIZE_VCVT and y_t.dtype in (np.int8, np.uint8):
+    if rounding == Form.QUANTIZE_VCVT and y_t.dtype in (np.int8, np.uint8):
         return QuantizePlan("vcvt", scale=(s_in, s_out), zero_point=zp_out, input_zero_point=int(zp_in),
                             rounding=rounding)
-    if rounding not in FIXED_POINT_ROUNDINGS:
-        raise ctx.unsupported(f"requantization form {rounding} for QUANTIZE")
+    if not rounding.is_fixed_point:
+        raise ctx.unsupported(f"form {rounding.name} for QUANTIZE")
     real = float(s_in) / float(s_out)  # double division of the float32 scales
     if not np.isfinite(real):
         raise ctx.arithmetic_error(f"requantization multiplier {real} is not finite")
@@ -128,12 +127,12 @@ def quantize(ctx: OpContext, inputs: list) -> list:
     x = inputs[0]
     dtype = ctx.output_tensor().dtype
     info = np.iinfo(dtype)
-    if plan.mode == "quantize" and plan.rounding == requantize_forms.QUANTIZE_RECIPROCAL_RNE:
-        return [requantize_forms.quantize_reciprocal_rne(x, plan.scale, plan.zero_point, dtype)]
+    if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_RECIPROCAL_RNE:
+        return [requantize.quantize_reciprocal_rne(x, plan.scale, plan.zero_point, dtype)]
     if plan.mode == "vcvt":
         s_in, s_out = plan.scale
-        return [requantize_forms.quantize_vcvt(x, s_in, plan.input_zero_point, s_out,
-                                               int(plan.zero_point), dtype)]
+        return [requantize.quantize_vcvt(x, s_in, plan.input_zero_point, s_out,
+                                         int(plan.zero_point), dtype)]
     if plan.mode == "quantize":
         with np.errstate(all="ignore"):
             steps = round_half_away(np.asarray(x, np.float32) / plan.scale)

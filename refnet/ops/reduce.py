@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import fixedpoint, requantize_forms
+from .. import fixedpoint, requantize
+from ..forms import Form
 from . import OpContext, register
 
 MEAN_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
@@ -99,7 +100,7 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
     return MeanPlan(axes, keep_dims, multiplier, shift, in_zp, out_zp)
 
 
-def _rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
+def rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
     """(outer..., count) view of x: kept axes first, reduced axes last in their input order,
     so each row lists one output's inputs in the order the reference visits them."""
     kept = [i for i in range(x.ndim) if i not in axes]
@@ -110,7 +111,7 @@ def _rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarr
 
 
 def _mean_float(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    rows, count = _rows_in_input_order(x, axes)
+    rows, count = rows_in_input_order(x, axes)
     with np.errstate(invalid="ignore", over="ignore"):
         # accumulate is strictly sequential; the reference starts from +0.0, and adding +0.0
         # at the end is the only difference that can make (an all -0.0 sum becomes +0.0).
@@ -119,8 +120,13 @@ def _mean_float(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 
 def _mean_quantized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan) -> np.ndarray:
-    rows, count = _rows_in_input_order(x, axes)
-    total = fixedpoint.wrap_to_int32(rows.astype(np.int64).sum(axis=-1)).astype(np.int64)
+    rows, count = rows_in_input_order(x, axes)
+    return mean_quantized_from_sums(ctx, rows.astype(np.int64).sum(axis=-1), count, plan, x.dtype)
+
+
+def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, plan: MeanPlan, dtype) -> np.ndarray:
+    """The reference quantized MEAN from the raw sums of its inputs (one per output)."""
+    total = fixedpoint.wrap_to_int32(raw_sums).astype(np.int64)
     # Fold 1/count into the multiplier as the reference does.
     scale_bits = min(count.bit_length() - 1, 32, 31 + plan.shift)
     multiplier = (plan.multiplier << scale_bits) // count
@@ -134,23 +140,23 @@ def _mean_quantized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: 
     shifted = fixedpoint.wrap_to_int32(total - plan.input_zero_point * count)
     scaled = fixedpoint.multiply_by_quantized_multiplier(
         shifted, multiplier, shift, ctx.profile.rounding(ctx.op.kind)).astype(np.int64)
-    info = np.iinfo(x.dtype)
-    return np.clip(scaled + plan.output_zero_point, info.min, info.max).astype(x.dtype)
+    info = np.iinfo(dtype)
+    return np.clip(scaled + plan.output_zero_point, info.min, info.max).astype(dtype)
 
 
 def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan,
                        form: int) -> np.ndarray:
-    """MEAN as LiteRT's optimized kernel or XNNPACK computes it (refnet/requantize_forms.py)."""
+    """MEAN as LiteRT's optimized kernel or XNNPACK computes it (refnet/requantize.py)."""
     in_scale, _ = ctx.input_tensor(0).quantization.scalar()
     out_scale, _ = ctx.output_tensor().quantization.scalar()
     zps = (plan.input_zero_point, plan.output_zero_point)
-    if form == requantize_forms.MEAN_OPTIMIZED_4D:
+    if form == Form.MEAN_OPTIMIZED_4D:
         if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
             return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
-        return requantize_forms.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1])
-    rows, count = _rows_in_input_order(x, axes)
+        return requantize.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1])
+    rows, count = rows_in_input_order(x, axes)
     total = rows.astype(np.int64).sum(axis=-1)
-    return requantize_forms.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype)
+    return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype)
 
 
 @register("MEAN", prepare=_prepare_mean)
@@ -168,7 +174,7 @@ def mean(ctx: OpContext, inputs: list) -> list:
     form = ctx.profile.rounding(ctx.op.kind, x.dtype)
     if x.dtype == np.float32:
         result = _mean_float(x, axes)
-    elif form in (requantize_forms.MEAN_OPTIMIZED_4D, requantize_forms.MEAN_FP32):
+    elif form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_FP32):
         result = _mean_profile_form(ctx, x, axes, plan, form)  # optimized / XNNPACK arithmetic
     else:
         result = _mean_quantized(ctx, x, axes, plan)

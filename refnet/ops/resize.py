@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import OpContext, register
+from . import OpContext, add_nan_first, register
 
 RESIZE_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8))
 
@@ -106,10 +106,13 @@ def _resize_float_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half:
     p01 = xf[:, y0][:, :, x1]
     p11 = xf[:, y1][:, :, x1]
     with np.errstate(invalid="ignore", over="ignore"):
+        # Summed left to right; each new term is the first operand of its addition, as in
+        # LiteRT's x86 build: when both are NaN, x86 returns the first operand's NaN, so the
+        # latest NaN term's payload and sign win (measured with distinct NaN payloads).
         value = p00 * one_dy * one_dx
-        value = value + p10 * dy * one_dx
-        value = value + p01 * one_dy * dx
-        value = value + p11 * dy * dx
+        value = add_nan_first(p10 * dy * one_dx, value)
+        value = add_nan_first(p01 * one_dy * dx, value)
+        value = add_nan_first(p11 * dy * dx, value)
         if x.dtype == np.float32:
             return value + f32(0.0)
         value = value + f32(0.5)

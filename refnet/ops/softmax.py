@@ -49,7 +49,7 @@ import numpy as np
 from ..fixedpoint import (INT32_MAX, SCALED_DIFF_INTEGER_BITS, rdbpot_int64, srdhm_int64,
                           count_leading_zeros_32, exp_on_negative_values_q5_26,
                           one_over_one_plus_x_for_x_in_0_1, quantize_multiplier, wrap_to_int32)
-from ..profile import ROUNDING_DOUBLE
+from ..forms import Form
 from . import OpContext, register
 from .activations import libm_expf
 
@@ -143,7 +143,7 @@ def _prepare_softmax(ctx: OpContext):
         return None
     if x_t.dtype not in (np.int8, np.uint8) or y_t.dtype not in (x_t.dtype, np.dtype(np.int16)):
         raise ctx.unsupported(f"SOFTMAX from {x_t.dtype.name} to {y_t.dtype.name}")
-    if ctx.profile.rounding("SOFTMAX") != ROUNDING_DOUBLE:
+    if ctx.profile.rounding("SOFTMAX") != Form.ROUNDING_DOUBLE:
         raise ctx.unsupported("SOFTMAX is implemented with the reference (double rounding) arithmetic only")
     if x_t.quantization is None or x_t.quantization.per_channel:
         raise ctx.fail(f"input tensor {x_t.index} '{x_t.name}' needs per-tensor quantization")

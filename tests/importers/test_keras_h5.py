@@ -21,6 +21,7 @@ from refnet.importers import import_checkpoint
 from refnet.weights_store import load_graph, read_store, write_store
 
 from keras_fixtures import FAMILIES
+from refnet.bits import same_bits
 
 RTOL = 1e-5
 
@@ -61,7 +62,7 @@ def test_weights_h5_equals_h5(keras_files, arch):
     assert (b.spec.arch, b.spec.depth_multiplier) == (a.spec.arch, a.spec.depth_multiplier)
     assert sorted(a.tensors) == sorted(b.tensors)
     for k in a.tensors:
-        assert np.array_equal(a.tensors[k], b.tensors[k]), k
+        assert same_bits(a.tensors[k], b.tensors[k]), k
 
 
 @pytest.mark.litert
@@ -85,7 +86,7 @@ def test_refnet_graph_in_litert_is_exact(keras_files, arch):
     f = keras_files[arch]
     g = import_checkpoint(f["h5"]).graph()
     theirs = run_litert(write_tflite(g), [f["x"]])[g.outputs[0]]
-    assert np.array_equal(run(g, f["x"]), theirs)
+    assert same_bits(run(g, f["x"]), theirs)
 
 
 def test_store_round_trip(keras_files, tmp_path):
@@ -102,8 +103,8 @@ def test_store_round_trip(keras_files, tmp_path):
     assert back.provenance["importer"] == "refnet.importers.keras_h5"
     assert sorted(back.tensors) == sorted(store.tensors)
     for k, v in store.tensors.items():
-        assert back.tensors[k].dtype == np.float32 and np.array_equal(back.tensors[k], v), k
-    assert np.array_equal(run(load_graph(path), f["x"]), run(store.graph(), f["x"]))
+        assert back.tensors[k].dtype == np.float32 and same_bits(back.tensors[k], v), k
+    assert same_bits(run(load_graph(path), f["x"]), run(store.graph(), f["x"]))
 
 
 def test_cli_convert_and_info(keras_files, tmp_path):

@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import pytest
 
-import refnet
 from refnet.errors import ModelFormatError
 from refnet.importers import import_checkpoint
 from refnet.importers.tensorbundle import TensorBundle, crc32c, read_index
@@ -15,6 +14,7 @@ from refnet.models.fold import fold
 from refnet.models.spec import SE_GATE_SCALE_KERAS, SE_GATE_SCALE_SLIM
 
 from test_keras_h5 import close, run
+from refnet.bits import same_bits
 
 
 def test_crc32c_known_answers():
@@ -30,7 +30,7 @@ def test_slim_checkpoint_equals_keras(keras_files, slim_checkpoints, arch):
     ck = slim_checkpoints[arch]
     bundle = TensorBundle(ck["prefix"])
     for name, value in ck["variables"].items():  # every variable, bit for bit
-        assert np.array_equal(bundle.tensor(name), value), name
+        assert same_bits(bundle.tensor(name), value), name
     store = import_checkpoint(str(ck["prefix"]) + ".index")
     ref = import_checkpoint(keras_files[arch]["h5"])
     assert (store.spec.arch, store.spec.depth_multiplier) == (ref.spec.arch, ref.spec.depth_multiplier)
@@ -38,7 +38,7 @@ def test_slim_checkpoint_equals_keras(keras_files, slim_checkpoints, arch):
     assert store.provenance["source_format"] == "tf-checkpoint"
     assert sorted(store.tensors) == sorted(ref.tensors)
     for k in ref.tensors:
-        assert np.array_equal(store.tensors[k], ref.tensors[k]), k
+        assert same_bits(store.tensors[k], ref.tensors[k]), k
     # run with Keras's gate constant and resolution: Keras's output within the stated tolerance
     store.spec.se_gate_scale = SE_GATE_SCALE_KERAS
     store.spec.resolution = keras_files[arch]["x"].shape[1]
@@ -54,7 +54,7 @@ def test_edgetpu_checkpoint(slim_checkpoints):
     assert store.spec.finegrain_classification_mode
     expect = fold(get_net(ArchSpec("mobilenet_edgetpu", 0.75, 96)), ck["variables"])
     for k, v in expect.items():
-        assert np.array_equal(store.tensors[k], v), k
+        assert same_bits(store.tensors[k], v), k
     store.spec.resolution = 96
     y = run(store.graph(), np.zeros((1, 96, 96, 3), np.float32))
     assert y.shape == (1, 1001)
@@ -72,7 +72,7 @@ def test_ema_shadows_are_used(slim_checkpoints, tmp_path):
                               [tf.constant(ema[n]) for n in names])
     from refnet.importers.tensorbundle import slim_variables
     got = slim_variables(TensorBundle(prefix))
-    assert all(np.array_equal(got[n], ema[n]) for n in names)
+    assert all(same_bits(got[n], ema[n]) for n in names)
     assert "moving-average" in import_checkpoint(prefix).provenance["notes"]
 
 

@@ -11,6 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refnet import _kernels_conv as kc
+from refnet.ops import add_nan_first, multiply_nan_first
+from support import assert_same_bits
+from refnet.bits import same_bits
 
 FLT_MAX = float(np.finfo(np.float32).max)
 QTYPES = [(np.uint8, np.uint8), (np.int8, np.int8), (np.int8, np.uint8), (np.uint8, np.int8)]
@@ -49,10 +52,11 @@ def clamp_like_reference(v, lo, hi):
     return np.where(np.float32(hi) < v, np.float32(hi), v)  # std::min(v, hi)
 
 
-def conv_float_oracle(x, w, bias, sh, sw, dh, dw, pt, pl, act_min, act_max, oh, ow):
+def conv_float_oracle(x, w, bias, sh, sw, dh, dw, pt, pl, act_min, act_max, oh, ow, nan_block=0):
     n, h, wd, cin = x.shape
     cout, kh, kw, _ = w.shape
     total = np.zeros((n, oh, ow, cout), np.float32)
+    blocked = (cin // nan_block) * nan_block if nan_block else 0
     with np.errstate(all="ignore"):
         for ky in range(kh):
             iy, vy = tap_positions(oh, sh, pt, ky, dh, h)
@@ -61,20 +65,12 @@ def conv_float_oracle(x, w, bias, sh, sw, dh, dw, pt, pl, act_min, act_max, oh, 
                 valid = (vy[:, None] & vx[None, :])[None, :, :, None]
                 patch = x[:, iy][:, :, ix]
                 for ci in range(cin):
-                    product = patch[..., ci:ci + 1] * w[:, ky, kx, ci]  # float32 * float32
-                    total = np.where(valid, total + product, total)
+                    product = multiply_nan_first(patch[..., ci:ci + 1], w[:, ky, kx, ci])  # both NaN: the input's
+                    # both NaN: the product's NaN in whole blocks of nan_block, else the total's
+                    added = add_nan_first(product, total) if ci < blocked else add_nan_first(total, product)
+                    total = np.where(valid, added, total)
         b = np.zeros(cout, np.float32) if bias is None else bias
-        return clamp_like_reference(total + b, act_min, act_max).astype(np.float32)
-
-
-def assert_same_floats(got, expected):
-    assert got.shape == expected.shape and got.dtype == expected.dtype == np.float32
-    nan_got, nan_exp = np.isnan(got), np.isnan(expected)
-    assert np.array_equal(nan_got, nan_exp), "NaN positions differ"
-    g, e = got.view(np.uint32)[~nan_got], expected.view(np.uint32)[~nan_exp]
-    bad = np.flatnonzero(g != e)
-    assert bad.size == 0, (f"{bad.size} of {g.size} differ; first: got "
-                           f"{got[~nan_got][bad[0]]!r} expected {expected[~nan_exp][bad[0]]!r}")
+        return clamp_like_reference(add_nan_first(total, np.broadcast_to(b, total.shape)), act_min, act_max).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------
@@ -155,7 +151,7 @@ def test_conv2d_int_matches_oracle(g, qtypes, data, seed):
     args = (in_off, w_off, g["sh"], g["sw"], g["dh"], g["dw"], g["pt"], g["pl"])
     kc.conv2d_int(x, w, bias, *args, out)
     expected = conv_int_oracle(x, w, bias, *args, g["oh"], g["ow"])
-    assert np.array_equal(out, expected)
+    assert same_bits(out, expected)
 
 
 def test_conv2d_int_wraps_like_int32():
@@ -179,9 +175,10 @@ def test_conv2d_float_matches_oracle(g, data, seed):
     act_min, act_max = data.draw(st.sampled_from(ACT_RANGES))
     out = np.full((g["n"], g["oh"], g["ow"], g["cout"]), 7.0, np.float32)
     args = (g["sh"], g["sw"], g["dh"], g["dw"], g["pt"], g["pl"])
-    kc.conv2d_float(x, w, bias, *args, act_min, act_max, out)
-    expected = conv_float_oracle(x, w, bias, *args, act_min, act_max, g["oh"], g["ow"])
-    assert_same_floats(out, expected)
+    nan_block = data.draw(st.sampled_from([0, 4]))
+    kc.conv2d_float(x, w, bias, *args, act_min, act_max, out, nan_block)
+    expected = conv_float_oracle(x, w, bias, *args, act_min, act_max, g["oh"], g["ow"], nan_block)
+    assert_same_bits(out, expected)
 
 
 def test_conv2d_float_order_is_ky_kx_ci():

@@ -5,6 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refnet import _kernels_depthwise as kd
+from refnet.ops import add_nan_first, multiply_nan_first
+from support import assert_same_bits
+from refnet.bits import same_bits
 
 FLT_MAX = float(np.finfo(np.float32).max)
 QTYPES = [(np.uint8, np.uint8), (np.int8, np.int8), (np.int8, np.uint8), (np.uint8, np.int8)]
@@ -55,18 +58,10 @@ def depthwise_float_oracle(x, w, bias, mult, sh, sw, dh, dw, pt, pl, act_min, ac
             for kx in range(kw):
                 ix, vx = tap_positions(ow, sw, pl, kx, dw, wd)
                 valid = (vy[:, None] & vx[None, :])[None, :, :, None]
-                product = xe[:, iy][:, :, ix] * w[0, ky, kx]
-                total = np.where(valid, total + product, total)
+                product = multiply_nan_first(xe[:, iy][:, :, ix], w[0, ky, kx])
+                total = np.where(valid, add_nan_first(total, product), total)  # both NaN: the total's
         b = np.zeros(cout, np.float32) if bias is None else bias
-        return clamp_like_reference(total + b, act_min, act_max).astype(np.float32)
-
-
-def assert_same_floats(got, expected):
-    assert got.shape == expected.shape and got.dtype == expected.dtype == np.float32
-    nan_got, nan_exp = np.isnan(got), np.isnan(expected)
-    assert np.array_equal(nan_got, nan_exp), "NaN positions differ"
-    g, e = got.view(np.uint32)[~nan_got], expected.view(np.uint32)[~nan_exp]
-    assert np.array_equal(g, e), f"{int((g != e).sum())} of {g.size} differ"
+        return clamp_like_reference(add_nan_first(total, np.broadcast_to(b, total.shape)), act_min, act_max).astype(np.float32)
 
 
 @st.composite
@@ -133,7 +128,7 @@ def test_depthwise_int_matches_oracle(g, qtypes, data, seed):
     args = (g["mult"], in_off, w_off, g["sh"], g["sw"], g["dh"], g["dw"], g["pt"], g["pl"])
     kd.depthwise_int(x, w, bias, *args, out)
     expected = depthwise_int_oracle(x, w, bias, *args, g["oh"], g["ow"])
-    assert np.array_equal(out, expected)
+    assert same_bits(out, expected)
 
 
 @settings(max_examples=250, deadline=None)
@@ -150,7 +145,7 @@ def test_depthwise_float_matches_oracle(g, data, seed):
     args = (g["mult"], g["sh"], g["sw"], g["dh"], g["dw"], g["pt"], g["pl"])
     kd.depthwise_float(x, w, bias, *args, act_min, act_max, out)
     expected = depthwise_float_oracle(x, w, bias, *args, act_min, act_max, g["oh"], g["ow"])
-    assert_same_floats(out, expected)
+    assert_same_bits(out, expected)
 
 
 def test_depthwise_channel_mapping():

@@ -10,6 +10,8 @@ import math
 from fractions import Fraction
 
 import numpy as np
+
+from refnet.forms import Form
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from refnet import fixedpoint as fx
 from refnet import _kernels_hard_swish as khs
 from refnet import _kernels_requantize as krq
+from refnet.bits import same_bits
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
@@ -59,12 +62,12 @@ def rdbpot_ties_up(x: int, e: int) -> int:
 
 
 def mbqm(x: int, m: int, s: int, rounding: int) -> int:
-    if rounding == fx.ROUNDING_SINGLE:
+    if rounding == Form.ROUNDING_SINGLE:
         total = 31 - s
         return wrap((x * m + (1 << (total - 1))) >> total, 32)
     shifted = wrap(x * (1 << max(s, 0)), 32)
     high = srdhm(shifted, m)
-    if rounding == fx.ROUNDING_DOUBLE:
+    if rounding == Form.ROUNDING_DOUBLE:
         return rdbpot(high, max(-s, 0))
     return rdbpot_ties_up(high, max(-s, 0))
 
@@ -107,11 +110,11 @@ int16s = st.one_of(st.integers(INT16_MIN, INT16_MAX), st.sampled_from(INT16_EDGE
 # Multipliers as QuantizeMultiplier makes them ([2**30, 2**31)) and anything else int32.
 multipliers = st.one_of(st.integers(2**30, INT32_MAX), st.sampled_from([INT32_MAX, 2**30, 0]),
                         st.integers(INT32_MIN, INT32_MAX))
-roundings = st.sampled_from([fx.ROUNDING_DOUBLE, fx.ROUNDING_SINGLE, fx.ROUNDING_DOUBLE_TIES_UP])
+roundings = st.sampled_from([Form.ROUNDING_DOUBLE, Form.ROUNDING_SINGLE, Form.ROUNDING_DOUBLE_TIES_UP])
 
 
 def shifts_for(rounding):
-    return st.integers(-31, 30 if rounding == fx.ROUNDING_SINGLE else 31)
+    return st.integers(-31, 30 if rounding == Form.ROUNDING_SINGLE else 31)
 
 
 def random_and_extreme_int32(rng, n):
@@ -172,11 +175,11 @@ def round_half_away(v: float) -> int:
 
 @SETTINGS
 @given(int32s, multipliers, st.data(), roundings)
-@example(INT32_MIN, INT32_MIN, 0, fx.ROUNDING_DOUBLE)
-@example(INT32_MAX, INT32_MAX, 30, fx.ROUNDING_SINGLE)
-@example(INT32_MIN, INT32_MAX, -31, fx.ROUNDING_SINGLE)
-@example(INT32_MAX, INT32_MAX, 31, fx.ROUNDING_DOUBLE_TIES_UP)
-@example(-5, 2**30, -1, fx.ROUNDING_DOUBLE)
+@example(INT32_MIN, INT32_MIN, 0, Form.ROUNDING_DOUBLE)
+@example(INT32_MAX, INT32_MAX, 30, Form.ROUNDING_SINGLE)
+@example(INT32_MIN, INT32_MAX, -31, Form.ROUNDING_SINGLE)
+@example(INT32_MAX, INT32_MAX, 31, Form.ROUNDING_DOUBLE_TIES_UP)
+@example(-5, 2**30, -1, Form.ROUNDING_DOUBLE)
 def test_multiply_by_quantized_multiplier(x, m, shift, rounding):
     if not isinstance(shift, int):
         shift = shift.draw(shifts_for(rounding))
@@ -195,15 +198,15 @@ def test_rounding_forms_on_ties():
     # x = -5, m = INT32_MAX, shift -1: the high multiply gives -5, the final shift sees the
     # exact tie -5 / 2.  Double rounding sends it away from zero, the ties-up form to -2; single
     # rounding sees the true value -2.4999999988 and gives -2.
-    expected = {fx.ROUNDING_DOUBLE: -3, fx.ROUNDING_DOUBLE_TIES_UP: -2, fx.ROUNDING_SINGLE: -2}
+    expected = {Form.ROUNDING_DOUBLE: -3, Form.ROUNDING_DOUBLE_TIES_UP: -2, Form.ROUNDING_SINGLE: -2}
     for rounding, value in expected.items():
         assert mbqm(-5, INT32_MAX, -1, rounding) == value
         assert fx.multiply_by_quantized_multiplier(-5, INT32_MAX, -1, rounding) == value
         assert krq.multiply_by_quantized_multiplier_array(arr32(-5), arr32(INT32_MAX), arr32(-1),
                                                           rounding)[0] == value
     # Positive tie +5 / 2: away from zero and up agree.
-    assert mbqm(5, INT32_MAX, -1, fx.ROUNDING_DOUBLE) == 3
-    assert mbqm(5, INT32_MAX, -1, fx.ROUNDING_DOUBLE_TIES_UP) == 3
+    assert mbqm(5, INT32_MAX, -1, Form.ROUNDING_DOUBLE) == 3
+    assert mbqm(5, INT32_MAX, -1, Form.ROUNDING_DOUBLE_TIES_UP) == 3
 
 
 @SETTINGS
@@ -235,8 +238,8 @@ def test_int16_rounding_divide_quirk_for_large_exponents():
     x = np.array([0, 5, INT16_MAX, -1, -7, INT16_MIN], np.int16)
     for e in (16, 20, 31):
         expected = np.array([1, 1, 1, -1, -1, -1], np.int16)
-        assert np.array_equal(fx.rounding_divide_by_pot_int16(x, e), expected)
-        assert np.array_equal(khs.rounding_divide_by_pot_int16_array(x, np.full(6, e, np.int32)),
+        assert same_bits(fx.rounding_divide_by_pot_int16(x, e), expected)
+        assert same_bits(khs.rounding_divide_by_pot_int16_array(x, np.full(6, e, np.int32)),
                               expected)
 
 
@@ -250,16 +253,16 @@ def test_cython_equals_numpy_int32(seed):
     rng = np.random.default_rng(seed)
     n = 20000
     a, b = random_and_extreme_int32(rng, n), random_and_extreme_int32(rng, n)
-    assert np.array_equal(krq.srdhm_array(a, b), fx.saturating_rounding_doubling_high_mul(a, b))
+    assert same_bits(krq.srdhm_array(a, b), fx.saturating_rounding_doubling_high_mul(a, b))
     e = rng.integers(0, 32, n).astype(np.int32)
-    assert np.array_equal(krq.rounding_divide_by_pot_array(a, e), fx.rounding_divide_by_pot(a, e))
-    assert np.array_equal(krq.rounding_divide_by_pot_ties_up_array(a, e),
+    assert same_bits(krq.rounding_divide_by_pot_array(a, e), fx.rounding_divide_by_pot(a, e))
+    assert same_bits(krq.rounding_divide_by_pot_ties_up_array(a, e),
                           fx.rounding_divide_by_pot_ties_up(a, e))
     m = np.where(rng.random(n) < 0.7, rng.integers(2**30, 2**31, n), b).astype(np.int32)
-    for rounding in (fx.ROUNDING_DOUBLE, fx.ROUNDING_SINGLE, fx.ROUNDING_DOUBLE_TIES_UP):
-        hi = 30 if rounding == fx.ROUNDING_SINGLE else 31
+    for rounding in (Form.ROUNDING_DOUBLE, Form.ROUNDING_SINGLE, Form.ROUNDING_DOUBLE_TIES_UP):
+        hi = 30 if rounding == Form.ROUNDING_SINGLE else 31
         s = rng.integers(-31, hi + 1, n).astype(np.int32)
-        assert np.array_equal(krq.multiply_by_quantized_multiplier_array(a, m, s, rounding),
+        assert same_bits(krq.multiply_by_quantized_multiplier_array(a, m, s, rounding),
                               fx.multiply_by_quantized_multiplier(a, m, s, rounding))
     # Spot-check the NumPy side against the scalar oracle.
     for i in rng.integers(0, n, 200):
@@ -271,14 +274,14 @@ def test_cython_equals_numpy_int16(seed):
     rng = np.random.default_rng(100 + seed)
     n = 20000
     a, b = random_and_extreme_int16(rng, n), random_and_extreme_int16(rng, n)
-    assert np.array_equal(khs.srdhm_int16_array(a, b),
+    assert same_bits(khs.srdhm_int16_array(a, b),
                           fx.saturating_rounding_doubling_high_mul_int16(a, b))
-    assert np.array_equal(khs.sdhm_int16_array(a, b), fx.saturating_doubling_high_mul_int16(a, b))
+    assert same_bits(khs.sdhm_int16_array(a, b), fx.saturating_doubling_high_mul_int16(a, b))
     e = rng.integers(0, 32, n).astype(np.int32)
-    assert np.array_equal(khs.rounding_divide_by_pot_int16_array(a, e),
+    assert same_bits(khs.rounding_divide_by_pot_int16_array(a, e),
                           fx.rounding_divide_by_pot_int16(a, e))
     amount = rng.integers(0, 31, n).astype(np.int32)
-    assert np.array_equal(khs.saturating_left_shift_int16_array(a, amount),
+    assert same_bits(khs.saturating_left_shift_int16_array(a, amount),
                           fx.saturating_left_shift_int16(a, amount))
 
 
@@ -286,7 +289,7 @@ def test_numpy_primitives_broadcast_and_dtypes():
     x = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
     out = fx.multiply_by_quantized_multiplier(x, np.int32(2**30), np.array([-1, 0, 1, 2]))
     assert out.dtype == np.int32 and out.shape == (3, 4)
-    expected = [[mbqm(int(v), 2**30, s, fx.ROUNDING_DOUBLE) for v, s in zip(row, [-1, 0, 1, 2])]
+    expected = [[mbqm(int(v), 2**30, s, Form.ROUNDING_DOUBLE) for v, s in zip(row, [-1, 0, 1, 2])]
                 for row in x]
     assert out.tolist() == expected
 
@@ -294,14 +297,14 @@ def test_numpy_primitives_broadcast_and_dtypes():
 @pytest.mark.parametrize("call", [
     lambda: fx.rounding_divide_by_pot(1, 32),
     lambda: fx.rounding_divide_by_pot(1, -1),
-    lambda: fx.multiply_by_quantized_multiplier(1, 2**30, 31, fx.ROUNDING_SINGLE),
+    lambda: fx.multiply_by_quantized_multiplier(1, 2**30, 31, Form.ROUNDING_SINGLE),
     lambda: fx.multiply_by_quantized_multiplier(1, 2**30, -32),
     lambda: fx.multiply_by_quantized_multiplier(1, 2**30, 0, rounding=7),
     lambda: fx.saturating_rounding_doubling_high_mul(2**31, 1),
     lambda: fx.saturating_left_shift_int16(1, 31),
     lambda: krq.rounding_divide_by_pot_array(arr32(1), arr32(32)),
     lambda: krq.multiply_by_quantized_multiplier_array(arr32(1), arr32(1), arr32(31),
-                                                       fx.ROUNDING_SINGLE),
+                                                       Form.ROUNDING_SINGLE),
     lambda: krq.multiply_by_quantized_multiplier_array(arr32(1), arr32(1), arr32(0), 3),
     lambda: krq.srdhm_array(arr32(1, 2), arr32(1)),
 ])

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from refnet import _kernels_hard_swish as khs
 from refnet import fixedpoint as fx
+from support import assert_same_bits
+from refnet.bits import same_bits
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -26,22 +28,13 @@ def hard_swish_float_oracle(x):
         return ((x * relu6) / f(6)).astype(np.float32)
 
 
-def assert_same_floats(got, expected):
-    nan_got, nan_exp = np.isnan(got), np.isnan(expected)
-    assert np.array_equal(nan_got, nan_exp), "NaN positions differ"
-    g, e = got.view(np.uint32)[~nan_got], expected.view(np.uint32)[~nan_exp]
-    bad = np.flatnonzero(g != e)
-    assert bad.size == 0, (f"{bad.size} differ; first input "
-                           f"{got[~nan_got][bad[0]]!r} vs {expected[~nan_exp][bad[0]]!r}")
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_hard_swish_float_random_bits(seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
     out = np.empty_like(x)
     khs.hard_swish_float(x, out)
-    assert_same_floats(out, hard_swish_float_oracle(x))
+    assert_same_bits(out, hard_swish_float_oracle(x))
 
 
 def test_hard_swish_float_dense_around_the_knees():
@@ -55,7 +48,7 @@ def test_hard_swish_float_dense_around_the_knees():
     x = np.concatenate([x, knees, near, specials])
     out = np.empty_like(x)
     khs.hard_swish_float(x, out)
-    assert_same_floats(out, hard_swish_float_oracle(x))
+    assert_same_bits(out, hard_swish_float_oracle(x))
     # The specials by hand: NaN stays NaN, inf * 6 / 6 = inf, -inf * 0 = NaN, -0.0 * 3 / 6 = -0.0.
     assert np.isnan(out[-9]) and out[-8] == np.inf and np.isnan(out[-7])
     assert out[-6] == 0.0 and np.signbit(out[-6])
@@ -69,7 +62,7 @@ def test_hard_swish_float_hypothesis(values):
     x = np.array(values, dtype=np.float32)
     out = np.empty_like(x)
     khs.hard_swish_float(x, out)
-    assert_same_floats(out, hard_swish_float_oracle(x))
+    assert_same_bits(out, hard_swish_float_oracle(x))
 
 
 def test_hard_swish_float_rejects_bad_arguments():
@@ -167,7 +160,7 @@ def test_hard_swish_quantized_matches_oracle(params):
     x = all_values(dtype)
     out = np.empty_like(x)
     khs.hard_swish_quantized(x, out, *p)
-    assert np.array_equal(out.astype(np.int64), hard_swish_quantized_oracle(x, *p))
+    assert same_bits(out.astype(np.int64), hard_swish_quantized_oracle(x, *p))
 
 
 @settings(max_examples=150, deadline=None)
@@ -183,8 +176,8 @@ def test_hard_swish_quantized_table_path_matches_element_path(params, seed):
     for i in range(0, x.size, step):  # small chunks: element by element
         chunk = np.empty_like(x[i:i + step])
         khs.hard_swish_quantized(x[i:i + step], chunk, *p)
-        assert np.array_equal(chunk, big[i:i + step])
-    assert np.array_equal(big.astype(np.int64), hard_swish_quantized_oracle(x, *p))
+        assert same_bits(chunk, big[i:i + step])
+    assert same_bits(big.astype(np.int64), hard_swish_quantized_oracle(x, *p))
 
 
 @settings(max_examples=150, deadline=None)
@@ -203,7 +196,7 @@ def test_hard_swish_quantized_with_litert_style_params(dtype, in_scale, out_scal
     out = np.empty_like(x)
     khs.hard_swish_quantized(x, out, *p, int(info.min), int(info.max))
     expected = hard_swish_quantized_oracle(x, *p, int(info.min), int(info.max))
-    assert np.array_equal(out.astype(np.int64), expected)
+    assert same_bits(out.astype(np.int64), expected)
     # And it approximates the real function (a few output steps of error at most).
     real_x = (x.astype(np.float64) - izp) * np.float32(in_scale)
     real_y = real_x * np.clip(real_x + 3, 0, 6) / 6

@@ -13,6 +13,8 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 from refnet import _kernels_hard_swish as khs  # noqa: E402
 from refnet import fixedpoint as fx  # noqa: E402
 from refnet.tflite_writer import ModelBuilder  # noqa: E402
+from support import assert_same_bits
+from refnet.bits import same_bits
 
 pytestmark = pytest.mark.litert
 
@@ -35,13 +37,6 @@ def hard_swish_model(dtype, size, in_scale=None, in_zp=None, out_scale=None, out
     return mb.build()
 
 
-def assert_same_floats(got, expected):
-    nan_got, nan_exp = np.isnan(got), np.isnan(expected)
-    assert np.array_equal(nan_got, nan_exp), "NaN positions differ"
-    g, e = got.view(np.uint32)[~nan_got], expected.view(np.uint32)[~nan_exp]
-    assert np.array_equal(g, e), f"{int((g != e).sum())} of {g.size} differ"
-
-
 def test_float_matches_litert():
     rng = np.random.default_rng(0)
     x = np.concatenate([
@@ -54,7 +49,7 @@ def test_float_matches_litert():
     expected = run_reference(hard_swish_model(np.float32, x.size), x)
     out = np.empty_like(x)
     khs.hard_swish_float(x, out)
-    assert_same_floats(out, expected)
+    assert_same_bits(out, expected)
 
 
 def _scale_cases():
@@ -93,7 +88,7 @@ def test_quantized_matches_litert(dtype, in_scale, in_zp, out_scale, out_zp):
     out = np.empty_like(x)
     khs.hard_swish_quantized(x, out, *params, int(info.min), int(info.max))
     expected = run_reference(model, x)
-    assert np.array_equal(out, expected), (params, np.flatnonzero(out != expected)[:5])
+    assert same_bits(out, expected), (params, np.flatnonzero(out != expected)[:5])
 
 
 def test_extreme_exponents_are_exercised():
@@ -137,7 +132,7 @@ def test_converted_keras_model_matches_litert():
     x = (rng.standard_normal((1, 64)) * 4).astype(np.float32)
     out = np.empty(64, np.float32)
     khs.hard_swish_float(x.ravel(), out)
-    assert_same_floats(out, run_reference(float_model, x).ravel())
+    assert_same_bits(out, run_reference(float_model, x).ravel())
 
     interpreter = Interpreter(model_content=int8_model)
     in_detail = interpreter.get_input_details()[0]
@@ -148,4 +143,4 @@ def test_converted_keras_model_matches_litert():
     for row in xq:
         got = np.empty(64, np.int8)
         khs.hard_swish_quantized(row, got, *params, -128, 127)
-        assert np.array_equal(got, run_reference(int8_model, row[None]).ravel())
+        assert same_bits(got, run_reference(int8_model, row[None]).ravel())

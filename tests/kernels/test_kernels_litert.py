@@ -9,6 +9,8 @@ Geometry here is computed the way TFLite does for SAME/VALID padding (output siz
 pad = total padding // 2 on the top/left).
 """
 import numpy as np
+
+from refnet.forms import Form
 import pytest
 
 pytest.importorskip("ai_edge_litert")
@@ -20,12 +22,13 @@ from refnet import _kernels_pointwise as kp  # noqa: E402
 from refnet import _kernels_requantize as krq  # noqa: E402
 from refnet import fixedpoint as fx  # noqa: E402
 from refnet.tflite_writer import ModelBuilder  # noqa: E402
+from refnet.bits import same_bits
 
 pytestmark = pytest.mark.litert
 
 FLT_MAX = float(np.finfo(np.float32).max)
 ACTIVATIONS = {"NONE": (-FLT_MAX, FLT_MAX), "RELU6": (0.0, 6.0), "RELU": (0.0, FLT_MAX)}
-ROUNDINGS = (krq.ROUNDING_DOUBLE, krq.ROUNDING_SINGLE, krq.ROUNDING_DOUBLE_TIES_UP)
+ROUNDINGS = (Form.ROUNDING_DOUBLE, Form.ROUNDING_SINGLE, Form.ROUNDING_DOUBLE_TIES_UP)
 
 
 def run_litert(model, x, resolver=OpResolverType.BUILTIN_REF):
@@ -65,7 +68,7 @@ def single_op_model(kind, x_spec, weights, bias, out_spec, **options):
 
 def assert_bits_equal(got, expected):
     assert got.shape == expected.shape
-    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32)), \
+    assert same_bits(got.view(np.uint32), expected.view(np.uint32)), \
         f"{int((got != expected).sum())} of {got.size} differ"
 
 
@@ -196,8 +199,8 @@ def test_reference_conv_and_depthwise_use_double_rounding(dtype, kind):
                                         expected)
         for rounding, count in counts.items():
             totals[rounding] += count
-    assert totals[krq.ROUNDING_DOUBLE] == 0, totals
-    assert totals[krq.ROUNDING_SINGLE] > 0 and totals[krq.ROUNDING_DOUBLE_TIES_UP] > 0, totals
+    assert totals[Form.ROUNDING_DOUBLE] == 0, totals
+    assert totals[Form.ROUNDING_SINGLE] > 0 and totals[Form.ROUNDING_DOUBLE_TIES_UP] > 0, totals
 
 
 def test_optimized_1x1_conv_uses_double_rounding_with_ties_up():
@@ -225,9 +228,9 @@ def test_optimized_1x1_conv_uses_double_rounding_with_ties_up():
                                             run_litert(model, x, resolver))
             for rounding, count in counts.items():
                 totals[path][rounding] += count
-    assert totals["reference"][krq.ROUNDING_DOUBLE] == 0, totals
-    assert totals["optimized"][krq.ROUNDING_DOUBLE_TIES_UP] == 0, totals
-    assert totals["optimized"][krq.ROUNDING_DOUBLE] > 0, totals
+    assert totals["reference"][Form.ROUNDING_DOUBLE] == 0, totals
+    assert totals["optimized"][Form.ROUNDING_DOUBLE_TIES_UP] == 0, totals
+    assert totals["optimized"][Form.ROUNDING_DOUBLE] > 0, totals
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
@@ -259,5 +262,5 @@ def test_reference_fully_connected_uses_single_rounding(dtype):
                                         run_litert(model, a))
         for rounding, count in counts.items():
             totals[rounding] += count
-    assert totals[krq.ROUNDING_SINGLE] == 0, totals
-    assert totals[krq.ROUNDING_DOUBLE] > 0, totals
+    assert totals[Form.ROUNDING_SINGLE] == 0, totals
+    assert totals[Form.ROUNDING_DOUBLE] > 0, totals

@@ -5,6 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refnet import _kernels_pointwise as kp
+from refnet.ops import add_nan_first, multiply_nan_first
+from support import assert_same_bits
+from refnet.bits import same_bits
 
 FLT_MAX = float(np.finfo(np.float32).max)
 QTYPES = [(np.uint8, np.uint8), (np.int8, np.int8), (np.int8, np.uint8), (np.uint8, np.int8)]
@@ -19,23 +22,18 @@ def matmul_int_oracle(a, w, bias, a_off, w_off):
     return acc.astype(np.int32)
 
 
-def matmul_float_oracle(a, w, bias, act_min, act_max):
+def matmul_float_oracle(a, w, bias, act_min, act_max, nan_block=0):
     total = np.zeros((a.shape[0], w.shape[0]), np.float32)
+    blocked = (a.shape[1] // nan_block) * nan_block if nan_block else 0
     with np.errstate(all="ignore"):
         for k in range(a.shape[1]):
-            total = total + a[:, k:k + 1] * w[:, k]  # float32 product, then float32 add
+            product = multiply_nan_first(a[:, k:k + 1], w[:, k])  # float32 product, then float32 add
+            # both NaN: the product's NaN in whole blocks of nan_block, else the total's
+            total = add_nan_first(product, total) if k < blocked else add_nan_first(total, product)
         b = np.zeros(w.shape[0], np.float32) if bias is None else bias
-        v = total + b
+        v = add_nan_first(total, np.broadcast_to(b, total.shape))
         v = np.where(v < np.float32(act_min), np.float32(act_min), v)
         return np.where(np.float32(act_max) < v, np.float32(act_max), v).astype(np.float32)
-
-
-def assert_same_floats(got, expected):
-    assert got.shape == expected.shape and got.dtype == expected.dtype == np.float32
-    nan_got, nan_exp = np.isnan(got), np.isnan(expected)
-    assert np.array_equal(nan_got, nan_exp), "NaN positions differ"
-    g, e = got.view(np.uint32)[~nan_got], expected.view(np.uint32)[~nan_exp]
-    assert np.array_equal(g, e), f"{int((g != e).sum())} of {g.size} differ"
 
 
 def quantized_values(rng, dtype, shape, kind):
@@ -85,7 +83,7 @@ def test_matmul_int_matches_oracle(rows, depth, cout, qtypes, data, seed):
         bias = rng.choice(np.array([-(2**31), 2**31 - 1, 0], np.int64), size=cout).astype(np.int32)
     out = np.full((rows, cout), 12345, np.int32)
     kp.matmul_int(a, w, bias, a_off, w_off, out)
-    assert np.array_equal(out, matmul_int_oracle(a, w, bias, a_off, w_off))
+    assert same_bits(out, matmul_int_oracle(a, w, bias, a_off, w_off))
 
 
 @settings(max_examples=250, deadline=None)
@@ -99,8 +97,9 @@ def test_matmul_float_matches_oracle(rows, depth, cout, data, seed):
     bias = None if data.draw(st.booleans()) else float_values(rng, (cout,), kind)
     act_min, act_max = data.draw(st.sampled_from(ACT_RANGES))
     out = np.full((rows, cout), 7.0, np.float32)
-    kp.matmul_float(a, w, bias, act_min, act_max, out)
-    assert_same_floats(out, matmul_float_oracle(a, w, bias, act_min, act_max))
+    nan_block = data.draw(st.sampled_from([0, 4]))
+    kp.matmul_float(a, w, bias, act_min, act_max, out, nan_block)
+    assert_same_bits(out, matmul_float_oracle(a, w, bias, act_min, act_max, nan_block))
 
 
 def test_matmul_float_is_sequential_not_pairwise():
@@ -110,8 +109,8 @@ def test_matmul_float_is_sequential_not_pairwise():
     w = rng.standard_normal((4, 1000)).astype(np.float32)
     out = np.empty((3, 4), np.float32)
     kp.matmul_float(a, w, None, -FLT_MAX, FLT_MAX, out)
-    assert_same_floats(out, matmul_float_oracle(a, w, None, -FLT_MAX, FLT_MAX))
-    assert not np.array_equal(out, (a @ w.T).astype(np.float32))
+    assert_same_bits(out, matmul_float_oracle(a, w, None, -FLT_MAX, FLT_MAX))
+    assert not same_bits(out, (a @ w.T).astype(np.float32))
 
 
 def test_matmul_large_rows_against_oracle():
@@ -121,7 +120,7 @@ def test_matmul_large_rows_against_oracle():
     bias = rng.integers(-1000, 1000, size=40).astype(np.int32)
     out = np.empty((500, 40), np.int32)
     kp.matmul_int(a, w, bias, -128, -131, out)
-    assert np.array_equal(out, matmul_int_oracle(a, w, bias, -128, -131))
+    assert same_bits(out, matmul_int_oracle(a, w, bias, -128, -131))
 
 
 @pytest.mark.parametrize("shapes", [

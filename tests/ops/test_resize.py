@@ -72,6 +72,15 @@ def test_resize_float_specials():
             assert_bit_exact(resize_model(shape, size, np.float32, align, half), [x])
 
 
+def test_resize_float_nan_payloads():
+    """Distinct NaN payloads (and signs) under one window: LiteRT keeps the latest NaN term's bits."""
+    payloads = [0x7FC00001, 0xFFC00002, 0x7FC00003, 0x7FA00004, 0x3F800000, 0xFF800000]
+    x = np.array(payloads * 2, np.uint32).view(np.float32).reshape(1, 3, 4, 1)
+    for align, half in MODES:
+        for size in [(6, 8), (5, 7), (3, 4)]:
+            assert_bit_exact(resize_model((1, 3, 4, 1), size, np.float32, align, half), [x])
+
+
 def test_resize_size_as_input():
     rng = np.random.default_rng(4)
     shape = (1, 5, 6, 3)

@@ -1,0 +1,22 @@
+/* Generated from refnet/forms.py (python -m refnet.forms > kernels/forms.h): do not edit. */
+#ifndef REFNET_FORMS_H
+#define REFNET_FORMS_H
+
+enum rn_form {
+    RN_ROUNDING_DOUBLE = 0,  /* double rounding (gemmlowp, ties away from zero) */
+    RN_ROUNDING_SINGLE = 1,  /* single rounding (64-bit product, ties up) */
+    RN_ROUNDING_DOUBLE_TIES_UP = 2,  /* double rounding, final shift ties up */
+    RN_ROUNDING_FLOAT64 = 3,  /* float64 scale, round half away from zero */
+    RN_ROUNDING_FP32 = 4,  /* float32 scale, round half to even (XNNPACK fp32 requantization) */
+    RN_MEAN_OPTIMIZED_4D = 5,  /* optimized 4-D MEAN (raw sum, float32 scale folded with 1/n, 16-channel blocks ties up, tail ties away) */
+    RN_MEAN_FP32 = 6,  /* XNNPACK MEAN (raw int32 sum, float32 convert, round half to even) */
+    RN_QUANTIZE_RECIPROCAL_RNE = 7,  /* float32 multiply by 1/scale, round half to even */
+    RN_QUANTIZE_VCVT = 8,  /* XNNPACK vcvt: 8.8 fixed-point multiplier, ties up */
+    RN_ADD_XNNPACK = 9,  /* XNNPACK vadd: 21-bit multipliers from float32 scale ratios, one shift, ties up */
+};
+
+#define RN_MIN_SHIFT (-31)
+#define RN_MAX_SHIFT 31
+#define RN_MAX_SHIFT_SINGLE 30
+
+#endif

@@ -1,0 +1,89 @@
+"""The arithmetic forms: every way a measured runtime turns exact integers into its output.
+
+This enumeration is the one source of the form numbers. The Cython and C kernels take them from
+kernels/forms.h, which is generated from this file (`python -m refnet.forms > kernels/forms.h`;
+tests/test_forms.py fails when the two disagree). A Profile names one form per op kind; each form
+has one definition per language:
+
+  Python (the oracle)  refnet/fixedpoint.py (fixed-point forms), refnet/requantize.py (the rest)
+  Cython (scalar)      kernels/fixedpoint.pxd (fixed-point forms)
+  C (vector)           kernels/fast_body.h, RN_SFX(mbqm) (fixed-point forms; every ISA copy)
+
+This module imports nothing from refnet (setup-free: the header generator reads it alone).
+"""
+from __future__ import annotations
+
+import enum
+import sys
+
+__all__ = ["Form", "FIXED_POINT_FORMS", "max_shift", "c_header"]
+
+
+class Form(enum.IntEnum):
+    """Arithmetic forms (IntEnum: a form is also its number, as the kernels see it)."""
+
+    description: str
+
+    def __new__(cls, value: int, description: str):
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+    # MultiplyByQuantizedMultiplier in its fixed-point forms (the kernels implement these).
+    ROUNDING_DOUBLE = (0, "double rounding (gemmlowp, ties away from zero)")
+    ROUNDING_SINGLE = (1, "single rounding (64-bit product, ties up)")
+    ROUNDING_DOUBLE_TIES_UP = (2, "double rounding, final shift ties up")
+    # round(double(acc) * (double(s_x) * double(s_w) / double(s_y))), ties away (reference FC).
+    ROUNDING_FLOAT64 = (3, "float64 scale, round half away from zero")
+    # XNNPACK fp32 requantization: clamp(rint(float(acc) * s) + y_zp), rint = round half to even,
+    # s = float32(float32(s_x * s_w[c]) / s_y) (conv, depthwise, FC), or float32(float32(s_a * s_b)
+    # / s_y) with acc = (a - a_zp) * (b - b_zp) (MUL).
+    ROUNDING_FP32 = (4, "float32 scale, round half to even (XNNPACK fp32 requantization)")
+    # MEAN over H, W of a 4-D keep_dims int8 tensor, LiteRT optimized_integer_ops::Mean built for
+    # x86 (NEON through NEON_2_SSE): raw sum, one multiplier from QuantizeMultiplier(float32(s_x /
+    # float32(n * s_y))); whole 16-channel blocks round the final shift ties up, the tail ties away.
+    MEAN_OPTIMIZED_4D = (5, "optimized 4-D MEAN (raw sum, float32 scale folded with 1/n, "
+                            "16-channel blocks ties up, tail ties away)")
+    # XNNPACK MEAN: raw int32 sum, then y = clamp(rint(float32(sum) * s + zp')).
+    MEAN_FP32 = (6, "XNNPACK MEAN (raw int32 sum, float32 convert, round half to even)")
+    # QUANTIZE float32 -> q8, optimized vector path: clamp(rint(x * float32(1 / s)) + zp).
+    QUANTIZE_RECIPROCAL_RNE = (7, "float32 multiply by 1/scale, round half to even")
+    # XNNPACK q8 -> q8 QUANTIZE: m = lrintf(256 * float32(s_x / s_y)), arithmetic shift by 8.
+    QUANTIZE_VCVT = (8, "XNNPACK vcvt: 8.8 fixed-point multiplier, ties up")
+    # XNNPACK ADD (vadd): 21-bit multipliers from float32 scale ratios, one shift, ties up.
+    ADD_XNNPACK = (9, "XNNPACK vadd: 21-bit multipliers from float32 scale ratios, one shift, ties up")
+
+    @property
+    def is_fixed_point(self) -> bool:
+        """A MultiplyByQuantizedMultiplier form: the Cython and C kernels compute it."""
+        return self in FIXED_POINT_FORMS
+
+
+FIXED_POINT_FORMS = frozenset({Form.ROUNDING_DOUBLE, Form.ROUNDING_SINGLE, Form.ROUNDING_DOUBLE_TIES_UP})
+
+
+def max_shift(form: int) -> int:
+    """The largest (left) shift a fixed-point form is defined for; the smallest is -31.
+
+    The single-rounding form shifts the 64-bit product right by 31 - shift, which must be >= 1.
+    """
+    return 30 if form == Form.ROUNDING_SINGLE else 31
+
+
+def c_header() -> str:
+    """kernels/forms.h: the form numbers and the shift bounds for C and Cython."""
+    lines = ["/* Generated from refnet/forms.py (python -m refnet.forms > kernels/forms.h): do not edit. */",
+             "#ifndef REFNET_FORMS_H", "#define REFNET_FORMS_H", "", "enum rn_form {"]
+    for form in Form:
+        lines.append(f"    RN_{form.name} = {int(form)},  /* {form.description} */")
+    lines += ["};", "",
+              "#define RN_MIN_SHIFT (-31)",
+              f"#define RN_MAX_SHIFT {max_shift(Form.ROUNDING_DOUBLE)}",
+              f"#define RN_MAX_SHIFT_SINGLE {max_shift(Form.ROUNDING_SINGLE)}",
+              "", "#endif", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(c_header())

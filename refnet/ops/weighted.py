@@ -1,0 +1,136 @@
+"""What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: the weighted ops' common prepare.
+
+- arithmetic_mode: float, hybrid (float input, int8 weights) or quantized, from the tensor types;
+- prepare_weighted: the mode, the activation range, and for quantized ops the zero-point offsets
+  and the output requantization (refnet/requantize.py), for hybrid ops hybrid.prepare_hybrid;
+- FastConv / prepare_fast_conv: the weights packed once for _kernels_fast, when it takes the op.
+Not an op: registers nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _kernels_fast
+from ..forms import Form, max_shift
+from ..requantize import quantized_output_params
+from . import OpContext, float_activation_range
+
+
+def arithmetic_mode(ctx: OpContext, x_t, w_t, b_t, y_t) -> str:
+    """"float", "hybrid" (float input, int8 weights) or "quantized" (int8 x int8, uint8 x uint8),
+    from the tensor types of a conv / depthwise / fully connected op; anything else is refused."""
+    if x_t.dtype == np.float32 and w_t.dtype == np.float32:
+        if b_t is not None and b_t.dtype != np.float32:
+            raise ctx.fail(f"a float32 op needs a float32 bias, got {b_t.dtype.name}")
+        return "float"
+    if x_t.dtype == np.float32 and w_t.dtype == np.int8:
+        return "hybrid"
+    if x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
+        if b_t is not None and b_t.dtype != np.int32:
+            raise ctx.unsupported(f"{x_t.dtype.name} weights with a {b_t.dtype.name} bias")
+        return "quantized"
+    raise ctx.unsupported(f"input {x_t.dtype.name}, weights {w_t.dtype.name}, output {y_t.dtype.name}")
+
+
+def zero_point_of(t) -> int:
+    return int(t.quantization.zero_point[0]) if t.quantization is not None else 0
+
+
+def prepare_weighted(ctx: OpContext, plan, channels: int, channel_axis: int, legacy_per_tensor: bool) -> None:
+    """Fill plan.mode, .act_range, and .hybrid or (.quant, .input_offset, .filter_offset).
+
+    legacy_per_tensor: the op uses the per-tensor arithmetic of legacy uint8 models (CONV_2D and
+    DEPTHWISE_CONV_2D on uint8, FULLY_CONNECTED with per-tensor weights): the filter's zero point
+    is subtracted and the multiplier starts from the float32 product of the scales.
+    """
+    x_t, w_t, b_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.input_tensor(2), ctx.output_tensor()
+    plan.mode = arithmetic_mode(ctx, x_t, w_t, b_t, y_t)
+    if plan.mode in ("float", "hybrid"):
+        plan.act_range = float_activation_range(ctx)
+    if plan.mode == "hybrid":
+        from .hybrid import prepare_hybrid
+
+        plan.hybrid = prepare_hybrid(ctx, w_t, b_t, channels=channels, channel_axis=channel_axis)
+    elif plan.mode == "quantized":
+        plan.quant = quantized_output_params(ctx, x_t, w_t, y_t, channels, channel_axis,
+                                             float_product_first=legacy_per_tensor)
+        plan.input_offset = -zero_point_of(x_t)
+        plan.filter_offset = -zero_point_of(w_t) if legacy_per_tensor else 0
+
+
+def contiguous(a):
+    return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def threads_of(ctx: OpContext) -> int:
+    """The interpreter's num_threads (set on the context at allocate_tensors), default 1."""
+    return max(1, ctx.num_threads)
+
+
+def constant_data(ctx: OpContext, i: int):
+    t = ctx.input_tensor(i)
+    return None if t is None or t.data is None else np.asarray(t.data)
+
+
+@dataclass
+class FastConv:
+    """Load-time work for _kernels_fast: packed weights, padded per-channel vectors."""
+
+    geometry: tuple  # (kh, kw, sh, sw, dh, dw, pad_top, pad_left)
+    weights: np.ndarray
+    bias: np.ndarray | None
+    multiplier: np.ndarray | None = None
+    shift: np.ndarray | None = None
+
+
+def fast_kernels_take(q) -> bool:
+    """The fused fast kernels implement the fixed-point forms, on their shift range."""
+    if not Form(q.rounding).is_fixed_point:
+        return False
+    return not q.shift.size or (q.shift.min() >= -31 and q.shift.max() <= max_shift(q.rounding))
+
+
+def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwise: bool):
+    """FastConv for a constant-weight, ungrouped conv (or multiplier-1 depthwise), else None."""
+    w, b_t = constant_data(ctx, 1), ctx.input_tensor(2)
+    bias = constant_data(ctx, 2)
+    if w is None or (b_t is not None and bias is None):
+        return None
+    geometry = (kh, kw, *plan.stride, *plan.dilation, plan.window.pad_top, plan.window.pad_left)
+    if plan.mode == "float":
+        weights = _kernels_fast.pack_depthwise_f(w) if depthwise else \
+            _kernels_fast.pack_f(w.reshape(cout, -1))
+        padded_bias = None if bias is None else _kernels_fast.pad_channels(bias, cout, np.float32)
+        return FastConv(geometry, weights, padded_bias)
+    if plan.mode != "quantized" or not fast_kernels_take(plan.quant):
+        return None
+    if not _kernels_fast.input_offset_fits(plan.input_offset):
+        return None
+    q = plan.quant
+    weights = _kernels_fast.pack_depthwise_q(w, plan.filter_offset) if depthwise else \
+        _kernels_fast.pack_q(w.reshape(cout, -1), plan.filter_offset)
+    if weights is None:
+        return None
+    return FastConv(geometry, weights,
+                    None if bias is None else _kernels_fast.pad_channels(bias, cout, np.int32),
+                    _kernels_fast.pad_channels(q.multiplier, cout, np.int32),
+                    _kernels_fast.pad_channels(q.shift, cout, np.int32))
+
+
+def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:
+    """Run the op prepare_fast_conv packed (plan.fast) on _kernels_fast; None when a float output
+    is NaN (the vector sums do not fix which NaN wins: the plain kernel then computes the op)."""
+    fast, x = plan.fast, contiguous(x)
+    if plan.mode == "float":
+        out = np.empty(plan.out_shape, np.float32)
+        kernel = _kernels_fast.depthwise_f if depthwise else _kernels_fast.conv_f
+        nan_seen = kernel(x, fast.weights, fast.bias, fast.geometry, *plan.act_range, out, threads_of(ctx))
+        return None if nan_seen else out
+    q = plan.quant
+    out = np.empty(plan.out_shape, x.dtype)
+    kernel = _kernels_fast.depthwise_q if depthwise else _kernels_fast.conv_q
+    kernel(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry, plan.input_offset,
+           q.zero_point, q.qmin, q.qmax, int(q.rounding), out, threads_of(ctx))
+    return out

@@ -1,0 +1,271 @@
+"""Requantization: every arithmetic form that turns exact integers into an 8-bit output.
+
+refnet/forms.py numbers and names the forms; this module is their home in Python:
+- the conv family's final requantization (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED):
+  QuantizedOutput, how its multipliers are derived (quantized_output_params), and
+  requantize_to, the one dispatcher over every form (the fixed-point ones run in the Cython
+  kernel, whose scalar definitions are kernels/fixedpoint.pxd; the float64 and fp32 forms here);
+- the forms where LiteRT's optimized kernels and XNNPACK depart from the reference kernels, as
+  measured by tools/measure_profiles.py: fp32 requantization (conv family, MUL), MEAN, QUANTIZE
+  and ADD as those paths compute them.
+
+All float32 arithmetic is done in NumPy float32 (one rounding per operation, no FMA), exactly as
+the C code's float expressions evaluate on x86-64 (FLT_EVAL_METHOD 0).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels_requantize, fixedpoint
+from .forms import Form
+
+f32 = np.float32
+
+__all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
+           "requantize_float64", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
+           "mean_fp32", "quantize_reciprocal_rne", "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
+
+
+# ------------------------------------------------------------------------------------------
+# The conv family's final requantization
+
+
+@dataclass
+class QuantizedOutput:
+    """Everything needed to turn int32 accumulators (channels last) into the output type."""
+
+    multiplier: np.ndarray  # int32 per output channel (or length 1)
+    shift: np.ndarray  # int32, > 0 means left shift
+    zero_point: int
+    qmin: int
+    qmax: int
+    rounding: int  # a Form
+    # (x_scale, per-channel w_scales, y_scale) as float32, for the forms computed from the scales
+    # themselves (XNNPACK's fp32 requantization).
+    scales: tuple | None = None
+    # double(s_x) * double(s_w[c]) / double(s_y) per channel (the float64 form).
+    effective_scale: np.ndarray | None = None
+
+    def channel(self, c: int) -> "QuantizedOutput":
+        """The parameters of output channel c alone (per-tensor values are shared)."""
+        def pick(v):
+            v = np.asarray(v)
+            return v[c:c + 1] if v.size > 1 else v.reshape(-1)[:1]
+        scales = None if self.scales is None else (self.scales[0], pick(self.scales[1]), self.scales[2])
+        eff = None if self.effective_scale is None else pick(self.effective_scale)
+        return dataclasses.replace(self, multiplier=pick(self.multiplier), shift=pick(self.shift),
+                                   scales=scales, effective_scale=eff)
+
+
+def quantized_output_params(ctx, input_t, filter_t, output_t, channels: int, channel_axis: int,
+                            float_product_first: bool) -> QuantizedOutput:
+    """Per-channel multipliers as LiteRT derives them for a weighted op.
+
+    The fixed-point multiplier comes from double(s_x) * double(s_w[c]) / double(s_y), or, with
+    float_product_first (legacy uint8 conv, per-tensor FC: GetQuantizedConvolutionMultipler),
+    from double(float32(s_x * s_w)) / double(s_y).
+    """
+    from .ops import quantized_activation_range
+
+    for t, role in ((input_t, "input"), (filter_t, "filter"), (output_t, "output")):
+        if t.quantization is None:
+            raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
+    x_scale, _ = input_t.quantization.scalar()
+    y_scale, y_zp = output_t.quantization.scalar()
+    w_q = filter_t.quantization
+    if w_q.per_channel:
+        if w_q.axis != channel_axis or w_q.scale.size != channels:
+            raise ctx.fail(f"filter per-channel quantization must be on axis {channel_axis} with "
+                           f"{channels} scales, got axis {w_q.axis} with {w_q.scale.size}")
+    if y_scale <= 0:
+        raise ctx.fail(f"output scale {y_scale} must be > 0")
+    scales = np.broadcast_to(w_q.scale, (channels,))
+    effective = float(f32(x_scale)) * scales.astype(np.float64) / float(f32(y_scale))
+    if float_product_first:
+        real = [float(f32(x_scale) * f32(s)) / float(f32(y_scale)) for s in scales]
+    else:
+        real = effective
+    mult, shift = output_multipliers(ctx, real)
+    qmin, qmax = quantized_activation_range(ctx, output_t)
+    return QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin, qmax,
+                           ctx.profile.rounding(ctx.op.kind, input_t.dtype),
+                           scales=(f32(x_scale), np.asarray(scales, f32), f32(y_scale)),
+                           effective_scale=effective)
+
+
+def output_multipliers(ctx, reals) -> tuple[tuple, tuple]:
+    """QuantizeMultiplier of each real output multiplier, refused (typed) when the scales make it
+    non-finite or its shift leaves the range the fixed-point requantization is defined on."""
+    mult, shift = [], []
+    for r in reals:
+        if not np.isfinite(r) or r < 0:
+            raise ctx.arithmetic_error(f"output multiplier {r!r} (input scale x filter scale / "
+                                       f"output scale) is not a finite non-negative number")
+        m, s = fixedpoint.quantize_multiplier(float(r))
+        if not -31 <= s <= 31:
+            raise ctx.arithmetic_error(f"output multiplier {r!r} needs a shift of {s}, outside "
+                                       f"[-31, 31]: the quantization scales are out of range")
+        mult.append(m)
+        shift.append(s)
+    return tuple(mult), tuple(shift)
+
+
+def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
+    """int32 accumulators (channels last) -> int8/uint8 output of the same shape, in q's form."""
+    dtype = np.dtype(dtype)
+    if q.rounding in Form.__members__.values() and Form(q.rounding).is_fixed_point:
+        out = np.empty(acc.shape, dtype)
+        channels = acc.shape[-1]
+        _kernels_requantize.requantize(np.ascontiguousarray(acc, np.int32).reshape(-1, channels),
+                                       q.multiplier, q.shift, q.zero_point, q.qmin, q.qmax, int(q.rounding),
+                                       out.reshape(-1, channels))
+        return out
+    if q.rounding == Form.ROUNDING_FLOAT64:
+        if q.effective_scale is None:
+            raise ValueError("the float64 requantization form needs q.effective_scale")
+        return requantize_float64(acc, q.effective_scale, q.zero_point, q.qmin, q.qmax, dtype)
+    if q.rounding == Form.ROUNDING_FP32:
+        if q.scales is None:
+            raise ValueError("the fp32 requantization form needs the tensors' scales (q.scales)")
+        x_scale, w_scales, y_scale = q.scales
+        s = fp32_scale(x_scale, np.broadcast_to(np.asarray(w_scales, f32), (acc.shape[-1],)), y_scale)
+        return requantize_fp32(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
+    raise ValueError(f"requantization form {q.rounding!r} does not apply to int32 accumulators")
+
+
+def requantize_float64(acc: np.ndarray, effective_scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
+                       dtype) -> np.ndarray:
+    """clamp(static_cast<int32>(round(double(acc) * scale)) + zero point) (LiteRT reference FC):
+    round half away from zero, saturated to int32 first."""
+    rounded = fixedpoint.round_half_away(np.asarray(acc).astype(np.float64) * effective_scale)
+    rounded = np.clip(rounded, -2.0**31, 2.0**31 - 1).astype(np.int64)
+    return np.clip(rounded + int(zero_point), qmin, qmax).astype(dtype)
+
+
+def fp32_scale(x_scale, w_scales, y_scale) -> np.ndarray:
+    """XNNPACK's requantization scale per channel: float32(float32(s_x * s_w[c]) / s_y)."""
+    with np.errstate(all="ignore"):
+        return ((f32(x_scale) * np.asarray(w_scales, f32)) / f32(y_scale)).astype(f32)
+
+
+def rint_scaled_fp32(acc: np.ndarray, scale) -> np.ndarray:
+    """rint(float32(acc) * scale) as int64 (round half to even; saturated to the int32 range)."""
+    with np.errstate(all="ignore"):
+        scaled = np.asarray(acc).astype(f32) * np.asarray(scale, f32)
+        # rint of a float32 beyond int32 saturates in the SIMD conversion; clip first (exactly).
+        return np.rint(np.clip(scaled, f32(-(2.0**31)), f32(2.0**31 - 128))).astype(np.int64)
+
+
+def requantize_fp32(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
+                    dtype) -> np.ndarray:
+    """clamp(rint(float32(acc) * scale) + zero_point); scale broadcasts over the last axis.
+
+    XNNPACK clamps in float before rounding; with integer bounds that is the same as clamping
+    after, so the clamp is applied once, at the end."""
+    return np.clip(rint_scaled_fp32(acc, scale) + int(zero_point), qmin, qmax).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# MEAN
+
+
+def mean_optimized_4d(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int) -> np.ndarray:
+    """LiteRT optimized_integer_ops::Mean over H, W of an (N, H, W, C) int8 tensor, keep_dims.
+
+    Returns the (N, 1, 1, C) int8 result. The x86 build runs the NEON code through NEON_2_SSE:
+    whole blocks of 16 channels take the vector path (rounding right shift: ties up), the
+    remaining C % 16 channels the scalar MultiplyByQuantizedMultiplier (ties away from zero).
+    """
+    n, h, w, c = x.shape
+    total = x.astype(np.int64).sum(axis=(1, 2))  # raw values, no zero point; fits int32
+    params = mean_optimized_4d_params(h * w, x_scale, x_zp, y_scale, y_zp)
+    in_vector_block = np.arange(c) < (c // 16) * 16
+    return mean_optimized_4d_from_sums(total, in_vector_block, params, x.dtype).reshape(n, 1, 1, c)
+
+
+def mean_optimized_4d_params(count: int, x_scale, x_zp: int, y_scale, y_zp: int) -> tuple[int, int, int]:
+    """(multiplier, shift, bias) of the optimized 4-D MEAN: one multiplier from
+    QuantizeMultiplier(float32(s_x / float32(n * s_y))), bias = y_zp - (int)(float32(x_zp * s_x /
+    s_y) +- 0.5) (the cast truncates toward zero)."""
+    with np.errstate(all="ignore"):
+        temp = f32(f32(f32(x_zp) * f32(x_scale)) / f32(y_scale))
+        temp = f32(temp + f32(0.5)) if temp > 0 else f32(temp - f32(0.5))
+        real = f32(f32(x_scale) / f32(f32(count) * f32(y_scale)))
+    multiplier, shift = fixedpoint.quantize_multiplier(float(real))
+    return multiplier, shift, int(y_zp) - int(temp)
+
+
+def mean_optimized_4d_from_sums(total: np.ndarray, in_vector_block: np.ndarray, params, dtype) -> np.ndarray:
+    """The optimized 4-D MEAN from raw int32 sums (channels last); in_vector_block marks the
+    channels of whole 16-channel blocks (final shift ties up), the rest round ties away."""
+    multiplier, shift, bias = params
+    ties_up = fixedpoint.multiply_by_quantized_multiplier(total, multiplier, shift, Form.ROUNDING_DOUBLE_TIES_UP)
+    ties_away = fixedpoint.multiply_by_quantized_multiplier(total, multiplier, shift, Form.ROUNDING_DOUBLE)
+    out = np.where(in_vector_block, ties_up, ties_away).astype(np.int64)
+    info = np.iinfo(dtype)
+    return np.clip(out + bias, info.min, info.max).astype(dtype)
+
+
+def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,
+              dtype) -> np.ndarray:
+    """XNNPACK MEAN from the raw int32 sums: clamp(rint(float32(sum) * s + zp'))."""
+    with np.errstate(all="ignore"):
+        s = f32(f32(f32(x_scale) / f32(y_scale)) * f32(f32(1.0) / f32(count)))
+        zpf = f32(f32(y_zp) - f32(f32(int(count) * int(x_zp)) * s))
+        v = (np.asarray(total_raw).astype(f32) * s).astype(f32) + zpf
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(v), info.min, info.max).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# QUANTIZE
+
+
+def quantize_reciprocal_rne(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
+    """float32 -> q8: clamp(rint(x * float32(1 / scale)) + zp) (the optimized vector path)."""
+    with np.errstate(all="ignore"):
+        inv = (f32(1.0) / np.asarray(scale, f32)).astype(f32)
+        v = np.rint(np.asarray(x, f32) * inv)
+        v = np.clip(v, f32(-(2.0**31)), f32(2.0**31 - 128)).astype(np.int64)
+    info = np.iinfo(dtype)
+    return np.clip(v + np.asarray(zero_point, np.int64), info.min, info.max).astype(dtype)
+
+
+def quantize_vcvt(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int, dtype) -> np.ndarray:
+    """XNNPACK q8 -> q8 convert: 8.8 fixed-point multiplier, arithmetic shift (ties up)."""
+    with np.errstate(all="ignore"):
+        m = int(np.rint(f32(256.0) * f32(f32(x_scale) / f32(y_scale))))
+    bias = (int(y_zp) << 8) - m * int(x_zp) + 128
+    v = (bias + x.astype(np.int64) * m) >> 8
+    info = np.iinfo(dtype)
+    return np.clip(v, info.min, info.max).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# ADD
+
+
+def add_xnnpack_params(a_scale, b_scale, y_scale) -> tuple[int, int, int]:
+    """XNNPACK's (a multiplier, b multiplier, shift) for a quantized ADD."""
+    with np.errstate(all="ignore"):
+        ra = f32(f32(a_scale) / f32(y_scale))
+        rb = f32(f32(b_scale) / f32(y_scale))
+    top = max(abs(ra), abs(rb))
+    exponent = int((np.array(top, f32).view(np.uint32) >> 23) & 0xFF) - 127
+    shift = 20 - exponent
+    if not 12 <= shift <= 30:
+        raise ValueError(f"XNNPACK ADD needs scale ratios in [2**-10, 2**8), got {float(ra)}, {float(rb)}")
+    # ratio * 2**shift is exact in float32 (an exponent change); lrintf rounds half to even.
+    ma = int(np.rint(np.float64(abs(ra)) * 2.0**shift)) * (-1 if ra < 0 else 1)
+    mb = int(np.rint(np.float64(abs(rb)) * 2.0**shift)) * (-1 if rb < 0 else 1)
+    return ma, mb, shift
+
+
+def add_xnnpack(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, params, y_zp: int) -> np.ndarray:
+    """The raw (unclamped, zero point added) XNNPACK ADD result as int64; broadcasts."""
+    ma, mb, shift = params
+    acc = (1 << (shift - 1)) + (a.astype(np.int64) - a_zp) * ma + (b.astype(np.int64) - b_zp) * mb
+    return (acc >> shift) + y_zp
