@@ -93,6 +93,18 @@ def float_activation_range(ctx: OpContext) -> tuple[float, float]:
     return float(np.float32(lo)), float(np.float32(hi))
 
 
+def per_tensor_quantization(ctx: OpContext, t: Tensor, role: str) -> tuple[float, int]:
+    """(scale, zero point) of a per-tensor quantized tensor; refused (typed) otherwise."""
+    if t.quantization is None:
+        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
+    if t.quantization.per_channel:
+        raise ctx.unsupported(f"per-channel quantization of the {role} tensor")
+    scale, zp = t.quantization.scalar()
+    if not scale > 0:
+        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' has scale {scale}; it must be > 0")
+    return scale, zp
+
+
 def quantized_activation_range(ctx: OpContext, tensor: Tensor) -> tuple[int, int]:
     """Clamp range of a quantized output under its fused activation, as TFLite computes it:
     the real bounds quantized with round-half-away (std::round) and intersected with the type."""

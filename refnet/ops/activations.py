@@ -44,7 +44,7 @@ import numpy as np
 from .. import _kernels_hard_swish
 from ..fixedpoint import (hard_swish_params, multiply_by_quantized_multiplier, quantize_multiplier,
                           wrap_to_int32)
-from . import OpContext, register, round_half_away
+from . import OpContext, per_tensor_quantization, register, round_half_away
 from .quantize import float_to_int32_like_x86
 
 # --- libm's expf ------------------------------------------------------------------------------
@@ -121,17 +121,6 @@ def _same_shape_io(ctx: OpContext, dtypes: tuple):
     return x_t, y_t
 
 
-def _scale_and_zero_point(ctx: OpContext, t, role: str) -> tuple[float, int]:
-    if t.quantization is None:
-        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
-    if t.quantization.per_channel:
-        raise ctx.unsupported(f"per-channel quantization of the {role} tensor")
-    scale, zp = t.quantization.scalar()
-    if not scale > 0:
-        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' has scale {scale}; it must be > 0")
-    return scale, zp
-
-
 # --- RELU, RELU6, RELU_N1_TO_1 ----------------------------------------------------------------
 
 RELU_BOUNDS = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -165,8 +154,8 @@ def _prepare_relu(ctx: OpContext):
     x_t, y_t = _same_shape_io(ctx, RELU_DTYPES[kind])
     if x_t.dtype == np.float32:
         return None
-    s_in, zp_in = _scale_and_zero_point(ctx, x_t, "input")
-    s_out, zp_out = _scale_and_zero_point(ctx, y_t, "output")
+    s_in, zp_in = per_tensor_quantization(ctx, x_t, "input")
+    s_out, zp_out = per_tensor_quantization(ctx, y_t, "output")
     if x_t.dtype == np.int16 and (zp_in != 0 or zp_out != 0):
         raise ctx.fail("int16 needs zero points 0 (LiteRT rejects others)")
     rounding = ctx.profile.rounding(kind)
@@ -247,8 +236,8 @@ def _prepare_logistic(ctx: OpContext):
     x_t, y_t = _same_shape_io(ctx, (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)))
     if x_t.dtype == np.float32:
         return None
-    s_in, zp_in = _scale_and_zero_point(ctx, x_t, "input")
-    s_out, zp_out = _scale_and_zero_point(ctx, y_t, "output")
+    s_in, zp_in = per_tensor_quantization(ctx, x_t, "input")
+    s_out, zp_out = per_tensor_quantization(ctx, y_t, "output")
     if float(np.float32(s_out)) != 1.0 / 256:
         raise ctx.fail(f"quantized LOGISTIC needs output scale 1/256 exactly, got {s_out!r} "
                        f"(LiteRT rejects others)")
@@ -272,8 +261,8 @@ def _prepare_hard_swish(ctx: OpContext):
     x_t, y_t = _same_shape_io(ctx, (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)))
     if x_t.dtype == np.float32:
         return None
-    s_in, zp_in = _scale_and_zero_point(ctx, x_t, "input")
-    s_out, zp_out = _scale_and_zero_point(ctx, y_t, "output")
+    s_in, zp_in = per_tensor_quantization(ctx, x_t, "input")
+    s_out, zp_out = per_tensor_quantization(ctx, y_t, "output")
     try:
         params = hard_swish_params(s_in, zp_in, s_out, zp_out)
     except ValueError as e:  # LiteRT's Prepare refuses a positive output exponent too

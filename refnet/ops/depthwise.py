@@ -15,7 +15,7 @@ import numpy as np
 from .. import _kernels_depthwise
 from ..requantize import QuantizedOutput, requantize_to
 from . import OpContext, register
-from .weighted import contiguous, prepare_fast_conv, prepare_weighted, run_fast_conv
+from .weighted import prepare_fast_conv, prepare_weighted, run_fast_conv, weighted_inputs
 from .window import compute_window
 
 
@@ -75,8 +75,7 @@ def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
         out = run_fast_conv(ctx, plan, inputs[0], depthwise=True)
         if out is not None:
             return [out]
-    x, w = contiguous(inputs[0]), contiguous(inputs[1])
-    bias = contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
+    x, w, bias = weighted_inputs(inputs)
     if plan.mode == "float":
         out = np.empty(plan.out_shape, np.float32)
         _kernels_depthwise.depthwise_float(x, w, bias, plan.depth_multiplier, *plan.stride,

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _kernels_fast, requantize
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..forms import Form, max_shift
-from . import OpContext, float_activation_range, quantized_activation_range, register
+from . import OpContext, float_activation_range, per_tensor_quantization, quantized_activation_range, register
 
 # LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
 MAX_BROADCAST_RANK = 6
@@ -100,17 +100,6 @@ def _broadcast_shape(ctx: OpContext, a_t, b_t) -> tuple:
     return tuple(shape)
 
 
-def _scale_and_zero_point(ctx: OpContext, t, role: str) -> tuple[float, int]:
-    if t.quantization is None:
-        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
-    if t.quantization.per_channel:
-        raise ctx.unsupported(f"per-channel quantization of the {role} tensor")
-    scale, zp = t.quantization.scalar()
-    if not scale > 0:
-        raise ctx.fail(f"{role} tensor {t.index} '{t.name}' has scale {scale}; it must be > 0")
-    return scale, zp
-
-
 def _prepare(ctx: OpContext) -> ElementwisePlan:
     kind = ctx.op.kind
     if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
@@ -133,9 +122,9 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
     if dtype not in (np.int8, np.uint8):
         raise ctx.unsupported(f"{kind} on {dtype.name}")
 
-    s1, zp1 = _scale_and_zero_point(ctx, a_t, "input1")
-    s2, zp2 = _scale_and_zero_point(ctx, b_t, "input2")
-    so, zpo = _scale_and_zero_point(ctx, y_t, "output")
+    s1, zp1 = per_tensor_quantization(ctx, a_t, "input1")
+    s2, zp2 = per_tensor_quantization(ctx, b_t, "input2")
+    so, zpo = per_tensor_quantization(ctx, y_t, "output")
     rounding = ctx.profile.rounding(kind, y_t.dtype)
     if rounding == Form.ADD_XNNPACK and kind == "ADD":  # XNNPACK's vadd
         plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),

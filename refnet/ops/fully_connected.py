@@ -16,7 +16,7 @@ import numpy as np
 from .. import _kernels_fast, _kernels_pointwise
 from ..requantize import QuantizedOutput, requantize_to
 from . import OpContext, register
-from .weighted import constant_data, contiguous, prepare_weighted, threads_of
+from .weighted import constant_data, prepare_weighted, threads_of, weighted_inputs
 
 
 @dataclass
@@ -78,9 +78,8 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
 @register("FULLY_CONNECTED", prepare=_prepare_fully_connected)
 def fully_connected(ctx: OpContext, inputs: list) -> list:
     plan: FullyConnectedPlan = ctx.params
-    x = contiguous(inputs[0]).reshape(plan.batches, plan.depth)
-    w = contiguous(inputs[1])
-    bias = contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
+    x, w, bias = weighted_inputs(inputs)
+    x = x.reshape(plan.batches, plan.depth)
     fast = plan.fast_weights is not None
     geometry = (1, 1, 1, 1, 1, 1, 0, 0)
     if plan.mode == "float":

@@ -64,6 +64,12 @@ def contiguous(a):
     return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+def weighted_inputs(inputs: list) -> tuple:
+    """(input, filter, flat bias or None), each C-contiguous, for the plain kernels."""
+    bias = contiguous(inputs[2].reshape(-1)) if len(inputs) > 2 and inputs[2] is not None else None
+    return contiguous(inputs[0]), contiguous(inputs[1]), bias
+
+
 def threads_of(ctx: OpContext) -> int:
     """The interpreter's num_threads (set on the context at allocate_tensors), default 1."""
     return max(1, ctx.num_threads)
