@@ -1,4 +1,4 @@
-/* Generated from refnet/forms.py (python -m refnet.forms > kernels/forms.h): do not edit. */
+/* Generated from refnet/forms.py (python refnet/forms.py > kernels/forms.h): do not edit. */
 #ifndef REFNET_FORMS_H
 #define REFNET_FORMS_H
 
@@ -13,6 +13,8 @@ enum rn_form {
     RN_QUANTIZE_RECIPROCAL_RNE = 7,  /* float32 multiply by 1/scale, round half to even */
     RN_QUANTIZE_VCVT = 8,  /* XNNPACK vcvt: 8.8 fixed-point multiplier, ties up */
     RN_ADD_XNNPACK = 9,  /* XNNPACK vadd: 21-bit multipliers from float32 scale ratios, one shift, ties up */
+    RN_MEAN_OPTIMIZED_4D_SCALAR = 10,  /* optimized 4-D MEAN as MEAN_OPTIMIZED_4D, every channel ties away */
+    RN_QUANTIZE_FLOAT64 = 11,  /* double(x) / double(scale), round half away from zero, + zero point */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -16,7 +16,6 @@ import numpy as np
 from . import Interpreter, RefnetError, __version__
 from .cli_format import print_table
 from .images import image_input
-from .profile import PROFILES
 
 DEFAULT_MODEL_NAME = "default_model.tflite"
 
@@ -175,26 +174,30 @@ def cmd_verify(args) -> int:
         args.model, args.source = args.source, None
         return cmd_verify(args)
     interp.graph.source = str(model)
-    if not litert_available():
-        print(f"refnet verify needs LiteRT to compare with: {INSTALL_HINT}", file=sys.stderr)
-        return 2
-    inputs, names = _verify_inputs(args, interp)
-    paths = list(LITERT_RESOLVERS) if args.against == "all" else [args.against]
     from tqdm import tqdm
 
-    litert_outputs = {}
-    with tqdm(total=len(paths) * len(inputs), desc="LiteRT", unit="run", disable=args.quiet) as bar:
-        for path in paths:
-            outs = []
-            for x in inputs:
-                try:
-                    outs.append(run_litert(content, x, path=path, isolated=True))
-                except LiteRTCrashed as e:
-                    bar.close()
-                    print(f"LiteRT's {path} path crashed on this model: {e}", file=sys.stderr)
-                    return 2
-                bar.update(1)
-            litert_outputs[path] = outs
+    if args.against_dump:
+        inputs, names, paths, litert_outputs, profile = _dump_as_litert(args, content)
+        args.profile = args.profile or profile
+    else:
+        if not litert_available():
+            print(f"refnet verify needs LiteRT to compare with: {INSTALL_HINT}", file=sys.stderr)
+            return 2
+        inputs, names = _verify_inputs(args, interp)
+        paths = list(LITERT_RESOLVERS) if args.against == "all" else [args.against]
+        litert_outputs = {}
+        with tqdm(total=len(paths) * len(inputs), desc="LiteRT", unit="run", disable=args.quiet) as bar:
+            for path in paths:
+                outs = []
+                for x in inputs:
+                    try:
+                        outs.append(run_litert(content, x, path=path, isolated=True))
+                    except LiteRTCrashed as e:
+                        bar.close()
+                        print(f"LiteRT's {path} path crashed on this model: {e}", file=sys.stderr)
+                        return 2
+                    bar.update(1)
+                litert_outputs[path] = outs
     reports = []
     modes = [False, True] if args.isolated else [False]
     with tqdm(total=len(paths) * len(inputs) * len(modes), desc="refnet", unit="run",
@@ -217,6 +220,73 @@ def cmd_verify(args) -> int:
     ok = all(r.equal for r in reports)
     print("\nverdict: " + ("every compared tensor is bit-exact" if ok else "DIFFERENCES FOUND"))
     return 0 if ok else 1
+
+
+def _dump_as_litert(args, content: bytes):
+    """(inputs, names, [path], {path: [tensors]}, profile id) from a dump made by `refnet dump`."""
+    import hashlib
+
+    from .dump import load_inputs
+    from .verify import every_tensor_an_output
+
+    if not args.input:
+        raise RefnetError("--against-dump needs --input X.npy: the input the dump was made with")
+    try:
+        data = np.load(args.against_dump, allow_pickle=False)
+        build, path = str(data["__build__"]), str(data["__path__"])
+        sha = str(data["__model_sha256__"])
+    except (OSError, ValueError, KeyError) as e:
+        raise RefnetError(f"{args.against_dump}: not a dump made by `refnet dump` ({e})") from None
+    known = {hashlib.sha256(content).hexdigest(), hashlib.sha256(every_tensor_an_output(content)).hexdigest()}
+    if sha not in known:
+        raise RefnetError(f"{args.against_dump} was made from another model than {args.model}")
+    tensors = {int(k[7:]): data[k] for k in data.files if k.startswith("tensor_")}
+    try:
+        inputs = [load_inputs(args.input)]
+    except Exception as e:
+        raise RefnetError(str(e)) from None
+    print(f"dump: {args.against_dump} from {build} ({path}); refnet profile: {args.profile or f'{path}@{build}'}")
+    return inputs, [str(args.input)], [path], {path: [tensors]}, f"{path}@{build}"
+
+
+def cmd_dump(args) -> int:
+    import subprocess
+
+    from .verify import every_tensor_an_output
+
+    model = Path(args.model)
+    if not model.exists():
+        raise RefnetError(f"{model}: no such model file")
+    prepared = every_tensor_an_output(model.read_bytes())
+    if args.prepare_only:
+        Path(args.out).write_bytes(prepared)
+        print(f"{args.out}: {model} with every tensor an output; on the device: python dump.py "
+              f"{Path(args.out).name} --input x.npy --out tensors.npz (dump.py: {Path(__file__).parent / 'dump.py'})")
+        return 0
+    if not args.input:
+        raise RefnetError("refnet dump needs --input X.npy (or --prepare-only)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared_path = Path(tmp) / model.name
+        prepared_path.write_bytes(prepared)
+        cmd = [args.python or sys.executable, str(Path(__file__).parent / "dump.py"), str(prepared_path),
+               "--input", args.input, "--out", args.out, "--path", args.path]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "the dump failed"
+        raise RefnetError(last.replace("refnet dump: error: ", "").replace(str(prepared_path), str(model)))
+    print(proc.stdout.strip().replace(str(prepared_path), str(model)))
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    from .profile import PATHS, PROFILES, resolve_id
+
+    rows = [[p.name, p.description, p.measured or "(candidate: not measured yet)"] for p in PROFILES.values()]
+    print_table(["profile id", "what", "measured on"], rows)
+    print("\nshort names here: " + ", ".join(f"{p} = {resolve_id(p)}" for p in PATHS))
+    return 0
 
 
 def cmd_explain(args) -> int:
@@ -278,10 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--isolated", action="store_true",
                      help="also run each op on LiteRT's own inputs, charging divergences to the op "
                           "that made them, and name the arithmetic that reproduces LiteRT")
-    ver.add_argument("--profile", choices=["reference", "optimized", "xnnpack"],
-                     help="refnet's arithmetic (default: the profile matching each LiteRT path, "
-                          "so every tensor should be equal); 'reference' shows where each LiteRT "
-                          "path departs from the reference arithmetic, and with --isolated why")
+    ver.add_argument("--profile", metavar="ID",
+                     help="refnet's arithmetic: reference, optimized, xnnpack or an id such as "
+                          "optimized@ai-edge-litert-2.3.0/aarch64 (refnet profiles lists them; default: "
+                          "the profile matching each LiteRT path); 'reference' shows where each path "
+                          "departs from the reference arithmetic, and with --isolated why")
+    ver.add_argument("--against-dump", metavar="NPZ",
+                     help="compare with tensors `refnet dump` saved on a device instead of a local LiteRT "
+                          "(needs --input; the profile defaults to the dump's PATH@BUILD)")
+    ver.add_argument("--input", metavar="NPY", help="the exact input tensor (.npy), as given to refnet dump")
     ver.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     ver.add_argument("--html", metavar="OUT", help="write a self-contained HTML report with a plot")
     ver.add_argument("--source", metavar="MODEL",
@@ -302,9 +377,31 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--op", type=int, required=True, help="op index (as `refnet verify` lists them)")
     exp.add_argument("--at", required=True, help="output coordinates y,x,c (or b,y,x,c; b,c for FC)")
     exp.add_argument("--image", help="image input (default: the synthetic test pattern)")
-    exp.add_argument("--profile", default="reference", choices=sorted(PROFILES),
-                     help="arithmetic profile: reference, optimized or xnnpack (default reference)")
+    exp.add_argument("--profile", default="reference", metavar="ID",
+                     help="arithmetic profile: reference, optimized, xnnpack or an id from `refnet "
+                          "profiles` (default reference)")
     exp.set_defaults(func=cmd_explain)
+
+    dmp = sub.add_parser(
+        "dump", help="save every tensor a LiteRT build computes (run it on the device)",
+        description="Rewrite MODEL so that every tensor is an output (no runtime may reuse its buffer), "
+                    "run it once under a LiteRT path and save every tensor to an .npz for `refnet verify "
+                    "--against-dump`. --python runs another Python's LiteRT (a venv, an emulated aarch64 "
+                    "Python); --prepare-only writes the rewritten model for a device, where refnet/dump.py "
+                    "runs alone (NumPy and a LiteRT package only).")
+    dmp.add_argument("model", help=".tflite model")
+    dmp.add_argument("--input", metavar="NPY", help="the input tensor (.npy, exact dtype and shape)")
+    dmp.add_argument("--out", required=True, help="the .npz to write (with --prepare-only: the .tflite)")
+    dmp.add_argument("--path", default="reference", choices=["reference", "optimized", "xnnpack"],
+                     help="LiteRT path (default reference)")
+    dmp.add_argument("--python", help="the Python whose LiteRT runs the model (default this one)")
+    dmp.add_argument("--prepare-only", action="store_true", help="only write the rewritten model")
+    dmp.set_defaults(func=cmd_dump)
+
+    prf = sub.add_parser("profiles", help="list the measured arithmetic profiles (runtime builds x paths)",
+                         description="Every profile id (PATH@DIST-VERSION/ARCH), what it is and which "
+                                     "build and corpus measured it.")
+    prf.set_defaults(func=cmd_profiles)
     return p
 
 

@@ -241,11 +241,11 @@ def _explain_mean(ctx, op, x, out, coords, lines):
     s_x, zp_x = ctx.input_tensor(0).quantization.scalar()
     s_y, zp_y = ctx.output_tensor().quantization.scalar()
     four_d = plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]
-    if form == Form.MEAN_OPTIMIZED_4D and four_d:
+    if form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR) and four_d:
         lines.append(_form_line(form))
         params = requantize.mean_optimized_4d_params(count, s_x, zp_x, s_y, zp_y)
         channels = x.shape[-1]
-        vector = coords[-1] < (channels // 16) * 16
+        vector = form == Form.MEAN_OPTIMIZED_4D and coords[-1] < (channels // 16) * 16
         lines.append(f"  multiplier {params[0]}, shift {params[1]}, bias {params[2]}; channel {coords[-1]} of "
                      f"{channels} is in {'a whole 16-channel block (ties up)' if vector else 'the tail (ties away)'}")
         return requantize.mean_optimized_4d_from_sums(np.asarray([raw_sum]), np.asarray([vector]), params,

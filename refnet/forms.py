@@ -1,7 +1,7 @@
 """The arithmetic forms: every way a measured runtime turns exact integers into its output.
 
 This enumeration is the one source of the form numbers. The Cython and C kernels take them from
-kernels/forms.h, which is generated from this file (`python -m refnet.forms > kernels/forms.h`;
+kernels/forms.h, which is generated from this file (`python refnet/forms.py > kernels/forms.h`;
 tests/test_forms.py fails when the two disagree). A Profile names one form per op kind; each form
 has one definition per language:
 
@@ -53,6 +53,11 @@ class Form(enum.IntEnum):
     QUANTIZE_VCVT = (8, "XNNPACK vcvt: 8.8 fixed-point multiplier, ties up")
     # XNNPACK ADD (vadd): 21-bit multipliers from float32 scale ratios, one shift, ties up.
     ADD_XNNPACK = (9, "XNNPACK vadd: 21-bit multipliers from float32 scale ratios, one shift, ties up")
+    # MEAN_OPTIMIZED_4D without the 16-channel vector path: every channel rounds ties away.
+    MEAN_OPTIMIZED_4D_SCALAR = (10, "optimized 4-D MEAN as MEAN_OPTIMIZED_4D, every channel ties away")
+    # QUANTIZE float32 -> q8 in double precision: round half away from zero of double(x) / double(s),
+    # then + zp (tflite-runtime 2.14's optimized kernel; the reference divides in float32).
+    QUANTIZE_FLOAT64 = (11, "double(x) / double(scale), round half away from zero, + zero point")
 
     @property
     def is_fixed_point(self) -> bool:
@@ -73,7 +78,7 @@ def max_shift(form: int) -> int:
 
 def c_header() -> str:
     """kernels/forms.h: the form numbers and the shift bounds for C and Cython."""
-    lines = ["/* Generated from refnet/forms.py (python -m refnet.forms > kernels/forms.h): do not edit. */",
+    lines = ["/* Generated from refnet/forms.py (python refnet/forms.py > kernels/forms.h): do not edit. */",
              "#ifndef REFNET_FORMS_H", "#define REFNET_FORMS_H", "", "enum rn_form {"]
     for form in Form:
         lines.append(f"    RN_{form.name} = {int(form)},  /* {form.description} */")

@@ -15,6 +15,7 @@ CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized ADD and MUL). The forms: 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +31,11 @@ def _dtype_name(dtype) -> str | None:
 
 @dataclass(frozen=True)
 class Profile:
-    name: str
+    name: str  # the id: PATH@DIST-VERSION/ARCH, e.g. optimized@ai-edge-litert-2.3.0/aarch64
     default_rounding: int = Form.ROUNDING_DOUBLE
-    # op kind -> form, or (op kind, input dtype name) -> form; the (kind, dtype) key wins.
+    # op kind -> form, (op kind, input dtype name) -> form, or (op kind, dtype, variant) -> form,
+    # the most specific key winning. A variant names a class of op instances a runtime treats
+    # apart: "single pixel" = a conv whose output has one pixel (a matrix-vector product).
     rounding_by_op: dict = field(default_factory=dict)
     description: str = ""
     # Which NaN a float sum keeps when both operands are NaN (x86 returns its first operand's,
@@ -43,25 +46,46 @@ class Profile:
     # always the first. Measured with distinct NaN payloads (tests/ops/test_nan_payloads.py).
     float_nan_blocks: dict = field(default_factory=dict)
 
+    measured: str = ""  # which build and corpus reproduced this profile's bits
+
+    @property
+    def path(self) -> str:
+        return self.name.split("@")[0]
+
+    @property
+    def build(self) -> str:
+        return self.name.split("@")[1] if "@" in self.name else ""
+
     def nan_block(self, op_kind: str) -> int:
         return int(self.float_nan_blocks.get(op_kind, 0))
 
-    def rounding(self, op_kind: str, dtype=None) -> Form:
-        """The arithmetic form for `op_kind` (and, when given, the dtype of its input)."""
+    def rounding(self, op_kind: str, dtype=None, variant: str | None = None) -> Form:
+        """The arithmetic form for `op_kind` (and, when given, the dtype of its input and the
+        op's variant)."""
         d = _dtype_name(dtype)
+        if d is not None and variant is not None and (op_kind, d, variant) in self.rounding_by_op:
+            return Form(self.rounding_by_op[(op_kind, d, variant)])
         if d is not None and (op_kind, d) in self.rounding_by_op:
             return Form(self.rounding_by_op[(op_kind, d)])
         return Form(self.rounding_by_op.get(op_kind, self.default_rounding))
 
 
+X86_2_3 = "ai-edge-litert-2.3.0/x86_64"
+ARM_2_3 = "ai-edge-litert-2.3.0/aarch64"
+# What the measurements ran on (tools/measure_profiles.py, tools/measure_builds.py).
+CORAL = "the 3 Coral uint8 models (../shared/models) on cat.bmp and grace_hopper.bmp"
+FACTORY = "tools.model_factory int8 V2, V3-Large, V3-Small, EdgeTPU-style (96)"
+
 # LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
-REFERENCE = Profile("reference", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
+REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
                     # LiteRT 2.3.0 x86-64: channel loops unrolled by 4, ADD vectorized by 16
-                    float_nan_blocks={"CONV_2D": 4, "FULLY_CONNECTED": 4, "ADD": 16})
+                    float_nan_blocks={"CONV_2D": 4, "FULLY_CONNECTED": 4, "ADD": 16},
+                    description="LiteRT reference kernels (BUILTIN_REF)",
+                    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; single-op sweeps (tests/ops)")
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
-    "optimized",
+    f"optimized@{X86_2_3}",
     rounding_by_op={
         "CONV_2D": Form.ROUNDING_DOUBLE_TIES_UP,  # int8 (1x1 and 3x3) and uint8 (1x1; 3x3 can't tell)
         ("DEPTHWISE_CONV_2D", "int8"): Form.ROUNDING_DOUBLE_TIES_UP,
@@ -70,11 +94,12 @@ OPTIMIZED = Profile(
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,  # keep_dims 4-D over H, W; other MEANs: reference
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,  # x / s with rint matched too
     },
-    description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES), x86-64")
+    description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
+    measured=f"{X86_2_3}: {CORAL}; {FACTORY}")
 
 # LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 AVX2 (measured).
 XNNPACK = Profile(
-    "xnnpack",
+    f"xnnpack@{X86_2_3}",
     rounding_by_op={
         "CONV_2D": Form.ROUNDING_FP32,  # int8: half-away, single and float64 matched too
         "DEPTHWISE_CONV_2D": Form.ROUNDING_FP32,
@@ -86,16 +111,122 @@ XNNPACK = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
     },
-    description="LiteRT with its default XNNPACK delegate (BUILTIN), x86-64 AVX2")
+    description="LiteRT with its default XNNPACK delegate (BUILTIN), AVX2",
+    measured=f"{X86_2_3}: {CORAL}; {FACTORY}")
 
-PROFILES = {"reference": REFERENCE, "optimized": OPTIMIZED, "xnnpack": XNNPACK}
+# ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
+# reference kernels equal x86-64's; float32 differs (the build contracts multiply-add into FMA), which
+# no refnet form models yet, and the NaN rules of x86 do not apply.
+REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
+                        description="LiteRT reference kernels (BUILTIN_REF); quantized ops only",
+                        measured=f"{ARM_2_3}: {CORAL}; {FACTORY}")
+OPTIMIZED_ARM = dataclasses.replace(
+    OPTIMIZED, name=f"optimized@{ARM_2_3}",
+    rounding_by_op={**OPTIMIZED.rounding_by_op,
+                    "CONV_2D": Form.ROUNDING_SINGLE,  # NEON: one exact product, one rounding shift
+                    # a one-pixel output (the logits conv) takes the matrix-vector path
+                    ("CONV_2D", "uint8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
+                    ("CONV_2D", "int8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP},
+    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}")
+XNNPACK_ARM = dataclasses.replace(
+    XNNPACK, name=f"xnnpack@{ARM_2_3}",
+    rounding_by_op={**XNNPACK.rounding_by_op,
+                    # NEON rndnu: an exact scale, one rounding (DeepLab's depthwise agrees)
+                    ("CONV_2D", "uint8"): Form.ROUNDING_FLOAT64,
+                    ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_FLOAT64},
+    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; not reproduced yet: int8 SOFTMAX (V2 int8 96: 2 of 1001 "
+             f"elements differ by 1), one MEAN of the V3-Large at 128")
+
+# tflite-runtime 2.14.0 (the last tflite-runtime; Coral's Python stack), measured from dumps of the
+# model rewritten so that every tensor is an output (it reuses ADD/MUL/RESHAPE input buffers).
+TFL_2_14_X86 = "tflite-runtime-2.14.0/x86_64"
+TFL_2_14_ARM = "tflite-runtime-2.14.0/aarch64"
+# Its reference FullyConnected still requantizes in fixed point (the double precision came later).
+REFERENCE_2_14_X86 = dataclasses.replace(REFERENCE, name=f"reference@{TFL_2_14_X86}", rounding_by_op={},
+                                         measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
+OPTIMIZED_2_14_X86 = Profile(
+    f"optimized@{TFL_2_14_X86}",
+    rounding_by_op={
+        ("CONV_2D", "int8"): Form.ROUNDING_DOUBLE_TIES_UP,
+        ("CONV_2D", "uint8"): Form.ROUNDING_DOUBLE,  # unlike 2.3.0: the reference rounding
+        "DEPTHWISE_CONV_2D": Form.ROUNDING_DOUBLE,
+        "FULLY_CONNECTED": Form.ROUNDING_DOUBLE_TIES_UP,
+        ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D_SCALAR,
+        # 0 of 12288 elements differ on a random single-op sweep with 2000 exact float32 ties
+        ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
+    },
+    description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
+    measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
+# Its AUTO op resolver applies no XNNPACK delegate to quantized models: the optimized kernels run.
+XNNPACK_2_14_X86 = dataclasses.replace(OPTIMIZED_2_14_X86, name=f"xnnpack@{TFL_2_14_X86}",
+                                       description="tflite-runtime BUILTIN: no XNNPACK on quantized "
+                                                   "models, so its optimized kernels")
+# The aarch64 build: double rounding in CONV_2D (neither x86-64's ties-up int8 conv nor the single
+# rounding of ai-edge-litert 2.3.0's aarch64 conv), ties up in int8 depthwise, NEON's vector MEAN
+# and QUANTIZE.
+REFERENCE_2_14_ARM = dataclasses.replace(REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op={},
+                                         measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}")
+OPTIMIZED_2_14_ARM = Profile(
+    f"optimized@{TFL_2_14_ARM}",
+    rounding_by_op={
+        "CONV_2D": Form.ROUNDING_DOUBLE,
+        ("DEPTHWISE_CONV_2D", "int8"): Form.ROUNDING_DOUBLE_TIES_UP,
+        ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_DOUBLE,
+        "FULLY_CONNECTED": Form.ROUNDING_DOUBLE,
+        ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,
+        ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
+    },
+    description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
+    measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}")
+XNNPACK_2_14_ARM = dataclasses.replace(OPTIMIZED_2_14_ARM, name=f"xnnpack@{TFL_2_14_ARM}",
+                                       description=XNNPACK_2_14_X86.description)
+CANDIDATES_2_14 = [REFERENCE_2_14_X86, OPTIMIZED_2_14_X86, XNNPACK_2_14_X86,
+                   REFERENCE_2_14_ARM, OPTIMIZED_2_14_ARM, XNNPACK_2_14_ARM]
+
+PATHS = ("reference", "optimized", "xnnpack")
+PROFILES = {p.name: p for p in (REFERENCE, OPTIMIZED, XNNPACK, REFERENCE_ARM, OPTIMIZED_ARM, XNNPACK_ARM,
+                                *CANDIDATES_2_14)}
+
+
+def machine() -> str:
+    """This machine's architecture as the ids name it (x86_64, aarch64)."""
+    import platform
+
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def installed_build() -> str | None:
+    """DIST-VERSION/ARCH of the LiteRT package installed beside refnet (not imported), or None."""
+    from importlib import metadata
+
+    for dist in ("ai-edge-litert", "tflite-runtime"):
+        try:
+            return f"{dist}-{metadata.version(dist)}/{machine()}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def resolve_id(name: str) -> str:
+    """A short path name -> the id it means here: the installed LiteRT build when the table has
+    it, else ai-edge-litert 2.3.0 on this machine's architecture (x86-64 when not measured)."""
+    if name not in PATHS:
+        return name
+    for build in (installed_build(), f"ai-edge-litert-2.3.0/{machine()}", X86_2_3):
+        if build and f"{name}@{build}" in PROFILES:
+            return f"{name}@{build}"
+    return f"{name}@{X86_2_3}"
+
 
 def get_profile(name_or_profile) -> Profile:
+    """A Profile by id (PATH@DIST-VERSION/ARCH) or short path name (reference, optimized, xnnpack)."""
     if isinstance(name_or_profile, Profile):
         return name_or_profile
     from .errors import InputError
 
     try:
-        return PROFILES[name_or_profile]
+        return PROFILES[resolve_id(str(name_or_profile))]
     except KeyError:
-        raise InputError(f"unknown profile {name_or_profile!r}; known: {sorted(PROFILES)}") from None
+        known = ", ".join(list(PATHS) + sorted(PROFILES))
+        raise InputError(f"unknown profile {name_or_profile!r}; known: {known}") from None

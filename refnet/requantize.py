@@ -26,7 +26,8 @@ f32 = np.float32
 
 __all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
            "requantize_float64", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
-           "mean_fp32", "quantize_reciprocal_rne", "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
+           "mean_fp32", "mean_optimized_4d_scalar", "quantize_reciprocal_rne", "quantize_float64",
+           "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -90,8 +91,9 @@ def quantized_output_params(ctx, input_t, filter_t, output_t, channels: int, cha
         real = effective
     mult, shift = output_multipliers(ctx, real)
     qmin, qmax = quantized_activation_range(ctx, output_t)
-    return QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin, qmax,
-                           ctx.profile.rounding(ctx.op.kind, input_t.dtype),
+    single_pixel = int(np.prod(output_t.shape[:-1], dtype=np.int64)) == 1 if output_t.shape else False
+    form = ctx.profile.rounding(ctx.op.kind, input_t.dtype, "single pixel" if single_pixel else None)
+    return QuantizedOutput(np.array(mult, np.int32), np.array(shift, np.int32), y_zp, qmin, qmax, form,
                            scales=(f32(x_scale), np.asarray(scales, f32), f32(y_scale)),
                            effective_scale=effective)
 
@@ -209,6 +211,15 @@ def mean_optimized_4d_from_sums(total: np.ndarray, in_vector_block: np.ndarray, 
     return np.clip(out + bias, info.min, info.max).astype(dtype)
 
 
+def mean_optimized_4d_scalar(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int) -> np.ndarray:
+    """Form.MEAN_OPTIMIZED_4D_SCALAR: the optimized 4-D MEAN with every channel on the scalar
+    path (ties away from zero), as tflite-runtime 2.14's x86 build computes it."""
+    n, h, w, c = x.shape
+    total = x.astype(np.int64).sum(axis=(1, 2))
+    params = mean_optimized_4d_params(h * w, x_scale, x_zp, y_scale, y_zp)
+    return mean_optimized_4d_from_sums(total, np.zeros(c, bool), params, x.dtype).reshape(n, 1, 1, c)
+
+
 def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,
               dtype) -> np.ndarray:
     """XNNPACK MEAN from the raw int32 sums: clamp(rint(float32(sum) * s + zp'))."""
@@ -232,6 +243,18 @@ def quantize_reciprocal_rne(x: np.ndarray, scale, zero_point, dtype) -> np.ndarr
         v = np.clip(v, f32(-(2.0**31)), f32(2.0**31 - 128)).astype(np.int64)
     info = np.iinfo(dtype)
     return np.clip(v + np.asarray(zero_point, np.int64), info.min, info.max).astype(dtype)
+
+
+def quantize_float64(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
+    """Form.QUANTIZE_FLOAT64: clamp(round_half_away(double(x) / double(scale)) + zp); outside the
+    int32 range (and NaN) the conversion gives INT32_MIN, as x86's cvttsd2si, before the zero point's
+    int32 (wrapping) addition."""
+    with np.errstate(all="ignore"):
+        v = fixedpoint.round_half_away(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
+        v = np.where(np.isnan(v) | (v >= 2.0**31) | (v < -(2.0**31)), -(2.0**31), v).astype(np.int64)
+    total = fixedpoint.wrap_to_int32(v + np.asarray(zero_point, np.int64)).astype(np.int64)
+    info = np.iinfo(dtype)
+    return np.clip(total, info.min, info.max).astype(dtype)
 
 
 def quantize_vcvt(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int, dtype) -> np.ndarray:

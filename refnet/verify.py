@@ -108,6 +108,25 @@ def _scale(graph: Graph, t: int) -> float:
     return float(q.scale[0]) if q is not None else 0.0
 
 
+def every_tensor_an_output(content: bytes) -> bytes:
+    """The model rewritten so that every activation tensor is a graph output (tensor indexes kept).
+
+    A runtime may reuse an intermediate's buffer for a later op's output (tflite-runtime 2.14 does
+    for ADD, MUL and RESHAPE even with experimental_preserve_all_tensors); outputs it must keep.
+    On ai-edge-litert 2.3.0 x86-64 the rewritten model gives the same bits on every tensor, all
+    three paths (the Coral V2 on cat.bmp)."""
+    import dataclasses as dc
+
+    from .litert import compared_tensor_indexes
+    from .tflite_reader import read_tflite
+    from .tflite_writer import write_tflite
+
+    graph = read_tflite(model_content=content)
+    inputs = set(graph.inputs)
+    outputs = tuple(t for t in compared_tensor_indexes(graph) if t not in inputs)
+    return write_tflite(dc.replace(graph, outputs=outputs))
+
+
 def run_all_tensors(interp: Interpreter, inputs: list) -> dict[int, np.ndarray]:
     for detail, value in zip(interp.get_input_details(), inputs):
         interp.set_tensor(detail["index"], value)

@@ -22,7 +22,7 @@ ISAS = list(range(kf.isa_supported() + 1))
 
 def test_generated_header_matches_the_enumeration():
     header = (ROOT / "kernels" / "forms.h").read_text()
-    assert header == c_header(), "kernels/forms.h is stale: python -m refnet.forms > kernels/forms.h"
+    assert header == c_header(), "kernels/forms.h is stale: python refnet/forms.py > kernels/forms.h"
 
 
 def test_forms_are_numbered_once_and_described():

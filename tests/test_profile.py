@@ -13,7 +13,8 @@ from refnet import fixedpoint, requantize
 from refnet.images import image_input
 from refnet.litert import run_litert
 from refnet.forms import Form
-from refnet.profile import OPTIMIZED, PROFILES, REFERENCE, XNNPACK, Profile, get_profile
+from refnet.profile import (OPTIMIZED, PROFILES, REFERENCE, XNNPACK, Profile, get_profile, installed_build,
+                            machine, resolve_id)
 from refnet.verify import run_op_isolated
 from support import assert_bit_exact
 from refnet.bits import same_bits
@@ -34,11 +35,31 @@ def test_reference_profile_is_unchanged():
     assert REFERENCE.rounding("FULLY_CONNECTED", np.uint8) == Form.ROUNDING_FLOAT64
 
 
-def test_profiles_are_registered_by_name():
-    assert set(PROFILES) == {"reference", "optimized", "xnnpack"}
-    assert get_profile("optimized") is OPTIMIZED and get_profile("xnnpack") is XNNPACK
-    with pytest.raises(refnet.RefnetError):
-        get_profile("gpu")
+def test_profiles_are_registered_by_id():
+    for profile_id, profile in PROFILES.items():
+        path, build = profile_id.split("@")
+        dist_version, arch = build.split("/")
+        assert path in ("reference", "optimized", "xnnpack") and arch in ("x86_64", "aarch64"), profile_id
+        assert profile.name == profile_id and profile.path == path and profile.build == build
+        assert profile.measured.startswith(build), (profile_id, profile.measured)
+        assert get_profile(profile_id) is profile
+    with pytest.raises(refnet.RefnetError, match="optimized@ai-edge-litert-2.3.0/aarch64"):
+        get_profile("gpu")  # the error lists the known ids
+
+
+def test_short_names_mean_the_installed_build():
+    # ai-edge-litert 2.3.0 is what the test extras install beside refnet (x86-64 here)
+    assert installed_build() == f"ai-edge-litert-2.3.0/{machine()}"
+    assert get_profile("optimized") is PROFILES[f"optimized@ai-edge-litert-2.3.0/{machine()}"]
+    assert resolve_id("xnnpack") == f"xnnpack@ai-edge-litert-2.3.0/{machine()}"
+    assert resolve_id("optimized@tflite-runtime-2.14.0/aarch64") == "optimized@tflite-runtime-2.14.0/aarch64"
+
+
+def test_variant_keys_win_over_dtype_keys():
+    arm = get_profile("optimized@ai-edge-litert-2.3.0/aarch64")
+    assert arm.rounding("CONV_2D", np.uint8) == Form.ROUNDING_SINGLE
+    assert arm.rounding("CONV_2D", np.uint8, "single pixel") == Form.ROUNDING_DOUBLE_TIES_UP
+    assert OPTIMIZED.rounding("CONV_2D", np.uint8, "single pixel") == Form.ROUNDING_DOUBLE_TIES_UP
 
 
 def test_dtype_keys_win_over_kind_keys():
@@ -66,6 +87,16 @@ def test_measured_entries():
     assert XNNPACK.rounding("QUANTIZE", np.uint8) == Form.QUANTIZE_VCVT
     assert XNNPACK.rounding("ADD", np.uint8) == Form.ADD_XNNPACK
     assert XNNPACK.rounding("SOFTMAX", np.uint8) == Form.ROUNDING_DOUBLE
+
+
+def test_forms_measured_on_tflite_runtime_2_14():
+    # MEAN: every channel on the scalar path (ties away), where MEAN_OPTIMIZED_4D rounds the
+    # 16-channel blocks' ties up
+    x = np.full((1, 1, 2, 17), -3, np.int8)  # sum -6 of 2 values, scale 1 -> 2: -6 / 4 = -1.5
+    scalar = requantize.mean_optimized_4d_scalar(x, np.float32(1.0), 0, np.float32(2.0), 0)
+    blocks = requantize.mean_optimized_4d(x, np.float32(1.0), 0, np.float32(2.0), 0)
+    assert scalar.ravel().tolist() == [-2] * 17
+    assert blocks.ravel().tolist() == [-1] * 16 + [-2]
 
 
 # --- the forms ------------------------------------------------------------------------------

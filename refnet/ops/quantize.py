@@ -129,6 +129,8 @@ def quantize(ctx: OpContext, inputs: list) -> list:
     info = np.iinfo(dtype)
     if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_RECIPROCAL_RNE:
         return [requantize.quantize_reciprocal_rne(x, plan.scale, plan.zero_point, dtype)]
+    if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_FLOAT64:
+        return [requantize.quantize_float64(x, plan.scale, plan.zero_point, dtype).reshape(x.shape)]
     if plan.mode == "vcvt":
         s_in, s_out = plan.scale
         return [requantize.quantize_vcvt(x, s_in, plan.input_zero_point, s_out,

@@ -150,10 +150,11 @@ def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], pla
     in_scale, _ = ctx.input_tensor(0).quantization.scalar()
     out_scale, _ = ctx.output_tensor().quantization.scalar()
     zps = (plan.input_zero_point, plan.output_zero_point)
-    if form == Form.MEAN_OPTIMIZED_4D:
+    if form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR):
         if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
             return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
-        return requantize.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1])
+        mean = requantize.mean_optimized_4d if form == Form.MEAN_OPTIMIZED_4D else requantize.mean_optimized_4d_scalar
+        return mean(x, in_scale, zps[0], out_scale, zps[1])
     rows, count = rows_in_input_order(x, axes)
     total = rows.astype(np.int64).sum(axis=-1)
     return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype)
@@ -174,7 +175,7 @@ def mean(ctx: OpContext, inputs: list) -> list:
     form = ctx.profile.rounding(ctx.op.kind, x.dtype)
     if x.dtype == np.float32:
         result = _mean_float(x, axes)
-    elif form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_FP32):
+    elif form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR, Form.MEAN_FP32):
         result = _mean_profile_form(ctx, x, axes, plan, form)  # optimized / XNNPACK arithmetic
     else:
         result = _mean_quantized(ctx, x, axes, plan)

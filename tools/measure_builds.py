@@ -1,0 +1,148 @@
+"""The runtime matrix: every LiteRT build x path x model -> op outputs equal / compared.
+
+Each build runs refnet/dump.py in its own Python (this one, a venv with another LiteRT, or the
+emulated aarch64 Python of ../shared/tools/arm-litert.sh); refnet then compares every op output
+with its profile for that build (PATH@BUILD), whole model and op by op on the build's own inputs
+(isolated), and names the arithmetic forms that reproduce a divergent op.
+
+    python -m tools.measure_builds --build ai-edge-litert-2.3.0/aarch64=/tmp/arm23/python \\
+        --build tflite-runtime-2.14.0/x86_64=/tmp/tfl214/bin/python [--factory] [--quick]
+
+A build given without =PYTHON runs in this interpreter. Results: a Markdown table on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from refnet.errors import InputError  # noqa: E402
+from refnet.images import image_input  # noqa: E402
+from refnet.interpreter import Interpreter  # noqa: E402
+from refnet.profile import PATHS, get_profile  # noqa: E402
+from refnet.verify import every_tensor_an_output, verify_path  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+CORAL = ["mobilenet_v2_1.0_224_quant.tflite", "mobilenet_v1_0.25_128_quant.tflite",
+         "deeplabv3_mnv2_dm05_pascal_quant.tflite"]
+IMAGES = ["cat.bmp", "grace_hopper.bmp"]
+DUMP = REPO / "refnet" / "dump.py"
+
+
+def load_dump(path: Path) -> tuple[dict[int, np.ndarray], str]:
+    d = np.load(path)
+    return {int(k[7:]): d[k] for k in d.files if k.startswith("tensor_")}, str(d["__build__"])
+
+
+def run_dump(python: str, model: Path, x: np.ndarray, path: str, work: Path) -> tuple[dict, str]:
+    """Every tensor of `model` under `path` in `python`'s LiteRT, dumped from the rewrite in which
+    every activation tensor is an output (no buffer reuse: refnet.verify.every_tensor_an_output)."""
+    inp, out, prepared = work / "x.npy", work / f"dump_{path}.npz", work / "model.tflite"
+    np.save(inp, x)
+    prepared.write_bytes(every_tensor_an_output(model.read_bytes()))
+    model = prepared
+    proc = subprocess.run([python, str(DUMP), str(model), "--input", str(inp), "--out", str(out), "--path", path],
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python} dump.py {model.name} ({path}): {proc.stderr.strip().splitlines()[-1:]}")
+    return load_dump(out)
+
+
+def corpus(factory: bool, quick: bool) -> list[tuple[str, Path]]:
+    models = [(m, SHARED / "models" / m) for m in (CORAL[:1] if quick else CORAL)]
+    if factory:
+        from tools import model_factory as mf
+
+        for family in ("v2", "v3_large") if quick else ("v2", "v3_large", "v3_small", "edgetpu"):
+            for kind in ("int8",) if quick else ("int8", "int8_io", "uint8_io"):
+                for res in (96,) if quick else (96, 128):
+                    models.append((f"{family} {kind} {res}", mf.get_model(family, kind, resolution=res)))
+    return models
+
+
+def measure(build: str, python: str, models, images, paths) -> list[str]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model in models:
+            content = model.read_bytes()
+            it = Interpreter(model_content=content)
+            xs = [image_input(SHARED / "images" / im, it.get_input_details()[0]) for im in images]
+            for path in paths:
+                try:
+                    profile = get_profile(f"{path}@{build}")
+                except InputError:
+                    rows.append(f"| {build} | {path} | {name} | no profile yet | |")
+                    continue
+                dumps = [run_dump(python, model, x, path, Path(tmp))[0] for x in xs]
+                cells = []
+                causes = set()
+                for isolated in (False, True):
+                    rep = verify_path(content, [[x] for x in xs], path, isolated=isolated, litert_outputs=dumps,
+                                      refnet_profile=profile.name)
+                    cells.append(f"{rep.tensors_equal}/{rep.tensors_compared}")
+                    if isolated:
+                        causes |= {f"op {r.op} {r.kind}: {r.cause}" for r in rep.rows if not r.equal}
+                by_kind = {}
+                for c in sorted(causes):
+                    kind, _, why = c.partition(": ")
+                    by_kind.setdefault((kind.split()[-1], why), []).append(kind.split()[1])
+                summary = "; ".join(f"{k} (ops {', '.join(ops)}): {why}" for (k, why), ops in by_kind.items())
+                rows.append(f"| {build} | {path} | {name} | {cells[0]} | {cells[1]} | {summary} |")
+                print(rows[-1], flush=True)
+    return rows
+
+
+def summarize(tables: list[Path]) -> str:
+    """build x path -> op outputs equal / compared (isolated), over the rows of saved tables."""
+    totals: dict[tuple[str, str], list] = {}
+    for table in tables:
+        for line in table.read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) < 5 or "/" not in cells[4] or not cells[4].split("/")[0].isdigit():
+                continue
+            equal, compared = (int(v) for v in cells[4].split("/"))
+            t = totals.setdefault((cells[0], cells[1]), [0, 0, set()])
+            t[0] += equal
+            t[1] += compared
+            if equal < compared:
+                t[2].add(f"{cells[2]}: {cells[5] if len(cells) > 5 else ''}".strip())
+    lines = ["| build | path | op outputs equal / compared | not reproduced |", "|---|---|---:|---|"]
+    for (build, path), (equal, compared, gaps) in totals.items():
+        lines.append(f"| {build} | {path} | {equal} / {compared} ({100 * equal / compared:.2f} %) | "
+                     f"{'; '.join(sorted(gaps)) or '—'} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--summary", nargs="+", type=Path, help="print the build x path totals of saved tables")
+    p.add_argument("--build", action="append",
+                   help="BUILD[=PYTHON], e.g. ai-edge-litert-2.3.0/aarch64=/tmp/arm23/python")
+    p.add_argument("--path", action="append", choices=PATHS, help="paths (default all three)")
+    p.add_argument("--factory", action="store_true", help="the model factory's int8 families too")
+    p.add_argument("--quick", action="store_true", help="one model per kind, one image (the CI check)")
+    args = p.parse_args()
+    if args.summary:
+        print(summarize(args.summary))
+        return 0
+    if not args.build:
+        p.error("--build is required (or --summary)")
+    models = corpus(args.factory, args.quick)
+    images = IMAGES[:1] if args.quick else IMAGES
+    print("| build | path | model | whole model: ops equal | isolated | what reproduces a divergent op |")
+    print("|---|---|---|---:|---:|---|")
+    for spec in args.build:
+        build, _, python = spec.partition("=")
+        measure(build, python or sys.executable, models, images, args.path or PATHS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
