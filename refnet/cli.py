@@ -146,10 +146,15 @@ def _print_path_report(r, verbose: bool) -> None:
     table = []
     for row in rows:
         mark = "<- first" if row.op == first and not row.equal else ""
-        table.append([row.op, row.kind, row.tensor, row.name[:40], f"{row.mismatched}/{row.total}",
+        at = "" if row.first_mismatch is None else ",".join(map(str, row.first_mismatch))
+        table.append([row.op, row.kind, row.tensor, row.name[:40], f"{row.mismatched}/{row.total}", at,
                       f"{row.max_diff_steps:g}", f"{row.max_diff_real:.3g}", row.max_ulp,
                       (row.cause or "")[:110], mark])
-    print_table(["op", "kind", "tensor", "name", "mismatched", "steps", "real", "ulp", "cause", ""], table)
+    print_table(["op", "kind", "tensor", "name", "mismatched", "first at", "steps", "real", "ulp", "cause", ""],
+                table)
+    if any(not row.equal for row in rows):
+        print("   (first at: the first differing element, for `refnet explain MODEL --op N --at ...`; steps: max "
+              "|difference| in quantized steps; real: the same in real units; ulp: max float32 ULP distance)")
 
 
 def cmd_verify(args) -> int:

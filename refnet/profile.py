@@ -170,9 +170,12 @@ OPTIMIZED_2_14_ARM = Profile(
     f"optimized@{TFL_2_14_ARM}",
     rounding_by_op={
         "CONV_2D": Form.ROUNDING_DOUBLE,
+        # a one-pixel output (the logits conv) and FC take the matrix-vector path: ties up
+        ("CONV_2D", "uint8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
+        ("CONV_2D", "int8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
         ("DEPTHWISE_CONV_2D", "int8"): Form.ROUNDING_DOUBLE_TIES_UP,
         ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_DOUBLE,
-        "FULLY_CONNECTED": Form.ROUNDING_DOUBLE,
+        "FULLY_CONNECTED": Form.ROUNDING_DOUBLE_TIES_UP,
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
     },
