@@ -250,9 +250,10 @@ def _explain_mean(ctx, op, x, out, coords, lines):
                      f"{channels} is in {'a whole 16-channel block (ties up)' if vector else 'the tail (ties away)'}")
         return requantize.mean_optimized_4d_from_sums(np.asarray([raw_sum]), np.asarray([vector]), params,
                                                       x.dtype)[0]
-    if form == Form.MEAN_FP32:
+    if form in (Form.MEAN_FP32, Form.MEAN_FP32_FMA):
         lines.append(_form_line(form))
-        return requantize.mean_fp32(np.asarray([raw_sum]), count, s_x, zp_x, s_y, zp_y, x.dtype)[0]
+        return requantize.mean_fp32(np.asarray([raw_sum]), count, s_x, zp_x, s_y, zp_y, x.dtype,
+                                    fused=form == Form.MEAN_FP32_FMA)[0]
     reference_form = ctx.profile.rounding(op.kind)  # the reference MEAN asks without a dtype
     lines.append(_form_line(reference_form) + f"; multiplier {plan.multiplier} * 2^({plan.shift} - 31) with 1/"
                  f"{count} folded in; the sum less {count} x the input zero point")

@@ -58,6 +58,11 @@ class Form(enum.IntEnum):
     # QUANTIZE float32 -> q8 in double precision: round half away from zero of double(x) / double(s),
     # then + zp (tflite-runtime 2.14's optimized kernel; the reference divides in float32).
     QUANTIZE_FLOAT64 = (11, "double(x) / double(scale), round half away from zero, + zero point")
+    # XNNPACK's rndnu requantization (its aarch64 uint8 conv and depthwise): the exact product of
+    # acc and the float32 scale float32(float32(s_x * s_w) / s_y), rounded half toward +inf.
+    ROUNDING_RNDNU = (12, "exact product with the float32 scale, round half up (XNNPACK rndnu)")
+    # MEAN_FP32 with the multiply-add fused (XNNPACK on aarch64): rint(fma(float32(sum), s, zp')).
+    MEAN_FP32_FMA = (13, "XNNPACK MEAN as MEAN_FP32, float32 multiply-add fused (aarch64)")
 
     @property
     def is_fixed_point(self) -> bool:

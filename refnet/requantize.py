@@ -25,7 +25,7 @@ from .forms import Form
 f32 = np.float32
 
 __all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
-           "requantize_float64", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
+           "requantize_float64", "requantize_rndnu", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
            "mean_fp32", "mean_optimized_4d_scalar", "quantize_reciprocal_rne", "quantize_float64",
            "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
 
@@ -129,11 +129,13 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
         if q.effective_scale is None:
             raise ValueError("the float64 requantization form needs q.effective_scale")
         return requantize_float64(acc, q.effective_scale, q.zero_point, q.qmin, q.qmax, dtype)
-    if q.rounding == Form.ROUNDING_FP32:
+    if q.rounding in (Form.ROUNDING_FP32, Form.ROUNDING_RNDNU):
         if q.scales is None:
-            raise ValueError("the fp32 requantization form needs the tensors' scales (q.scales)")
+            raise ValueError("the float32-scale requantization forms need the tensors' scales (q.scales)")
         x_scale, w_scales, y_scale = q.scales
         s = fp32_scale(x_scale, np.broadcast_to(np.asarray(w_scales, f32), (acc.shape[-1],)), y_scale)
+        if q.rounding == Form.ROUNDING_RNDNU:
+            return requantize_rndnu(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
         return requantize_fp32(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
     raise ValueError(f"requantization form {q.rounding!r} does not apply to int32 accumulators")
 
@@ -144,6 +146,22 @@ def requantize_float64(acc: np.ndarray, effective_scale: np.ndarray, zero_point:
     round half away from zero, saturated to int32 first."""
     rounded = fixedpoint.round_half_away(np.asarray(acc).astype(np.float64) * effective_scale)
     rounded = np.clip(rounded, -2.0**31, 2.0**31 - 1).astype(np.int64)
+    return np.clip(rounded + int(zero_point), qmin, qmax).astype(dtype)
+
+
+def requantize_rndnu(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
+                     dtype) -> np.ndarray:
+    """Form.ROUNDING_RNDNU: clamp(floor(acc * scale + 1/2) + zero_point), the product exact.
+
+    A float32 scale is m * 2**-k with a 24-bit integer m, so acc * m is exact in int64 (|acc| <
+    2**31); (acc * m + 2**(k - 1)) >> k then rounds half toward +inf. Beyond k = 56 every product is
+    below one half in magnitude and rounds to 0."""
+    bits = np.asarray(scale, f32).view(np.uint32).astype(np.int64)
+    mantissa = np.where((bits >> 23) & 0xFF, (bits & 0x7FFFFF) | 0x800000, bits & 0x7FFFFF)  # subnormal: no implicit 1
+    k = 150 - np.maximum((bits >> 23) & 0xFF, 1)  # scale = mantissa * 2**-k
+    product = np.asarray(acc).astype(np.int64) * mantissa
+    shift = np.clip(k, 1, 62)
+    rounded = np.where(k > 56, 0, (product + (np.int64(1) << (shift - 1))) >> shift)
     return np.clip(rounded + int(zero_point), qmin, qmax).astype(dtype)
 
 
@@ -221,12 +239,19 @@ def mean_optimized_4d_scalar(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: i
 
 
 def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,
-              dtype) -> np.ndarray:
-    """XNNPACK MEAN from the raw int32 sums: clamp(rint(float32(sum) * s + zp'))."""
+              dtype, fused: bool = False) -> np.ndarray:
+    """XNNPACK MEAN from the raw int32 sums: clamp(rint(float32(sum) * s + zp')), or with
+    fused=True (Form.MEAN_FP32_FMA) one rounding for the multiply-add: the product of two float32
+    is exact in double, and so is its sum with zp' while |sum| < 2**29 (int8 means of fewer than
+    2**22 values), so rounding that double to float32 once is the fma."""
     with np.errstate(all="ignore"):
         s = f32(f32(f32(x_scale) / f32(y_scale)) * f32(f32(1.0) / f32(count)))
         zpf = f32(f32(y_zp) - f32(f32(int(count) * int(x_zp)) * s))
-        v = (np.asarray(total_raw).astype(f32) * s).astype(f32) + zpf
+        total = np.asarray(total_raw).astype(f32)
+        if fused:
+            v = (total.astype(np.float64) * np.float64(s) + np.float64(zpf)).astype(f32)
+        else:
+            v = (total * s).astype(f32) + zpf
     info = np.iinfo(dtype)
     return np.clip(np.rint(v), info.min, info.max).astype(dtype)
 

@@ -263,3 +263,19 @@ def test_profiles_differ_from_the_reference_where_litert_does(shared_dir):
     for path in PATHS:
         other = run_litert(content, [x], path=path)
         assert any(not same_bits(ref[t], other[t]) for t in ref if t in other), path
+
+
+def test_rndnu_is_the_exact_product_rounded_half_up():
+    """Form.ROUNDING_RNDNU against exact rational arithmetic (Python ints), normal and subnormal
+    float32 scales, ties of both signs, shifts beyond 56."""
+    from fractions import Fraction
+    import math
+
+    rng = np.random.default_rng(5)
+    scales = np.concatenate([rng.uniform(1e-6, 0.9, 20), [0.5, 2.0**-40, 2.0**-70, 1e-40, 3.0]]).astype(np.float32)
+    acc = np.concatenate([rng.integers(-(2**31), 2**31, (50,)), [-3, -1, 1, 3, 0, 2**31 - 1, -(2**31)]])
+    acc = np.broadcast_to(acc[:, None], (acc.size, scales.size))
+    got = requantize.requantize_rndnu(acc, scales, 0, -(2**40), 2**40, np.int64)
+    for (i, j), value in np.ndenumerate(got):
+        exact = Fraction(int(acc[i, j])) * Fraction(float(scales[j]))
+        assert value == math.floor(exact + Fraction(1, 2)), (int(acc[i, j]), float(scales[j]))

@@ -157,7 +157,8 @@ def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], pla
         return mean(x, in_scale, zps[0], out_scale, zps[1])
     rows, count = rows_in_input_order(x, axes)
     total = rows.astype(np.int64).sum(axis=-1)
-    return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype)
+    return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype,
+                                fused=form == Form.MEAN_FP32_FMA)
 
 
 @register("MEAN", prepare=_prepare_mean)
@@ -175,7 +176,7 @@ def mean(ctx: OpContext, inputs: list) -> list:
     form = ctx.profile.rounding(ctx.op.kind, x.dtype)
     if x.dtype == np.float32:
         result = _mean_float(x, axes)
-    elif form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR, Form.MEAN_FP32):
+    elif form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR, Form.MEAN_FP32, Form.MEAN_FP32_FMA):
         result = _mean_profile_form(ctx, x, axes, plan, form)  # optimized / XNNPACK arithmetic
     else:
         result = _mean_quantized(ctx, x, axes, plan)
