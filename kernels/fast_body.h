@@ -319,22 +319,24 @@ RN_INLINE VSF RN_SFX(finish_f)(VSF total, const rn_conv_t *p, int c) {
     return (VSF)((above & (VSI)hi) | (~above & (VSI)v));
 }
 
-/* Store one panel's nc outputs; returns 1 when one of them is NaN (see conv_f). */
-RN_INLINE int RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0, int nc, float *dst) {
+/* Store one panel's nc outputs; lanes holding a NaN (the padded ones included) are marked in *nan. */
+RN_INLINE void RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0, int nc, float *dst, VSI *nan) {
     float tmp[16];
-    VSI lane, nan = {0};
-    for (int l = 0; l < RN_L32; l++) lane[l] = l;
 #pragma GCC unroll 4
     for (int v = 0; v < RN_NV; v++) {
         VSF r = RN_SFX(finish_f)(acc[v], p, c0 + v * RN_L32);
-        nan |= (r != r) & (lane + v * RN_L32 < nc);
+        *nan |= (VSI)(r != r);
         memcpy(tmp + v * RN_L32, &r, RN_VB);
     }
     if (nc == 16) memcpy(dst, tmp, sizeof tmp);
     else memcpy(dst, tmp, sizeof(float) * nc);
-    int32_t seen[RN_L32], any = 0;
-    memcpy(seen, &nan, RN_VB);
-    for (int l = 0; l < RN_L32; l++) any |= seen[l];
+}
+
+/* 1 when a lane of v is set. */
+RN_INLINE int RN_SFX(any_lane)(VSI v) {
+    int32_t lanes[RN_L32], any = 0;
+    memcpy(lanes, &v, RN_VB);
+    for (int l = 0; l < RN_L32; l++) any |= lanes[l];
     return any != 0;
 }
 
@@ -364,9 +366,10 @@ static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv
     return 1;
 }
 
-/* Float convolution; returns 1 when an output is NaN.  Which NaN a sum keeps depends on the
- * operand order of each addition (x86 returns the first NaN operand), which these vector sums
- * do not fix: the caller recomputes such an op with the plain kernel, which does. */
+/* Float convolution; returns 1 when an output is NaN (or a padded lane, which only a NaN or inf
+ * input makes).  Which NaN a sum keeps depends on the operand order of each addition (x86 returns
+ * the first NaN operand), which these vector sums do not fix: the caller recomputes such an op
+ * with the plain kernel, which does. */
 static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     const int K = p->kh * p->kw * p->in_c;
     const long P = (long)p->batches * p->out_h * p->out_w;
@@ -391,6 +394,7 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
             int block = (int)(it / ntiles);
             long p0 = tile * RN_TMR;
             int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
+            VSI nan_lanes = {0};
             int clean = RN_SFX(gather_f)(p, in, p0, mv, K, At);
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
             for (int pan = block * bpan; pan < pan_end; pan++) {
@@ -416,7 +420,7 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
                         }
                     }
                     for (int m = 0; m < mv; m++)
-                        nan_seen |= RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
+                        RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
                     continue;
                 }
                 for (int m = 0; m < mv; m++) {  /* border tile: pixel by pixel */
@@ -442,9 +446,10 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
                             }
                         }
                     }
-                    nan_seen |= RN_SFX(store_panel_f)(acc, p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0);
+                    RN_SFX(store_panel_f)(acc, p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
                 }
             }
+            nan_seen |= RN_SFX(any_lane)(nan_lanes);
         }
         free(At);
     }
@@ -534,6 +539,7 @@ static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) 
     for (long row = 0; row < rows; row++) {
         int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
         int y0 = oy * p->sh - p->pad_t;
+        VSI nan_lanes = {0};
         for (int ox = 0; ox < p->out_w; ox++) {
             int x0 = ox * p->sw - p->pad_l;
             float *dst_pixel = out + (((size_t)b * p->out_h + oy) * p->out_w + ox) * C;
@@ -563,9 +569,10 @@ static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) 
                         }
                     }
                 }
-                nan_seen |= RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0);
+                RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0, &nan_lanes);
             }
         }
+        nan_seen |= RN_SFX(any_lane)(nan_lanes);
     }
     return nan_seen;
 }
