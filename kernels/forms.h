@@ -16,7 +16,7 @@ enum rn_form {
     RN_MEAN_OPTIMIZED_4D_SCALAR = 10,  /* optimized 4-D MEAN as MEAN_OPTIMIZED_4D, every channel ties away */
     RN_QUANTIZE_FLOAT64 = 11,  /* double(x) / double(scale), round half away from zero, + zero point */
     RN_ROUNDING_RNDNU = 12,  /* exact product with the float32 scale, round half up (XNNPACK rndnu) */
-    RN_MEAN_FP32_FMA = 13,  /* XNNPACK MEAN as MEAN_FP32, float32 multiply-add fused (aarch64) */
+    RN_MEAN_FP32_FMA = 13,  /* XNNPACK MEAN as MEAN_FP32, the float32 multiply-add fused */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -288,8 +288,12 @@ def cmd_dump(args) -> int:
 def cmd_profiles(args) -> int:
     from .profile import PATHS, PROFILES, resolve_id
 
-    rows = [[p.name, p.description, p.measured or "(candidate: not measured yet)"] for p in PROFILES.values()]
-    print_table(["profile id", "what", "measured on"], rows)
+    import textwrap
+
+    for p in PROFILES.values():
+        print(f"{p.name}\n    {p.description}")
+        print(textwrap.fill(f"measured: {p.measured}", width=100, initial_indent="    ",
+                            subsequent_indent="      "))
     print("\nshort names here: " + ", ".join(f"{p} = {resolve_id(p)}" for p in PATHS))
     return 0
 
@@ -416,10 +420,17 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         args = parser.parse_args(["run"] + list(argv if argv is not None else sys.argv[1:]))
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return code
     except RefnetError as e:
         print(f"refnet: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (refnet ... | head): stop quietly, as cat does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

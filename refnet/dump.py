@@ -47,6 +47,8 @@ def find_litert(prefer: str | None = None):
             continue
         try:
             mod = importlib.import_module(module)
+            if dist == "tensorflow":  # tf.lite is an attribute of the package, not a plain module
+                mod = importlib.import_module("tensorflow").lite
         except Exception:  # not installed, or broken against this NumPy: try the next one
             continue
         interpreter = mod.Interpreter

@@ -61,8 +61,8 @@ class Form(enum.IntEnum):
     # XNNPACK's rndnu requantization (its aarch64 uint8 conv and depthwise): the exact product of
     # acc and the float32 scale float32(float32(s_x * s_w) / s_y), rounded half toward +inf.
     ROUNDING_RNDNU = (12, "exact product with the float32 scale, round half up (XNNPACK rndnu)")
-    # MEAN_FP32 with the multiply-add fused (XNNPACK on aarch64): rint(fma(float32(sum), s, zp')).
-    MEAN_FP32_FMA = (13, "XNNPACK MEAN as MEAN_FP32, float32 multiply-add fused (aarch64)")
+    # MEAN_FP32 with the multiply-add fused (XNNPACK on aarch64, TensorFlow's XNNPACK on x86-64).
+    MEAN_FP32_FMA = (13, "XNNPACK MEAN as MEAN_FP32, the float32 multiply-add fused")
 
     @property
     def is_fixed_point(self) -> bool:

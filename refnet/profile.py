@@ -111,8 +111,8 @@ XNNPACK = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
     },
-    description="LiteRT with its default XNNPACK delegate (BUILTIN), AVX2",
-    measured=f"{X86_2_3}: {CORAL}; {FACTORY}")
+    description="LiteRT with its default XNNPACK delegate (BUILTIN)",
+    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}")
 
 # ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
 # reference kernels equal x86-64's; float32 differs (the build contracts multiply-add into FMA), which
@@ -187,9 +187,20 @@ XNNPACK_2_14_ARM = dataclasses.replace(OPTIMIZED_2_14_ARM, name=f"xnnpack@{TFL_2
 CANDIDATES_2_14 = [REFERENCE_2_14_X86, OPTIMIZED_2_14_X86, XNNPACK_2_14_X86,
                    REFERENCE_2_14_ARM, OPTIMIZED_2_14_ARM, XNNPACK_2_14_ARM]
 
+# TensorFlow 2.21's tf.lite.Interpreter: ai-edge-litert 2.3.0's kernels on x86-64 (the same bits on
+# every op of the corpus), but its XNNPACK fuses the MEAN's multiply-add (on this AVX-512 machine).
+TF_2_21_X86 = "tensorflow-2.21.0/x86_64"
+ALIASES_TF_2_21 = [dataclasses.replace(p, name=f"{p.path}@{TF_2_21_X86}",
+                                       measured=f"{TF_2_21_X86}: {CORAL}; {FACTORY} (= {p.name})")
+                   for p in (REFERENCE, OPTIMIZED)] + [
+    dataclasses.replace(XNNPACK, name=f"xnnpack@{TF_2_21_X86}",
+                        rounding_by_op={**XNNPACK.rounding_by_op, ("MEAN", "int8"): Form.MEAN_FP32_FMA},
+                        description="TensorFlow's tf.lite with its default XNNPACK delegate (BUILTIN)",
+                        measured=f"{TF_2_21_X86} (AVX-512 + VNNI CPU): {CORAL}; {FACTORY}")]
+
 PATHS = ("reference", "optimized", "xnnpack")
 PROFILES = {p.name: p for p in (REFERENCE, OPTIMIZED, XNNPACK, REFERENCE_ARM, OPTIMIZED_ARM, XNNPACK_ARM,
-                                *CANDIDATES_2_14)}
+                                *CANDIDATES_2_14, *ALIASES_TF_2_21)}
 
 
 def machine() -> str:

@@ -144,3 +144,20 @@ def test_verify_against_reference_arithmetic_names_the_cause(shared_dir, tmp_pat
     op2 = next(o for o in paths["isolated"]["ops"] if o["op"] == 2)
     assert op2["mismatched"] > 0 and op2["max_diff_steps"] == 1
     assert "double rounding, final shift ties up" in op2["cause"]
+
+
+def test_profiles_lists_every_id_and_a_closed_pipe_is_quiet():
+    import subprocess
+    import sys
+
+    from refnet.profile import PROFILES
+
+    proc = subprocess.run([sys.executable, "-m", "refnet", "profiles"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for profile_id in PROFILES:
+        assert f"{profile_id}\n" in proc.stdout
+    assert "short names here: reference = reference@" in proc.stdout
+    for reader in ("head -1", "true"):  # `true` closes the pipe before anything is read
+        shell = subprocess.run(f"{sys.executable} -m refnet profiles | {reader}", shell=True,
+                               capture_output=True, text=True)
+        assert shell.returncode == 0 and "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr

@@ -41,15 +41,17 @@ def load_dump(path: Path) -> tuple[dict[int, np.ndarray], str]:
     return {int(k[7:]): d[k] for k in d.files if k.startswith("tensor_")}, str(d["__build__"])
 
 
-def run_dump(python: str, model: Path, x: np.ndarray, path: str, work: Path) -> tuple[dict, str]:
+def run_dump(python: str, model: Path, x: np.ndarray, path: str, work: Path, package: str | None = None
+             ) -> tuple[dict, str]:
     """Every tensor of `model` under `path` in `python`'s LiteRT, dumped from the rewrite in which
     every activation tensor is an output (no buffer reuse: refnet.verify.every_tensor_an_output)."""
     inp, out, prepared = work / "x.npy", work / f"dump_{path}.npz", work / "model.tflite"
     np.save(inp, x)
     prepared.write_bytes(every_tensor_an_output(model.read_bytes()))
     model = prepared
-    proc = subprocess.run([python, str(DUMP), str(model), "--input", str(inp), "--out", str(out), "--path", path],
-                          capture_output=True, text=True, timeout=1800)
+    cmd = [python, str(DUMP), str(model), "--input", str(inp), "--out", str(out), "--path", path]
+    proc = subprocess.run(cmd + (["--package", package] if package else []), capture_output=True, text=True,
+                          timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"{python} dump.py {model.name} ({path}): {proc.stderr.strip().splitlines()[-1:]}")
     return load_dump(out)
@@ -67,7 +69,7 @@ def corpus(factory: bool, quick: bool) -> list[tuple[str, Path]]:
     return models
 
 
-def measure(build: str, python: str, models, images, paths) -> list[str]:
+def measure(build: str, python: str, models, images, paths, package: str | None = None) -> list[str]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in models:
@@ -80,7 +82,7 @@ def measure(build: str, python: str, models, images, paths) -> list[str]:
                 except InputError:
                     rows.append(f"| {build} | {path} | {name} | no profile yet | |")
                     continue
-                dumps = [run_dump(python, model, x, path, Path(tmp))[0] for x in xs]
+                dumps = [run_dump(python, model, x, path, Path(tmp), package)[0] for x in xs]
                 cells = []
                 causes = set()
                 for isolated in (False, True):
@@ -124,7 +126,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--summary", nargs="+", type=Path, help="print the build x path totals of saved tables")
     p.add_argument("--build", action="append",
-                   help="BUILD[=PYTHON], e.g. ai-edge-litert-2.3.0/aarch64=/tmp/arm23/python")
+                   help="BUILD[=PYTHON[,PACKAGE]], e.g. ai-edge-litert-2.3.0/aarch64=/tmp/arm23/python or "
+                        "tensorflow-2.21.0/x86_64=python,tensorflow")
     p.add_argument("--path", action="append", choices=PATHS, help="paths (default all three)")
     p.add_argument("--factory", action="store_true", help="the model factory's int8 families too")
     p.add_argument("--quick", action="store_true", help="one model per kind, one image (the CI check)")
@@ -139,8 +142,9 @@ def main() -> int:
     print("| build | path | model | whole model: ops equal | isolated | what reproduces a divergent op |")
     print("|---|---|---|---:|---:|---|")
     for spec in args.build:
-        build, _, python = spec.partition("=")
-        measure(build, python or sys.executable, models, images, args.path or PATHS)
+        build, _, runner = spec.partition("=")
+        python, _, package = runner.partition(",")
+        measure(build, python or sys.executable, models, images, args.path or PATHS, package or None)
     return 0
 
 
