@@ -128,7 +128,8 @@ def quantized_activation_range(ctx: OpContext, tensor: Tensor) -> tuple[int, int
     raise ctx.unsupported(f"fused activation {act} is not supported")
 
 
-def _quieted(x: np.ndarray) -> np.ndarray:
+def quieted(x: np.ndarray) -> np.ndarray:
+    """x with the quiet-NaN bit set, as x86 returns a NaN operand (meaningful for NaNs only)."""
     bits = f"u{x.dtype.itemsize}"
     return (x.view(bits) | np.array(1 << (np.finfo(x.dtype).nmant - 1), bits)).view(x.dtype)
 
@@ -140,8 +141,8 @@ def add_nan_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     first, second = np.asarray(first), np.asarray(second)
     with np.errstate(invalid="ignore", over="ignore"):
         total = first + second
-    total = np.where(np.isnan(second), _quieted(np.broadcast_to(second, total.shape).copy()), total)
-    return np.where(np.isnan(first), _quieted(np.broadcast_to(first, total.shape).copy()), total).astype(total.dtype)
+    total = np.where(np.isnan(second), quieted(np.broadcast_to(second, total.shape).copy()), total)
+    return np.where(np.isnan(first), quieted(np.broadcast_to(first, total.shape).copy()), total).astype(total.dtype)
 
 
 def multiply_nan_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -149,8 +150,8 @@ def multiply_nan_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     first, second = np.asarray(first), np.asarray(second)
     with np.errstate(invalid="ignore", over="ignore"):
         product = first * second
-    product = np.where(np.isnan(second), _quieted(np.broadcast_to(second, product.shape).copy()), product)
-    return np.where(np.isnan(first), _quieted(np.broadcast_to(first, product.shape).copy()),
+    product = np.where(np.isnan(second), quieted(np.broadcast_to(second, product.shape).copy()), product)
+    return np.where(np.isnan(first), quieted(np.broadcast_to(first, product.shape).copy()),
                     product).astype(product.dtype)
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _kernels_fast, requantize
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..forms import Form, max_shift
-from . import OpContext, float_activation_range, per_tensor_quantization, quantized_activation_range, register
+from . import OpContext, float_activation_range, per_tensor_quantization, quantized_activation_range, quieted, register
 
 # LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
 MAX_BROADCAST_RANK = 6
@@ -248,10 +248,7 @@ def _keep_profile_nan(total: np.ndarray, a: np.ndarray, b: np.ndarray, block: in
         second = (np.arange(n) < (n // block) * block).reshape(shape)
     elif block > 0 and shape and a.shape[-1:] == b.shape[-1:] == shape[-1:]:
         second = np.broadcast_to(np.arange(shape[-1]) < (shape[-1] // block) * block, shape)
-    bits = f"u{total.dtype.itemsize}"
-    quiet = np.array(1 << (np.finfo(total.dtype).nmant - 1), bits)
-    winner = np.where(second, np.broadcast_to(b, shape), np.broadcast_to(a, shape))
-    winner = (winner.view(bits) | quiet).view(total.dtype)
+    winner = quieted(np.where(second, np.broadcast_to(b, shape), np.broadcast_to(a, shape)).astype(total.dtype))
     return np.where(np.broadcast_to(both, shape), winner, total)
 
 
