@@ -74,7 +74,8 @@ X86_2_3 = "ai-edge-litert-2.3.0/x86_64"
 ARM_2_3 = "ai-edge-litert-2.3.0/aarch64"
 # What the measurements ran on (tools/measure_profiles.py, tools/measure_builds.py).
 CORAL = "the 3 Coral uint8 models (../shared/models) on cat.bmp and grace_hopper.bmp"
-FACTORY = "tools.model_factory int8 V2, V3-Large, V3-Small, EdgeTPU-style (96)"
+FACTORY = ("tools.model_factory int8, int8_io and uint8_io V2, V3-Large, V3-Small, EdgeTPU-style at 96 "
+           "and 128 (python -m tools.measure_builds)")
 
 # LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
 REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
@@ -97,7 +98,7 @@ OPTIMIZED = Profile(
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}")
 
-# LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 AVX2 (measured).
+# LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 (measured).
 XNNPACK = Profile(
     f"xnnpack@{X86_2_3}",
     rounding_by_op={
@@ -184,7 +185,7 @@ OPTIMIZED_2_14_ARM = Profile(
     measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}")
 XNNPACK_2_14_ARM = dataclasses.replace(OPTIMIZED_2_14_ARM, name=f"xnnpack@{TFL_2_14_ARM}",
                                        description=XNNPACK_2_14_X86.description)
-CANDIDATES_2_14 = [REFERENCE_2_14_X86, OPTIMIZED_2_14_X86, XNNPACK_2_14_X86,
+TFLITE_RUNTIME_2_14 = [REFERENCE_2_14_X86, OPTIMIZED_2_14_X86, XNNPACK_2_14_X86,
                    REFERENCE_2_14_ARM, OPTIMIZED_2_14_ARM, XNNPACK_2_14_ARM]
 
 # TensorFlow 2.21's tf.lite.Interpreter: ai-edge-litert 2.3.0's kernels on x86-64 (the same bits on
@@ -200,7 +201,7 @@ ALIASES_TF_2_21 = [dataclasses.replace(p, name=f"{p.path}@{TF_2_21_X86}",
 
 PATHS = ("reference", "optimized", "xnnpack")
 PROFILES = {p.name: p for p in (REFERENCE, OPTIMIZED, XNNPACK, REFERENCE_ARM, OPTIMIZED_ARM, XNNPACK_ARM,
-                                *CANDIDATES_2_14, *ALIASES_TF_2_21)}
+                                *TFLITE_RUNTIME_2_14, *ALIASES_TF_2_21)}
 
 
 def machine() -> str:
