@@ -332,8 +332,3 @@ def explain(interp: Interpreter, op_index: int, at: tuple[int, ...]) -> Explanat
     verdict = "matches the interpreter" if result.matches else "DOES NOT MATCH the interpreter"
     lines.append(f"interpreter output: {actual} ({verdict})")
     return result
-
-
-def explain_element(interp: Interpreter, op_index: int, at: tuple[int, ...]) -> list[str]:
-    """The lines of `explain` (kept for callers that print)."""
-    return explain(interp, op_index, at).lines

@@ -26,7 +26,7 @@ f32 = np.float32
 
 __all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
            "requantize_float64", "requantize_rndnu", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
-           "mean_fp32", "mean_optimized_4d_scalar", "quantize_reciprocal_rne", "quantize_float64",
+           "mean_fp32", "quantize_reciprocal_rne", "quantize_float64",
            "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
 
 
@@ -192,17 +192,20 @@ def requantize_fp32(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: i
 # MEAN
 
 
-def mean_optimized_4d(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int) -> np.ndarray:
+def mean_optimized_4d(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int,
+                      vector_blocks: bool = True) -> np.ndarray:
     """LiteRT optimized_integer_ops::Mean over H, W of an (N, H, W, C) int8 tensor, keep_dims.
 
-    Returns the (N, 1, 1, C) int8 result. The x86 build runs the NEON code through NEON_2_SSE:
-    whole blocks of 16 channels take the vector path (rounding right shift: ties up), the
-    remaining C % 16 channels the scalar MultiplyByQuantizedMultiplier (ties away from zero).
+    Returns the (N, 1, 1, C) int8 result. ai-edge-litert's x86 build runs the NEON code through
+    NEON_2_SSE: whole blocks of 16 channels take the vector path (rounding right shift: ties up),
+    the remaining C % 16 channels the scalar MultiplyByQuantizedMultiplier (ties away from zero).
+    vector_blocks=False is Form.MEAN_OPTIMIZED_4D_SCALAR: every channel on the scalar path
+    (tflite-runtime 2.14's x86 build).
     """
     n, h, w, c = x.shape
     total = x.astype(np.int64).sum(axis=(1, 2))  # raw values, no zero point; fits int32
     params = mean_optimized_4d_params(h * w, x_scale, x_zp, y_scale, y_zp)
-    in_vector_block = np.arange(c) < (c // 16) * 16
+    in_vector_block = np.arange(c) < ((c // 16) * 16 if vector_blocks else 0)
     return mean_optimized_4d_from_sums(total, in_vector_block, params, x.dtype).reshape(n, 1, 1, c)
 
 
@@ -227,15 +230,6 @@ def mean_optimized_4d_from_sums(total: np.ndarray, in_vector_block: np.ndarray, 
     out = np.where(in_vector_block, ties_up, ties_away).astype(np.int64)
     info = np.iinfo(dtype)
     return np.clip(out + bias, info.min, info.max).astype(dtype)
-
-
-def mean_optimized_4d_scalar(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int) -> np.ndarray:
-    """Form.MEAN_OPTIMIZED_4D_SCALAR: the optimized 4-D MEAN with every channel on the scalar
-    path (ties away from zero), as tflite-runtime 2.14's x86 build computes it."""
-    n, h, w, c = x.shape
-    total = x.astype(np.int64).sum(axis=(1, 2))
-    params = mean_optimized_4d_params(h * w, x_scale, x_zp, y_scale, y_zp)
-    return mean_optimized_4d_from_sums(total, np.zeros(c, bool), params, x.dtype).reshape(n, 1, 1, c)
 
 
 def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,

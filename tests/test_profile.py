@@ -93,7 +93,7 @@ def test_forms_measured_on_tflite_runtime_2_14():
     # MEAN: every channel on the scalar path (ties away), where MEAN_OPTIMIZED_4D rounds the
     # 16-channel blocks' ties up
     x = np.full((1, 1, 2, 17), -3, np.int8)  # sum -6 of 2 values, scale 1 -> 2: -6 / 4 = -1.5
-    scalar = requantize.mean_optimized_4d_scalar(x, np.float32(1.0), 0, np.float32(2.0), 0)
+    scalar = requantize.mean_optimized_4d(x, np.float32(1.0), 0, np.float32(2.0), 0, vector_blocks=False)
     blocks = requantize.mean_optimized_4d(x, np.float32(1.0), 0, np.float32(2.0), 0)
     assert scalar.ravel().tolist() == [-2] * 17
     assert blocks.ravel().tolist() == [-1] * 16 + [-2]

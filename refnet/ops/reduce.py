@@ -153,8 +153,8 @@ def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], pla
     if form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR):
         if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
             return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
-        mean = requantize.mean_optimized_4d if form == Form.MEAN_OPTIMIZED_4D else requantize.mean_optimized_4d_scalar
-        return mean(x, in_scale, zps[0], out_scale, zps[1])
+        return requantize.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1],
+                                            vector_blocks=form == Form.MEAN_OPTIMIZED_4D)
     rows, count = rows_in_input_order(x, axes)
     total = rows.astype(np.int64).sum(axis=-1)
     return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype,
