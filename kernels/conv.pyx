@@ -30,7 +30,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-from refnet.kernel_checks import check_offset as _check_offset, check_window
+from refnet.kernel_checks import check_float_sum, check_offset as _check_offset, check_window
 
 
 def _check_geometry(input_shape, filter_shape, out_shape, bias_length, int stride_h,
@@ -118,11 +118,14 @@ def conv2d_int(const q_in[:, :, :, ::1] input not None, const q_w[:, :, :, ::1] 
 def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, ::1] filter not None,
                  const float[::1] bias, int stride_h, int stride_w, int dilation_h,
                  int dilation_w, int pad_top, int pad_left, float act_min, float act_max,
-                 float[:, :, :, ::1] out not None, int nan_block=0):
+                 float[:, :, :, ::1] out not None, int nan_block=0, Py_ssize_t lane_count=0,
+                 Py_ssize_t lane_end=0, Py_ssize_t fma_from=-1):
     """LiteRT reference float Conv: sequential float32 sum over (ky, kx, ci), + bias, clamp.
 
     input (N, H, W, Cin), filter (Cout, KH, KW, Cin), bias float32[Cout] or None (adds 0.0f),
     out (N, OH, OW, Cout), all float32.  The clamp is min(max(v, act_min), act_max).
+    Within each tap, the channels' products are summed as fp.add_channel_products says:
+    lane_count, lane_end, fma_from from refnet.forms.FloatSum.split (default: never fused).
     """
     _check_geometry((input.shape[0], input.shape[1], input.shape[2], input.shape[3]),
                     (filter.shape[0], filter.shape[1], filter.shape[2], filter.shape[3]),
@@ -136,12 +139,12 @@ def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, 
     cdef Py_ssize_t kernel_h = filter.shape[1], kernel_w = filter.shape[2]
     cdef Py_ssize_t b, oy, ox, ky, kx, ci, oc, iy, ix, y0, x0
     cdef bint has_bias = bias is not None
-    cdef float x_value, bias_value
-    cdef const float* w_row
+    cdef float bias_value
     cdef float* total
+    cdef float* lanes
+    fma_from = check_float_sum(in_depth, lane_count, lane_end, fma_from)
     # input channels in whole blocks of nan_block add the product first (NaN rule, see add_product)
     cdef Py_ssize_t blocked = (in_depth // nan_block) * nan_block if nan_block > 0 else 0
-    cdef bint product_first
 
     if batches == 0 or out_h == 0 or out_w == 0 or out_depth == 0:
         return
@@ -151,6 +154,9 @@ def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, 
     total_buffer = np.empty(out_depth, dtype=np.float32)
     cdef float[::1] totals = total_buffer
     total = &totals[0]
+    lane_buffer = np.zeros(max(lane_count, 1) * out_depth, dtype=np.float32)
+    cdef float[::1] lane_values = lane_buffer
+    lanes = &lane_values[0]
 
     with nogil:
         for oc in range(out_depth):
@@ -175,12 +181,9 @@ def conv2d_float(const float[:, :, :, ::1] input not None, const float[:, :, :, 
                             if ix < 0 or ix >= in_w:
                                 continue
                             for ci in range(in_depth):
-                                x_value = input[b, iy, ix, ci]
-                                w_row = &w[ky, kx, ci, 0]
-                                product_first = ci < blocked
-                                for oc in range(out_depth):
-                                    # float32 product, then float32 add (no FMA: -ffp-contract=off)
-                                    total[oc] = fp.add_product(total[oc], fp.mul_nan_first(x_value, w_row[oc]), product_first)
+                                fp.add_channel_products(total, lanes, input[b, iy, ix, ci], &w[ky, kx, ci, 0],
+                                                        out_depth, ci, lane_count, lane_end, fma_from,
+                                                        ci < blocked)
                     for oc in range(out_depth):
                         bias_value = bias[oc] if has_bias else 0.0
                         out[b, oy, ox, oc] = fp.activation_min_max_float(

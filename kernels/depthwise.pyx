@@ -17,6 +17,7 @@ each channel still sees its own taps in the order ky, kx.
 import numpy as np
 
 cimport fixedpoint as fp
+from libc.math cimport fmaf
 from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t
 
 ctypedef fused q_in:
@@ -133,9 +134,10 @@ def depthwise_float(const float[:, :, :, ::1] input not None,
                     const float[:, :, :, ::1] filter not None, const float[::1] bias,
                     int depth_multiplier, int stride_h, int stride_w, int dilation_h,
                     int dilation_w, int pad_top, int pad_left, float act_min, float act_max,
-                    float[:, :, :, ::1] out not None):
+                    float[:, :, :, ::1] out not None, bint fused=False):
     """LiteRT reference float DepthwiseConv: per channel a sequential float32 sum over (ky, kx),
-    + bias (0.0f if None), then min(max(v, act_min), act_max).
+    + bias (0.0f if None), then min(max(v, act_min), act_max).  fused: each step is
+    fma(x, w, total) (a build that contracts the multiply-add; refnet.forms.FloatSum).
 
     input (N, H, W, Cin), filter (1, KH, KW, Cin*M), bias float32[Cin*M] or None,
     out (N, OH, OW, Cin*M), all float32.
@@ -183,8 +185,14 @@ def depthwise_float(const float[:, :, :, ::1] input not None,
                                 continue
                             x_row = &input[b, iy, ix, 0]
                             w_row = &filter[0, ky, kx, 0]
+                            if fused:
+                                for ic in range(in_depth):
+                                    x_value = x_row[ic]
+                                    for m in range(mult):
+                                        oc = ic * mult + m
+                                        total[oc] = fmaf(x_value, w_row[oc], total[oc])
                             # float32 product, then float32 add (no FMA: -ffp-contract=off)
-                            if mult == 1:
+                            elif mult == 1:
                                 for ic in range(in_depth):
                                     total[ic] = fp.add_product(total[ic], fp.mul_nan_first(x_row[ic], w_row[ic]), False)
                             else:

@@ -13,6 +13,7 @@ form, shift and extreme input.
 """
 
 cimport cython
+from libc.math cimport fmaf
 from libc.stdint cimport (int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t, uint64_t,
                           INT16_MIN, INT16_MAX, INT32_MIN, INT32_MAX)
 
@@ -227,3 +228,56 @@ cdef inline float activation_min_max_float(float x, float act_min, float act_max
     if act_max < x:
         x = act_max
     return x
+
+
+# --------------------------------------------------------------------------------------
+# float32 sums of products, in the order a runtime's compiled loop forms them
+# (refnet/forms.py FloatSum; which runtime does which: refnet/profile.py)
+# --------------------------------------------------------------------------------------
+
+
+cdef inline void clear_lanes(float* lanes, Py_ssize_t lane_count, Py_ssize_t out_depth) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(lane_count * out_depth):
+        lanes[i] = 0.0
+
+
+cdef inline void reduce_lanes(float* total, float* lanes, Py_ssize_t lane_count,
+                              Py_ssize_t out_depth) noexcept nogil:
+    """total += the lane accumulators summed pairwise (NEON faddp: (l0 + l1) + (l2 + l3)), then
+    clear them for the next tap. lane_count is a power of two."""
+    cdef Py_ssize_t oc, width, i
+    for oc in range(out_depth):
+        width = lane_count
+        while width > 1:
+            width //= 2
+            for i in range(width):
+                lanes[i * out_depth + oc] = lanes[2 * i * out_depth + oc] + lanes[(2 * i + 1) * out_depth + oc]
+        total[oc] = total[oc] + lanes[oc]
+    clear_lanes(lanes, lane_count, out_depth)
+
+
+cdef inline void add_channel_products(float* total, float* lanes, float x_value, const float* w_row,
+                                      Py_ssize_t out_depth, Py_ssize_t channel, Py_ssize_t lane_count,
+                                      Py_ssize_t lane_end, Py_ssize_t fma_from,
+                                      bint product_first) noexcept nogil:
+    """Add input channel `channel`'s products x_value * w_row[oc] to every output channel oc.
+
+    channel < lane_end: into lane accumulator channel % lane_count, fused (a vectorised,
+    reassociated loop), the lanes reduced into total after channel lane_end - 1;
+    channel >= fma_from: total = fma(x, w, total) (the compiler contracted the multiply-add);
+    otherwise the float32 product, then a float32 add (NaN rule: add_product)."""
+    cdef Py_ssize_t oc
+    cdef float* lane
+    if channel < lane_end:
+        lane = lanes + (channel % lane_count) * out_depth
+        for oc in range(out_depth):
+            lane[oc] = fmaf(x_value, w_row[oc], lane[oc])
+        if channel == lane_end - 1:
+            reduce_lanes(total, lanes, lane_count, out_depth)
+    elif channel >= fma_from:
+        for oc in range(out_depth):
+            total[oc] = fmaf(x_value, w_row[oc], total[oc])
+    else:
+        for oc in range(out_depth):
+            total[oc] = add_product(total[oc], mul_nan_first(x_value, w_row[oc]), product_first)

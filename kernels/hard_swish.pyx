@@ -3,7 +3,8 @@
 
 hard_swish_float      out = x * min(6, max(0, x + 3)) / 6, every step in float32 and in that
                       order: (x + 3), clamp (std::max then std::min semantics, so NaN + 3
-                      clamps to 0), product x * r, then division by 6 (not a multiply by 1/6).
+                      clamps to 0), product x * r, then division by 6 (not a multiply by 1/6);
+                      reciprocal=True: (x * (1/6)) * r, as a build with -freciprocal-math.
 hard_swish_quantized  the reference int16 fixed-point path: the input is put on a "hires"
                       scale (x - zp) * 2**7, multiplied onto the output scale with a Q15
                       multiplier, multiplied by the "reluish" factor in [0, 1] (an affine
@@ -22,13 +23,14 @@ ctypedef fused q_io:
     uint8_t
 
 
-def hard_swish_float(const float[::1] x not None, float[::1] out not None):
+def hard_swish_float(const float[::1] x not None, float[::1] out not None, bint reciprocal=False):
     """LiteRT reference float HardSwish on flat float32 arrays of equal length."""
     if out.shape[0] != x.shape[0]:
         raise ValueError(f"out length {out.shape[0]} != input length {x.shape[0]}")
     cdef Py_ssize_t i, n = x.shape[0]
     # float32 constants, so no step is evaluated in double.
     cdef float zero = 0.0, three = 3.0, six = 6.0
+    cdef float sixth = one_over(six)
     cdef float value, shifted, relu6
     with nogil:
         for i in range(n):
@@ -38,7 +40,14 @@ def hard_swish_float(const float[::1] x not None, float[::1] out not None):
             relu6 = shifted if zero < shifted else zero
             # std::min(6.f, relu6): keeps 6 unless relu6 < 6.
             relu6 = relu6 if relu6 < six else six
-            out[i] = value * relu6 / six
+            if reciprocal:
+                out[i] = (value * sixth) * relu6
+            else:
+                out[i] = value * relu6 / six
+
+
+cdef float one_over(float d) noexcept nogil:
+    return <float>1.0 / d
 
 
 LOOKUP_THRESHOLD = 512  # above this many elements, a 256-entry table (same bits) is cheaper

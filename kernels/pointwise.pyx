@@ -16,6 +16,7 @@ channels; each output still receives its products in the order k = 0, 1, ...
 import numpy as np
 
 cimport fixedpoint as fp
+from libc.math cimport fmaf
 from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t
 
 ctypedef fused q_in:
@@ -26,7 +27,7 @@ ctypedef fused q_w:
     int8_t
     uint8_t
 
-from refnet.kernel_checks import check_offset as _check_offset
+from refnet.kernel_checks import check_float_sum, check_offset as _check_offset
 
 
 def _check_shapes(Py_ssize_t rows, Py_ssize_t depth, Py_ssize_t w_rows, Py_ssize_t w_depth,
@@ -87,11 +88,14 @@ def matmul_int(const q_in[:, ::1] a not None, const q_w[:, ::1] w not None,
 
 def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
                  const float[::1] bias, float act_min, float act_max,
-                 float[:, ::1] out not None, int nan_block=0):
+                 float[:, ::1] out not None, int nan_block=0, Py_ssize_t lane_count=0,
+                 Py_ssize_t lane_end=0, Py_ssize_t fma_from=-1):
     """LiteRT reference FullyConnected: out[p, o] = clamp(sum_k a[p, k] * w[o, k] + bias[o]),
     the sum sequential in float32 over k from 0.0f, bias 0.0f if None, clamp max then min.
 
     a (P, K), w (Cout, K), bias float32[Cout] or None, out (P, Cout), all float32.
+    The products are summed as fp.add_channel_products says (lane_count, lane_end, fma_from
+    from refnet.forms.FloatSum.split; default: never fused).
     """
     _check_shapes(a.shape[0], a.shape[1], w.shape[0], w.shape[1], out.shape[0], out.shape[1],
                   None if bias is None else bias.shape[0])
@@ -99,12 +103,12 @@ def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
     cdef Py_ssize_t rows = a.shape[0], depth = a.shape[1], out_depth = w.shape[0]
     cdef Py_ssize_t p, k, oc
     cdef bint has_bias = bias is not None
-    cdef float a_value, bias_value
-    cdef const float* w_row
+    cdef float bias_value
     cdef float* total
+    cdef float* lanes
+    fma_from = check_float_sum(depth, lane_count, lane_end, fma_from)
     # k in whole blocks of nan_block adds the product first (NaN rule, see fp.add_product)
     cdef Py_ssize_t blocked = (depth // nan_block) * nan_block if nan_block > 0 else 0
-    cdef bint product_first
 
     if rows == 0 or out_depth == 0:
         return
@@ -114,6 +118,9 @@ def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
     total_buffer = np.empty(out_depth, dtype=np.float32)
     cdef float[::1] totals = total_buffer
     total = &totals[0]
+    lane_buffer = np.zeros(max(lane_count, 1) * out_depth, dtype=np.float32)
+    cdef float[::1] lane_values = lane_buffer
+    lanes = &lane_values[0]
 
     with nogil:
         for oc in range(out_depth):
@@ -123,13 +130,15 @@ def matmul_float(const float[:, ::1] a not None, const float[:, ::1] w not None,
             for oc in range(out_depth):
                 total[oc] = 0.0
             for k in range(depth):
-                a_value = a[p, k]
-                w_row = &wt[k, 0]
-                product_first = k < blocked
-                for oc in range(out_depth):
-                    # float32 product, then float32 add (no FMA: -ffp-contract=off)
-                    total[oc] = fp.add_product(total[oc], fp.mul_nan_first(a_value, w_row[oc]), product_first)
+                fp.add_channel_products(total, lanes, a[p, k], &wt[k, 0], out_depth, k, lane_count,
+                                        lane_end, fma_from, k < blocked)
             for oc in range(out_depth):
                 bias_value = bias[oc] if has_bias else 0.0
                 out[p, oc] = fp.activation_min_max_float(fp.add_nan_first(total[oc], bias_value),
                                                          act_min, act_max)
+
+
+def fused_multiply_add(float a, float b, float c):
+    """fmaf(a, b, c): a * b + c rounded once, the step add_channel_products takes when fused
+    (for refnet.explain, which walks one output element's sum)."""
+    return fmaf(a, b, c)

@@ -113,7 +113,24 @@ def load_inputs(path: str) -> list[np.ndarray]:
     return [data[k] for k in data.files]
 
 
+def serve(package: str | None = None) -> int:
+    """Dump many models in one process (a host drives it: refnet.litert.BuildRunner). Each stdin
+    line is MODEL<TAB>INPUT<TAB>OUT<TAB>PATH; each answer line is "ok" or "error: why"."""
+    for line in sys.stdin:
+        model, inputs, out, path = line.rstrip("\n").split("\t")
+        try:
+            with open(model, "rb") as f:
+                content = f.read()
+            np.savez(out, **dump(content, load_inputs(inputs), path, package))
+            print("ok", flush=True)
+        except (DumpError, OSError) as e:
+            print(f"error: {e}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
+    if argv is None and sys.argv[1:2] == ["--serve"]:
+        return serve(sys.argv[3] if sys.argv[2:3] == ["--package"] else None)
     p = argparse.ArgumentParser(
         prog="refnet dump", description="Run MODEL once under a LiteRT path and save every tensor it "
         "kept (needs NumPy and ai-edge-litert, tflite-runtime or TensorFlow; no refnet kernels).")

@@ -92,6 +92,47 @@ def _requantization_steps(acc: int, q: requantize.QuantizedOutput, lines: list[s
                      f"{int(requantize.rint_scaled_fp32(np.int64(acc), scale))}")
 
 
+def _channels_per_tap(op_kind, plan, w) -> int:
+    if op_kind == "FULLY_CONNECTED":
+        return plan.depth
+    return w.shape[-1] if op_kind == "CONV_2D" else 1
+
+
+def _float_sum(form, terms, depth: int, x, w, lines) -> np.float32:
+    """One output element's float32 sum, tap by tap (`depth` channels each) in the profile's
+    FloatSum order (kernels/fixedpoint.pxd add_channel_products, spelled out)."""
+    from ._kernels_pointwise import fused_multiply_add
+
+    lane_count, lane_end, fma_from = form.split(depth)
+    lines.append(f"float32 sum: {form.describe()}")
+    total, shown = np.float32(0), 0
+    for start in range(0, len(terms), depth):
+        lanes = [np.float32(0)] * max(lane_count, 1)
+        for c, (xi, wi) in enumerate(terms[start:start + depth]):
+            xv, wv = np.float32(x[xi]), np.float32(w[wi])
+            if c < lane_end:
+                lanes[c % lane_count] = np.float32(fused_multiply_add(xv, wv, lanes[c % lane_count]))
+                step = f"fma into lane {c % lane_count} -> {lanes[c % lane_count]}"
+                if c == lane_end - 1:
+                    while len(lanes) > 1:
+                        lanes = [np.float32(lanes[2 * i] + lanes[2 * i + 1]) for i in range(len(lanes) // 2)]
+                    total = np.float32(total + lanes[0])
+                    lanes = [np.float32(0)] * lane_count
+                    step += f"; lanes reduced pairwise, sum {total}"
+            elif c >= fma_from:
+                total = np.float32(fused_multiply_add(xv, wv, total))
+                step = f"fma -> sum {total}"
+            else:
+                total = np.float32(total + xv * wv)
+                step = f"-> sum {total}"
+            if shown < MAX_TERMS_SHOWN:
+                lines.append(f"  x{list(xi)} = {xv} * w{list(wi)} = {wv} {step}")
+            shown += 1
+    if shown > MAX_TERMS_SHOWN:
+        lines.append(f"  ... {shown - MAX_TERMS_SHOWN} more terms; float32 sum = {total}")
+    return total
+
+
 def _explain_weighted(ctx, op, x, w, bias, out, coords, lines) -> tuple:
     plan = ctx.params
     if plan.mode == "hybrid":
@@ -104,13 +145,8 @@ def _explain_weighted(ctx, op, x, w, bias, out, coords, lines) -> tuple:
     terms = _terms(op.kind, plan, x, w, coords)
     lines.append(f"mode: {plan.mode}; {len(terms)} multiply-accumulate terms (padded taps are skipped)")
     if plan.mode == "float":
-        total = np.float32(0)
-        for k, (xi, wi) in enumerate(terms):
-            total = np.float32(total + np.float32(x[xi]) * np.float32(w[wi]))
-            if k < MAX_TERMS_SHOWN:
-                lines.append(f"  x{list(xi)} = {x[xi]} * w{list(wi)} = {w[wi]} -> sum {total}")
-        if len(terms) > MAX_TERMS_SHOWN:
-            lines.append(f"  ... {len(terms) - MAX_TERMS_SHOWN} more terms; float32 sum = {total}")
+        total = _float_sum(ctx.profile.float_sum(op.kind), terms, _channels_per_tap(op.kind, plan, w), x, w,
+                           lines)
         b = np.float32(bias[c]) if bias is not None else np.float32(0)
         value = np.float32(total + b)
         lo, hi = plan.act_range
@@ -231,8 +267,13 @@ def _explain_mean(ctx, op, x, out, coords, lines):
         for v in row:
             total = np.float32(total + v)
         with np.errstate(all="ignore"):
-            final = np.float32(np.float32(total + np.float32(0.0)) / np.float32(count))
-        lines.append(f"float32 sum {total} / {count} -> {final}")
+            total = np.float32(total + np.float32(0.0))
+            if "MEAN" in ctx.profile.float_reciprocal:
+                final = np.float32(total * np.float32(np.float32(1.0) / np.float32(count)))
+                lines.append(f"float32 sum {total} * float32(1 / {count}) -> {final}")
+            else:
+                final = np.float32(total / np.float32(count))
+                lines.append(f"float32 sum {total} / {count} -> {final}")
         return final
     raw_sum = np.int64(row.astype(np.int64).sum())
     lines.append(f"raw sum {int(raw_sum)}; input zero point {plan.input_zero_point}, output zero point "
@@ -269,8 +310,10 @@ def _explain_hard_swish(ctx, op, x, out, coords, lines):
     result = np.empty(1, x.dtype)
     params = ctx.params
     if params is None:
-        _kernels_hard_swish.hard_swish_float(one, result)
-        lines.append(f"float32 x * relu6(x + 3) / 6 -> {result[0]}")
+        reciprocal = "HARD_SWISH" in ctx.profile.float_reciprocal
+        _kernels_hard_swish.hard_swish_float(one, result, reciprocal)
+        formula = "(x * float32(1 / 6)) * relu6(x + 3)" if reciprocal else "x * relu6(x + 3) / 6"
+        lines.append(f"float32 {formula} -> {result[0]}")
         return result[0]
     lines.append(f"int16 fixed point (LiteRT's reference HardSwish): {params}")
     info = np.iinfo(x.dtype)

@@ -275,6 +275,21 @@ def saturating_left_shift_int16(value, amount) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
+def truncate_to_int32(values, saturating: bool = False) -> np.ndarray:
+    """static_cast<int32_t> of a float or double: truncation toward zero, returned as int64.
+
+    C leaves NaN and values outside int32 undefined; the hardware decides: x86-64's cvttss2si /
+    cvttsd2si give INT32_MIN, aarch64's fcvtzs (saturating=True) clamps to [INT32_MIN, INT32_MAX]
+    and gives 0 for NaN (Profile.saturating_conversion)."""
+    v = np.asarray(values, np.float64)
+    with np.errstate(invalid="ignore"):
+        fits = (v >= -(2.0**31)) & (v < 2.0**31)
+        whole = np.trunc(np.where(fits, v, 0.0)).astype(np.int64)
+        if not saturating:
+            return np.where(fits, whole, INT32_MIN)
+        return np.where(fits, whole, np.where(np.isnan(v), 0, np.where(v > 0, INT32_MAX, INT32_MIN)))
+
+
 def round_half_away(x):
     """std::round (TfLiteRound): halves away from zero (NumPy's and Python's round are half to
     even); float arrays or scalars, same dtype back."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import enum
 import sys
+from dataclasses import dataclass
 
-__all__ = ["Form", "FIXED_POINT_FORMS", "max_shift", "c_header"]
+__all__ = ["Form", "FIXED_POINT_FORMS", "max_shift", "c_header", "FloatSum", "ORDERED"]
 
 
 class Form(enum.IntEnum):
@@ -71,6 +72,53 @@ class Form(enum.IntEnum):
 
 
 FIXED_POINT_FORMS = frozenset({Form.ROUNDING_DOUBLE, Form.ROUNDING_SINGLE, Form.ROUNDING_DOUBLE_TIES_UP})
+
+
+@dataclass(frozen=True)
+class FloatSum:
+    """How a build's compiled loop sums the float32 products x[c] * w[c] over the input channels
+    c of one tap (CONV_2D, FULLY_CONNECTED) or over the taps (DEPTHWISE_CONV_2D, one channel).
+
+    The C source is the same everywhere (`total += x * w`, bias added after the loop); what
+    differs is what the compiler made of it:
+      fused          the multiply-add contracted into one FMA (aarch64 builds);
+      unfused_block  ...except in whole blocks of this many channels, which the loop vectoriser
+                     took: products rounded, then added in order (clang without reassociation);
+      lanes          whole blocks of this many channels summed in `lanes` fused accumulators,
+                     channel c into lane c % lanes, then reduced pairwise ((l0 + l1) + (l2 + l3))
+                     and added to the total before the remaining channels (a reassociating
+                     vectoriser, NEON faddp).
+    Defined once in the kernels (kernels/fixedpoint.pxd add_channel_products; depthwise_float's
+    `fused`); tests/kernels/test_float_sums.py holds the plain-Python oracle.
+    """
+
+    fused: bool = False
+    unfused_block: int = 0
+    lanes: int = 0
+
+    def split(self, depth: int) -> tuple[int, int, int]:
+        """(lane_count, lane_end, fma_from) for `depth` channels: channels below lane_end go to
+        the lanes, those from fma_from on are fused, the rest are a product then an add."""
+        lane_end = (depth // self.lanes) * self.lanes if self.lanes else 0
+        if not self.fused:
+            return self.lanes, lane_end, depth
+        if self.unfused_block:
+            return self.lanes, lane_end, max(lane_end, (depth // self.unfused_block) * self.unfused_block)
+        return self.lanes, lane_end, lane_end
+
+    def describe(self) -> str:
+        if not self.fused:
+            return "products rounded, added in order (no FMA)"
+        if self.lanes:
+            return (f"{self.lanes} fused lane accumulators over whole blocks of {self.lanes} channels, "
+                    f"reduced pairwise; the remaining channels fused into the total")
+        if self.unfused_block:
+            return (f"FMA, except in whole blocks of {self.unfused_block} channels "
+                    f"(products rounded, added in order)")
+        return "every multiply-add fused (FMA)"
+
+
+ORDERED = FloatSum()  # LiteRT's reference order on x86-64: no FMA, no reassociation
 
 
 def max_shift(form: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,56 @@ def run_litert(model_content: bytes, inputs: list, path: str = "reference",
                                 + " | ".join(tail))
         with open(result, "rb") as f:
             return pickle.load(f)
+
+
+class BuildRunner:
+    """LiteRT in another Python (a venv with another build, the emulated aarch64 one), kept running:
+    refnet/dump.py --serve. run() returns every tensor, by index, as run_litert does; the model is
+    first rewritten so that every tensor is an output (some builds reuse input buffers in place)."""
+
+    def __init__(self, python: str, package: str | None = None, timeout: float = 600):
+        self.timeout = timeout
+        dump_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dump.py")
+        self._cmd = [python, dump_py, "--serve"] + (["--package", package] if package else [])
+        self._proc = None
+        self._tmp = tempfile.TemporaryDirectory()
+        self.python = python
+
+    def _process(self) -> subprocess.Popen:
+        """The serving process, restarted when a model crashed the previous one."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, text=True)
+        return self._proc
+
+    def run(self, model_content: bytes, inputs: list, path: str = "reference") -> dict[int, np.ndarray]:
+        from .verify import every_tensor_an_output
+
+        model, x, out = (os.path.join(self._tmp.name, n) for n in ("model.tflite", "x.npz", "out.npz"))
+        with open(model, "wb") as f:
+            f.write(every_tensor_an_output(model_content))
+        np.savez(x, **{f"x{i}": np.asarray(v) for i, v in enumerate(inputs)})
+        proc = self._process()
+        try:
+            proc.stdin.write(f"{model}\t{x}\t{out}\t{path}\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
+            answer = proc.stdout.readline().strip() if ready else f"no answer within {self.timeout:g} s"
+        except BrokenPipeError:
+            answer = ""
+        if answer != "ok":  # a refusal, a crash or a hang: the next run starts a fresh process
+            proc.kill()
+            code = proc.wait()
+            self._proc = None
+            raise LiteRTCrashed(f"{self.python} dump.py ({path}): {answer or f'exited with code {code}'}")
+        with np.load(out) as d:
+            return {int(k[7:]): d[k] for k in d.files if k.startswith("tensor_")}
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()
+            self._proc.wait(timeout=60)
+        self._tmp.cleanup()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .forms import Form
+from .forms import ORDERED, FloatSum, Form
 
 
 def _dtype_name(dtype) -> str | None:
@@ -45,6 +45,16 @@ class Profile:
     # product; ADD's input2) and the others the first's (the running total; input1). Absent:
     # always the first. Measured with distinct NaN payloads (tests/ops/test_nan_payloads.py).
     float_nan_blocks: dict = field(default_factory=dict)
+    # How float32 sums of products are formed (refnet/forms.py FloatSum): op kind -> FloatSum.
+    # Absent: ORDERED (products rounded, added in order, as LiteRT's reference on x86-64).
+    float_sums: dict = field(default_factory=dict)
+    # Op kinds whose float32 division by d is a product with float32(1 / d) (a build compiled with
+    # -freciprocal-math): MEAN's sum / n, SOFTMAX's e / sum, HARD_SWISH's x * relu6 / 6, which
+    # becomes (x * (1 / 6)) * relu6.
+    float_reciprocal: frozenset = frozenset()
+    # static_cast<int32_t>(float) of NaN or out-of-range values: INT32_MIN on x86-64, saturated
+    # (NaN -> 0) on aarch64 (fixedpoint.truncate_to_int32).
+    saturating_conversion: bool = False
 
     measured: str = ""  # which build and corpus reproduced this profile's bits
 
@@ -58,6 +68,9 @@ class Profile:
 
     def nan_block(self, op_kind: str) -> int:
         return int(self.float_nan_blocks.get(op_kind, 0))
+
+    def float_sum(self, op_kind: str) -> FloatSum:
+        return self.float_sums.get(op_kind, ORDERED)
 
     def rounding(self, op_kind: str, dtype=None, variant: str | None = None) -> Form:
         """The arithmetic form for `op_kind` (and, when given, the dtype of its input and the
@@ -76,6 +89,7 @@ ARM_2_3 = "ai-edge-litert-2.3.0/aarch64"
 CORAL = "the 3 Coral uint8 models (../shared/models) on cat.bmp and grace_hopper.bmp"
 FACTORY = ("tools.model_factory int8, int8_io and uint8_io V2, V3-Large, V3-Small, EdgeTPU-style at 96 "
            "and 128 (python -m tools.measure_builds)")
+FACTORY_FLOAT = "tools.model_factory float32 V2, V3-Large, V3-Small, EdgeTPU-style at 96 and 128"
 
 # LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
 REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
@@ -116,13 +130,18 @@ XNNPACK = Profile(
     measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}")
 
 # ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
-# reference kernels equal x86-64's; float32 differs (the build contracts multiply-add into FMA), which
-# no refnet form models yet, and the NaN rules of x86 do not apply.
+# reference kernels equal x86-64's; float32 sums contract multiply-add into FMA (clang), except in the
+# channel blocks of 8 its loop vectoriser took. x86's NaN-payload rules are not measured here.
 REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
-                        description="LiteRT reference kernels (BUILTIN_REF); quantized ops only",
-                        measured=f"{ARM_2_3}: {CORAL}; {FACTORY}")
+                        saturating_conversion=True,
+                        float_sums={"CONV_2D": FloatSum(fused=True, unfused_block=8),
+                                    "FULLY_CONNECTED": FloatSum(fused=True, unfused_block=8),
+                                    "DEPTHWISE_CONV_2D": FloatSum(fused=True)},
+                        description="LiteRT reference kernels (BUILTIN_REF)",
+                        measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; {FACTORY_FLOAT}; float single-op sweeps "
+                                 f"(tools/measure_builds.py --sweep)")
 OPTIMIZED_ARM = dataclasses.replace(
-    OPTIMIZED, name=f"optimized@{ARM_2_3}",
+    OPTIMIZED, name=f"optimized@{ARM_2_3}", saturating_conversion=True,
     rounding_by_op={**OPTIMIZED.rounding_by_op,
                     "CONV_2D": Form.ROUNDING_SINGLE,  # NEON: one exact product, one rounding shift
                     # a one-pixel output (the logits conv) takes the matrix-vector path
@@ -130,7 +149,7 @@ OPTIMIZED_ARM = dataclasses.replace(
                     ("CONV_2D", "int8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP},
     measured=f"{ARM_2_3}: {CORAL}; {FACTORY}")
 XNNPACK_ARM = dataclasses.replace(
-    XNNPACK, name=f"xnnpack@{ARM_2_3}",
+    XNNPACK, name=f"xnnpack@{ARM_2_3}", saturating_conversion=True,
     rounding_by_op={**XNNPACK.rounding_by_op,
                     # NEON rndnu: the exact product with the float32 scale, ties up
                     ("CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
@@ -166,10 +185,16 @@ XNNPACK_2_14_X86 = dataclasses.replace(OPTIMIZED_2_14_X86, name=f"xnnpack@{TFL_2
 # The aarch64 build: double rounding in CONV_2D (neither x86-64's ties-up int8 conv nor the single
 # rounding of ai-edge-litert 2.3.0's aarch64 conv), ties up in int8 depthwise, NEON's vector MEAN
 # and QUANTIZE.
-REFERENCE_2_14_ARM = dataclasses.replace(REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op={},
-                                         measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}")
+# Its float32 sums are reassociated by the vectoriser (4 fused lanes over each tap's channels).
+REFERENCE_2_14_ARM = dataclasses.replace(
+    REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op={},
+    float_sums={"CONV_2D": FloatSum(fused=True, lanes=4), "FULLY_CONNECTED": FloatSum(fused=True, lanes=4),
+                "DEPTHWISE_CONV_2D": FloatSum(fused=True)},
+    float_reciprocal=frozenset({"MEAN", "SOFTMAX", "HARD_SWISH"}),
+    measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}; {FACTORY_FLOAT}; float single-op sweeps "
+             f"(tools/measure_builds.py --sweep)")
 OPTIMIZED_2_14_ARM = Profile(
-    f"optimized@{TFL_2_14_ARM}",
+    f"optimized@{TFL_2_14_ARM}", saturating_conversion=True,
     rounding_by_op={
         "CONV_2D": Form.ROUNDING_DOUBLE,
         # a one-pixel output (the logits conv) and FC take the matrix-vector path: ties up

@@ -270,7 +270,7 @@ def quantize_float64(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
     int32 (wrapping) addition."""
     with np.errstate(all="ignore"):
         v = fixedpoint.round_half_away(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
-        v = np.where(np.isnan(v) | (v >= 2.0**31) | (v < -(2.0**31)), -(2.0**31), v).astype(np.int64)
+        v = fixedpoint.truncate_to_int32(v)
     total = fixedpoint.wrap_to_int32(v + np.asarray(zero_point, np.int64)).astype(np.int64)
     info = np.iinfo(dtype)
     return np.clip(total, info.min, info.max).astype(dtype)

@@ -1,11 +1,15 @@
 """Test support: run a model in refnet and in LiteRT's reference kernels, compare every tensor."""
 from __future__ import annotations
 
+import atexit
+import os
+import sys
+
 import numpy as np
 
 import refnet
 from refnet import bits
-from refnet.litert import compare_tensors, run_litert
+from refnet.litert import BuildRunner, compare_tensors, run_litert
 
 
 def run_refnet(model_content: bytes, inputs: list, profile: str = "reference") -> dict[int, np.ndarray]:
@@ -39,11 +43,36 @@ def assert_same_bits(got, expected, what: str = "result") -> None:
                          f"expected {describe_element(np.asarray(expected)[i])}")
 
 
+_SWEEP_RUNNER = None
+
+
+def sweep_build():
+    """REFNET_SWEEP_BUILD=BUILD=PYTHON[,PACKAGE] (e.g. ai-edge-litert-2.3.0/aarch64=/tmp/arm23/python)
+    turns every single-op test into a sweep of that build: LiteRT runs in PYTHON (kept running),
+    refnet under the profile PATH@BUILD. Returns (build, runner), or None when unset."""
+    global _SWEEP_RUNNER
+    spec = os.environ.get("REFNET_SWEEP_BUILD")
+    if not spec:
+        return None
+    build, _, runner = spec.partition("=")
+    if _SWEEP_RUNNER is None:
+        python, _, package = runner.partition(",")
+        _SWEEP_RUNNER = BuildRunner(python or sys.executable, package or None)
+        atexit.register(_SWEEP_RUNNER.close)
+    return build, _SWEEP_RUNNER
+
+
 def assert_bit_exact(model_content: bytes, inputs: list, path: str = "reference") -> int:
     """Every activation tensor of refnet equals LiteRT's bit for bit. Returns the count."""
     graph = refnet.read_tflite(model_content=model_content)
-    ours = run_refnet(model_content, inputs, profile=path)
-    theirs = run_litert(model_content, inputs, path=path)
+    sweep = sweep_build()
+    if sweep is None:
+        ours = run_refnet(model_content, inputs, profile=path)
+        theirs = run_litert(model_content, inputs, path=path)
+    else:
+        build, runner = sweep
+        ours = run_refnet(model_content, inputs, profile=f"{path}@{build}")
+        theirs = runner.run(model_content, inputs, path)
     rows = compare_tensors(graph, ours, theirs)
     bad = [r for r in rows if not r.equal]
     if bad:

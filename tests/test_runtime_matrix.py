@@ -1,8 +1,9 @@
 """The runtime matrix, bounded: refnet's profile for a LiteRT build equals that build on every op
 output (whole model and op by op on the build's own inputs), for builds other than the one
-installed beside refnet: tflite-runtime 2.14.0 in its own venv, and ai-edge-litert 2.3.0 under
-emulated aarch64. .ci/run makes both (tools/runtimes.sh) and sets the variables below; without
-them the tests say how to get them (and fail in CI, where REFNET_REQUIRE_RUNTIMES=1).
+installed beside refnet: tflite-runtime 2.14.0 in its own venv, and ai-edge-litert 2.3.0 and
+tflite-runtime 2.14.0 under emulated aarch64. .ci/run makes them (tools/runtimes.sh) and sets the
+variables below; without them the tests say how to get them (and fail in CI, where
+REFNET_REQUIRE_RUNTIMES=1).
 The full table is a tool run: python -m tools.measure_builds (README, "Profiles")."""
 import os
 import subprocess
@@ -20,6 +21,7 @@ from tools import measure_builds as mb
 BUILDS = {  # build -> the environment variable naming its Python
     "tflite-runtime-2.14.0/x86_64": "REFNET_TFLITE_RUNTIME_PYTHON",
     "ai-edge-litert-2.3.0/aarch64": "REFNET_ARM_LITERT_PYTHON",
+    "tflite-runtime-2.14.0/aarch64": "REFNET_ARM_TFLITE_RUNTIME_PYTHON",
 }
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 # Divergences measured and not reproduced yet (profile.py says so too): (build, path, model) -> the
@@ -84,3 +86,64 @@ def test_tflite_runtime_quantize_in_double():
     it.set_tensor(0, xv)
     it.invoke()
     assert bits.same_bits(it.get_tensor(1), theirs)
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_float32_reference_equals_its_profile(build):
+    """float32 V3-Small (conv, depthwise, FC sums; HARD_SWISH, MEAN, SOFTMAX divisions): the
+    build's reference path, every op, whole and isolated. On aarch64 the sums are fused (and, in
+    tflite-runtime 2.14, reassociated into 4 lanes) and 2.14 divides by reciprocals."""
+    python = _python(build)
+    from tools import model_factory as mf
+
+    rows = mb.measure(build, python, [("v3_small float32 96", mf.get_model("v3_small", "float32", resolution=96))],
+                      ["grace_hopper.bmp"], ("reference",))
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    equal, compared = (int(v) for v in cells[4].split("/"))
+    assert equal == compared and cells[3] == cells[4], rows[0]
+
+
+@pytest.mark.parametrize("build", ["ai-edge-litert-2.3.0/aarch64", "tflite-runtime-2.14.0/aarch64"])
+def test_float32_sums_single_op_sweep(build):
+    """CONV_2D (1-40 input channels: whole lane/vector blocks and tails), DEPTHWISE_CONV_2D and
+    FULLY_CONNECTED with random geometry: the build's reference path equals its profile bit for bit."""
+    from refnet.litert import BuildRunner, compare_tensors
+    from support import run_refnet
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("conv_cases", Path(__file__).parent / "ops" / "test_conv.py")
+    conv_cases = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conv_cases)  # its random single-op model builders
+    runner = BuildRunner(_python(build))
+    rng = np.random.default_rng(15)
+    try:
+        for case in range(45):
+            kind = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")[case % 3]
+            if kind == "FULLY_CONNECTED":
+                builder = conv_cases._fc_model(rng, np.float32)
+            else:
+                builder = conv_cases._conv_model(rng, kind, np.float32)
+                if kind == "CONV_2D" and case % 2:  # wide: several blocks of 4 and 8 channels
+                    builder = _wide_conv(rng)
+            content = builder.build()
+            x = rng.standard_normal(builder.tensors[builder.inputs[0]].shape).astype(np.float32)
+            theirs = runner.run(content, [x], "reference")
+            ours = run_refnet(content, [x], profile=f"reference@{build}")
+            bad = [r for r in compare_tensors(refnet.read_tflite(model_content=content), ours, theirs) if not r.equal]
+            assert not bad, (case, kind, bad)
+    finally:
+        runner.close()
+
+
+def _wide_conv(rng):
+    cin, cout = int(rng.integers(9, 41)), int(rng.integers(1, 9))
+    kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    builder = ModelBuilder()
+    x = builder.input("x", (1, 5, 4, cin), np.float32)
+    w = builder.tensor("w", (cout, kh, kw, cin), np.float32, data=rng.standard_normal((cout, kh, kw, cin)))
+    b = builder.tensor("b", (cout,), np.float32, data=rng.standard_normal(cout))
+    y = builder.tensor("y", (1, 5, 4, cout), np.float32)
+    builder.outputs.append(y)
+    builder.op("CONV_2D", [x, w, b], [y], padding="SAME", stride_h=1, stride_w=1, dilation_hfactor=1,
+               dilation_wfactor=1, fused_activation_function="NONE")
+    return builder

@@ -9,6 +9,9 @@ with its profile for that build (PATH@BUILD), whole model and op by op on the bu
         --build tflite-runtime-2.14.0/x86_64=/tmp/tfl214/bin/python [--factory] [--quick]
 
 A build given without =PYTHON runs in this interpreter. Results: a Markdown table on stdout.
+--float measures the factory's float32 models instead (max ULP per row); --sweep runs the
+single-op tests (tests/ops) against the build instead of LiteRT installed here, and lists which
+fail (tests/support.py, REFNET_SWEEP_BUILD).
 """
 from __future__ import annotations
 
@@ -57,7 +60,13 @@ def run_dump(python: str, model: Path, x: np.ndarray, path: str, work: Path, pac
     return load_dump(out)
 
 
-def corpus(factory: bool, quick: bool) -> list[tuple[str, Path]]:
+def corpus(factory: bool, quick: bool, float_models: bool = False) -> list[tuple[str, Path]]:
+    if float_models:
+        from tools import model_factory as mf
+
+        return [(f"{family} float32 {res}", mf.get_model(family, "float32", resolution=res))
+                for family in (("v3_small",) if quick else ("v2", "v3_large", "v3_small", "edgetpu"))
+                for res in ((96,) if quick else (96, 128))]
     models = [(m, SHARED / "models" / m) for m in (CORAL[:1] if quick else CORAL)]
     if factory:
         from tools import model_factory as mf
@@ -85,20 +94,40 @@ def measure(build: str, python: str, models, images, paths, package: str | None 
                 dumps = [run_dump(python, model, x, path, Path(tmp), package)[0] for x in xs]
                 cells = []
                 causes = set()
+                max_ulp = 0
                 for isolated in (False, True):
                     rep = verify_path(content, [[x] for x in xs], path, isolated=isolated, litert_outputs=dumps,
                                       refnet_profile=profile.name)
                     cells.append(f"{rep.tensors_equal}/{rep.tensors_compared}")
                     if isolated:
                         causes |= {f"op {r.op} {r.kind}: {r.cause}" for r in rep.rows if not r.equal}
+                        max_ulp = max([r.max_ulp for r in rep.rows] + [0])
                 by_kind = {}
                 for c in sorted(causes):
                     kind, _, why = c.partition(": ")
                     by_kind.setdefault((kind.split()[-1], why), []).append(kind.split()[1])
                 summary = "; ".join(f"{k} (ops {', '.join(ops)}): {why}" for (k, why), ops in by_kind.items())
-                rows.append(f"| {build} | {path} | {name} | {cells[0]} | {cells[1]} | {summary} |")
+                rows.append(f"| {build} | {path} | {name} | {cells[0]} | {cells[1]} | {summary} | {max_ulp} |")
                 print(rows[-1], flush=True)
     return rows
+
+
+def sweep(spec: str) -> int:
+    """tests/ops with LiteRT replaced by BUILD (REFNET_SWEEP_BUILD): which single-op tests fail."""
+    import os
+
+    build = spec.partition("=")[0]
+    env = dict(os.environ, REFNET_SWEEP_BUILD=spec if "=" in spec else f"{spec}={sys.executable}")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "--tb=no",
+                           str(REPO / "tests" / "ops")], env=env, capture_output=True, text=True, cwd=REPO)
+    failed = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("FAILED")]
+    by_test: dict[str, int] = {}
+    for name in failed:
+        by_test[name.split("[")[0]] = by_test.get(name.split("[")[0], 0) + 1
+    print(f"## {build}: {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else 'no output'}")
+    for name, n in sorted(by_test.items()):
+        print(f"- {name}: {n} failed")
+    return 0 if not failed else 1
 
 
 def summarize(tables: list[Path]) -> str:
@@ -131,16 +160,22 @@ def main() -> int:
     p.add_argument("--path", action="append", choices=PATHS, help="paths (default all three)")
     p.add_argument("--factory", action="store_true", help="the model factory's int8 families too")
     p.add_argument("--quick", action="store_true", help="one model per kind, one image (the CI check)")
+    p.add_argument("--float", dest="float_models", action="store_true",
+                   help="the factory's float32 V2, V3-Large, V3-Small, EdgeTPU-style at 96 and 128 instead")
+    p.add_argument("--sweep", action="store_true", help="run the single-op tests (tests/ops) against each build")
     args = p.parse_args()
     if args.summary:
         print(summarize(args.summary))
         return 0
     if not args.build:
         p.error("--build is required (or --summary)")
-    models = corpus(args.factory, args.quick)
+    if args.sweep:
+        return max(sweep(spec) for spec in args.build)
+    models = corpus(args.factory, args.quick, args.float_models)
     images = IMAGES[:1] if args.quick else IMAGES
-    print("| build | path | model | whole model: ops equal | isolated | what reproduces a divergent op |")
-    print("|---|---|---|---:|---:|---|")
+    print("| build | path | model | whole model: ops equal | isolated | what reproduces a divergent op | "
+          "max ULP (isolated) |")
+    print("|---|---|---|---:|---:|---|---:|")
     for spec in args.build:
         build, _, runner = spec.partition("=")
         python, _, package = runner.partition(",")

@@ -43,9 +43,8 @@ import numpy as np
 
 from .. import _kernels_hard_swish
 from ..fixedpoint import (hard_swish_params, multiply_by_quantized_multiplier, quantize_multiplier,
-                          wrap_to_int32)
+                          truncate_to_int32, wrap_to_int32)
 from . import OpContext, per_tensor_quantization, register, round_half_away
-from .quantize import float_to_int32_like_x86
 
 # --- libm's expf ------------------------------------------------------------------------------
 
@@ -142,11 +141,11 @@ class QuantizedReluPlan:
     rounding: int
 
 
-def _quantized_bound(bound: float, scale: float, zero_point: int) -> int:
-    """zp + static_cast<int32>(roundf(bound / scale)) in float32, with x86's conversion."""
+def _quantized_bound(bound: float, scale: float, zero_point: int, saturating: bool) -> int:
+    """zp + static_cast<int32>(roundf(bound / scale)) in float32, with the build's conversion."""
     with np.errstate(all="ignore"):
         steps = round_half_away(np.float32(bound) / np.float32(scale))
-    return int(wrap_to_int32(float_to_int32_like_x86(np.asarray(steps)) + zero_point))
+    return int(wrap_to_int32(truncate_to_int32(steps, saturating) + zero_point))
 
 
 def _prepare_relu(ctx: OpContext):
@@ -171,8 +170,9 @@ def _prepare_relu(ctx: OpContext):
                                    f"(> 31), which the int32 arithmetic cannot express")
     info = np.iinfo(x_t.dtype)
     lo, hi = RELU_BOUNDS[kind]
-    qmin = max(int(info.min), _quantized_bound(lo, s_out, zp_out))
-    qmax = int(info.max) if hi is None else min(int(info.max), _quantized_bound(hi, s_out, zp_out))
+    saturating = ctx.profile.saturating_conversion
+    qmin = max(int(info.min), _quantized_bound(lo, s_out, zp_out, saturating))
+    qmax = int(info.max) if hi is None else min(int(info.max), _quantized_bound(hi, s_out, zp_out, saturating))
     return QuantizedReluPlan(zp_in, zp_out, multiplier, shift, qmin, qmax, rounding)
 
 
@@ -217,7 +217,7 @@ def logistic_float(x: np.ndarray) -> np.ndarray:
 
 
 def logistic_table(input_scale: float, input_zero_point: int, output_scale: float,
-                   output_zero_point: int, dtype) -> np.ndarray:
+                   output_zero_point: int, dtype, saturating: bool = False) -> np.ndarray:
     """LUTPopulate for int8/uint8: out[q - type_min] for every input value q, in float32."""
     f32 = np.float32
     info = np.iinfo(dtype)
@@ -228,7 +228,7 @@ def logistic_table(input_scale: float, input_zero_point: int, output_scale: floa
         inverse_scale = f32(1) / f32(output_scale)
         rescaled = round_half_away(transformed * inverse_scale)
         shifted = rescaled + f32(output_zero_point)  # float + int is a float32 addition
-    quantized = float_to_int32_like_x86(np.trunc(shifted))
+    quantized = truncate_to_int32(shifted, saturating)
     return np.clip(quantized, info.min, info.max).astype(dtype)
 
 
@@ -241,7 +241,7 @@ def _prepare_logistic(ctx: OpContext):
     if float(np.float32(s_out)) != 1.0 / 256:
         raise ctx.fail(f"quantized LOGISTIC needs output scale 1/256 exactly, got {s_out!r} "
                        f"(LiteRT rejects others)")
-    return logistic_table(s_in, zp_in, s_out, zp_out, x_t.dtype)
+    return logistic_table(s_in, zp_in, s_out, zp_out, x_t.dtype, ctx.profile.saturating_conversion)
 
 
 @register("LOGISTIC", prepare=_prepare_logistic)
@@ -279,7 +279,8 @@ def hard_swish(ctx: OpContext, inputs: list) -> list:
     out = np.empty(x.shape, x.dtype)
     params = ctx.params
     if params is None:
-        _kernels_hard_swish.hard_swish_float(x.reshape(-1), out.reshape(-1))
+        _kernels_hard_swish.hard_swish_float(x.reshape(-1), out.reshape(-1),
+                                             "HARD_SWISH" in ctx.profile.float_reciprocal)
         return [out]
     info = np.iinfo(x.dtype)
     _kernels_hard_swish.hard_swish_quantized(

@@ -112,14 +112,15 @@ def conv_2d(ctx: OpContext, inputs: list) -> list:
     if plan.mode == "float":
         out = np.empty(plan.out_shape, np.float32)
         lo, hi = plan.act_range
+        nan_block, float_sum = ctx.profile.nan_block("CONV_2D"), ctx.profile.float_sum("CONV_2D")
         if plan.pointwise:
             _kernels_pointwise.matmul_float(x.reshape(-1, x.shape[-1]), w.reshape(w.shape[0], -1),
-                                            bias, lo, hi, out.reshape(-1, out.shape[-1]),
-                                            ctx.profile.nan_block("CONV_2D"))
+                                            bias, lo, hi, out.reshape(-1, out.shape[-1]), nan_block,
+                                            *float_sum.split(w.shape[3]))
             return [out]
         return [_grouped(x, w, bias, plan, out, lambda xg, wg, bg, o: _kernels_conv.conv2d_float(
             xg, wg, bg, *plan.stride, *plan.dilation, plan.window.pad_top, plan.window.pad_left,
-            lo, hi, o, ctx.profile.nan_block("CONV_2D")))]
+            lo, hi, o, nan_block, *float_sum.split(w.shape[3])))]
     if plan.mode == "hybrid":
         from .hybrid import hybrid_conv
 

@@ -80,7 +80,8 @@ def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
         out = np.empty(plan.out_shape, np.float32)
         _kernels_depthwise.depthwise_float(x, w, bias, plan.depth_multiplier, *plan.stride,
                                            *plan.dilation, plan.window.pad_top, plan.window.pad_left,
-                                           *plan.act_range, out)
+                                           *plan.act_range, out,
+                                           ctx.profile.float_sum("DEPTHWISE_CONV_2D").fused)
         return [out]
     if plan.mode == "hybrid":
         from .hybrid import hybrid_depthwise

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_fast, _kernels_pointwise
+from ..forms import ORDERED
 from ..requantize import QuantizedOutput, requantize_to
 from . import OpContext, register
 from .weighted import constant_data, prepare_weighted, threads_of, weighted_inputs
@@ -40,6 +41,8 @@ def _prepare_fast(ctx: OpContext, plan: FullyConnectedPlan) -> None:
     if w is None or (b_t is not None and bias is None) or plan.units == 0:
         return
     if plan.mode == "float":
+        if ctx.profile.float_sum("FULLY_CONNECTED") != ORDERED:
+            return  # the fast float kernel sums in the reference order only
         plan.fast_weights = _kernels_fast.pack_f(w)
         plan.fast_bias = None if bias is None else _kernels_fast.pad_channels(bias, plan.units, np.float32)
     elif plan.mode == "quantized" and _kernels_fast.input_offset_fits(plan.input_offset):
@@ -89,7 +92,8 @@ def fully_connected(ctx: OpContext, inputs: list) -> list:
                                             plan.fast_bias, geometry, *plan.act_range,
                                             out.reshape(1, plan.batches, 1, plan.units), threads_of(ctx)):
             _kernels_pointwise.matmul_float(x, w, bias, *plan.act_range, out,
-                                            ctx.profile.nan_block("FULLY_CONNECTED"))
+                                            ctx.profile.nan_block("FULLY_CONNECTED"),
+                                            *ctx.profile.float_sum("FULLY_CONNECTED").split(plan.depth))
         return [out.reshape(plan.out_shape)]
     if plan.mode == "hybrid":
         from .hybrid import hybrid_fully_connected

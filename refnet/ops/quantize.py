@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_to_int32
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, truncate_to_int32, wrap_to_int32
 from .. import requantize
 from ..forms import Form
 from . import OpContext, register, round_half_away
@@ -51,14 +51,6 @@ class QuantizePlan:
     multiplier: tuple = (0, 0)
     rounding: int = Form.ROUNDING_DOUBLE
     per_channel: bool = False
-
-
-def float_to_int32_like_x86(values: np.ndarray) -> np.ndarray:
-    """static_cast<int32_t> of integral float32 values as x86-64 does it: NaN and values
-    outside [-2**31, 2**31) become INT32_MIN. Returns int64."""
-    with np.errstate(invalid="ignore"):
-        fits = (values >= np.float32(-(2.0**31))) & (values < np.float32(2.0**31))
-    return np.where(fits, np.where(fits, values, 0).astype(np.int64), INT32_MIN)
 
 
 def _quantization(ctx: OpContext, t, role: str, allow_per_channel: bool):
@@ -139,7 +131,8 @@ def quantize(ctx: OpContext, inputs: list) -> list:
         with np.errstate(all="ignore"):
             steps = round_half_away(np.asarray(x, np.float32) / plan.scale)
         # int32 conversion, then the int32 (wrapping) addition of the zero point.
-        raw = wrap_to_int32(float_to_int32_like_x86(steps) + plan.zero_point).astype(np.int64)
+        converted = truncate_to_int32(steps, ctx.profile.saturating_conversion)
+        raw = wrap_to_int32(converted + plan.zero_point).astype(np.int64)
     else:
         multiplier, shift = plan.multiplier
         raw = multiply_by_quantized_multiplier(x.astype(np.int64) - plan.input_zero_point,

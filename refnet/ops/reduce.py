@@ -110,12 +110,15 @@ def rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarra
     return rows, count
 
 
-def _mean_float(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def _mean_float(x: np.ndarray, axes: tuple[int, ...], reciprocal: bool = False) -> np.ndarray:
+    """sum / count; reciprocal: sum * float32(1 / count) (Profile.float_reciprocal)."""
     rows, count = rows_in_input_order(x, axes)
     with np.errstate(invalid="ignore", over="ignore"):
         # accumulate is strictly sequential; the reference starts from +0.0, and adding +0.0
         # at the end is the only difference that can make (an all -0.0 sum becomes +0.0).
         total = np.add.accumulate(rows, axis=-1, dtype=np.float32)[..., -1] + np.float32(0.0)
+        if reciprocal:
+            return (total * (np.float32(1.0) / np.float32(count))).astype(np.float32)
         return (total / np.float32(count)).astype(np.float32)
 
 
@@ -175,7 +178,7 @@ def mean(ctx: OpContext, inputs: list) -> list:
         return [np.full(out_shape, fill, x.dtype)]
     form = ctx.profile.rounding(ctx.op.kind, x.dtype)
     if x.dtype == np.float32:
-        result = _mean_float(x, axes)
+        result = _mean_float(x, axes, "MEAN" in ctx.profile.float_reciprocal)
     elif form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR, Form.MEAN_FP32, Form.MEAN_FP32_FMA):
         result = _mean_profile_form(ctx, x, axes, plan, form)  # optimized / XNNPACK arithmetic
     else:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fixedpoint import truncate_to_int32
 from . import OpContext, register, round_half_away
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -547,14 +548,6 @@ class ConcatPlan:
     requantize: tuple = ()  # uint8: per input, None (copy) or (scale, bias, output_zero_point)
 
 
-def _cvttss2si(values: np.ndarray) -> np.ndarray:
-    """static_cast<int32_t>(float) as x86 computes it: truncation, and INT32_MIN for NaN and
-    out-of-range values (C leaves those undefined; LiteRT's x86 build gets this)."""
-    v = values.astype(np.float64)
-    ok = np.isfinite(v) & (v >= INT32_MIN) & (v < 2.0**31)
-    return np.where(ok, np.trunc(np.where(ok, v, 0.0)), INT32_MIN).astype(np.int64)
-
-
 def _uint8_requantize_params(in_q: tuple[float, int], out_q: tuple[float, int]):
     """None when the input is copied as is; else float32 (scale, bias) as the reference builds."""
     if in_q[1] == out_q[1] and np.float32(in_q[0]) == np.float32(out_q[0]):
@@ -615,11 +608,11 @@ def _prepare_concatenation(ctx: OpContext) -> ConcatPlan:
     return ConcatPlan(axis, False, requantize)
 
 
-def _requantize_uint8(q: np.ndarray, params) -> np.ndarray:
+def _requantize_uint8(q: np.ndarray, params, saturating: bool) -> np.ndarray:
     scale, bias, output_zero_point = params
     with np.errstate(over="ignore", invalid="ignore"):
         real = q.astype(np.float32) * scale + bias  # two float32 roundings, no FMA
-    value = _cvttss2si(round_half_away(real)) + output_zero_point
+    value = truncate_to_int32(round_half_away(real), saturating) + output_zero_point
     return np.clip(value, 0, 255).astype(np.uint8)
 
 
@@ -629,7 +622,8 @@ def concatenation(ctx: OpContext, inputs: list) -> list:
     if plan.scalars:
         return [np.stack([np.asarray(v) for v in inputs])]
     if plan.requantize:
-        inputs = [v if p is None else _requantize_uint8(v, p) for v, p in zip(inputs, plan.requantize)]
+        inputs = [v if p is None else _requantize_uint8(v, p, ctx.profile.saturating_conversion)
+                  for v, p in zip(inputs, plan.requantize)]
     return [np.concatenate(inputs, axis=plan.axis)]
 
 

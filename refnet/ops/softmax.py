@@ -70,7 +70,8 @@ class QuantizedSoftmaxPlan:
 # --- float32 ----------------------------------------------------------------------------------
 
 
-def softmax_float(x: np.ndarray, beta: float) -> np.ndarray:
+def softmax_float(x: np.ndarray, beta: float, reciprocal: bool = False) -> np.ndarray:
+    """reciprocal: e * float32(1 / sum) instead of e / sum (Profile.float_reciprocal)."""
     rows = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
     with np.errstate(all="ignore"):
         # std::max(max, x) from lowest(): x replaces the running max only when max < x, so NaN
@@ -80,7 +81,7 @@ def softmax_float(x: np.ndarray, beta: float) -> np.ndarray:
         exps = libm_expf((rows - row_max[:, None]) * np.float32(beta))
         # float32 running sum, left to right (np.add.accumulate is strictly sequential).
         sums = np.add.accumulate(exps, axis=1, dtype=np.float32)[:, -1]
-        out = exps / sums[:, None]
+        out = exps * (np.float32(1.0) / sums)[:, None] if reciprocal else exps / sums[:, None]
     return out.astype(np.float32).reshape(x.shape)
 
 
@@ -177,5 +178,5 @@ def softmax(ctx: OpContext, inputs: list) -> list:
     if x.size == 0:
         return [np.empty(x.shape, ctx.output_tensor().dtype)]
     if plan is None:
-        return [softmax_float(x, softmax_beta(ctx))]
+        return [softmax_float(x, softmax_beta(ctx), "SOFTMAX" in ctx.profile.float_reciprocal)]
     return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]

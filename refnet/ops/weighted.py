@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_fast
-from ..forms import Form, max_shift
+from ..forms import ORDERED, Form, max_shift
 from ..requantize import quantized_output_params
 from . import OpContext, float_activation_range
 
@@ -106,6 +106,8 @@ def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwi
         return None
     geometry = (kh, kw, *plan.stride, *plan.dilation, plan.window.pad_top, plan.window.pad_left)
     if plan.mode == "float":
+        if ctx.profile.float_sum(ctx.op.kind) != ORDERED:
+            return None  # the fast float kernels sum in the reference order only
         weights = _kernels_fast.pack_depthwise_f(w) if depthwise else \
             _kernels_fast.pack_f(w.reshape(cout, -1))
         padded_bias = None if bias is None else _kernels_fast.pad_channels(bias, cout, np.float32)

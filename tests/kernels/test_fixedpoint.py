@@ -388,3 +388,20 @@ def test_hard_swish_params_derivation():
     # input_scale / (128 * output_scale) >= 1 is refused, as by LiteRT's Prepare.
     with pytest.raises(ValueError):
         fx.hard_swish_params(1.0, 0, 1.0 / 256, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# float -> int32 conversion (static_cast<int32_t>): what each CPU does where C is undefined
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_truncate_to_int32_x86_and_aarch64(dtype):
+    big = dtype(2.0**31)
+    values = np.array([0.0, -0.0, 1.9, -1.9, 2.0**31 - 128, -(2.0**31), big, -big * 2, np.inf, -np.inf,
+                       np.nan, 1e30, -1e30], dtype)
+    x86 = fx.truncate_to_int32(values)
+    arm = fx.truncate_to_int32(values, saturating=True)
+    in_range = [0, 0, 1, -1, 2**31 - 128, INT32_MIN]
+    assert x86.tolist() == in_range + [INT32_MIN] * 7  # cvttss2si: the "integer indefinite"
+    assert arm.tolist() == in_range + [INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0, INT32_MAX, INT32_MIN]

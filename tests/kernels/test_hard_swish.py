@@ -19,13 +19,25 @@ FLT_MAX = float(np.finfo(np.float32).max)
 # ------------------------------------------------------------------------------------------
 
 
-def hard_swish_float_oracle(x):
+def hard_swish_float_oracle(x, reciprocal=False):
     f = np.float32
     with np.errstate(all="ignore"):
         shifted = x + f(3)
         relu6 = np.where(f(0) < shifted, shifted, f(0))  # std::max(0.f, x + 3)
         relu6 = np.where(relu6 < f(6), relu6, f(6))  # std::min(6.f, .)
+        if reciprocal:  # -freciprocal-math and reassociation: (x * (1/6)) * relu6
+            return ((x * (f(1) / f(6))).astype(f) * relu6).astype(f)
         return ((x * relu6) / f(6)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_hard_swish_float_reciprocal_form_random_bits(seed):
+    rng = np.random.default_rng(100 + seed)
+    x = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    out = np.empty_like(x)
+    khs.hard_swish_float(x, out, True)
+    assert_same_bits(out, hard_swish_float_oracle(x, reciprocal=True))
+    assert not same_bits(out, hard_swish_float_oracle(x)), "the two forms should differ somewhere"
 
 
 @pytest.mark.parametrize("seed", range(3))
