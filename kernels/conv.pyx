@@ -9,9 +9,11 @@ conv2d_int   int32 accumulator: bias + sum (x + input_offset) * (w + filter_offs
              exactly in int64 and wrapped to int32 on store (the reference accumulates in
              int32; wrapping at the end gives the same bits).  Requantization is separate
              (requantize.pyx).
-conv2d_float float32 sum starting at 0.0f in the order ky, kx, ci, each step a float32
-             product then a float32 add (never fused), then + bias, then the activation clamp;
-             that is LiteRT's reference float Conv bit for bit.
+conv2d_float float32 sum starting at 0.0f in the order ky, kx, ci, then + bias, then the
+             activation clamp; within each tap the channels' products are summed in the
+             profile's FloatSum order (fp.add_channel_products): by default each step a float32
+             product then a float32 add, LiteRT's reference float Conv on x86-64 bit for bit;
+             aarch64 builds fuse (FMA) and vectorise parts of it.
 
 Both kernels re-lay the filter out as (KH, KW, Cin, Cout) so the innermost loop runs over
 contiguous output channels.  That changes no float result: every output channel still sees

@@ -142,3 +142,13 @@ def fused_multiply_add(float a, float b, float c):
     """fmaf(a, b, c): a * b + c rounded once, the step add_channel_products takes when fused
     (for refnet.explain, which walks one output element's sum)."""
     return fmaf(a, b, c)
+
+
+def fused_multiply_add_scalars(const float[::1] a not None, float b, float c, float[::1] out not None):
+    """out[i] = fmaf(a[i], b, c): a * b + c rounded once (a build that contracts the expression)."""
+    if out.shape[0] != a.shape[0]:
+        raise ValueError(f"out length {out.shape[0]} != input length {a.shape[0]}")
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(a.shape[0]):
+            out[i] = fmaf(a[i], b, c)

@@ -159,6 +159,7 @@ class Interpreter:
         g = self.graph
         values = self._values
         keep = set(g.outputs) | set(g.inputs)
+        flush = self.profile.flush_denormals
         last_use = {}
         if not self.preserve_all_tensors:
             for op in g.ops:
@@ -167,6 +168,8 @@ class Interpreter:
         for ctx in self._contexts:
             op = ctx.op
             inputs = [values.get(t) if t >= 0 else None for t in op.inputs]
+            if flush:  # the CPU reads subnormal inputs as zero and writes subnormal results as zero
+                inputs = [v if v is None else ops_registry.flushed_denormals(v) for v in inputs]
             try:
                 outputs = ops_registry.REGISTRY[op.kind].run(ctx, inputs)
             except RefnetError:
@@ -184,7 +187,7 @@ class Interpreter:
                     raise InvalidModelError(
                         f"{ctx.where}: computes shape {list(arr.shape)} for output tensor {t} "
                         f"'{tensor.name}', but the model declares {list(tensor.shape)}")
-                values[t] = arr
+                values[t] = ops_registry.flushed_denormals(arr) if flush else arr
             if not self.preserve_all_tensors:
                 for t in op.inputs:
                     if t >= 0 and last_use.get(t) == op.index and t not in keep \

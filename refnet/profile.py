@@ -49,12 +49,22 @@ class Profile:
     # Absent: ORDERED (products rounded, added in order, as LiteRT's reference on x86-64).
     float_sums: dict = field(default_factory=dict)
     # Op kinds whose float32 division by d is a product with float32(1 / d) (a build compiled with
-    # -freciprocal-math): MEAN's sum / n, SOFTMAX's e / sum, HARD_SWISH's x * relu6 / 6, which
-    # becomes (x * (1 / 6)) * relu6.
+    # -freciprocal-math): MEAN's sum / n, SOFTMAX's e / sum, QUANTIZE's x / scale, HARD_SWISH's
+    # x * relu6 / 6, which becomes (x * (1 / 6)) * relu6.
     float_reciprocal: frozenset = frozenset()
+    # Op kinds whose float32 expression a * b + c (outside the sums above) the build contracts into
+    # one FMA: CONCATENATION's uint8 requantization q * scale + bias.
+    float_contracted: frozenset = frozenset()
     # static_cast<int32_t>(float) of NaN or out-of-range values: INT32_MIN on x86-64, saturated
     # (NaN -> 0) on aarch64 (fixedpoint.truncate_to_int32).
     saturating_conversion: bool = False
+    # The build runs with the CPU in flush-to-zero mode (a -ffast-math library sets FPCR.FZ when it
+    # loads): float32 subnormals read and written as zero. Modelled at op boundaries (every float
+    # input and output of an op); a subnormal inside one op's arithmetic is not.
+    flush_denormals: bool = False
+    # What the build computes without a defined result (feature -> what was measured): refnet
+    # refuses such ops under this profile instead of inventing bits.
+    undefined: dict = field(default_factory=dict)
 
     measured: str = ""  # which build and corpus reproduced this profile's bits
 
@@ -133,7 +143,7 @@ XNNPACK = Profile(
 # reference kernels equal x86-64's; float32 sums contract multiply-add into FMA (clang), except in the
 # channel blocks of 8 its loop vectoriser took. x86's NaN-payload rules are not measured here.
 REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
-                        saturating_conversion=True,
+                        saturating_conversion=True, float_contracted=frozenset({"CONCATENATION"}),
                         float_sums={"CONV_2D": FloatSum(fused=True, unfused_block=8),
                                     "FULLY_CONNECTED": FloatSum(fused=True, unfused_block=8),
                                     "DEPTHWISE_CONV_2D": FloatSum(fused=True)},
@@ -163,7 +173,14 @@ XNNPACK_ARM = dataclasses.replace(
 TFL_2_14_X86 = "tflite-runtime-2.14.0/x86_64"
 TFL_2_14_ARM = "tflite-runtime-2.14.0/aarch64"
 # Its reference FullyConnected still requantizes in fixed point (the double precision came later).
+# Its per-channel quantized FULLY_CONNECTED with keep_num_dims reads uninitialized memory (bits that
+# change from invoke to invoke; measured on x86-64 and aarch64: 8 of 8 random cases wrong, 2 of them
+# not even repeatable); without keep_num_dims it is the reference arithmetic.
+UNDEFINED_2_14 = {"FULLY_CONNECTED per-channel keep_num_dims": "tflite-runtime 2.14.0 computes a per-channel "
+                  "quantized FULLY_CONNECTED with keep_num_dims from uninitialized memory (its output can "
+                  "change from run to run)"}
 REFERENCE_2_14_X86 = dataclasses.replace(REFERENCE, name=f"reference@{TFL_2_14_X86}", rounding_by_op={},
+                                         undefined=UNDEFINED_2_14,
                                          measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
 OPTIMIZED_2_14_X86 = Profile(
     f"optimized@{TFL_2_14_X86}",
@@ -176,6 +193,7 @@ OPTIMIZED_2_14_X86 = Profile(
         # 0 of 12288 elements differ on a random single-op sweep with 2000 exact float32 ties
         ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
     },
+    undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
 # Its AUTO op resolver applies no XNNPACK delegate to quantized models: the optimized kernels run.
@@ -185,12 +203,14 @@ XNNPACK_2_14_X86 = dataclasses.replace(OPTIMIZED_2_14_X86, name=f"xnnpack@{TFL_2
 # The aarch64 build: double rounding in CONV_2D (neither x86-64's ties-up int8 conv nor the single
 # rounding of ai-edge-litert 2.3.0's aarch64 conv), ties up in int8 depthwise, NEON's vector MEAN
 # and QUANTIZE.
-# Its float32 sums are reassociated by the vectoriser (4 fused lanes over each tap's channels).
+# A -ffast-math build: its float32 sums are reassociated by the vectoriser (4 fused lanes over each
+# tap's channels), divisions become reciprocal products, subnormals are flushed to zero.
 REFERENCE_2_14_ARM = dataclasses.replace(
-    REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op={},
+    REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op={}, undefined=UNDEFINED_2_14, float_contracted=frozenset(),
     float_sums={"CONV_2D": FloatSum(fused=True, lanes=4), "FULLY_CONNECTED": FloatSum(fused=True, lanes=4),
                 "DEPTHWISE_CONV_2D": FloatSum(fused=True)},
-    float_reciprocal=frozenset({"MEAN", "SOFTMAX", "HARD_SWISH"}),
+    float_reciprocal=frozenset({"MEAN", "SOFTMAX", "HARD_SWISH", "QUANTIZE"}),
+    flush_denormals=True,
     measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}; {FACTORY_FLOAT}; float single-op sweeps "
              f"(tools/measure_builds.py --sweep)")
 OPTIMIZED_2_14_ARM = Profile(
@@ -206,6 +226,7 @@ OPTIMIZED_2_14_ARM = Profile(
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
     },
+    undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}")
 XNNPACK_2_14_ARM = dataclasses.replace(OPTIMIZED_2_14_ARM, name=f"xnnpack@{TFL_2_14_ARM}",

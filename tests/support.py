@@ -43,23 +43,22 @@ def assert_same_bits(got, expected, what: str = "result") -> None:
                          f"expected {describe_element(np.asarray(expected)[i])}")
 
 
-_SWEEP_RUNNER = None
+_SWEEP_RUNNERS: dict[str, BuildRunner] = {}
 
 
 def sweep_build():
     """REFNET_SWEEP_BUILD=BUILD=PYTHON[,PACKAGE] (e.g. ai-edge-litert-2.3.0/aarch64=/tmp/arm23/python)
     turns every single-op test into a sweep of that build: LiteRT runs in PYTHON (kept running),
     refnet under the profile PATH@BUILD. Returns (build, runner), or None when unset."""
-    global _SWEEP_RUNNER
     spec = os.environ.get("REFNET_SWEEP_BUILD")
     if not spec:
         return None
     build, _, runner = spec.partition("=")
-    if _SWEEP_RUNNER is None:
+    if spec not in _SWEEP_RUNNERS:
         python, _, package = runner.partition(",")
-        _SWEEP_RUNNER = BuildRunner(python or sys.executable, package or None)
-        atexit.register(_SWEEP_RUNNER.close)
-    return build, _SWEEP_RUNNER
+        _SWEEP_RUNNERS[spec] = BuildRunner(python or sys.executable, package or None)
+        atexit.register(_SWEEP_RUNNERS[spec].close)
+    return build, _SWEEP_RUNNERS[spec]
 
 
 def assert_bit_exact(model_content: bytes, inputs: list, path: str = "reference") -> int:

@@ -279,3 +279,43 @@ def test_rndnu_is_the_exact_product_rounded_half_up():
     for (i, j), value in np.ndenumerate(got):
         exact = Fraction(int(acc[i, j])) * Fraction(float(scales[j]))
         assert value == math.floor(exact + Fraction(1, 2)), (int(acc[i, j]), float(scales[j]))
+
+
+def test_aarch64_builds_record_their_float_arithmetic():
+    """What the aarch64 measurements found, as data (tests/test_runtime_matrix.py checks the bits)."""
+    from refnet.forms import ORDERED, FloatSum
+
+    arm23, arm214 = get_profile("reference@ai-edge-litert-2.3.0/aarch64"), get_profile("reference@tflite-runtime-2.14.0/aarch64")
+    assert REFERENCE.float_sum("CONV_2D") == ORDERED and not REFERENCE.saturating_conversion
+    assert arm23.float_sum("CONV_2D") == FloatSum(fused=True, unfused_block=8)
+    assert arm214.float_sum("FULLY_CONNECTED") == FloatSum(fused=True, lanes=4)
+    assert arm23.float_sum("DEPTHWISE_CONV_2D").fused and arm214.float_sum("DEPTHWISE_CONV_2D").fused
+    assert arm23.saturating_conversion and arm214.saturating_conversion
+    assert arm214.flush_denormals and not arm23.flush_denormals
+    assert arm214.float_reciprocal == {"MEAN", "SOFTMAX", "HARD_SWISH", "QUANTIZE"} and not arm23.float_reciprocal
+    assert arm23.float_contracted == {"CONCATENATION"} and not arm214.float_contracted
+
+
+def _fc_keep_num_dims(per_channel: bool) -> bytes:
+    from refnet.tflite_writer import ModelBuilder
+
+    mb = ModelBuilder()
+    x = mb.input("x", (1, 2, 4), np.int8, scale=0.05, zero_point=3)
+    scale = np.float32([0.01, 0.02, 0.03]) if per_channel else np.float32(0.02)
+    w = mb.tensor("w", (3, 4), np.int8, data=np.arange(12).reshape(3, 4) - 6, scale=scale, zero_point=0)
+    y = mb.tensor("y", (1, 2, 3), np.int8, scale=0.1, zero_point=-2)
+    mb.outputs.append(y)
+    mb.op("FULLY_CONNECTED", [x, w, -1], [y], fused_activation_function="NONE", keep_num_dims=True)
+    return mb.build()
+
+
+@pytest.mark.parametrize("build", ["tflite-runtime-2.14.0/x86_64", "tflite-runtime-2.14.0/aarch64"])
+def test_undefined_behaviour_of_a_build_is_refused_not_invented(build):
+    from refnet.errors import UnsupportedOpError
+
+    for path in ("reference", "optimized", "xnnpack"):
+        it = refnet.Interpreter(model_content=_fc_keep_num_dims(True), profile=f"{path}@{build}")
+        with pytest.raises(UnsupportedOpError, match="uninitialized memory"):
+            it.allocate_tensors()
+        refnet.Interpreter(model_content=_fc_keep_num_dims(False), profile=f"{path}@{build}").allocate_tensors()
+    refnet.Interpreter(model_content=_fc_keep_num_dims(True), profile="reference").allocate_tensors()

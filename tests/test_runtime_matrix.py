@@ -147,3 +147,26 @@ def _wide_conv(rng):
     builder.op("CONV_2D", [x, w, b], [y], padding="SAME", stride_h=1, stride_w=1, dilation_hfactor=1,
                dilation_wfactor=1, fused_activation_function="NONE")
     return builder
+
+
+def _ops_tests(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"sweep_{name}", Path(__file__).parent / "ops" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("build", ["ai-edge-litert-2.3.0/aarch64", "tflite-runtime-2.14.0/aarch64"])
+def test_aarch64_semantics_single_op_sweeps(build, monkeypatch):
+    """The single-op tests that probe what C leaves to the CPU, run against the aarch64 build
+    (tests/support.py REFNET_SWEEP_BUILD): saturating float -> int32 conversions (tiny output
+    scales, huge ratios), and on tflite-runtime 2.14 reciprocal divisions and flushed subnormals."""
+    monkeypatch.setenv("REFNET_SWEEP_BUILD", f"{build}={_python(build)}")
+    activations, quantize, shape_ops = (_ops_tests(n) for n in ("test_activations", "test_quantize", "test_shape_ops"))
+    for dtype in (np.int8, np.uint8):
+        activations.test_relu_quantized("RELU6", dtype)
+        quantize.test_quantize_float_per_tensor(dtype)
+        quantize.test_dequantize(dtype)
+    shape_ops.test_concatenation_uint8_ties_and_huge_ratios()

@@ -128,6 +128,17 @@ def quantized_activation_range(ctx: OpContext, tensor: Tensor) -> tuple[int, int
     raise ctx.unsupported(f"fused activation {act} is not supported")
 
 
+def flushed_denormals(x: np.ndarray) -> np.ndarray:
+    """float32 x with subnormals replaced by zero of the same sign (a CPU in flush-to-zero mode:
+    Profile.flush_denormals); other dtypes unchanged."""
+    if x.dtype != np.float32:
+        return x
+    tiny = (np.abs(x) < np.finfo(np.float32).tiny) & (x != 0)
+    if not tiny.any():
+        return x
+    return np.where(tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
 def quieted(x: np.ndarray) -> np.ndarray:
     """x with the quiet-NaN bit set, as x86 returns a NaN operand (meaningful for NaNs only)."""
     bits = f"u{x.dtype.itemsize}"

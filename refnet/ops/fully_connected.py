@@ -73,6 +73,10 @@ def _prepare_fully_connected(ctx: OpContext) -> FullyConnectedPlan:
         out_shape = (batches, units)
     plan = FullyConnectedPlan(mode="", batches=batches, depth=depth, units=units, out_shape=out_shape)
     per_channel = w_t.quantization is not None and w_t.quantization.per_channel
+    undefined = ctx.profile.undefined.get("FULLY_CONNECTED per-channel keep_num_dims")
+    if per_channel and x_t.dtype != np.float32 and ctx.op.options.get("keep_num_dims", False) and undefined:
+        raise ctx.unsupported(f"{undefined}: {ctx.profile.name} has no defined output to reproduce; "
+                              f"convert without keep_num_dims (or with per-tensor weights), or use a newer runtime")
     prepare_weighted(ctx, plan, units, channel_axis=0, legacy_per_tensor=not per_channel)
     _prepare_fast(ctx, plan)
     return plan

@@ -30,7 +30,7 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, truncate_to_int32, wrap_to_int32
 from .. import requantize
 from ..forms import Form
-from . import OpContext, register, round_half_away
+from . import OpContext, flushed_denormals, register, round_half_away
 
 QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 # Requantizations LiteRT's Prepare accepts (input dtype -> output dtypes).
@@ -86,6 +86,8 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
         raise ctx.unsupported(f"QUANTIZE to {y_t.dtype.name}")
     if x_t.dtype == np.float32:
         scale, zp, per_channel = _quantization(ctx, y_t, "output", allow_per_channel=True)
+        if ctx.profile.flush_denormals:  # a subnormal scale reads as 0 in flush-to-zero mode
+            scale = flushed_denormals(scale)
         # profile form (refnet/requantize.py): optimized/XNNPACK multiply by 1/scale, rint
         form = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
         return QuantizePlan("quantize", scale=scale, zero_point=zp, per_channel=per_channel,
@@ -129,7 +131,12 @@ def quantize(ctx: OpContext, inputs: list) -> list:
                                          int(plan.zero_point), dtype)]
     if plan.mode == "quantize":
         with np.errstate(all="ignore"):
-            steps = round_half_away(np.asarray(x, np.float32) / plan.scale)
+            # x * float32(1 / scale): the compiler hoists the reciprocal of a loop-invariant scale
+            # (per tensor); a per-channel scale stays a division
+            if "QUANTIZE" in ctx.profile.float_reciprocal and not plan.per_channel:
+                steps = round_half_away(np.asarray(x, np.float32) * (np.float32(1.0) / plan.scale))
+            else:
+                steps = round_half_away(np.asarray(x, np.float32) / plan.scale)
         # int32 conversion, then the int32 (wrapping) addition of the zero point.
         converted = truncate_to_int32(steps, ctx.profile.saturating_conversion)
         raw = wrap_to_int32(converted + plan.zero_point).astype(np.int64)
@@ -158,6 +165,8 @@ def _prepare_dequantize(ctx: OpContext) -> QuantizePlan:
         raise ctx.fail("int16 DEQUANTIZE needs zero point 0 (LiteRT rejects others)")
     # A zero scale is harmless here (the result is 0), so it is not refused.
     scale = q.scale.astype(np.float32)
+    if ctx.profile.flush_denormals:  # a subnormal scale reads as 0 in flush-to-zero mode
+        scale = flushed_denormals(scale)
     zp = q.zero_point.astype(np.int64)
     if q.per_channel:
         shape = [1] * len(x_t.shape)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import truncate_to_int32
+from .. import _kernels_pointwise
+from ..fixedpoint import truncate_to_int32, wrap_to_int32
 from . import OpContext, register, round_half_away
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -608,11 +609,17 @@ def _prepare_concatenation(ctx: OpContext) -> ConcatPlan:
     return ConcatPlan(axis, False, requantize)
 
 
-def _requantize_uint8(q: np.ndarray, params, saturating: bool) -> np.ndarray:
+def _requantize_uint8(q: np.ndarray, params, saturating: bool, fused: bool) -> np.ndarray:
     scale, bias, output_zero_point = params
-    with np.errstate(over="ignore", invalid="ignore"):
-        real = q.astype(np.float32) * scale + bias  # two float32 roundings, no FMA
-    value = truncate_to_int32(round_half_away(real), saturating) + output_zero_point
+    if fused:  # the build contracts q * scale + bias into one FMA (Profile.float_contracted)
+        real = np.empty(q.size, np.float32)
+        _kernels_pointwise.fused_multiply_add_scalars(q.reshape(-1).astype(np.float32), scale, bias, real)
+        real = real.reshape(q.shape)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            real = q.astype(np.float32) * scale + bias  # two float32 roundings
+    # the zero point is added in int32 (wrapping: a saturated conversion plus zp can overflow)
+    value = wrap_to_int32(truncate_to_int32(round_half_away(real), saturating) + output_zero_point)
     return np.clip(value, 0, 255).astype(np.uint8)
 
 
@@ -622,7 +629,8 @@ def concatenation(ctx: OpContext, inputs: list) -> list:
     if plan.scalars:
         return [np.stack([np.asarray(v) for v in inputs])]
     if plan.requantize:
-        inputs = [v if p is None else _requantize_uint8(v, p, ctx.profile.saturating_conversion)
+        fused = "CONCATENATION" in ctx.profile.float_contracted
+        inputs = [v if p is None else _requantize_uint8(v, p, ctx.profile.saturating_conversion, fused)
                   for v, p in zip(inputs, plan.requantize)]
     return [np.concatenate(inputs, axis=plan.axis)]
 
