@@ -73,11 +73,12 @@ def batch_graph(path: Path, batch: int):
 def make_runner(runtime: str, path: Path, threads: int = 1, batch: int = 1):
     """A zero-argument invoke() with a random input already set."""
     rng = np.random.default_rng(0)
-    if runtime == "refnet":
+    if runtime.startswith("refnet"):  # "refnet" (reference profile) or "refnet-PATH"
         import refnet
 
-        it = refnet.Interpreter(graph=batch_graph(path, batch), num_threads=threads) if batch > 1 \
-            else refnet.Interpreter(model_path=str(path), num_threads=threads)
+        profile = runtime.partition("-")[2] or "reference"
+        it = refnet.Interpreter(graph=batch_graph(path, batch), num_threads=threads, profile=profile) \
+            if batch > 1 else refnet.Interpreter(model_path=str(path), num_threads=threads, profile=profile)
     else:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -186,16 +187,20 @@ def main(argv=None) -> int:
              f"load average at start {os.getloadavg()[0]:.1f}. Median of {args.repeats} interleaved "
              f"runs, one thread, ms.", ""]
     lines += ["| model | XNNPACK | optimized | reference | refnet | refnet / XNNPACK | "
-              "refnet / optimized | reference / refnet |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "refnet / optimized | reference / refnet | refnet, optimized profile | refnet, xnnpack profile |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     results = {}
     for name, spec in models:
         path = model_path(spec)
-        runners = {rt: make_runner(rt, path) for rt in ("refnet", "xnnpack", "optimized", "reference")}
+        runners = {rt: make_runner(rt, path) for rt in ("refnet", "xnnpack", "optimized", "reference",
+                                                         "refnet-optimized", "refnet-xnnpack")}
         ms = interleaved(runners, args.repeats)
         results[spec] = ms
         lines.append(f"| {name} | {ms['xnnpack']:.1f} | {ms['optimized']:.1f} | {ms['reference']:.1f} | "
                      f"{ms['refnet']:.1f} | {ms['refnet'] / ms['xnnpack']:.2f}x | "
-                     f"{ms['refnet'] / ms['optimized']:.2f}x | {ms['reference'] / ms['refnet']:.1f}x |")
+                     f"{ms['refnet'] / ms['optimized']:.2f}x | {ms['reference'] / ms['refnet']:.1f}x | "
+                     f"{ms['refnet-optimized']:.1f} ({ms['refnet-optimized'] / ms['refnet']:.2f}x) | "
+                     f"{ms['refnet-xnnpack']:.1f} ({ms['refnet-xnnpack'] / ms['refnet']:.2f}x) |")
         print(lines[-1], file=sys.stderr, flush=True)
     lines.append("")
     if args.quick:

@@ -214,11 +214,12 @@ cdef int _geometry(rn_conv_t *p, cnp.ndarray x, cnp.ndarray out, geom, int threa
 
 cdef int _requant(rn_conv_t *p, cnp.ndarray mult, cnp.ndarray shift, int zp, int qmin,
                   int qmax, int rounding, int out_kind, Py_ssize_t padded) except -1:
-    cdef int top = fp.checked_max_shift(rounding)
     p.mult = <const int32_t*>_vec(mult, "mult", 2, padded)
     p.shift = <const int32_t*>_vec(shift, "shift", 2, padded)
     if p.mult == NULL or p.shift == NULL:
         raise ValueError("mult and shift are required")
+    # ROUNDING_FP32: mult holds each channel's float32 scale (its bits), shift is unused
+    cdef int top = fp.RN_MAX_SHIFT if rounding == fp.RN_ROUNDING_FP32 else fp.checked_max_shift(rounding)
     s = np.asarray(shift)
     if s.size and (s.min() < fp.RN_MIN_SHIFT or s.max() > top):
         raise ValueError("shift out of range for this rounding form")

@@ -129,6 +129,27 @@ RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {
     return (above & hi) | (~above & v);
 }
 
+RN_INLINE VSF RN_SFX(select_f)(VSI mask, VSF a, VSF b) {
+    return (VSF)((mask & (VSI)a) | (~mask & (VSI)b));
+}
+
+/* Form ROUNDING_FP32 (XNNPACK's fp32 requantization) on int32 lanes: rint(float32(x) * scale),
+ * scale_bits holding each lane's float32 scale; the product clipped to [-2**31, 2**31 - 128]
+ * first, as refnet.requantize.rint_scaled_fp32.  rint rounds half to even by adding and
+ * subtracting 2**23 with x's sign (exact for |v| < 2**23; larger floats are integers already),
+ * so no ISA's conversion mode is involved. */
+RN_INLINE VSI RN_SFX(rint_scaled32)(VSI x, VSI scale_bits) {
+    const VSF zero = {0};
+    const VSF lo = zero - 2147483648.0f, hi = zero + 2147483520.0f, two23 = zero + 8388608.0f;
+    VSF v = __builtin_convertvector(x, VSF) * (VSF)scale_bits;
+    v = RN_SFX(select_f)(v < lo, lo, v);
+    v = RN_SFX(select_f)(v > hi, hi, v);
+    VSF magic = RN_SFX(select_f)(v < zero, zero - two23, two23);
+    VSF magnitude = (VSF)((VSI)v & INT32_MAX);
+    v = RN_SFX(select_f)(magnitude < two23, (v + magic) - magic, v);
+    return __builtin_convertvector(v, VSI);
+}
+
 /* mbqm32 over arrays (tests: the C vector definition against the oracle, on every ISA copy). */
 static void RN_SFX(mbqm_array)(const int32_t *x, const int32_t *m, const int32_t *shift, int32_t *out,
                                long n, int form) {
@@ -158,7 +179,12 @@ RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
         memcpy(&x, acc + j, RN_VB);
         memcpy(&m, mult + j, RN_VB);
         memcpy(&s, shift + j, RN_VB);
-        VSI v = RN_SFX(mbqm32)(x, m, s, p->rounding);
+        VSI v;
+        if (p->rounding == RN_ROUNDING_FP32) {  /* m: float32 scale bits; clamped, then + zp */
+            v = RN_SFX(clamp32)(RN_SFX(rint_scaled32)(x, m), -65536, 65536);
+        } else {
+            v = RN_SFX(mbqm32)(x, m, s, p->rounding);
+        }
         v = v + p->zp;  /* int32 addition with wrap-around (-fwrapv), as the reference */
         v = RN_SFX(clamp32)(v, p->qmin, p->qmax);
         VHQ b = __builtin_convertvector(v, VHQ);

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _kernels_fast
 from ..forms import ORDERED, Form, max_shift
-from ..requantize import quantized_output_params
+from ..requantize import fp32_scale, quantized_output_params
 from . import OpContext, float_activation_range
 
 
@@ -92,7 +92,10 @@ class FastConv:
 
 
 def fast_kernels_take(q) -> bool:
-    """The fused fast kernels implement the fixed-point forms, on their shift range."""
+    """The fused fast kernels implement the fixed-point forms, on their shift range, and the
+    fp32 form (from the scales)."""
+    if q.rounding == Form.ROUNDING_FP32:
+        return q.scales is not None
     if not Form(q.rounding).is_fixed_point:
         return False
     return not q.shift.size or (q.shift.min() >= -31 and q.shift.max() <= max_shift(q.rounding))
@@ -121,10 +124,15 @@ def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwi
         _kernels_fast.pack_q(w.reshape(cout, -1), plan.filter_offset)
     if weights is None:
         return None
+    multiplier, shift = q.multiplier, q.shift
+    if q.rounding == Form.ROUNDING_FP32:  # the epilogue reads each channel's float32 scale bits
+        x_scale, w_scales, y_scale = q.scales
+        scale = fp32_scale(x_scale, np.broadcast_to(np.asarray(w_scales, np.float32), (cout,)), y_scale)
+        multiplier, shift = scale.view(np.int32), np.zeros(cout, np.int32)
     return FastConv(geometry, weights,
                     None if bias is None else _kernels_fast.pad_channels(bias, cout, np.int32),
-                    _kernels_fast.pad_channels(q.multiplier, cout, np.int32),
-                    _kernels_fast.pad_channels(q.shift, cout, np.int32))
+                    _kernels_fast.pad_channels(multiplier, cout, np.int32),
+                    _kernels_fast.pad_channels(shift, cout, np.int32))
 
 
 def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:

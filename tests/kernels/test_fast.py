@@ -15,6 +15,8 @@ from refnet import _kernels_conv as kc
 from refnet import _kernels_depthwise as kd
 from refnet import _kernels_fast as kf
 from refnet import _kernels_requantize as kr
+from refnet import requantize
+from refnet.forms import Form
 from refnet.ops.elementwise import ElementwisePlan, quantized_add, quantized_mul
 from refnet.bits import same_bits
 
@@ -68,7 +70,14 @@ def conv_geometry(draw, depthwise=False):
 
 @st.composite
 def requant_params(draw, rng, channels):
-    rounding = draw(st.sampled_from([0, 1, 2]))
+    rounding = draw(st.sampled_from([0, 1, 2, int(Form.ROUNDING_FP32)]))
+    if rounding == Form.ROUNDING_FP32:  # mult: float32 scale bits; ties (0.5), huge and tiny scales
+        scale = rng.uniform(1e-5, 0.1, size=channels).astype(np.float32)
+        if draw(st.booleans()):
+            scale = rng.choice(np.float32([0.5, 0.25, 1.0, 1e-30, 1e-3, 3e38, 0.0, 1.5]), size=channels)
+        if draw(st.booleans()):
+            scale = np.full(channels, scale[0], np.float32)
+        return scale.astype(np.float32).view(np.int32), np.zeros(channels, np.int32), rounding
     top = 30 if rounding == 1 else 31
     kind = draw(st.sampled_from(["typical", "wide"]))
     if kind == "typical":
@@ -80,6 +89,17 @@ def requant_params(draw, rng, channels):
     if draw(st.booleans()):  # per-tensor, broadcast
         mult, shift = np.full(channels, mult[0]), np.full(channels, shift[0])
     return mult.astype(np.int32), shift.astype(np.int32), rounding
+
+
+def requantized(acc, mult, shift, zp, qmin, qmax, rounding, dtype):
+    """The plain requantization: the Cython kernel (fixed point) or the NumPy oracle (fp32)."""
+    if rounding == Form.ROUNDING_FP32:
+        return requantize.requantize_fp32(acc, mult.view(np.float32), zp, qmin, qmax, dtype)
+    channels = acc.shape[-1]
+    expected = np.empty(acc.shape, dtype)
+    kr.requantize(acc.reshape(-1, channels), mult, shift, zp, qmin, qmax, rounding,
+                  expected.reshape(-1, channels))
+    return expected
 
 
 def qrange(rng, dtype):
@@ -108,9 +128,7 @@ def test_conv_q_matches_plain_kernels(geometry, dtype, data, seed):
     kc.conv2d_int(x, wt, bias, in_off, w_off, sh, sw, dh, dw, pad_t, pad_l, acc)
     mult, shift, rounding = data.draw(requant_params(rng, cout))
     zp, qmin, qmax = qrange(rng, dtype)
-    expected = np.empty(acc.shape, dtype)
-    kr.requantize(acc.reshape(-1, cout), mult, shift, zp, qmin, qmax, rounding,
-                  expected.reshape(-1, cout))
+    expected = requantized(acc, mult, shift, zp, qmin, qmax, rounding, dtype)
     packed = kf.pack_q(wt.reshape(cout, -1), w_off)
     pb = None if bias is None else kf.pad_channels(bias, cout, np.int32)
     pm, ps = kf.pad_channels(mult, cout, np.int32), kf.pad_channels(shift, cout, np.int32)
@@ -168,8 +186,7 @@ def test_depthwise_q_matches_plain_kernels(geometry, dtype, data, seed):
     kd.depthwise_int(x, wt, bias, 1, in_off, w_off, sh, sw, dh, dw, pad_t, pad_l, acc)
     mult, shift, rounding = data.draw(requant_params(rng, c))
     zp, qmin, qmax = qrange(rng, dtype)
-    expected = np.empty(acc.shape, dtype)
-    kr.requantize(acc.reshape(-1, c), mult, shift, zp, qmin, qmax, rounding, expected.reshape(-1, c))
+    expected = requantized(acc, mult, shift, zp, qmin, qmax, rounding, dtype)
     packed = kf.pack_depthwise_q(wt, w_off)
     pb = None if bias is None else kf.pad_channels(bias, c, np.int32)
     pm, ps = kf.pad_channels(mult, c, np.int32), kf.pad_channels(shift, c, np.int32)
