@@ -31,18 +31,39 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return values.astype(np.float64)
 
 
+FIRST_RUN_MODEL = "mobilenet_v2_1.0_224_quant.tflite"  # shipped in refnet/data with its LICENSE
+FIRST_RUN_IMAGE, FIRST_RUN_LABELS = "cat.bmp", "imagenet_labels.txt"
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("refnet") / "data" / name))
+
+
+def _top1(raw: np.ndarray, detail: dict, labels) -> tuple[str, str]:
+    """(label, score) of the top class of a classifier output, as printed by run."""
+    if raw.ndim != 2 or raw.shape[1] < 2:
+        return "-", "-"
+    c = int(np.argmax(_dequantize(raw[0], detail)))
+    return (labels[c] if labels and c < len(labels) else str(c)), str(raw[0][c])
+
+
 def cmd_run(args) -> int:
-    model = Path(args.model) if args.model else default_model_path()
-    if args.model is None:
-        meta = model.with_suffix(".json")
-        info = json.loads(meta.read_text()) if meta.exists() else {}
-        desc = ", ".join(f"{k} {info[k]}" for k in ("family", "alpha", "resolution", "kind") if k in info)
-        print(f"refnet {__version__}: no model given, running the embedded default "
-              f"({desc or model.name}; random weights calibrated on real images, so its classes "
-              f"mean nothing: it shows the machinery)")
-    content = model.read_bytes() if model.exists() else None
-    if content is None:
-        raise RefnetError(f"{model}: no such model file")
+    first_run = args.model is None
+    model = _data_file(FIRST_RUN_MODEL) if first_run else Path(args.model)
+    if first_run:
+        args.image = args.image or str(_data_file(FIRST_RUN_IMAGE))
+        args.labels = args.labels or str(_data_file(FIRST_RUN_LABELS))
+        print(f"refnet {__version__}: no model given, so a real one shipped with refnet: MobileNetV2 1.0 224 "
+              f"uint8 (Coral's quantized checkpoint, Apache-2.0) on a photo of a cat")
+    if not model.is_file():
+        raise RefnetError(f"{args.model}: no such model file")
+    labels = None
+    if args.labels:
+        try:
+            labels = Path(args.labels).read_text().splitlines()
+        except OSError as e:
+            raise RefnetError(f"--labels {args.labels}: {e.strerror}") from None
+    content = model.read_bytes()
     it = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
     it.graph.source = str(model)
     it.allocate_tensors()
@@ -56,42 +77,64 @@ def cmd_run(args) -> int:
     it.invoke()
     out_detail = it.get_output_details()[0]
     raw = it.get_tensor(out_detail["index"])
-    labels = None
-    if args.labels:
-        labels = Path(args.labels).read_text().splitlines()
     if raw.ndim == 2 and raw.shape[0] >= 1 and raw.shape[1] > 1:
         scores = raw[0]
         real = _dequantize(scores, out_detail)
         top = np.argsort(-real, kind="stable")[:args.top]
         rows = [[rank + 1, int(c), labels[c] if labels and c < len(labels) else "", scores[c],
                  f"{real[c]:.4f}"] for rank, c in enumerate(top)]
-        print()
+        print(f"\nrefnet, {it.profile.name}:")
         print_table(["rank", "class", "label", f"raw ({scores.dtype.name})", "score"], rows)
     else:
         print(f"\noutput '{out_detail['name']}': shape {list(raw.shape)} {raw.dtype.name}")
     if args.no_compare:
         return 0
+    return _compare_with_litert_paths(content, inputs, labels, out_detail, str(model))
+
+
+def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail: dict, model: str) -> int:
+    """LiteRT's three CPU paths: each one's top-1, and whether refnet's profile for that build
+    and path gives the same bytes on every tensor (the three answers, each explained)."""
     from .litert import LiteRTCrashed, INSTALL_HINT, compare_tensors, litert_available, run_litert
+    from .profile import PATHS, installed_build, resolve_id
 
     print()
     if not litert_available():
         print(f"not compared with LiteRT: {INSTALL_HINT}")
         return 0
-    try:
-        theirs = run_litert(content, inputs, path="reference", isolated=True)
-    except LiteRTCrashed as e:
-        print(f"LiteRT's reference kernels crashed on this model ({e}); refnet's tensors stand alone.")
-        return 0
-    ours = {t.index: it.get_tensor(t.index) for t in it.graph.tensors}
-    rows = compare_tensors(it.graph, ours, theirs)
-    bad = [r for r in rows if not r.equal]
-    if bad:
-        print(f"LiteRT reference kernels: {len(rows) - len(bad)}/{len(rows)} tensors bit-exact; differing:")
-        print_table(["tensor", "name", "mismatched", "max |diff|"],
-                     [[r.index, r.name[:60], f"{r.mismatched}/{r.total}", r.max_abs_diff] for r in bad[:20]])
-        return 1
-    print(f"LiteRT reference kernels (BUILTIN_REF): {len(rows)}/{len(rows)} tensors bit-exact (same dtype, shape and bytes)")
-    return 0
+    rows, differs = [], False
+    for path in PATHS:
+        try:
+            theirs = run_litert(content, inputs, path=path, isolated=True)
+        except LiteRTCrashed as e:
+            rows.append([path, "-", "-", f"LiteRT crashed ({e})"])
+            continue
+        profile = resolve_id(path)
+        ours_it = Interpreter(model_content=content, experimental_preserve_all_tensors=True, profile=profile)
+        ours_it.allocate_tensors()
+        for detail, x in zip(ours_it.get_input_details(), inputs):
+            ours_it.set_tensor(detail["index"], x)
+        ours_it.invoke()
+        ours = {t.index: ours_it.get_tensor(t.index) for t in ours_it.graph.tensors}
+        compared = compare_tensors(ours_it.graph, ours, theirs)
+        bad = [r for r in compared if not r.equal]
+        label, score = _top1(theirs.get(out_detail["index"], np.zeros((0,))), out_detail, labels)
+        if bad:
+            differs = True
+            verdict = f"{len(bad)}/{len(compared)} tensors differ from refnet's {profile} (first: tensor {bad[0].index})"
+        else:
+            verdict = f"bit-exact with refnet's {profile} ({len(compared)}/{len(compared)} tensors)"
+        rows.append([path, label[:28], score, verdict])
+    print(f"LiteRT {installed_build() or ''}, each CPU path (reference = BUILTIN_REF, optimized = "
+          f"BUILTIN_WITHOUT_DEFAULT_DELEGATES, xnnpack = BUILTIN):")
+    print_table(["path", "top-1", "score", "every tensor"], rows)
+    if not differs:
+        answers = {row[2] for row in rows}
+        print(("One runtime, different answers, each reproduced bit for bit" if len(answers) > 1 else
+               "Every path agrees, each reproduced bit for bit") +
+              f": refnet verify {model} --isolated says where the paths part and why; "
+              f"refnet profiles lists the builds refnet knows.")
+    return 1 if differs else 0
 
 
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
@@ -329,11 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
         "run", help="run a model on an image: top-5, and a bit-exact check against LiteRT",
-        description="Run MODEL (default: a small int8 MobileNet shipped with refnet) on IMAGE "
-                    "(default: a synthetic test pattern). Prints the top classes and, when LiteRT "
-                    "is installed, whether every tensor equals LiteRT's reference kernels. Exit "
-                    "code 1 if any tensor differs.")
-    run.add_argument("model", nargs="?", help=".tflite model (default: the embedded default model)")
+        description="Run MODEL on IMAGE (default: MobileNetV2 1.0 224 uint8 on a photo of a cat, "
+                    "shipped with refnet; another model without --image gets a synthetic test "
+                    "pattern). Prints the top classes and, when LiteRT is installed, each LiteRT CPU "
+                    "path's top-1 and whether every tensor is bit-exact with refnet's profile for "
+                    "that build and path. Exit code 1 if any tensor differs, 2 on a user error.")
+    run.add_argument("model", nargs="?", help=".tflite model (default: MobileNetV2 1.0 224 uint8, shipped)")
     run.add_argument("--image", help="image file (bmp, jpg, png...), resized to the model's input")
     run.add_argument("--labels", help="text file, one label per line (index 0 first)")
     run.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")

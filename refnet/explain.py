@@ -209,13 +209,30 @@ def _explain_add_mul(ctx, op, a, b, out, coords, lines):
                      f"* scale)")
     elif op.kind == "ADD":
         (m1, e1), (m2, e2) = plan.input_multipliers
+        floor = False
+        if form == Form.ADD_INPUT_SHIFT_FLOOR_8:  # which part of the vector loop the element is in
+            flat = int(np.ravel_multi_index(coords, out.shape))
+            floor = flat < (out.size // 8) * 8
+            lines.append(f"  element {flat} of {out.size}: " + ("in an 8-element block, the inputs' final "
+                         "shift floors" if floor else "in the tail, the reference rounding"))
+        total = 0
         for name, v, zp, m, e in (("a", va, zp1, m1, e1), ("b", vb, zp2, m2, e2)):
             shifted = (int(v) - zp) << elementwise.ADD_LEFT_SHIFT
-            scaled = int(fixedpoint.multiply_by_quantized_multiplier(shifted, m, e, form))
+            if floor:
+                scaled = int(fixedpoint.saturating_rounding_doubling_high_mul(shifted, m)) >> -e
+            else:
+                scaled = int(fixedpoint.multiply_by_quantized_multiplier(
+                    shifted, m, e, Form.ROUNDING_DOUBLE if form == Form.ADD_INPUT_SHIFT_FLOOR_8 else form))
+            total += scaled
             lines.append(f"  ({name} - {zp}) * 2^{elementwise.ADD_LEFT_SHIFT} = {shifted}; "
                          f"x {m} * 2^({e} - 31) -> {scaled}")
         mo, eo = plan.output_multiplier
         lines.append(f"  sum of both, then x {mo} * 2^({eo} - 31)")
+        if form == Form.ADD_INPUT_SHIFT_FLOOR_8:
+            raw = int(fixedpoint.multiply_by_quantized_multiplier(total, mo, eo, Form.ROUNDING_DOUBLE)) + zpo
+            final = out.dtype.type(min(max(raw, lo), hi))
+            lines.append(f"+ output zero point -> {raw}; clamp to [{lo}, {hi}] -> {int(final)}")
+            return final
     else:
         mo, eo = plan.output_multiplier
         product = (int(va) - zp1) * (int(vb) - zp2)

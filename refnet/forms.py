@@ -64,6 +64,11 @@ class Form(enum.IntEnum):
     ROUNDING_RNDNU = (12, "exact product with the float32 scale, round half up (XNNPACK rndnu)")
     # MEAN_FP32 with the multiply-add fused (XNNPACK on aarch64, TensorFlow's XNNPACK on x86-64).
     MEAN_FP32_FMA = (13, "XNNPACK MEAN as MEAN_FP32, the float32 multiply-add fused")
+    # LiteRT's optimized same-shape ADD (NEON AddElementwise; NEON_2_SSE on x86-64): in whole
+    # blocks of 8 elements each input's rescale ends in a flooring shift (vshl) after the high
+    # multiply; the scalar tail and the output rescale are the reference's double rounding.
+    ADD_INPUT_SHIFT_FLOOR_8 = (14, "optimized ADD: inputs' final shift floors in blocks of 8 elements, "
+                                   "tail as the reference")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -11,7 +11,7 @@ tensors, exact integer intermediates recomputed, candidate arithmetics applied, 
 is the candidate with 0 mismatches over the three real uint8 models and the generated int8
 models; the comments say what a measurement could not tell apart. Ops not listed equal the
 reference arithmetic on every path (AVERAGE_POOL_2D, SOFTMAX, HARD_SWISH, RESIZE_BILINEAR,
-CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized ADD and MUL). The forms: refnet/forms.py.
+CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized int8 ADD and MUL). The forms: refnet/forms.py.
 """
 from __future__ import annotations
 
@@ -118,6 +118,8 @@ OPTIMIZED = Profile(
         "FULLY_CONNECTED": Form.ROUNDING_DOUBLE_TIES_UP,  # int8 measured
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,  # keep_dims 4-D over H, W; other MEANs: reference
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,  # x / s with rint matched too
+        # the issue-15 case, reproduced exhaustively (all 65536 input pairs: 1 tie, 8-element blocks)
+        ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}")
@@ -225,6 +227,7 @@ OPTIMIZED_2_14_ARM = Profile(
         "FULLY_CONNECTED": Form.ROUNDING_DOUBLE_TIES_UP,
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
+        ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",

@@ -306,6 +306,24 @@ def add_xnnpack_params(a_scale, b_scale, y_scale) -> tuple[int, int, int]:
     return ma, mb, shift
 
 
+def add_input_shift_floor_8(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, input_multipliers,
+                            output_multiplier, y_zp: int, left_shift: int) -> np.ndarray:
+    """Form.ADD_INPUT_SHIFT_FLOOR_8 for same-shape a, b: the raw (unclamped, zero point added)
+    int64 result. Elements in whole blocks of 8 (flat order) rescale each input as
+    srdhm(x << left_shift, m) >> -e (a flooring shift; e <= 0 for these multipliers < 1), the
+    rest as the reference; both then sum and rescale the sum in double rounding."""
+    blocked = (a.size // 8) * 8
+    scaled = []
+    for q, zp, (m, e) in ((a, a_zp, input_multipliers[0]), (b, b_zp, input_multipliers[1])):
+        x = (q.reshape(-1).astype(np.int64) - zp) << left_shift
+        floor = fixedpoint.saturating_rounding_doubling_high_mul(x, m).astype(np.int64) >> -e
+        reference = fixedpoint.multiply_by_quantized_multiplier_double_rounding(x, m, e).astype(np.int64)
+        scaled.append(np.where(np.arange(x.size) < blocked, floor, reference))
+    m, e = output_multiplier
+    total = fixedpoint.multiply_by_quantized_multiplier_double_rounding(scaled[0] + scaled[1], m, e)
+    return (total.astype(np.int64) + y_zp).reshape(a.shape)
+
+
 def add_xnnpack(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, params, y_zp: int) -> np.ndarray:
     """The raw (unclamped, zero point added) XNNPACK ADD result as int64; broadcasts."""
     ma, mb, shift = params

@@ -9,18 +9,27 @@ import pytest
 from refnet.cli import default_model_path, main
 
 
-def test_run_default_model_prints_top5_and_is_bit_exact(capsys):
-    assert default_model_path().exists(), "the embedded default model must ship with the package"
+@pytest.mark.litert
+def test_first_command_shows_the_three_answers(capsys):
+    """`refnet run` with no arguments: the real model and photo shipped with refnet, its top-5 with
+    labels, then each LiteRT path's top-1 score, each bit-exact with refnet's profile for it."""
+    assert default_model_path().exists(), "the factory's default model ships with the package"
     code = main(["run"])
     out = capsys.readouterr().out
-    assert "rank" in out and "class" in out
-    assert "tensors bit-exact" in out
+    assert "MobileNetV2 1.0 224 uint8" in out and "Egyptian cat" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()[:1] in (["reference"], ["optimized"], ["xnnpack"])}
+    assert [rows[p][3] for p in ("reference", "optimized", "xnnpack")] == ["191", "188", "194"], out
+    for path in ("reference", "optimized", "xnnpack"):
+        assert f"bit-exact with refnet's {path}@" in out
+    assert "different answers, each reproduced bit for bit" in out
     assert code == 0
 
 
-def test_no_arguments_runs_the_default(capsys):
+def test_no_arguments_runs_the_first_command(capsys):
     assert main([]) == 0
-    assert "embedded default" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "shipped with refnet" in out and "Egyptian cat" in out
 
 
 def test_missing_model_is_a_clear_error(capsys, tmp_path):

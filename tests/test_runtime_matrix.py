@@ -161,10 +161,14 @@ def _ops_tests(name: str):
 @pytest.mark.parametrize("build", ["ai-edge-litert-2.3.0/aarch64", "tflite-runtime-2.14.0/aarch64"])
 def test_aarch64_semantics_single_op_sweeps(build, monkeypatch):
     """The single-op tests that probe what C leaves to the CPU, run against the aarch64 build
-    (tests/support.py REFNET_SWEEP_BUILD): saturating float -> int32 conversions (tiny output
-    scales, huge ratios), and on tflite-runtime 2.14 reciprocal divisions and flushed subnormals."""
+    (tests/support.py REFNET_SWEEP_BUILD): the optimized ADD's flooring input shift, saturating
+    float -> int32 conversions (tiny output scales, huge ratios), and on tflite-runtime 2.14
+    reciprocal divisions and flushed subnormals."""
     monkeypatch.setenv("REFNET_SWEEP_BUILD", f"{build}={_python(build)}")
-    activations, quantize, shape_ops = (_ops_tests(n) for n in ("test_activations", "test_quantize", "test_shape_ops"))
+    activations, quantize, shape_ops, elementwise = (
+        _ops_tests(n) for n in ("test_activations", "test_quantize", "test_shape_ops", "test_elementwise"))
+    for path in ("reference", "optimized", "xnnpack"):  # the optimized ADD's flooring input shift
+        elementwise.test_uint8_add_every_input_pair_and_a_tail(path)
     for dtype in (np.int8, np.uint8):
         activations.test_relu_quantized("RELU6", dtype)
         quantize.test_quantize_float_per_tensor(dtype)

@@ -136,6 +136,10 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
                                rounding=rounding, zero_points=(zp1, zp2, zpo))
         plan.fp32_scale = requantize.fp32_scale(s1, s2, so)
         return plan
+    floor_blocks = rounding == Form.ADD_INPUT_SHIFT_FLOOR_8 and kind == "ADD"
+    if floor_blocks:  # the optimized same-shape ADD; a broadcast ADD is the reference arithmetic
+        rounding = Form.ROUNDING_DOUBLE
+        floor_blocks = tuple(a_t.shape) == tuple(b_t.shape) == tuple(out_shape)
     if not rounding.is_fixed_point:
         raise ctx.unsupported(f"form {rounding.name} for {kind}")
     plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
@@ -155,6 +159,8 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
                 f"(scales {s1:g}, {s2:g} -> {so:g}); LiteRT's reference ADD aborts on this model")
         plan.input_multipliers = (quantize_multiplier(real_input1), quantize_multiplier(real_input2))
         plan.output_multiplier = quantize_multiplier(real_output)
+        if floor_blocks:
+            plan.rounding = Form.ADD_INPUT_SHIFT_FLOOR_8
     else:  # MUL: the product and quotient are float32 operations in the C++.
         with np.errstate(all="ignore"):
             real = float(f32(f32(s1) * f32(s2)) / f32(so))
@@ -179,6 +185,9 @@ def quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.nda
     zp1, zp2, zpo = plan.zero_points
     if plan.rounding == Form.ADD_XNNPACK:
         return requantize.add_xnnpack(a, zp1, b, zp2, plan.input_multipliers, zpo)
+    if plan.rounding == Form.ADD_INPUT_SHIFT_FLOOR_8:
+        return requantize.add_input_shift_floor_8(a, zp1, b, zp2, plan.input_multipliers, plan.output_multiplier,
+                                                  zpo, ADD_LEFT_SHIFT)
     (m1, m2), r = plan.input_multipliers, plan.rounding
     # |q - zp| <= 255, so the shifted values stay below 2**28: no int32 overflow.
     scaled1 = _mbqm((a.astype(np.int64) - zp1) << ADD_LEFT_SHIFT, m1, r)

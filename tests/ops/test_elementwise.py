@@ -190,3 +190,28 @@ def build_unchecked(kind, dtype, shapes, out_shape):
     mb.outputs.append(y)
     mb.op(kind, ids, [y], fused_activation_function="NONE")
     return mb.build()
+
+
+def _uint8_add(n: int) -> bytes:
+    """The uint8 ADD of a DeepLab head (issue 15's case that no form reproduced)."""
+    mb = ModelBuilder()
+    a = mb.input("a", (1, n), np.uint8, scale=0.24857626855373383, zero_point=133)
+    b = mb.input("b", (1, n), np.uint8, scale=0.38582080602645874, zero_point=125)
+    y = mb.tensor("y", (1, n), np.uint8, scale=0.45569220185279846, zero_point=125)
+    mb.op("ADD", [a, b], [y], fused_activation_function="NONE")
+    mb.outputs.append(y)
+    return mb.build()
+
+
+@pytest.mark.litert
+@pytest.mark.parametrize("path", ["reference", "optimized", "xnnpack"])
+def test_uint8_add_every_input_pair_and_a_tail(path):
+    """All 65536 input pairs (one of them a tie where the optimized path's flooring input shift
+    decides: 150 + 117 gives 127 in its 8-element blocks, 128 in the tail and the reference), then
+    that pair 13 times (8 in a block, 5 in the tail)."""
+    pairs = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij")).reshape(2, 1, -1)
+    assert_bit_exact(_uint8_add(65536), [pairs[0].astype(np.uint8), pairs[1].astype(np.uint8)], path)
+    tie = [np.full((1, 13), 150, np.uint8), np.full((1, 13), 117, np.uint8)]
+    assert_bit_exact(_uint8_add(13), tie, path)
+    expected = [127] * 8 + [128] * 5 if path == "optimized" else [128] * 13
+    assert run_refnet(_uint8_add(13), tie, profile=path)[2].ravel().tolist() == expected
