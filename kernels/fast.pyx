@@ -366,7 +366,10 @@ def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray ou
     n, period = a.size, b.size
     if out.size != n or period == 0 or n % period:
         raise ValueError("b's size must divide a's, and out must be a's size")
-    top = fp.checked_max_shift(rounding)
+    floor8 = rounding == fp.RN_ADD_INPUT_SHIFT_FLOOR_8
+    if floor8 and (is_mul or period != n or n >= 2**31 or m1_e1[1] > 0 or m2_e2[1] > 0):
+        raise ValueError("ADD_INPUT_SHIFT_FLOOR_8 is a same-shape ADD with input shifts <= 0")
+    top = fp.RN_MAX_SHIFT if floor8 else fp.checked_max_shift(rounding)
     for _, s in (m1_e1, m2_e2, mo_eo):
         if not fp.RN_MIN_SHIFT <= s <= top:
             raise ValueError("shift out of range for this rounding form")

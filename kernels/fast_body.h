@@ -621,10 +621,25 @@ RN_INLINE VSI RN_SFX(load_q32)(const void *src, int is_signed, int count) {
     return __builtin_convertvector(v, VSI);
 }
 
+/* Form ADD_INPUT_SHIFT_FLOOR_8's input rescale: in whole 8-element blocks (flat index below
+ * `blocked`) the high multiply then a flooring shift (vshl; e <= 0), else the reference's. */
+RN_INLINE VSI RN_SFX(add_input_floor8)(VSI x, int32_t m, int32_t e, VSI index, long blocked) {
+    const VSI zero = {0};
+    VSI floor = RN_SFX(srdhm32)(x, zero + m) >> (zero - e);
+    VSI reference = RN_SFX(mbqm32)(x, zero + m, zero + e, RN_ROUNDING_DOUBLE);
+    VSI in_block = index < (VSI)(zero + (int32_t)blocked);
+    return (in_block & floor) | (~in_block & reference);
+}
+
 static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
     const long periods = e->period ? (long)e->n / e->period : 0;
     const int threads = e->threads > 0 ? e->threads : 1;
     const VSI zero = {0};
+    const long blocked = ((long)e->n / 8) * 8;
+    int32_t lane_numbers[RN_L32];
+    for (int l = 0; l < RN_L32; l++) lane_numbers[l] = l;
+    VSI lanes;
+    memcpy(&lanes, lane_numbers, RN_VB);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && periods > 1)
     for (long r = 0; r < periods; r++) {
         for (int j = 0; j < e->period; j += RN_L32) {
@@ -636,6 +651,11 @@ static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, cons
             VSI raw;
             if (e->is_mul) {
                 raw = RN_SFX(mbqm32)(x1 * x2, zero + e->mo, zero + e->eo, e->rounding);
+            } else if (e->rounding == RN_ADD_INPUT_SHIFT_FLOOR_8) {  /* same shapes: period == n */
+                VSI index = lanes + (int32_t)i;
+                VSI y1 = RN_SFX(add_input_floor8)(x1 << 20, e->m1, e->e1, index, blocked);
+                VSI y2 = RN_SFX(add_input_floor8)(x2 << 20, e->m2, e->e2, index, blocked);
+                raw = RN_SFX(mbqm32)(y1 + y2, zero + e->mo, zero + e->eo, RN_ROUNDING_DOUBLE);
             } else {
                 VSI y1 = RN_SFX(mbqm32)(x1 << 20, zero + e->m1, zero + e->e1, e->rounding);
                 VSI y2 = RN_SFX(mbqm32)(x2 << 20, zero + e->m2, zero + e->e2, e->rounding);

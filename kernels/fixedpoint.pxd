@@ -24,6 +24,7 @@ cdef extern from "forms.h":
         RN_ROUNDING_SINGLE             # TFLITE_SINGLE_ROUNDING: one 64-bit product, one rounding
         RN_ROUNDING_DOUBLE_TIES_UP     # same high multiply, final shift rounds ties toward +inf
         RN_ROUNDING_FP32               # float32 scale, round half to even (the fast kernels' epilogue)
+        RN_ADD_INPUT_SHIFT_FLOOR_8     # optimized ADD: inputs' shift floors in 8-element blocks
         RN_MIN_SHIFT
         RN_MAX_SHIFT
         RN_MAX_SHIFT_SINGLE

@@ -210,10 +210,12 @@ def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.
     repeats over its leading dimensions (same shape, or e.g. a per-channel (1, 1, 1, C) factor).
     None when the kernel does not take this case (then NumPy below computes it): a form that is
     not fixed-point, a shift outside the form's range, or shapes it cannot stream."""
-    if not plan.rounding.is_fixed_point:
+    floor8 = plan.rounding == Form.ADD_INPUT_SHIFT_FLOOR_8  # same shapes only (see prepare)
+    if not plan.rounding.is_fixed_point and not floor8:
         return None
     pairs = (*plan.input_multipliers, plan.output_multiplier) if is_add else (plan.output_multiplier,)
-    if any(not -31 <= shift <= max_shift(plan.rounding) for _, shift in pairs):
+    top = max_shift(Form.ROUNDING_DOUBLE if floor8 else plan.rounding)
+    if any(not -31 <= shift <= top for _, shift in pairs):
         return None
     info = np.iinfo(a.dtype)
     if max(plan.act_range[0], info.min) > min(plan.act_range[1], info.max):  # an empty clamp range

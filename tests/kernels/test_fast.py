@@ -292,3 +292,31 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError):
         kf.conv_q(x[:, :, :, :2], packed, vec, vec, vec, geom, 0, 0, 0, 255, 0, out)
     assert kf.pack_q(np.full((2, 2), 255, np.uint8), 32767) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.integers(1, 300), st.data(), st.integers(0, 2**32 - 1))
+def test_elementwise_q_add_floor8_matches_numpy(dtype, n, data, seed):
+    """Form.ADD_INPUT_SHIFT_FLOOR_8 (same shapes): the C copies against requantize.py's oracle,
+    on sizes with and without a tail, including the witness pair of issue 15."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, int(info.max) + 1, n).astype(dtype)
+    b = rng.integers(info.min, int(info.max) + 1, n).astype(dtype)
+    if dtype == np.uint8 and data.draw(st.booleans()):  # the DeepLab ADD: (150, 117) is a tie
+        params, zps = ((1383578759, -1), (1073741824, 0)), (133, 125, 125)
+        output = (1818209459, -19)
+        a[:] = 150
+        b[:] = 117
+    else:
+        params = tuple((int(rng.integers(1 << 30, (1 << 31) - 1)), int(rng.integers(-12, 1))) for _ in range(2))
+        output = (int(rng.integers(1 << 30, (1 << 31) - 1)), int(rng.integers(-24, -14)))
+        zps = tuple(int(rng.integers(info.min, int(info.max) + 1)) for _ in range(3))
+    raw = requantize.add_input_shift_floor_8(a, zps[0], b, zps[1], params, output, zps[2], 20)
+    expected = np.clip(raw, info.min, info.max).astype(dtype)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(n, 9, dtype)
+        kf.elementwise_q(a, b, out, False, zps[0], zps[1], zps[2], params[0], params[1], output,
+                         int(info.min), int(info.max), int(Form.ADD_INPUT_SHIFT_FLOOR_8), 1 + (isa % 2))
+        assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} of {n} differ"
