@@ -18,6 +18,7 @@ enum rn_form {
     RN_ROUNDING_RNDNU = 12,  /* exact product with the float32 scale, round half up (XNNPACK rndnu) */
     RN_MEAN_FP32_FMA = 13,  /* XNNPACK MEAN as MEAN_FP32, the float32 multiply-add fused */
     RN_ADD_INPUT_SHIFT_FLOOR_8 = 14,  /* optimized ADD: inputs' final shift floors in blocks of 8 elements, tail as the reference */
+    RN_SOFTMAX_UINT16_LUT = 15,  /* aarch64 optimized SOFTMAX: uint16 exp table, integer sum, one multiplier */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -69,6 +69,10 @@ class Form(enum.IntEnum):
     # multiply; the scalar tail and the output rescale are the reference's double rounding.
     ADD_INPUT_SHIFT_FLOOR_8 = (14, "optimized ADD: inputs' final shift floors in blocks of 8 elements, "
                                    "tail as the reference")
+    # LiteRT's aarch64 optimized int8/uint8 SOFTMAX (TFLITE_SOFTMAX_USE_UINT16_LUT): a 256-entry
+    # table round(expf(s * beta * (v - 255)) * 65535), an integer sum of the row's entries, then
+    # one multiplier from float32(1 / float32(sum * s_out)) for every output.
+    SOFTMAX_UINT16_LUT = (15, "aarch64 optimized SOFTMAX: uint16 exp table, integer sum, one multiplier")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -158,17 +158,22 @@ OPTIMIZED_ARM = dataclasses.replace(
                     "CONV_2D": Form.ROUNDING_SINGLE,  # NEON: one exact product, one rounding shift
                     # a one-pixel output (the logits conv) takes the matrix-vector path
                     ("CONV_2D", "uint8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
-                    ("CONV_2D", "int8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP},
-    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}")
+                    ("CONV_2D", "int8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
+                    # its build defines TFLITE_SOFTMAX_USE_UINT16_LUT (12 of 12 tie cases)
+                    ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
+                    ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT},
+    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps")
 XNNPACK_ARM = dataclasses.replace(
     XNNPACK, name=f"xnnpack@{ARM_2_3}", saturating_conversion=True,
     rounding_by_op={**XNNPACK.rounding_by_op,
                     # NEON rndnu: the exact product with the float32 scale, ties up
                     ("CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
                     ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
-                    ("MEAN", "int8"): Form.MEAN_FP32_FMA},  # NEON vfma
-    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; not reproduced yet: int8 SOFTMAX (V2 int8 96: 2 of 1001 "
-             f"elements differ by 1)")
+                    ("MEAN", "int8"): Form.MEAN_FP32_FMA,  # NEON vfma
+                    # not delegated: LiteRT's aarch64 optimized SOFTMAX (V2 int8 96: 1001 of 1001)
+                    ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
+                    ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT},
+    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps")
 
 # tflite-runtime 2.14.0 (the last tflite-runtime; Coral's Python stack), measured from dumps of the
 # model rewritten so that every tensor is an output (it reuses ADD/MUL/RESHAPE input buffers).

@@ -48,7 +48,8 @@ import numpy as np
 
 from ..fixedpoint import (INT32_MAX, SCALED_DIFF_INTEGER_BITS, rdbpot_int64, srdhm_int64,
                           count_leading_zeros_32, exp_on_negative_values_q5_26,
-                          one_over_one_plus_x_for_x_in_0_1, quantize_multiplier, wrap_to_int32)
+                          one_over_one_plus_x_for_x_in_0_1, multiply_by_quantized_multiplier,
+                          quantize_multiplier, wrap_to_int32)
 from ..forms import Form
 from . import OpContext, register
 from .activations import libm_expf
@@ -144,8 +145,6 @@ def _prepare_softmax(ctx: OpContext):
         return None
     if x_t.dtype not in (np.int8, np.uint8) or y_t.dtype not in (x_t.dtype, np.dtype(np.int16)):
         raise ctx.unsupported(f"SOFTMAX from {x_t.dtype.name} to {y_t.dtype.name}")
-    if ctx.profile.rounding("SOFTMAX") != Form.ROUNDING_DOUBLE:
-        raise ctx.unsupported("SOFTMAX is implemented with the reference (double rounding) arithmetic only")
     if x_t.quantization is None or x_t.quantization.per_channel:
         raise ctx.fail(f"input tensor {x_t.index} '{x_t.name}' needs per-tensor quantization")
     input_scale = x_t.quantization.scalar()[0]
@@ -155,6 +154,14 @@ def _prepare_softmax(ctx: OpContext):
                 abs(q.scalar()[0] - 1 / 256) > 0.001 / 256:
             raise ctx.fail("int8 SOFTMAX output needs zero point -128 and scale 1/256 (LiteRT "
                            "rejects others)")
+    form = ctx.profile.rounding("SOFTMAX", x_t.dtype)
+    if form == Form.SOFTMAX_UINT16_LUT and y_t.dtype == x_t.dtype:
+        if y_t.quantization is None:
+            raise ctx.fail(f"output tensor {y_t.index} '{y_t.name}' needs a quantization")
+        out_scale, out_zp = y_t.quantization.scalar()
+        return Uint16LutSoftmaxPlan(uint16_exp_table(input_scale, beta), np.float32(out_scale), int(out_zp))
+    if form not in (Form.ROUNDING_DOUBLE, Form.SOFTMAX_UINT16_LUT):  # int16 outputs: the reference
+        raise ctx.unsupported(f"form {form.name} for SOFTMAX")
     # double(beta) * double(s_in) * 2**26, capped below 2**31.
     real = min(beta * float(np.float32(input_scale)) * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)),
                MAX_REAL_MULTIPLIER)
@@ -171,6 +178,42 @@ def _prepare_softmax(ctx: OpContext):
                                 output_min=int(info.min), output_max=int(info.max))
 
 
+@dataclass(frozen=True)
+class Uint16LutSoftmaxPlan:
+    table: np.ndarray  # int64[256]: entry v for the value v steps below the row's maximum + 255
+    output_scale: np.float32
+    output_zero_point: int
+
+
+def uint16_exp_table(input_scale: float, beta: float) -> np.ndarray:
+    """Form.SOFTMAX_UINT16_LUT's table: for v in 0..255, min(65535, (int)(float32(expf(x) * 65535)
+    + 0.5)) with x = float32(float32(s_in * beta) * (v - 255)); the + 0.5 is a double addition."""
+    scale = np.float32(np.float32(input_scale) * np.float32(beta))
+    x = (scale * (np.arange(256) - 255).astype(np.float32)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        scaled = (libm_expf(x) * np.float32(65535)).astype(np.float32)
+    return np.minimum(65535, np.trunc(scaled.astype(np.float64) + 0.5)).astype(np.int64)
+
+
+def softmax_uint16_lut(x: np.ndarray, plan: Uint16LutSoftmaxPlan) -> np.ndarray:
+    """Form.SOFTMAX_UINT16_LUT per row (last axis): each value's table entry, indexed by its distance
+    from the row's maximum (int8 read as uint8 after flipping the sign bit); their exact int32 sum;
+    inv = float32(1 / float32(float32(sum) * s_out)); out = clamp(MBQM(entry, QuantizeMultiplier(inv))
+    + zp). Entries are non-negative, so the vector body's ties-up rounding equals the scalar tail's."""
+    info = np.iinfo(x.dtype)
+    as_uint8 = x.astype(np.int64) - int(info.min)  # int8 ^ 0x80, uint8 unchanged
+    rows = as_uint8.reshape(-1, x.shape[-1])
+    out = np.empty(rows.shape, np.int64)
+    for r, row in enumerate(rows):
+        entries = plan.table[row + (255 - row.max())]
+        total = int(entries.sum())  # at most 65535 per entry: the reference's int32 sum
+        inv = np.float32(np.float32(1.0) / np.float32(np.float32(total) * plan.output_scale))
+        multiplier, shift = quantize_multiplier(float(inv))
+        scaled = multiply_by_quantized_multiplier(entries, multiplier, shift, Form.ROUNDING_DOUBLE)
+        out[r] = np.clip(scaled.astype(np.int64) + plan.output_zero_point, info.min, info.max)
+    return out.reshape(x.shape).astype(x.dtype)
+
+
 @register("SOFTMAX", prepare=_prepare_softmax)
 def softmax(ctx: OpContext, inputs: list) -> list:
     x = inputs[0]
@@ -179,4 +222,6 @@ def softmax(ctx: OpContext, inputs: list) -> list:
         return [np.empty(x.shape, ctx.output_tensor().dtype)]
     if plan is None:
         return [softmax_float(x, softmax_beta(ctx), "SOFTMAX" in ctx.profile.float_reciprocal)]
+    if isinstance(plan, Uint16LutSoftmaxPlan):
+        return [softmax_uint16_lut(x, plan)]
     return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]
