@@ -71,8 +71,23 @@ def tflite_info(path: Path) -> dict:
                          inputs=[list(t.shape) for t in ins], output=list(out.shape),
                          dtype=np.dtype(out.dtype).name, quantization=_quant_str(out),
                          macs=macs, params=params, name=out.name))
-    return {"model": str(path), "ops": rows, "macs": sum(r["macs"] for r in rows),
-            "params": sum(r["params"] for r in rows)}
+    def io(i: int) -> dict:
+        t = graph.tensors[i]
+        q = t.quantization
+        return dict(index=i, name=t.name, dtype=np.dtype(t.dtype).name, shape=list(t.shape),
+                    scale=None if q is None or q.per_channel else float(q.scale[0]),
+                    zero_point=None if q is None or q.per_channel else int(q.zero_point[0]))
+    return {"model": str(path), "inputs": [io(i) for i in graph.inputs], "outputs": [io(i) for i in graph.outputs],
+            "ops": rows, "macs": sum(r["macs"] for r in rows), "params": sum(r["params"] for r in rows)}
+
+
+def _io_line(role: str, t: dict) -> str:
+    """One model input or output, as a user feeds or reads it."""
+    line = f"{role} {t['index']} '{t['name']}': {t['dtype']} {'x'.join(map(str, t['shape']))}"
+    if t["scale"] is not None:
+        line += (f", scale {t['scale']:.9g}, zero point {t['zero_point']} "
+                 f"(real value = {t['scale']:.6g} * (q - {t['zero_point']}))")
+    return line
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -115,7 +130,7 @@ def cmd_info(args) -> int:
             print()
         print(f"MACs    {c['macs']:>12,d}  ({c['macs'] / 1e6:.2f} M)")
         print(f"params  {c['params']:>12,d}  ({c['params'] / 1e6:.3f} M: weights + biases, the "
-              f"seed's convention)")
+              f"TF-slim README's convention)")
         print(f"        {c['params_folded']:>12,d}  after batch-norm folding (inference model)")
         print(f"        {c['params_checkpoint']:>12,d}  every checkpoint variable (with batch norm)")
         return 0
@@ -137,6 +152,10 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
+    for role, key in (("input", "inputs"), ("output", "outputs")):
+        for t in info[key]:
+            print(_io_line(role, t))
+    print()
     print_table(["#", "op", "inputs", "output", "dtype", "quantization", "MACs", "params"],
                  [[r["index"], r["op"], " ".join("x".join(map(str, s)) for s in r["inputs"]),
                    "x".join(map(str, r["output"])), r["dtype"], r["quantization"], r["macs"],
@@ -177,16 +196,19 @@ def _arch_args(p, required=False):
 def add_commands(sub) -> None:
     info = sub.add_parser(
         "info", help="MACs and params of an architecture, or a table of a model file",
-        description="With --arch: MACs and parameters of a MobileNet variant (the seed's "
-                    "counting convention, see refnet.models.counting). With a .tflite file: "
+        description="With --arch: MACs and parameters of a MobileNet variant (counted as the "
+                    "TF-slim MobileNet README counts them, see refnet.models.counting). With a "
+                    ".tflite file: its inputs and outputs (dtype, shape, scale, zero point), then "
                     "every op with shapes, dtypes, quantization, MACs and params. With a weight "
-                    "store (.h5): its architecture and provenance. --seed-table: the seed's "
-                    "published table against refnet's counts.")
+                    "store (.h5): its architecture and provenance. --seed-table: the table of "
+                    "checkpoints published in the TF-slim MobileNet README (MACs, params, top-1) "
+                    "against refnet's counts.")
     info.add_argument("model", nargs="?", help=".tflite model or refnet weight store (.h5)")
     _arch_args(info)
     info.add_argument("--layers", action="store_true", help="with --arch: per-layer table")
     info.add_argument("--seed-table", action="store_true",
-                      help="the seed README's 30 rows against refnet's counts")
+                      help="the TF-slim MobileNet README's published table (30 checkpoints) "
+                           "against refnet's counts")
     info.add_argument("--json", action="store_true", help="JSON output")
     info.set_defaults(func=cmd_info)
 
