@@ -209,6 +209,9 @@ def cmd_verify(args) -> int:
     model = Path(args.model)
     if not model.exists():
         raise RefnetError(f"{model}: no such model file")
+    for option, out in (("--json", args.json), ("--html", args.html)):  # before any work starts
+        if out and not Path(out).resolve().parent.is_dir():
+            raise RefnetError(f"{option} {out}: the directory {Path(out).parent} does not exist")
     content = model.read_bytes()
     try:
         interp = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
@@ -380,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("model", nargs="?", help=".tflite model (default: MobileNetV2 1.0 224 uint8, shipped)")
     run.add_argument("--image", help="image file (bmp, jpg, png...), resized to the model's input")
     run.add_argument("--labels", help="text file, one label per line (index 0 first)")
-    run.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    run.add_argument("--top", type=_positive_int, default=5, help="how many classes to print (default 5)")
     run.add_argument("--no-compare", action="store_true", help="skip the comparison with LiteRT")
     run.set_defaults(func=cmd_run)
     from .cli_models import add_commands
@@ -456,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      "build and corpus measured it.")
     prf.set_defaults(func=cmd_profiles)
     return p
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse turns the ValueError into a one-line error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def main(argv=None) -> int:

@@ -186,3 +186,20 @@ def test_info_names_the_inputs_and_outputs_with_their_quantization(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["inputs"][0] == {"index": 0, "name": "input", "dtype": "uint8", "shape": [1, 224, 224, 3],
                                  "scale": 0.0078125, "zero_point": 128}
+
+
+def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path):
+    """Checked before any work starts: an output directory that does not exist, a --top below 1,
+    a labels file that is not there; each a one-line error naming what the user typed."""
+    model = str(default_model_path())
+    assert main(["verify", model, "--html", str(tmp_path / "no" / "r.html"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--html {tmp_path / 'no' / 'r.html'}" in err and "does not exist" in err
+    assert main(["verify", model, "--json", str(tmp_path / "no" / "r.json"), "-q"]) == 2
+    assert "--json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--top", "-3", "--no-compare"])
+    assert stop.value.code == 2 and "must be 1 or more, got -3" in capsys.readouterr().err
+    assert main(["run", "--labels", str(tmp_path / "missing.txt"), "--no-compare"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.txt" in err
