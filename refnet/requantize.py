@@ -50,6 +50,13 @@ class QuantizedOutput:
     # double(s_x) * double(s_w[c]) / double(s_y) per channel (the float64 form).
     effective_scale: np.ndarray | None = None
 
+    def fp32_scales(self, channels: int) -> np.ndarray:
+        """The float32-scale forms' per-channel scale, float32(float32(s_x * s_w[c]) / s_y)."""
+        if self.scales is None:
+            raise ValueError("the float32-scale requantization forms need the tensors' scales (q.scales)")
+        x_scale, w_scales, y_scale = self.scales
+        return fp32_scale(x_scale, np.broadcast_to(np.asarray(w_scales, f32), (channels,)), y_scale)
+
     def channel(self, c: int) -> "QuantizedOutput":
         """The parameters of output channel c alone (per-tensor values are shared)."""
         def pick(v):
@@ -130,10 +137,7 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
             raise ValueError("the float64 requantization form needs q.effective_scale")
         return requantize_float64(acc, q.effective_scale, q.zero_point, q.qmin, q.qmax, dtype)
     if q.rounding in (Form.ROUNDING_FP32, Form.ROUNDING_RNDNU):
-        if q.scales is None:
-            raise ValueError("the float32-scale requantization forms need the tensors' scales (q.scales)")
-        x_scale, w_scales, y_scale = q.scales
-        s = fp32_scale(x_scale, np.broadcast_to(np.asarray(w_scales, f32), (acc.shape[-1],)), y_scale)
+        s = q.fp32_scales(acc.shape[-1])
         if q.rounding == Form.ROUNDING_RNDNU:
             return requantize_rndnu(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
         return requantize_fp32(acc, s, q.zero_point, q.qmin, q.qmax, dtype)

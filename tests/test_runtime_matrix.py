@@ -109,11 +109,8 @@ def test_float32_sums_single_op_sweep(build):
     FULLY_CONNECTED with random geometry: the build's reference path equals its profile bit for bit."""
     from refnet.litert import BuildRunner, compare_tensors
     from support import run_refnet
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("conv_cases", Path(__file__).parent / "ops" / "test_conv.py")
-    conv_cases = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conv_cases)  # its random single-op model builders
+    conv_cases = _ops_tests("test_conv")  # its random single-op model builders
     runner = BuildRunner(_python(build))
     rng = np.random.default_rng(15)
     try:

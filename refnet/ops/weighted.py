@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _kernels_fast
 from ..forms import ORDERED, Form, max_shift
-from ..requantize import fp32_scale, quantized_output_params
+from ..requantize import quantized_output_params
 from . import OpContext, float_activation_range
 
 
@@ -126,9 +126,7 @@ def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwi
         return None
     multiplier, shift = q.multiplier, q.shift
     if q.rounding == Form.ROUNDING_FP32:  # the epilogue reads each channel's float32 scale bits
-        x_scale, w_scales, y_scale = q.scales
-        scale = fp32_scale(x_scale, np.broadcast_to(np.asarray(w_scales, np.float32), (cout,)), y_scale)
-        multiplier, shift = scale.view(np.int32), np.zeros(cout, np.int32)
+        multiplier, shift = q.fp32_scales(cout).view(np.int32), np.zeros(cout, np.int32)
     return FastConv(geometry, weights,
                     None if bias is None else _kernels_fast.pad_channels(bias, cout, np.int32),
                     _kernels_fast.pad_channels(multiplier, cout, np.int32),
