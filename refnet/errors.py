@@ -5,8 +5,9 @@ class RefnetError(Exception):
     """Base class of every error refnet raises on purpose."""
 
 
-class ModelFormatError(RefnetError):
-    """A model file is malformed: bad flatbuffer, offsets outside the file, inconsistent tables."""
+class ModelFormatError(RefnetError, ValueError):
+    """A model file is malformed or unreadable: bad flatbuffer, offsets outside the file, no such
+    file. Also a ValueError, as LiteRT's for the same files."""
 
 
 class InvalidModelError(RefnetError):
@@ -27,6 +28,16 @@ class InputError(RefnetError, ValueError):
 
 class InterpreterStateError(RefnetError, RuntimeError):
     """The interpreter was used out of order (invoke before allocate_tensors, ...)."""
+
+
+class AllocationError(InvalidModelError, RuntimeError):
+    """allocate_tensors() met shapes an op cannot take (e.g. after resize_tensor_input); also a
+    RuntimeError, as LiteRT's."""
+
+
+class ResizeError(RefnetError, RuntimeError):
+    """resize_tensor_input(strict=True) would change a dimension the model fixes; also a
+    RuntimeError, as LiteRT's."""
 
 
 class OpExecutionError(RefnetError):

@@ -59,6 +59,15 @@ class Op:
         return f"op {self.index} ({name})"
 
 
+@dataclass(frozen=True)
+class Signature:
+    """One SignatureDef: input and output names (the converter's) -> tensor index."""
+
+    inputs: dict[str, int]
+    outputs: dict[str, int]
+    subgraph: int = 0
+
+
 @dataclass
 class Graph:
     tensors: list[Tensor]
@@ -67,3 +76,6 @@ class Graph:
     outputs: tuple[int, ...]
     source: str = "<memory>"  # file name or description, used in error messages
     description: str = ""
+    # SignatureDefs: key -> Signature (names the converter gave the inputs and outputs)
+    signatures: dict[str, Signature] = field(default_factory=dict)
+    subgraph_count: int = 1  # refnet runs subgraph 0; the others are counted, not read

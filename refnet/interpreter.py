@@ -5,13 +5,15 @@ Switching is an import: `from refnet import Interpreter` in place of
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
 
 import numpy as np
 
 from . import ops as ops_registry
-from .errors import (EdgeTpuOpError, InputError, InterpreterStateError, InvalidModelError,
-                     MemoryLimitError, RefnetError)
+from .errors import (AllocationError, EdgeTpuOpError, InputError, InterpreterStateError,
+                     InvalidModelError, MemoryLimitError, RefnetError, ResizeError)
 from .graph import Graph
 from .ops import OpContext
 from .profile import get_profile
@@ -58,19 +60,104 @@ def _details(graph: Graph, index: int) -> dict:
             "sparsity_parameters": {}}
 
 
+def _carried_shape(declared: tuple, inputs: list[tuple[tuple, tuple]]) -> tuple:
+    """An output's shape guessed from its inputs' (declared, new) shapes: the new shape of an input
+    it was declared equal to, else its own with an input's new batch size."""
+    for old, new in inputs:
+        if old == declared:
+            return new
+    for old, new in inputs:
+        if old and declared and old[0] == declared[0] and len(new) == len(old):
+            return (new[0],) + tuple(declared[1:])
+    return declared
+
+
+class OpResolverType(enum.Enum):
+    """LiteRT's op resolver types (same names and values); each selects the profile of that path.
+
+    LiteRT's own enum (ai_edge_litert.interpreter.OpResolverType) is accepted as well, by name."""
+
+    AUTO = 0
+    BUILTIN = 1
+    BUILTIN_REF = 2
+    BUILTIN_WITHOUT_DEFAULT_DELEGATES = 3
+
+
+# LiteRT's resolver -> refnet's path profile: AUTO and BUILTIN apply the XNNPACK delegate.
+RESOLVER_PATHS = {"AUTO": "xnnpack", "BUILTIN": "xnnpack", "BUILTIN_REF": "reference",
+                  "BUILTIN_WITHOUT_DEFAULT_DELEGATES": "optimized"}
+
+
+def profile_for_resolver(resolver) -> str:
+    """The short profile name for an op resolver type (refnet's or LiteRT's enum, its name or value)."""
+    if isinstance(resolver, enum.Enum):
+        name = resolver.name
+    elif isinstance(resolver, (int, np.integer)) and not isinstance(resolver, bool):
+        name = next((r.name for r in OpResolverType if r.value == resolver), None)
+    else:
+        name = str(resolver)
+    if name not in RESOLVER_PATHS:
+        raise InputError(f"experimental_op_resolver_type {resolver!r} is not one of "
+                         f"{', '.join(RESOLVER_PATHS)}")
+    return RESOLVER_PATHS[name]
+
+
+class SignatureRunner:
+    """LiteRT's SignatureRunner: call with the signature's input names, get its outputs by name.
+
+    Each call resizes the inputs to the arrays given (a batch of any size), allocates and invokes."""
+
+    def __init__(self, interpreter: Interpreter, signature_key: str):
+        self._interpreter = interpreter
+        self._key = signature_key
+        self._signature = interpreter.graph.signatures[signature_key]
+        if self._signature.subgraph != 0:
+            raise InputError(f"signature '{signature_key}' runs subgraph {self._signature.subgraph}; "
+                             f"refnet runs subgraph 0 only")
+
+    def get_input_details(self) -> dict[str, dict]:
+        return {name: _details(self._interpreter.graph, i) for name, i in self._signature.inputs.items()}
+
+    def get_output_details(self) -> dict[str, dict]:
+        return {name: _details(self._interpreter.graph, i) for name, i in self._signature.outputs.items()}
+
+    def __call__(self, **inputs) -> dict[str, np.ndarray]:
+        expected = self._signature.inputs
+        if len(inputs) != len(expected):
+            raise InputError(f"signature '{self._key}' takes {len(expected)} input(s) "
+                             f"({', '.join(expected)}), got {len(inputs)}")
+        unknown = [name for name in inputs if name not in expected]
+        if unknown:
+            raise InputError(f"signature '{self._key}' has no input '{unknown[0]}' "
+                             f"(its inputs: {', '.join(expected)})")
+        it = self._interpreter
+        for name, value in inputs.items():
+            it.resize_tensor_input(expected[name], np.shape(value))
+        it.allocate_tensors()
+        for name, value in inputs.items():
+            it.set_tensor(expected[name], value)
+        it.invoke()
+        return {name: it.get_tensor(i) for name, i in self._signature.outputs.items()}
+
+
 class Interpreter:
     """Run a .tflite model with LiteRT's reference arithmetic (or another profile).
 
-    Parameters mirror ai_edge_litert.interpreter.Interpreter; LiteRT-only options
-    (delegates, op resolver type, ...) are accepted and ignored.
+    Parameters mirror ai_edge_litert.interpreter.Interpreter. `experimental_op_resolver_type`
+    selects the profile of that LiteRT path (BUILTIN_REF -> reference, BUILTIN_WITHOUT_DEFAULT_
+    DELEGATES -> optimized, AUTO/BUILTIN -> xnnpack) unless `profile` names one; with neither,
+    refnet runs the reference arithmetic. Delegates and other LiteRT-only options are ignored.
     """
 
     def __init__(self, model_path=None, model_content=None, experimental_preserve_all_tensors=False,
-                 num_threads=None, profile="reference", memory_limit=DEFAULT_MEMORY_LIMIT,
-                 graph: Graph | None = None, **litert_only_options):
+                 num_threads=None, profile=None, memory_limit=DEFAULT_MEMORY_LIMIT,
+                 graph: Graph | None = None, experimental_op_resolver_type=None, **litert_only_options):
         if graph is None:
             graph = read_tflite(model_path=model_path, model_content=model_content)
         self.graph = graph
+        if profile is None:
+            profile = ("reference" if experimental_op_resolver_type is None
+                       else profile_for_resolver(experimental_op_resolver_type))
         self.profile = get_profile(profile)
         self.preserve_all_tensors = experimental_preserve_all_tensors
         self.memory_limit = memory_limit
@@ -78,10 +165,15 @@ class Interpreter:
         self.num_threads = max(1, int(num_threads)) if num_threads is not None and num_threads != -1 else 1
         self._values: dict[int, np.ndarray] = {}
         self._contexts: list[OpContext] | None = None
+        self._resized = False  # resize_tensor_input since the last allocate_tensors
+        self._declared = graph  # the shapes the file declares
         check_supported(graph)
 
     # --- setup ----------------------------------------------------------------------------
     def allocate_tensors(self) -> None:
+        if self._resized:
+            self._infer_shapes()
+            self._resized = False
         g = self.graph
         need = sum(math.prod(t.shape) * t.dtype.itemsize for t in g.tensors)  # exact, no int64 wrap
         if need > self.memory_limit:
@@ -105,9 +197,96 @@ class Interpreter:
             if i not in self._values:
                 self._values[i] = np.zeros(t.shape, t.dtype)
 
+    # --- shapes ---------------------------------------------------------------------------
+    def resize_tensor_input(self, input_index, tensor_size, strict: bool = False) -> None:
+        """Give an input a new shape (a batch of N, another resolution); allocate_tensors() then
+        derives every other tensor's shape. With strict, only dimensions the model leaves free
+        (-1 in shape_signature) may change."""
+        index = self._check_index(input_index)
+        if index not in self.graph.inputs:
+            raise InputError(f"tensor {index} '{self.graph.tensors[index].name}' is not a model input "
+                             f"(inputs: {', '.join(map(str, self.graph.inputs))})")
+        try:
+            shape = tuple(int(d) for d in np.asarray(tensor_size, dtype=np.int64).reshape(-1))
+        except (TypeError, ValueError):
+            raise InputError(f"resize_tensor_input: tensor_size {tensor_size!r} is not a list of "
+                             f"integers") from None
+        if any(d < 0 for d in shape):
+            raise InputError(f"resize_tensor_input: tensor_size {list(shape)} has a negative dimension")
+        t = self.graph.tensors[index]
+        if strict:
+            sig = t.shape_signature or t.shape
+            fixed = [k for k, (old, new) in enumerate(zip(sig, shape)) if old != -1 and old != new]
+            if len(sig) != len(shape) or fixed:
+                raise ResizeError(f"tensor {index} '{t.name}': strict resize to {list(shape)} changes a "
+                                 f"fixed dimension of its signature {list(sig)}")
+        if shape == tuple(t.shape):
+            return
+        if not self._resized:  # shapes change on this interpreter's own copy of the tensor table
+            self.graph = dataclasses.replace(self.graph,
+                                             tensors=[dataclasses.replace(x) for x in self.graph.tensors])
+        self.graph.tensors[index].shape = shape
+        self._values.pop(index, None)
+        self._contexts = None
+        self._resized = True
+
+    def _infer_shapes(self) -> None:
+        """Each op, in order, derives its outputs' shapes from its inputs' (LiteRT's Prepare): refnet
+        runs it once on zeros of the new shapes and keeps the shapes it computes."""
+        g = self.graph
+        values = {t.index: t.data for t in g.tensors if t.is_constant}
+        for i in g.inputs:
+            values[i] = np.zeros(g.tensors[i].shape, g.tensors[i].dtype)
+        old = {t.index: tuple(t.shape) for t in self._declared.tensors}
+        for op in g.ops:
+            ins = [g.tensors[t] for t in op.inputs if t >= 0 and not g.tensors[t].is_constant]
+            for t in op.outputs:  # a first guess, for prepares that check the declared output shape
+                g.tensors[t].shape = _carried_shape(old[t], [(old[x.index], tuple(x.shape)) for x in ins])
+            ctx = OpContext(op=op, graph=g, profile=self.profile)
+            try:
+                ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
+                outs = ops_registry.REGISTRY[op.kind].run(ctx, [values.get(t) if t >= 0 else None
+                                                                for t in op.inputs])
+                for t, arr in zip(op.outputs, outs):
+                    g.tensors[t].shape = tuple(arr.shape)
+                    values[t] = arr
+                ops_registry.REGISTRY[op.kind].prepare(ctx)  # the shapes it computed hold
+            except Exception as e:
+                shapes = ", ".join(str(list(x.shape)) for x in ins)
+                why = str(e).removeprefix(f"{ctx.where}: ")
+                raise AllocationError(f"{ctx.where}: cannot take input shape(s) {shapes} after "
+                                      f"resize_tensor_input: {why}") from None
+
     def _require_allocated(self, what: str) -> None:
         if self._contexts is None:
             raise InterpreterStateError(f"{what} before allocate_tensors(): call allocate_tensors() first")
+
+    def num_subgraphs(self) -> int:
+        return self.graph.subgraph_count
+
+    def reset_all_variables(self) -> None:
+        """Variable tensors back to zero (MobileNets have none; LiteRT's call, kept for parity)."""
+        for t in self.graph.tensors:
+            if t.is_variable and t.index in self._values:
+                self._values[t.index] = np.zeros(t.shape, t.dtype)
+
+    # --- signatures -----------------------------------------------------------------------
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        return {key: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
+                for key, s in self.graph.signatures.items()}
+
+    def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
+        signatures = self.graph.signatures
+        if signature_key is None:
+            if len(signatures) != 1:
+                raise InputError(f"get_signature_runner() without a key needs a model with exactly one "
+                                 f"signature; this one has {len(signatures)}"
+                                 + (f" ({', '.join(signatures)})" if signatures else ""))
+            signature_key = next(iter(signatures))
+        if signature_key not in signatures:
+            raise InputError(f"no signature '{signature_key}' (the model's: "
+                             f"{', '.join(signatures) or 'none'})")
+        return SignatureRunner(self, signature_key)
 
     # --- details --------------------------------------------------------------------------
     def get_input_details(self) -> list[dict]:

@@ -17,7 +17,7 @@ import numpy as np
 import tflite
 
 from .errors import InvalidModelError, ModelFormatError, RefnetError
-from .graph import Graph, Op, Quantization, Tensor
+from .graph import Graph, Op, Quantization, Signature, Tensor
 
 # TensorType enum -> NumPy dtype (only the types MobileNets and their heads use).
 TENSOR_DTYPES = {
@@ -72,6 +72,9 @@ def _option_fields(cls) -> tuple[tuple[str, str, bool], ...]:
     return tuple(fields)
 
 
+TRUNCATED = "the file is truncated (a download or copy cut short?) or corrupt"
+
+
 def _checked(obj, data: bytes, where: str):
     """`obj` (a generated table accessor) if the table and its vtable lie inside the file.
 
@@ -81,7 +84,10 @@ def _checked(obj, data: bytes, where: str):
     if obj is None:
         return None
     pos, n = obj._tab.Pos, len(data)
-    if not 0 <= pos <= n - 4:
+    if pos > n - 4:
+        raise ModelFormatError(f"{where}: table at byte {pos} lies past the end of the file ({n} bytes): "
+                               f"{TRUNCATED}")
+    if pos < 0:
         raise ModelFormatError(f"{where}: table at byte {pos} lies outside the file ({n} bytes)")
     vtable = pos - struct.unpack_from("<i", data, pos)[0]
     if not 0 <= vtable <= n - 4:
@@ -220,6 +226,28 @@ def _opcode_name(model_fb, opcode_index: int, where: str) -> tuple[str, str | No
     return kind, custom, oc.Version()
 
 
+def _read_signatures(model_fb, data: bytes, source: str, tensor_count: int) -> dict[str, Signature]:
+    signatures = {}
+    for k in range(model_fb.SignatureDefsLength()):
+        sig = _checked(model_fb.SignatureDefs(k), data, f"{source}: signature {k}")
+        key = (sig.SignatureKey() or b"").decode("utf-8", "replace")
+        maps = []
+        for length, get, side in ((sig.InputsLength(), sig.Inputs, "input"),
+                                  (sig.OutputsLength(), sig.Outputs, "output")):
+            names = {}
+            for j in range(length):
+                entry = _checked(get(j), data, f"{source}: signature '{key}' {side} {j}")
+                name = (entry.Name() or b"").decode("utf-8", "replace")
+                index = entry.TensorIndex()
+                if sig.SubgraphIndex() == 0 and not 0 <= index < tensor_count:
+                    raise InvalidModelError(f"{source}: signature '{key}' {side} '{name}' names tensor "
+                                            f"{index}, outside the tensor table (0..{tensor_count - 1})")
+                names[name] = int(index)
+            maps.append(names)
+        signatures[key] = Signature(inputs=maps[0], outputs=maps[1], subgraph=int(sig.SubgraphIndex()))
+    return signatures
+
+
 def _validate_graph(graph: Graph) -> None:
     n = len(graph.tensors)
     available = {t.index for t in graph.tensors if t.is_constant or t.is_variable}
@@ -247,12 +275,15 @@ def _validate_graph(graph: Graph) -> None:
             raise InvalidModelError(f"{graph.source}: output tensor {t} is never written")
 
 
-def read_tflite(model_path=None, model_content: bytes | None = None) -> Graph:
-    """Parse and validate a .tflite model (from a path or bytes) into a Graph."""
+def read_tflite(model_path=None, model_content: bytes | None = None, source: str | None = None) -> Graph:
+    """Parse and validate a .tflite model (from a path or bytes) into a Graph.
+
+    `source` names the model in errors (default: the path, or "<model_content>" for bytes): the
+    command line passes the path as the user typed it."""
     if (model_path is None) == (model_content is None):
         raise RefnetError("give exactly one of model_path or model_content")
     if model_path is not None:
-        source = str(model_path)
+        source = source or str(model_path)
         try:
             data = Path(model_path).read_bytes()
         except FileNotFoundError:
@@ -260,7 +291,7 @@ def read_tflite(model_path=None, model_content: bytes | None = None) -> Graph:
         except OSError as e:
             raise ModelFormatError(f"{source}: cannot read: {e}") from None
     else:
-        source = "<model_content>"
+        source = source or "<model_content>"
         data = bytes(model_content)
     if len(data) < 8:
         raise ModelFormatError(f"{source}: {len(data)} bytes is too short to be a .tflite file")
@@ -271,7 +302,10 @@ def read_tflite(model_path=None, model_content: bytes | None = None) -> Graph:
         return _read(data, source)
     except RefnetError:
         raise
-    except Exception as e:  # struct.error, IndexError, UnicodeError... from a corrupt flatbuffer
+    except struct.error as e:  # a read past the end of the data
+        raise ModelFormatError(f"{source}: the flatbuffer points past the end of the file ({len(data)} "
+                               f"bytes): {TRUNCATED} ({e})") from None
+    except Exception as e:  # IndexError, UnicodeError... from a corrupt flatbuffer
         raise ModelFormatError(f"{source}: corrupt flatbuffer ({type(e).__name__}: {e})") from None
 
 
@@ -306,6 +340,8 @@ def _read(data: bytes, source: str) -> Graph:
             t.data.setflags(write=False)
     desc = model_fb.Description()
     graph = Graph(tensors=tensors, ops=ops, inputs=g_inputs, outputs=g_outputs, source=source,
-                  description=desc.decode("utf-8", "replace") if desc else "")
+                  description=desc.decode("utf-8", "replace") if desc else "",
+                  signatures=_read_signatures(model_fb, data, source, len(tensors)),
+                  subgraph_count=model_fb.SubgraphsLength())
     _validate_graph(graph)
     return graph
