@@ -39,6 +39,29 @@ def _data_file(name: str) -> Path:
     return Path(str(resources.files("refnet") / "data" / name))
 
 
+def _read_model(path_as_typed: str) -> tuple[bytes, "Graph"]:
+    """The model's bytes and graph; errors name the file as the user typed it."""
+    from .tflite_reader import read_tflite
+
+    model = Path(path_as_typed)
+    if not model.exists():
+        raise RefnetError(f"{path_as_typed}: no such model file")
+    if model.is_dir():
+        raise RefnetError(f"{path_as_typed}: is a directory, not a .tflite model")
+    try:
+        content = model.read_bytes()
+    except OSError as e:
+        raise RefnetError(f"{path_as_typed}: cannot read: {e.strerror}") from None
+    return content, read_tflite(model_content=content, source=path_as_typed)
+
+
+def _show_progress(args) -> bool:
+    """Progress bars on a terminal (stderr), or when asked with --progress; never with --quiet."""
+    if getattr(args, "quiet", False):
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
 def _top1(raw: np.ndarray, detail: dict, labels) -> tuple[str, str]:
     """(label, score) of the top class of a classifier output, as printed by run."""
     if raw.ndim != 2 or raw.shape[1] < 2:
@@ -55,17 +78,14 @@ def cmd_run(args) -> int:
         args.labels = args.labels or str(_data_file(FIRST_RUN_LABELS))
         print(f"refnet {__version__}: no model given, so a real one shipped with refnet: MobileNetV2 1.0 224 "
               f"uint8 (Coral's quantized checkpoint, Apache-2.0) on a photo of a cat")
-    if not model.is_file():
-        raise RefnetError(f"{args.model}: no such model file")
     labels = None
     if args.labels:
         try:
             labels = Path(args.labels).read_text().splitlines()
         except OSError as e:
             raise RefnetError(f"--labels {args.labels}: {e.strerror}") from None
-    content = model.read_bytes()
-    it = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
-    it.graph.source = str(model)
+    content, graph = _read_model(str(model))
+    it = Interpreter(graph=graph, experimental_preserve_all_tensors=True, profile=args.profile)
     it.allocate_tensors()
     inputs = []
     for detail in it.get_input_details():
@@ -174,8 +194,45 @@ def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
     return sets, names
 
 
-def _print_path_report(r, verbose: bool) -> None:
-    """One verify.PathReport as a summary line and a table (divergent ops, or all with -v)."""
+EXPLAINED_KINDS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D",
+                   "MEAN", "HARD_SWISH"}  # the ops refnet explain covers (refnet/explain.py)
+COLUMN_LEGEND = ("first at: the first differing element (coordinates); steps: max |difference| in quantized "
+                 "steps; real: the same in real units; ulp: max float32 distance in units in the last place; "
+                 "cause (--isolated): the arithmetic that reproduces LiteRT's bits")
+
+
+def _top1_line(r) -> str | None:
+    """'top-1 ...' for a classifier: LiteRT's on this path, against refnet's reference."""
+    if not r.top1:
+        return None
+    pairs = [(t, ref) for t, ref in zip(r.top1, r.top1_reference) if t is not None]
+    if len(pairs) == 1:
+        (c, score), (rc, rscore) = pairs[0]
+        same = "same class" if c == rc else "a DIFFERENT class"
+        return f"top-1: class {c}, score {score:g} (refnet reference: class {rc}, score {rscore:g}; {same})"
+    agree = sum(t[0] == ref[0] for t, ref in pairs)
+    return f"top-1 class equal to refnet reference's on {agree}/{len(pairs)} inputs"
+
+
+def _explain_command(r, model: str, sources: list) -> str | None:
+    """A ready `refnet explain` for the first divergent op's first differing element."""
+    row = next((row for row in r.rows if not row.equal and row.first_mismatch is not None), None)
+    if row is None or row.kind not in EXPLAINED_KINDS:
+        return None
+    source = sources[row.first_input] if row.first_input is not None and row.first_input < len(sources) else None
+    if source is None:
+        return f"(op {row.op} first differs on a random input; explain takes images: rerun with --image)"
+    at = ",".join(map(str, row.first_mismatch))
+    image = f" --image {source}" if source else ""
+    ours = r.note and r.note.startswith("refnet arithmetic: ") and r.note.split(": ", 1)[1].split()[0]
+    command = f"refnet explain {model} --op {row.op} --at {at}{image} --profile {ours or r.path}"
+    if ours and ours != r.path:  # refnet ran another arithmetic than this path's: show both
+        command += f"   (LiteRT {r.path}'s arithmetic: --profile {r.path})"
+    return command
+
+
+def _print_path_report(r, verbose: bool, model: str = "MODEL", sources: list | None = None) -> None:
+    """One verify.PathReport: a summary line, top-1, and a table of the divergent ops (all with -v)."""
     print(f"\n== {r.path} ({r.mode}): ", end="")
     if r.error:
         print(r.error)
@@ -185,7 +242,12 @@ def _print_path_report(r, verbose: bool) -> None:
           + ("" if first is None else f"; first divergent op: {first}"))
     if r.note:
         print(f"   ({r.note})")
-    rows = [row for row in r.rows if verbose or not row.equal or row is r.rows[-1]]
+    top = _top1_line(r)
+    if top:
+        print(f"   {top}")
+    rows = [row for row in r.rows if verbose or not row.equal]
+    if not rows:
+        return
     table = []
     for row in rows:
         mark = "<- first" if row.op == first and not row.equal else ""
@@ -196,35 +258,51 @@ def _print_path_report(r, verbose: bool) -> None:
     print_table(["op", "kind", "tensor", "name", "mismatched", "first at", "steps", "real", "ulp", "cause", ""],
                 table)
     if any(not row.equal for row in rows):
-        print("   (first at: the first differing element, for `refnet explain MODEL --op N --at ...`; steps: max "
-              "|difference| in quantized steps; real: the same in real units; ulp: max float32 ULP distance)")
+        print(f"   ({COLUMN_LEGEND})")
+        command = _explain_command(r, model, sources or [])
+        if command:
+            print(f"   the first difference, step by step: {command}")
 
 
 def cmd_verify(args) -> int:
+    model = Path(args.model)
+    for option, out in (("--json", args.json), ("--html", args.html), ("--model-explorer", args.model_explorer)):
+        if out and out != "-" and not Path(out).resolve().parent.is_dir():  # before any work starts
+            raise RefnetError(f"{option} {out}: the directory {Path(out).parent} does not exist")
+    if args.json == "-":  # the JSON is the output: everything else goes to stderr
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            code, report = _verify(args, model)
+        if report is not None:
+            print(json.dumps(report, indent=1))
+        return code
+    return _verify(args, model)[0]
+
+
+def _verify(args, model: Path) -> tuple[int, dict | None]:
+    """cmd_verify's work: (exit code, the JSON report or None when nothing was compared)."""
     from .errors import EdgeTpuOpError
     from .litert import INSTALL_HINT, LITERT_RESOLVERS, LiteRTCrashed, litert_available, run_litert
-    from .report import report_to_html, report_to_json
+    from .report import model_explorer_node_data, report_to_html, report_to_json
     from .verify import verify_path
 
-    model = Path(args.model)
-    if not model.exists():
-        raise RefnetError(f"{model}: no such model file")
-    for option, out in (("--json", args.json), ("--html", args.html)):  # before any work starts
-        if out and not Path(out).resolve().parent.is_dir():
-            raise RefnetError(f"{option} {out}: the directory {Path(out).parent} does not exist")
-    content = model.read_bytes()
+    content, graph = _read_model(args.model)
     try:
-        interp = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
+        interp = Interpreter(graph=graph, experimental_preserve_all_tensors=True)
     except EdgeTpuOpError as e:
         print(f"{model}: {str(e).split(': ', 1)[-1]}")
         if not args.source:
             print("\nNothing refnet can verify in this file: give the CPU model the Edge TPU compiler "
                   "consumed with --source MODEL.tflite.")
-            return 2
+            return 2, None
+        _check_source_matches(graph, args.source)
         print(f"\nVerifying the source model instead: {args.source}")
         args.model, args.source = args.source, None
-        return cmd_verify(args)
-    interp.graph.source = str(model)
+        return _verify(args, Path(args.model))
+    if args.source:
+        raise RefnetError(f"--source {args.source}: {args.model} is not an Edge TPU model; --source "
+                          f"names the CPU model an Edge TPU model was compiled from")
     from tqdm import tqdm
 
     if args.against_dump:
@@ -233,11 +311,12 @@ def cmd_verify(args) -> int:
     else:
         if not litert_available():
             print(f"refnet verify needs LiteRT to compare with: {INSTALL_HINT}", file=sys.stderr)
-            return 2
+            return 2, None
         inputs, names = _verify_inputs(args, interp)
         paths = list(LITERT_RESOLVERS) if args.against == "all" else [args.against]
         litert_outputs = {}
-        with tqdm(total=len(paths) * len(inputs), desc="LiteRT", unit="run", disable=args.quiet) as bar:
+        with tqdm(total=len(paths) * len(inputs), desc="LiteRT", unit="run",
+                  disable=not _show_progress(args)) as bar:
             for path in paths:
                 outs = []
                 for x in inputs:
@@ -246,31 +325,98 @@ def cmd_verify(args) -> int:
                     except LiteRTCrashed as e:
                         bar.close()
                         print(f"LiteRT's {path} path crashed on this model: {e}", file=sys.stderr)
-                        return 2
+                        return 2, None
                     bar.update(1)
                 litert_outputs[path] = outs
     reports = []
     modes = [False, True] if args.isolated else [False]
     with tqdm(total=len(paths) * len(inputs) * len(modes), desc="refnet", unit="run",
-              disable=args.quiet) as bar:
+              disable=not _show_progress(args)) as bar:
         for path in paths:
             for isolated in modes:
                 reports.append(verify_path(content, inputs, path, isolated, progress=bar,
                                            litert_outputs=litert_outputs[path],
                                            refnet_profile=args.profile))
+    _add_top1(reports, interp, inputs, litert_outputs)
     print(f"model {model}: {len(interp.graph.ops)} ops; inputs: {', '.join(names[:6])}"
           f"{' ...' if len(names) > 6 else ''}")
+    sources = _input_sources(args, names)
     for r in reports:
-        _print_path_report(r, args.verbose)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report_to_json(str(model), names, reports), indent=1))
+        _print_path_report(r, args.verbose, str(model), sources)
+    report = report_to_json(str(model), names, reports)
+    if args.json and args.json != "-":
+        Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"\nJSON report: {args.json}")
     if args.html:
         Path(args.html).write_text(report_to_html(str(model), names, reports))
         print(f"HTML report: {args.html}")
+    if args.model_explorer:
+        out = Path(args.model_explorer)
+        for r in reports:  # node data colours one graph: one file per path (and mode)
+            one = out if len(reports) == 1 else out.with_name(
+                f"{out.stem}.{r.path}{'.isolated' if r.mode == 'isolated' else ''}{out.suffix or '.json'}")
+            one.write_text(json.dumps(model_explorer_node_data(interp.graph, r), indent=1))
+            print(f"Model Explorer node data ({r.path}, {r.mode}): {one}")
+        print("   (in Model Explorer: open the model, then 'Add per-node data' with these files)")
     ok = all(r.equal for r in reports)
     print("\nverdict: " + ("every compared tensor is bit-exact" if ok else "DIFFERENCES FOUND"))
-    return 0 if ok else 1
+    return (0 if ok else 1), report
+
+
+def _check_source_matches(compiled, source_path: str) -> None:
+    """The Edge TPU compiler keeps a model's inputs and outputs (dtype, shape, quantization): a
+    --source model whose interface differs is not the one this model was compiled from."""
+    _, source = _read_model(source_path)
+
+    def interface(graph, indexes):
+        out = []
+        for i in indexes:
+            t = graph.tensors[i]
+            q = t.quantization.scalar() if t.quantization is not None and not t.quantization.per_channel else None
+            out.append((t.dtype.name, list(t.shape), q))
+        return out
+
+    for side in ("inputs", "outputs"):
+        ours, theirs = interface(compiled, getattr(compiled, side)), interface(source, getattr(source, side))
+        if ours != theirs:
+            raise RefnetError(f"--source {source_path}: its {side} {theirs} differ from the Edge TPU "
+                              f"model's {ours} (dtype, shape, (scale, zero point)): not the model it "
+                              f"was compiled from")
+
+
+def _input_sources(args, names: list[str]) -> list[str | None]:
+    """For each input set: the --image argument `refnet explain` takes for it, '' for the synthetic
+    pattern, None for inputs explain cannot take (random)."""
+    by_name = {}
+    if args.images:
+        by_name.update({p.name: str(p) for p in Path(args.images).iterdir()})
+    by_name.update({Path(f).name: f for f in (args.image or [])})
+    return [("" if n == "synthetic test pattern" else by_name.get(n)) for n in names]
+
+
+def _add_top1(reports, interp, inputs: list, litert_outputs: dict) -> None:
+    """Each path report's top-1 per input: LiteRT's class, and whether refnet's reference agrees."""
+    out_index = interp.graph.outputs[0]
+    out_t = interp.graph.tensors[out_index]
+    if len(out_t.shape) != 2 or out_t.shape[-1] < 2:
+        return
+    def top(row):
+        c = int(np.argmax(row))
+        return c, row[c].item()
+
+    interp.allocate_tensors()
+    ours = [top(run_all_outputs(interp, x)[out_index][0]) for x in inputs]
+    for r in reports:
+        theirs = [litert_outputs[r.path][k].get(out_index) for k in range(len(inputs))]
+        r.top1 = [top(t[0]) if t is not None else None for t in theirs]
+        r.top1_reference = ours
+
+
+def run_all_outputs(interp, inputs) -> dict:
+    for detail, value in zip(interp.get_input_details(), inputs):
+        interp.set_tensor(detail["index"], value)
+    interp.invoke()
+    return {i: interp.get_tensor(i) for i in interp.graph.outputs}
 
 
 def _dump_as_litert(args, content: bytes):
@@ -385,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--labels", help="text file, one label per line (index 0 first)")
     run.add_argument("--top", type=_positive_int, default=5, help="how many classes to print (default 5)")
     run.add_argument("--no-compare", action="store_true", help="skip the comparison with LiteRT")
+    run.add_argument("--profile", default="reference", metavar="ID",
+                     help="refnet's arithmetic for the top-5: reference, optimized, xnnpack or an id from "
+                          "`refnet profiles` (default reference; the LiteRT comparison always uses each "
+                          "path's own profile)")
     run.set_defaults(func=cmd_run)
     from .cli_models import add_commands
     add_commands(sub)
@@ -413,12 +563,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with tensors `refnet dump` saved on a device instead of a local LiteRT "
                           "(needs --input; the profile defaults to the dump's PATH@BUILD)")
     ver.add_argument("--input", metavar="NPY", help="the exact input tensor (.npy), as given to refnet dump")
-    ver.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    ver.add_argument("--json", metavar="OUT", help="write the full report as JSON ('-': to stdout, the "
+                                                  "human report then goes to stderr)")
     ver.add_argument("--html", metavar="OUT", help="write a self-contained HTML report with a plot")
+    ver.add_argument("--model-explorer", metavar="OUT",
+                     help="write per-op results as Model Explorer node data (JSON): load it beside the "
+                          "model in ai-edge-model-explorer to see where the paths depart on the graph")
     ver.add_argument("--source", metavar="MODEL",
                      help="for an Edge TPU model: the CPU .tflite the compiler consumed, to verify")
     ver.add_argument("--verbose", "-v", action="store_true", help="list every op, not only divergent ones")
     ver.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    ver.add_argument("--progress", action="store_true",
+                     help="progress bars even when stderr is not a terminal (default: only on a terminal)")
     ver.set_defaults(func=cmd_verify)
 
     exp = sub.add_parser(

@@ -79,3 +79,4 @@ class Graph:
     # SignatureDefs: key -> Signature (names the converter gave the inputs and outputs)
     signatures: dict[str, Signature] = field(default_factory=dict)
     subgraph_count: int = 1  # refnet runs subgraph 0; the others are counted, not read
+    subgraph_name: str = ""  # subgraph 0's name in the file ("" when the converter gave none)

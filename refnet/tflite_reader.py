@@ -342,6 +342,7 @@ def _read(data: bytes, source: str) -> Graph:
     graph = Graph(tensors=tensors, ops=ops, inputs=g_inputs, outputs=g_outputs, source=source,
                   description=desc.decode("utf-8", "replace") if desc else "",
                   signatures=_read_signatures(model_fb, data, source, len(tensors)),
-                  subgraph_count=model_fb.SubgraphsLength())
+                  subgraph_count=model_fb.SubgraphsLength(),
+                  subgraph_name=(sg.Name() or b"").decode("utf-8", "replace"))
     _validate_graph(graph)
     return graph

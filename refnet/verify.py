@@ -40,6 +40,7 @@ class OpRow:
     max_ulp: int = 0  # float outputs: max distance in units in the last place
     cause: str | None = None  # isolated mode: the arithmetic that reproduces LiteRT's bits
     first_mismatch: tuple | None = None  # coordinates of the first differing element seen
+    first_input: int | None = None  # the input set (index) it was seen on
 
     @property
     def equal(self) -> bool:
@@ -57,6 +58,9 @@ class PathReport:
     rows: list[OpRow] = field(default_factory=list)
     error: str | None = None
     note: str | None = None
+    # classifier models: (class, raw score) of the top-1 per input, LiteRT's path and refnet's reference
+    top1: list[tuple[int, float] | None] = field(default_factory=list)
+    top1_reference: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def tensors_compared(self) -> int:
@@ -75,7 +79,8 @@ class PathReport:
         return self.error is None and all(r.equal for r in self.rows)
 
 
-def _accumulate(row: OpRow, ours: np.ndarray | None, theirs: np.ndarray | None, scale: float) -> None:
+def _accumulate(row: OpRow, ours: np.ndarray | None, theirs: np.ndarray | None, scale: float,
+                input_index: int = 0) -> None:
     """Add one input's comparison of a tensor (bit for bit, refnet/bits.py) to its row."""
     d = bits.compare(ours, theirs)
     row.total += d.total
@@ -87,6 +92,7 @@ def _accumulate(row: OpRow, ours: np.ndarray | None, theirs: np.ndarray | None, 
         return
     if row.first_mismatch is None:
         row.first_mismatch = d.first
+        row.first_input = input_index
     if ours.dtype.kind in "iu":
         row.max_diff_steps = max(row.max_diff_steps, d.max_abs_diff)
         row.max_diff_real = max(row.max_diff_real, d.max_abs_diff * (scale or 1.0))
@@ -211,13 +217,13 @@ def verify_path(content: bytes, inputs_list: list[list], path: str, isolated: bo
                 for t, o in zip(op.outputs, outs):
                     row = by_tensor[t]
                     before = row.mismatched
-                    _accumulate(row, o, theirs.get(t), _scale(graph, t))
+                    _accumulate(row, o, theirs.get(t), _scale(graph, t), k)
                     if row.mismatched > before and row.cause is None:
                         row.cause = name_cause(interp, op.index, theirs)
         else:
             ours = run_all_tensors(interp, inputs)
             for row in report.rows:
-                _accumulate(row, ours.get(row.tensor), theirs.get(row.tensor), _scale(graph, row.tensor))
+                _accumulate(row, ours.get(row.tensor), theirs.get(row.tensor), _scale(graph, row.tensor), k)
         if progress is not None:
             progress.update(1)
     return report

@@ -1,5 +1,6 @@
 """The command line: run (embedded default), verify (exit codes, JSON, HTML, Edge TPU), explain."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -71,35 +72,64 @@ def test_verify_exit_code_follows_the_comparison(shared_dir, tmp_path):
                     assert op["cause"], f"divergent op {op['op']} on {p['path']} has no cause named"
 
 
+def _chromium() -> str:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "headless Chromium renders the HTML report: .ci/run installs Debian's chromium"
+    return chromium
+
+
+def _render(page, shot, height=1400) -> str:
+    """The page as headless Chromium lays it out: a screenshot (PNG) and the DOM after its script ran."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", f"--window-size=1400,{height}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    return subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                          text=True, timeout=120, check=True).stdout
+
+
 @pytest.mark.shared
-def test_verify_html_renders(shared_dir, tmp_path):
-    """Rendered by headless Chromium when it is installed (CI installs Debian's chromium);
-    otherwise parsed with html.parser, which checks the same structure."""
+@pytest.mark.litert
+def test_verify_html_report_reads_top_down_in_chromium(shared_dir, tmp_path):
+    """Summary first (per path: where it departs, why, top-1), then the plot with its legend beside
+    the data, the divergent ops, and every op's table collapsed; a screenshot shows the verdicts."""
+    from PIL import Image
+
+    from refnet.report import DIFFER_BG, EQUAL_BG
+
+    model = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    page, shot = tmp_path / "r.html", tmp_path / "shot.png"
+    assert main(["verify", str(model), "--image", str(shared_dir / "images" / "cat.bmp"), "--against", "all",
+                 "--profile", "reference", "--isolated", "--html", str(page), "-q"]) == 1
+    dom = _render(page, shot)
+    order = [dom.index(f'id="{part}"') for part in ("summary", "plot", "divergent", "all-ops")]
+    assert order == sorted(order), order
+    summary = dom[order[0]:order[1]]
+    assert summary.count("<tr") == 7  # the header and 6 path x mode rows
+    assert "departs at op 2 (CONV_2D)" in summary and "departs at op 0 (CONV_2D)" in summary
+    assert "double rounding, final shift ties up" in summary  # why: optimized's first divergent op
+    assert "class 286, score 188 (refnet reference: 286, 191)" in summary
+    assert dom.count("<details>") == 6 and "<details open" not in dom  # every table collapsed
+    rect = re.search(r"<rect x=\"(\d+)\" y=\"\d+\" width=\"(\d+)\"", dom)
+    legend_x = [float(v) for v in re.findall(r'<text x="([\d.]+)" y="[\d.]+" class="legend"', dom)]
+    assert len(legend_x) == 6 and min(legend_x) > int(rect.group(1)) + int(rect.group(2))
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1400, 1400)
+    top = image.crop((0, 0, 1400, 500)).getcolors(1 << 20)
+    colours = {c for _, c in top}
+    rgb = lambda h: tuple(int(h[k:k + 2], 16) for k in (1, 3, 5))  # noqa: E731
+    assert rgb(EQUAL_BG) in colours and rgb(DIFFER_BG) in colours  # the verdicts, at the top
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_verify_html_all_equal_is_one_screen(shared_dir, tmp_path):
     model = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
     page = tmp_path / "r.html"
     assert main(["verify", str(model), "--html", str(page), "-q"]) == 0
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is not None:
-        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                              page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-        assert 'id="summary"' in dom and "31 / 31" in dom and "data:image/png;base64" in dom
-        return
-    from html.parser import HTMLParser
-
-    class Collect(HTMLParser):
-        tables, imgs, cells = [], [], []
-
-        def handle_starttag(self, tag, attrs):
-            (self.tables if tag == "table" else self.imgs if tag == "img" else []).append(dict(attrs))
-
-        def handle_data(self, data):
-            self.cells.append(data)
-
-    parser = Collect()
-    parser.feed(page.read_text())
-    assert any(t.get("id") == "summary" for t in parser.tables)
-    assert any(i.get("src", "").startswith("data:image/png;base64") for i in parser.imgs)
-    assert "31 / 31" in parser.cells
+    dom = _render(page, tmp_path / "shot.png")
+    height = int(re.search(r'data-page-height="(\d+)"', dom).group(1))
+    assert height < 1400, height
+    assert "31 / 31" in dom and "Every compared tensor is bit-exact on every path." in dom
 
 
 @pytest.mark.shared
@@ -203,3 +233,94 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path):
     assert main(["run", "--labels", str(tmp_path / "missing.txt"), "--no-compare"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.txt" in err
+
+
+def test_model_errors_name_the_file_as_typed(capsys, tmp_path, monkeypatch):
+    """A truncated model is called truncated; a photo is not a .tflite; both name the path typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cut.tflite").write_bytes(default_model_path().read_bytes()[:5000])
+    (tmp_path / "cat.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    for command in (["run"], ["verify"], ["info"], ["explain", "--op", "0", "--at", "0,0,0,0"]):
+        assert main([command[0], "cut.tflite", *command[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("refnet: error: cut.tflite: "), err
+        assert "truncated" in err and "<model_content>" not in err
+        assert main([command[0], "cat.jpg", *command[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("refnet: error: cat.jpg: not a .tflite file"), err
+
+
+@pytest.mark.litert
+def test_verify_json_to_stdout(capsys):
+    code = main(["verify", str(default_model_path()), "--json", "-", "-q"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # stdout is the JSON alone
+    assert code == 0 and report["all_equal"] is True
+    assert "verdict: every compared tensor is bit-exact" in captured.err
+
+
+@pytest.mark.shared
+def test_verify_source_must_be_the_compiled_model(shared_dir, capsys):
+    tpu = shared_dir / "models" / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    unrelated = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    assert main(["verify", str(tpu), "--source", str(unrelated), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--source {unrelated}" in err and "not the model it was compiled from" in err
+    assert main(["verify", str(unrelated), "--source", str(unrelated), "-q"]) == 2
+    assert "is not an Edge TPU model" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_verify_names_top1_and_a_ready_explain_command(shared_dir, capsys):
+    """Per path, LiteRT's top-1 against refnet's reference; for the first divergent op a
+    `refnet explain` command whose coordinates reproduce the element (explain exits 0 on it)."""
+    model = str(shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite")
+    cat = str(shared_dir / "images" / "cat.bmp")
+    assert main(["verify", model, "--image", cat, "--against", "optimized", "--profile", "reference", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "top-1: class 286, score 188 (refnet reference: class 286, score 191; same class)" in out
+    assert "steps: max |difference| in quantized steps" in out  # the columns' legend
+    command = next(line.split("step by step: ")[1] for line in out.splitlines() if "step by step: " in line)
+    assert command.startswith(f"refnet explain {model} --op 2 --at ") and f"--image {cat}" in command
+    assert "--profile optimized" in command  # the path's own arithmetic, beside refnet's reference
+    argv = command.split("   (")[0].split()[1:]
+    assert main(argv) == 0
+    assert "matches the interpreter" in capsys.readouterr().out
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_all_equal_path_lists_no_table_and_progress_only_on_request(shared_dir, capfd):
+    model = str(shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite")
+    assert main(["verify", model]) == 0
+    captured = capfd.readouterr()
+    assert "mismatched" not in captured.out  # no table of zeros when every tensor is equal
+    assert "it/s" not in captured.err and "run/s" not in captured.err  # stderr is not a terminal
+    assert main(["verify", model, "--progress"]) == 0
+    assert "refnet: 100%" in capfd.readouterr().err
+
+
+@pytest.mark.shared
+@pytest.mark.litert
+def test_model_explorer_node_data(shared_dir, tmp_path):
+    """One node data file per path: graph id 'main', a value per op (its index), the first divergent
+    op marked."""
+    model = shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    out = tmp_path / "me.json"
+    assert main(["verify", str(model), "--image", str(shared_dir / "images" / "cat.bmp"), "--against", "all",
+                 "--profile", "reference", "--model-explorer", str(out), "-q"]) == 1
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["me.optimized.json", "me.reference.json", "me.xnnpack.json"]
+    reference = json.loads((tmp_path / "me.reference.json").read_text())["main"]
+    assert set(reference["results"]) == {str(k) for k in range(66)}  # ops 0..65
+    assert all(v["value"] == 0 for v in reference["results"].values())
+    optimized = json.loads((tmp_path / "me.optimized.json").read_text())["main"]
+    assert optimized["results"]["0"]["value"] == 0 and optimized["results"]["2"]["value"] > 0
+    assert "bgColor" in optimized["results"]["2"] and "bgColor" not in optimized["results"]["3"]
+
+
+def test_run_takes_a_profile(capsys):
+    assert main(["run", "--profile", "optimized", "--no-compare"]) == 0
+    out = capsys.readouterr().out
+    assert "refnet, optimized@" in out and "Egyptian cat" in out
