@@ -196,10 +196,11 @@ def test_profiles_lists_every_id_and_a_closed_pipe_is_quiet():
     for profile_id in PROFILES:
         assert f"{profile_id}\n" in proc.stdout
     assert "short names here: reference = reference@" in proc.stdout
-    for reader in ("head -1", "true"):  # `true` closes the pipe before anything is read
-        shell = subprocess.run(f"{sys.executable} -m refnet profiles | {reader}", shell=True,
-                               capture_output=True, text=True)
-        assert shell.returncode == 0 and "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
+    for command in ("profiles", f"info {default_model_path()}"):
+        for reader in ("head -1", "true"):  # `true` closes the pipe before anything is read
+            shell = subprocess.run(f"{sys.executable} -m refnet {command} | {reader}", shell=True,
+                                   capture_output=True, text=True)
+            assert shell.returncode == 0 and "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
 
 
 def test_info_names_the_inputs_and_outputs_with_their_quantization(capsys):
@@ -233,6 +234,9 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path):
     assert main(["run", "--labels", str(tmp_path / "missing.txt"), "--no-compare"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.txt" in err
+    assert main(["explain", model, "--op", "3", "--at", "10,7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--at 10,7: the output is 4-D" in err and "takes 4 coordinates" in err
 
 
 def test_model_errors_name_the_file_as_typed(capsys, tmp_path, monkeypatch):
