@@ -19,6 +19,7 @@ enum rn_form {
     RN_MEAN_FP32_FMA = 13,  /* XNNPACK MEAN as MEAN_FP32, the float32 multiply-add fused */
     RN_ADD_INPUT_SHIFT_FLOOR_8 = 14,  /* optimized ADD: inputs' final shift floors in blocks of 8 elements, tail as the reference */
     RN_SOFTMAX_UINT16_LUT = 15,  /* aarch64 optimized SOFTMAX: uint16 exp table, integer sum, one multiplier */
+    RN_SOFTMAX_FLOAT_TABLE = 16,  /* optimized SOFTMAX: float32 exp table, float32 sum and reciprocal, rounded per output type */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -157,21 +157,10 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
     return 1 if differs else 0
 
 
-IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
-
-
 def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
-    """Input sets for verify: images from --images/--image, or --random N, or the test pattern."""
+    """Input sets for verify: images from --image, or --random N, or the test pattern."""
     details = interp.get_input_details()
-    files = []
-    if args.images:
-        d = Path(args.images)
-        if not d.is_dir():
-            raise RefnetError(f"--images {d}: not a directory")
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise RefnetError(f"--images {d}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    files += [Path(f) for f in (args.image or [])]
+    files = [Path(f) for f in (args.image or [])]
     sets, names = [], []
     for f in files:
         sets.append([image_input(f, d) for d in details])
@@ -194,8 +183,6 @@ def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
     return sets, names
 
 
-EXPLAINED_KINDS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D",
-                   "MEAN", "HARD_SWISH"}  # the ops refnet explain covers (refnet/explain.py)
 COLUMN_LEGEND = ("first at: the first differing element (coordinates); steps: max |difference| in quantized "
                  "steps; real: the same in real units; ulp: max float32 distance in units in the last place; "
                  "cause (--isolated): the arithmetic that reproduces LiteRT's bits")
@@ -217,7 +204,9 @@ def _top1_line(r) -> str | None:
 def _explain_command(r, model: str, sources: list) -> str | None:
     """A ready `refnet explain` for the first divergent op's first differing element."""
     row = next((row for row in r.rows if not row.equal and row.first_mismatch is not None), None)
-    if row is None or row.kind not in EXPLAINED_KINDS:
+    from .explain import EXPLAINERS
+
+    if row is None or row.kind not in EXPLAINERS:
         return None
     source = sources[row.first_input] if row.first_input is not None and row.first_input < len(sources) else None
     if source is None:
@@ -288,6 +277,14 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
     from .verify import verify_path
 
     content, graph = _read_model(args.model)
+    if args.images or args.image_list:
+        Interpreter(graph=graph)  # an Edge TPU or unsupported model: its typed error, before any work
+        from .cli_dataset import verify_dataset
+
+        return verify_dataset(args, content, graph)
+    for option in ("jobs", "resume", "results", "address"):
+        if getattr(args, option) not in (None, False, 1):
+            raise RefnetError(f"--{option} is for a dataset: give --images DIR or --image-list FILE")
     try:
         interp = Interpreter(graph=graph, experimental_preserve_all_tensors=True)
     except EdgeTpuOpError as e:
@@ -387,10 +384,7 @@ def _check_source_matches(compiled, source_path: str) -> None:
 def _input_sources(args, names: list[str]) -> list[str | None]:
     """For each input set: the --image argument `refnet explain` takes for it, '' for the synthetic
     pattern, None for inputs explain cannot take (random)."""
-    by_name = {}
-    if args.images:
-        by_name.update({p.name: str(p) for p in Path(args.images).iterdir()})
-    by_name.update({Path(f).name: f for f in (args.image or [])})
+    by_name = {Path(f).name: f for f in (args.image or [])}
     return [("" if n == "synthetic test pattern" else by_name.get(n)) for n in names]
 
 
@@ -542,11 +536,32 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser(
         "verify", help="op-by-op comparison with LiteRT's reference / optimized / XNNPACK paths",
         description="Run MODEL in refnet under the profile of each LiteRT CPU path and in LiteRT, "
-                    "and compare every op's outputs bit for bit. Exit code 0 only if every "
-                    "compared tensor is equal, 1 if any differs, 2 if nothing could be compared.")
+                    "and compare every op's outputs bit for bit. With --image / --random: a table "
+                    "per path of the ops that differ. With --images DIR or --image-list FILE: a "
+                    "dataset, streamed (--jobs N processes or --engine ray), each image's result "
+                    "appended to --results (resumable), and a summary per path: images bit-exact, "
+                    "outputs differing, top-1 against the reference, where divergence first appears, "
+                    "the worst images. Exit code 0 only if refnet reproduces every compared tensor, "
+                    "1 if any differs, 2 on a user error.")
     ver.add_argument("model", help=".tflite model (an Edge TPU model is explained; see --source)")
-    ver.add_argument("--images", help="directory of images to use as inputs")
     ver.add_argument("--image", action="append", help="an image file (repeatable)")
+    data = ver.add_argument_group("datasets")
+    data.add_argument("--images", metavar="DIR", help="a directory of images: verify the dataset")
+    data.add_argument("--image-list", metavar="FILE",
+                      help="a text file of image paths, one per line (relative to the file's folder)")
+    data.add_argument("--preprocess", choices=["resize", "center-crop"], default="resize",
+                      help="resize to the model's input (default), or center-crop 87.5%% then resize; then "
+                           "the input's own quantization")
+    data.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                      help="worker processes (default 1); with --engine ray, actors (default: the cluster's CPUs)")
+    data.add_argument("--engine", choices=["local", "ray"], default="local",
+                      help="local processes (default) or Ray actors")
+    data.add_argument("--address", metavar="ADDR",
+                      help="with --engine ray: the cluster (e.g. ray://head:10001 or auto); default a local one")
+    data.add_argument("--results", metavar="FILE.jsonl",
+                      help="append each image's result to this file as it completes (JSON lines)")
+    data.add_argument("--resume", action="store_true",
+                      help="skip the images already in --results (a killed run loses only those in flight)")
     ver.add_argument("--random", type=int, default=0, metavar="N", help="N random inputs")
     ver.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     ver.add_argument("--against", choices=["reference", "optimized", "xnnpack", "all"],

@@ -73,6 +73,11 @@ class Form(enum.IntEnum):
     # table round(expf(s * beta * (v - 255)) * 65535), an integer sum of the row's entries, then
     # one multiplier from float32(1 / float32(sum * s_out)) for every output.
     SOFTMAX_UINT16_LUT = (15, "aarch64 optimized SOFTMAX: uint16 exp table, integer sum, one multiplier")
+    # LiteRT's optimized int8/uint8 SOFTMAX without that define (x86-64): a float32 table
+    # expf(float32(-s * beta) * v), a float32 sum in order, p = entry * float32(1 / float32(sum * s_out)),
+    # then uint8 (int)(p + 0.5f), int8 round half away from zero, + zero point.
+    SOFTMAX_FLOAT_TABLE = (16, "optimized SOFTMAX: float32 exp table, float32 sum and reciprocal, "
+                               "rounded per output type")
 
     @property
     def is_fixed_point(self) -> bool:

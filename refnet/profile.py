@@ -10,7 +10,7 @@ tools/measure_profiles.py (LiteRT 2.3.0, x86-64 AVX2, num_threads=1): each path'
 tensors, exact integer intermediates recomputed, candidate arithmetics applied, and the entry
 is the candidate with 0 mismatches over the three real uint8 models and the generated int8
 models; the comments say what a measurement could not tell apart. Ops not listed equal the
-reference arithmetic on every path (AVERAGE_POOL_2D, SOFTMAX, HARD_SWISH, RESIZE_BILINEAR,
+reference arithmetic on every path (AVERAGE_POOL_2D, float SOFTMAX, HARD_SWISH, RESIZE_BILINEAR,
 CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized int8 ADD and MUL). The forms: refnet/forms.py.
 """
 from __future__ import annotations
@@ -108,6 +108,14 @@ REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": F
                     description="LiteRT reference kernels (BUILTIN_REF)",
                     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; single-op sweeps (tests/ops)")
 
+# The optimized int8/uint8 SOFTMAX of every build but ai-edge-litert 2.3.0 aarch64 (which defines
+# TFLITE_SOFTMAX_USE_UINT16_LUT): a float32 exp table. It equals the reference's fixed point except
+# near a rounding boundary: found by `refnet verify --images` on 1000 images (2 differed on the XNNPACK
+# path, where SOFTMAX is not delegated), then measured on rows searched for such ties.
+SOFTMAX_TABLE = {("SOFTMAX", "int8"): Form.SOFTMAX_FLOAT_TABLE, ("SOFTMAX", "uint8"): Form.SOFTMAX_FLOAT_TABLE}
+SOFTMAX_TIES = ("SOFTMAX tie rows: 112 int8 and 76 uint8 rows of 1001 where the table and the fixed point "
+                "differ, 112/112 and 76/76 on the optimized and XNNPACK paths")
+
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
     f"optimized@{X86_2_3}",
@@ -120,9 +128,10 @@ OPTIMIZED = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,  # x / s with rint matched too
         # the issue-15 case, reproduced exhaustively (all 65536 input pairs: 1 tie, 8-element blocks)
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
+        **SOFTMAX_TABLE,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
-    measured=f"{X86_2_3}: {CORAL}; {FACTORY}")
+    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
 
 # LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 (measured).
 XNNPACK = Profile(
@@ -137,9 +146,10 @@ XNNPACK = Profile(
         ("MEAN", "int8"): Form.MEAN_FP32,  # keep_dims and not
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
+        **SOFTMAX_TABLE,  # not delegated: the optimized kernel
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
-    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}")
+    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
 
 # ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
 # reference kernels equal x86-64's; float32 sums contract multiply-add into FMA (clang), except in the
@@ -199,10 +209,11 @@ OPTIMIZED_2_14_X86 = Profile(
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D_SCALAR,
         # 0 of 12288 elements differ on a random single-op sweep with 2000 exact float32 ties
         ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
+        **SOFTMAX_TABLE,
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
-    measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
+    measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
 # Its AUTO op resolver applies no XNNPACK delegate to quantized models: the optimized kernels run.
 XNNPACK_2_14_X86 = dataclasses.replace(OPTIMIZED_2_14_X86, name=f"xnnpack@{TFL_2_14_X86}",
                                        description="tflite-runtime BUILTIN: no XNNPACK on quantized "
@@ -233,10 +244,11 @@ OPTIMIZED_2_14_ARM = Profile(
         ("MEAN", "int8"): Form.MEAN_OPTIMIZED_4D,
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
+        **SOFTMAX_TABLE,  # unlike ai-edge-litert 2.3.0 on aarch64: no uint16 table
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
-    measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}")
+    measured=f"{TFL_2_14_ARM}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
 XNNPACK_2_14_ARM = dataclasses.replace(OPTIMIZED_2_14_ARM, name=f"xnnpack@{TFL_2_14_ARM}",
                                        description=XNNPACK_2_14_X86.description)
 TFLITE_RUNTIME_2_14 = [REFERENCE_2_14_X86, OPTIMIZED_2_14_X86, XNNPACK_2_14_X86,
@@ -246,12 +258,12 @@ TFLITE_RUNTIME_2_14 = [REFERENCE_2_14_X86, OPTIMIZED_2_14_X86, XNNPACK_2_14_X86,
 # every op of the corpus), but its XNNPACK fuses the MEAN's multiply-add (on this AVX-512 machine).
 TF_2_21_X86 = "tensorflow-2.21.0/x86_64"
 ALIASES_TF_2_21 = [dataclasses.replace(p, name=f"{p.path}@{TF_2_21_X86}",
-                                       measured=f"{TF_2_21_X86}: {CORAL}; {FACTORY} (= {p.name})")
+                                       measured=f"{TF_2_21_X86}: {CORAL}; {FACTORY}; {SOFTMAX_TIES} (= {p.name})")
                    for p in (REFERENCE, OPTIMIZED)] + [
     dataclasses.replace(XNNPACK, name=f"xnnpack@{TF_2_21_X86}",
                         rounding_by_op={**XNNPACK.rounding_by_op, ("MEAN", "int8"): Form.MEAN_FP32_FMA},
                         description="TensorFlow's tf.lite with its default XNNPACK delegate (BUILTIN)",
-                        measured=f"{TF_2_21_X86} (AVX-512 + VNNI CPU): {CORAL}; {FACTORY}")]
+                        measured=f"{TF_2_21_X86} (AVX-512 + VNNI CPU): {CORAL}; {FACTORY}; {SOFTMAX_TIES}")]
 
 PATHS = ("reference", "optimized", "xnnpack")
 PROFILES = {p.name: p for p in (REFERENCE, OPTIMIZED, XNNPACK, REFERENCE_ARM, OPTIMIZED_ARM, XNNPACK_ARM,

@@ -86,7 +86,8 @@ def test_measured_entries():
     assert XNNPACK.rounding("MEAN", np.int8) == Form.MEAN_FP32
     assert XNNPACK.rounding("QUANTIZE", np.uint8) == Form.QUANTIZE_VCVT
     assert XNNPACK.rounding("ADD", np.uint8) == Form.ADD_XNNPACK
-    assert XNNPACK.rounding("SOFTMAX", np.uint8) == Form.ROUNDING_DOUBLE
+    assert XNNPACK.rounding("SOFTMAX", np.uint8) == Form.SOFTMAX_FLOAT_TABLE  # not delegated: optimized
+    assert OPTIMIZED.rounding("SOFTMAX", np.int8) == Form.SOFTMAX_FLOAT_TABLE
 
 
 def test_forms_measured_on_tflite_runtime_2_14():

@@ -173,54 +173,22 @@ def test_aarch64_semantics_single_op_sweeps(build, monkeypatch):
     shape_ops.test_concatenation_uint8_ties_and_huge_ratios()
 
 
-def _softmax_tie_cases(count: int):
-    """Single-op int8/uint8 SOFTMAX cases where the reference arithmetic and the uint16 table
-    (Form.SOFTMAX_UINT16_LUT) give different bytes: near-ties, found by search (fixed seed)."""
-    import dataclasses
-
+@pytest.mark.parametrize("build", ["tflite-runtime-2.14.0/x86_64", "ai-edge-litert-2.3.0/aarch64",
+                                   "tflite-runtime-2.14.0/aarch64"])
+def test_softmax_on_ties(build):
+    """The optimized int8/uint8 SOFTMAX (the XNNPACK paths do not delegate it) is a uint16 exp table
+    on ai-edge-litert 2.3.0 aarch64 (TFLITE_SOFTMAX_USE_UINT16_LUT) and a float32 exp table on the
+    other builds; every reference path is the fixed point. Cases where each table and the fixed
+    point differ (tests/ops/test_softmax.py softmax_tie_cases), every path of the build."""
     from refnet.forms import Form
-    from refnet.profile import PROFILES, REFERENCE
-    from support import run_refnet
-
-    table = dataclasses.replace(REFERENCE, name="reference@softmax-table/x86_64", rounding_by_op={
-        **REFERENCE.rounding_by_op, ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
-        ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT})
-    PROFILES[table.name] = table
-    rng, cases = np.random.default_rng(2), []
-    try:
-        for attempt in range(4000):
-            dtype = (np.uint8, np.int8)[attempt % 2]
-            info = np.iinfo(dtype)
-            n = int(rng.choice([16, 17, 100, 1001]))
-            builder = ModelBuilder()
-            x = builder.input("x", (1, n), dtype, scale=float(np.float32(rng.uniform(0.02, 0.2))),
-                              zero_point=int(rng.integers(info.min, int(info.max) + 1)))
-            y = builder.tensor("y", (1, n), dtype, scale=1 / 256, zero_point=-128 if dtype == np.int8 else 0)
-            builder.op("SOFTMAX", [x], [y], beta=1.0)
-            builder.outputs.append(y)
-            content, xv = builder.build(), rng.integers(info.min, int(info.max) + 1, (1, n)).astype(dtype)
-            reference = run_refnet(content, [xv], profile=REFERENCE.name)[y]
-            if not bits.same_bits(reference, run_refnet(content, [xv], profile=table.name)[y]):
-                cases.append((content, xv))
-                if len(cases) == count:
-                    break
-    finally:
-        del PROFILES[table.name]
-    assert len(cases) == count
-    return cases
-
-
-@pytest.mark.parametrize("build", ["ai-edge-litert-2.3.0/aarch64", "tflite-runtime-2.14.0/aarch64"])
-def test_aarch64_softmax_on_ties(build):
-    """ai-edge-litert 2.3.0's aarch64 optimized and XNNPACK paths compute int8/uint8 SOFTMAX with a
-    uint16 exp table (TFLITE_SOFTMAX_USE_UINT16_LUT); its reference path, and every path of
-    tflite-runtime 2.14.0 aarch64, with the reference arithmetic. Cases where the two differ."""
     from refnet.litert import BuildRunner, compare_tensors
     from support import run_refnet
 
+    tie_cases = _ops_tests("test_softmax").softmax_tie_cases
+    cases = tie_cases(4, Form.SOFTMAX_UINT16_LUT) + tie_cases(4, Form.SOFTMAX_FLOAT_TABLE)
     runner = BuildRunner(_python(build))
     try:
-        for content, xv in _softmax_tie_cases(4):
+        for content, xv in cases:
             for path in ("reference", "optimized", "xnnpack"):
                 theirs = runner.run(content, [xv], path)
                 ours = run_refnet(content, [xv], profile=f"{path}@{build}")

@@ -53,6 +53,7 @@ from ..fixedpoint import (INT32_MAX, SCALED_DIFF_INTEGER_BITS, rdbpot_int64, srd
 from ..forms import Form
 from . import OpContext, register
 from .activations import libm_expf
+from ..fixedpoint import round_half_away
 
 ACCUMULATION_INTEGER_BITS = 12  # the sum of exps is Q12.19
 MAX_REAL_MULTIPLIER = float((1 << 31) - 1)  # double-rounding cap of beta * s_in * 2**26
@@ -160,7 +161,13 @@ def _prepare_softmax(ctx: OpContext):
             raise ctx.fail(f"output tensor {y_t.index} '{y_t.name}' needs a quantization")
         out_scale, out_zp = y_t.quantization.scalar()
         return Uint16LutSoftmaxPlan(uint16_exp_table(input_scale, beta), np.float32(out_scale), int(out_zp))
-    if form not in (Form.ROUNDING_DOUBLE, Form.SOFTMAX_UINT16_LUT):  # int16 outputs: the reference
+    if form == Form.SOFTMAX_FLOAT_TABLE and y_t.dtype == x_t.dtype:
+        if y_t.quantization is None:
+            raise ctx.fail(f"output tensor {y_t.index} '{y_t.name}' needs a quantization")
+        out_scale, out_zp = y_t.quantization.scalar()
+        return FloatTableSoftmaxPlan(float_exp_table(input_scale, beta), np.float32(out_scale), int(out_zp))
+    if form not in (Form.ROUNDING_DOUBLE, Form.SOFTMAX_UINT16_LUT, Form.SOFTMAX_FLOAT_TABLE):
+        # int16 outputs: the reference
         raise ctx.unsupported(f"form {form.name} for SOFTMAX")
     # double(beta) * double(s_in) * 2**26, capped below 2**31.
     real = min(beta * float(np.float32(input_scale)) * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)),
@@ -214,6 +221,42 @@ def softmax_uint16_lut(x: np.ndarray, plan: Uint16LutSoftmaxPlan) -> np.ndarray:
     return out.reshape(x.shape).astype(x.dtype)
 
 
+@dataclass(frozen=True)
+class FloatTableSoftmaxPlan:
+    table: np.ndarray  # float32[256]: entry d for the value d steps below the row's maximum
+    output_scale: np.float32
+    output_zero_point: int
+
+
+def float_exp_table(input_scale: float, beta: float) -> np.ndarray:
+    """Form.SOFTMAX_FLOAT_TABLE's table: entry d = expf(float32(-s_in * beta) * float32(d)), d in 0..255."""
+    scale = np.float32(-np.float32(input_scale) * np.float32(beta))
+    return libm_expf((scale * np.arange(256, dtype=np.float32)).astype(np.float32))
+
+
+def softmax_float_table(x: np.ndarray, plan: FloatTableSoftmaxPlan) -> np.ndarray:
+    """Form.SOFTMAX_FLOAT_TABLE per row (last axis): the entries of the distances from the row's
+    maximum; their float32 sum, left to right; inv = float32(1 / float32(sum * s_out)); each output
+    p = float32(entry * inv) rounded as the output type's: uint8 (int)(p + 0.5f), int8 round half
+    away from zero; + zero point, clamped."""
+    info = np.iinfo(x.dtype)
+    rows = x.astype(np.int64).reshape(-1, x.shape[-1])
+    out = np.empty(rows.shape, np.int64)
+    for r, row in enumerate(rows):
+        entries = plan.table[row.max() - row]
+        total = np.float32(0.0)
+        for e in entries:  # float32, in order (the kernel's scalar loop)
+            total = np.float32(total + e)
+        inv = np.float32(np.float32(1.0) / np.float32(total * plan.output_scale))
+        p = (entries * inv).astype(np.float32)
+        if x.dtype == np.uint8:
+            q = np.trunc((p + np.float32(0.5)).astype(np.float32))
+        else:
+            q = round_half_away(p)
+        out[r] = np.clip(q.astype(np.int64) + plan.output_zero_point, info.min, info.max)
+    return out.reshape(x.shape).astype(x.dtype)
+
+
 @register("SOFTMAX", prepare=_prepare_softmax)
 def softmax(ctx: OpContext, inputs: list) -> list:
     x = inputs[0]
@@ -224,4 +267,6 @@ def softmax(ctx: OpContext, inputs: list) -> list:
         return [softmax_float(x, softmax_beta(ctx), "SOFTMAX" in ctx.profile.float_reciprocal)]
     if isinstance(plan, Uint16LutSoftmaxPlan):
         return [softmax_uint16_lut(x, plan)]
+    if isinstance(plan, FloatTableSoftmaxPlan):
+        return [softmax_float_table(x, plan)]
     return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]

@@ -174,3 +174,53 @@ def test_bad_models():
                          dict(scale=1 / 256, zero_point=0)), [np.zeros((1, 4), np.int8)])
     with pytest.raises(InvalidModelError, match="rank"):
         run_refnet(build((), np.float32, np.float32), [np.zeros((), np.float32)])
+
+
+def softmax_tie_cases(count: int, form, seed: int = 2, batches: int = 60, rows: int = 256):
+    """Single-op int8/uint8 SOFTMAX cases (one row each) where the reference arithmetic and `form`
+    (one of the optimized kernels' forms) give different bytes: near-ties, found by search (fixed
+    seed) over batches of rows made as a classifier makes logits (noise around a peak), so that an
+    output sits near a rounding boundary now and then."""
+    import dataclasses
+
+    from refnet.profile import PROFILES, REFERENCE
+
+    candidate = dataclasses.replace(REFERENCE, name=f"reference@softmax-{form.name.lower()}/x86_64",
+                                    rounding_by_op={**REFERENCE.rounding_by_op, ("SOFTMAX", "int8"): form,
+                                                    ("SOFTMAX", "uint8"): form})
+    PROFILES[candidate.name] = candidate
+    rng, cases = np.random.default_rng(seed), []
+    try:
+        for batch in range(batches):
+            dtype = (np.uint8, np.int8)[batch % 2]
+            info = np.iinfo(dtype)
+            n = int(rng.choice([17, 100, 1001]))
+            in_quant = dict(scale=float(np.float32(rng.uniform(0.04, 0.2))),
+                            zero_point=int(rng.integers(info.min, int(info.max) + 1)))
+            out_quant = dict(scale=1 / 256, zero_point=-128 if dtype == np.int8 else 0)
+            logits = rng.normal(0, rng.uniform(3, 25), (rows, n))
+            logits[np.arange(rows), rng.integers(0, n, rows)] += rng.uniform(10, 80, rows)
+            x = np.clip(np.round(logits) + in_quant["zero_point"], info.min, info.max).astype(dtype)
+            content = build(x.shape, dtype, dtype, 1.0, in_quant, out_quant)
+            y = refnet.read_tflite(model_content=content).outputs[0]
+            reference = run_refnet(content, [x], profile=REFERENCE.name)[y]
+            other = run_refnet(content, [x], profile=candidate.name)[y]
+            for r in np.flatnonzero((reference != other).any(axis=1)):
+                cases.append((build((1, n), dtype, dtype, 1.0, in_quant, out_quant), x[r:r + 1]))
+            if len(cases) >= count:
+                return cases[:count]
+    finally:
+        del PROFILES[candidate.name]
+    raise AssertionError(f"{len(cases)} of {count} tie cases in {batches} batches of {rows} rows")
+
+
+@pytest.mark.litert
+def test_optimized_and_xnnpack_float_table_on_ties():
+    """The optimized int8/uint8 SOFTMAX (not delegated to XNNPACK either) is a float32 exp table
+    (Form.SOFTMAX_FLOAT_TABLE): on rows where it and the fixed-point reference differ, each path is
+    bit-exact with its own profile (the reference path with the reference)."""
+    from refnet.forms import Form
+
+    for content, xv in softmax_tie_cases(8, Form.SOFTMAX_FLOAT_TABLE):
+        for path in ("reference", "optimized", "xnnpack"):
+            assert_bit_exact(content, [xv], path=path)
