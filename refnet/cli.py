@@ -398,19 +398,15 @@ def _add_top1(reports, interp, inputs: list, litert_outputs: dict) -> None:
         c = int(np.argmax(row))
         return c, row[c].item()
 
+    from .verify import run_all_tensors
+
     interp.allocate_tensors()
-    ours = [top(run_all_outputs(interp, x)[out_index][0]) for x in inputs]
+    ours = [top(run_all_tensors(interp, x)[out_index][0]) for x in inputs]
     for r in reports:
         theirs = [litert_outputs[r.path][k].get(out_index) for k in range(len(inputs))]
         r.top1 = [top(t[0]) if t is not None else None for t in theirs]
         r.top1_reference = ours
 
-
-def run_all_outputs(interp, inputs) -> dict:
-    for detail, value in zip(interp.get_input_details(), inputs):
-        interp.set_tensor(detail["index"], value)
-    interp.invoke()
-    return {i: interp.get_tensor(i) for i in interp.graph.outputs}
 
 
 def _dump_as_litert(args, content: bytes):
