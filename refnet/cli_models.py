@@ -169,12 +169,14 @@ def cmd_convert(args) -> int:
     from .importers import import_checkpoint
     from .weights_store import write_store
     spec = _spec_from_args(args) if args.arch else None
-    store = import_checkpoint(Path(args.src), spec=spec)
-    if spec is None and args.resolution:  # weights do not fix the resolution; the user may
-        store.spec.resolution = int(args.resolution)
+    # weights do not fix the input resolution: a source that records none takes --resolution
+    store = import_checkpoint(Path(args.src), spec=spec, resolution=args.resolution)
     write_store(Path(args.dst), store)
     print(f"{args.src} -> {args.dst}: {store.spec.arch} dm={store.spec.depth_multiplier} "
           f"res={store.spec.resolution}, {len(store.tensors)} tensors")
+    notes = store.provenance.get("notes", "")
+    if "resolution not recorded" in notes:
+        print(f"note: {notes.split('; ')[-1]}")
     return 0
 
 

@@ -14,19 +14,21 @@ from pathlib import Path
 from ..errors import ModelFormatError
 
 
-def import_checkpoint(path, spec=None):
+def import_checkpoint(path, spec=None, resolution: int | None = None):
+    """`resolution`: the input resolution for a source that does not record one (TF-slim
+    checkpoints, weights-only files); None means 224, said so in the provenance notes."""
     path = Path(path)
     name = path.name
     if name.endswith(".h5") or name.endswith(".hdf5"):
         from .keras_h5 import import_keras_h5
-        return import_keras_h5(path, spec)
+        return import_keras_h5(path, spec, resolution)
     if name.endswith(".tflite"):
         from .tflite_weights import import_tflite
         return import_tflite(path, spec)
     if name.endswith(".index") or Path(str(path) + ".index").exists() or \
             ".data-" in name:
         from .tensorbundle import import_tensorbundle
-        return import_tensorbundle(path, spec)
+        return import_tensorbundle(path, spec, resolution=resolution)
     if not path.exists():
         raise ModelFormatError(f"{path}: no such file (nor {path}.index)")
     raise ModelFormatError(f"{path}: unknown checkpoint format (expected .h5, .weights.h5, "

@@ -62,6 +62,15 @@ def check_against(spec: ArchSpec, variables: dict, source: str) -> None:
                                    f"{tuple(np.shape(variables[name]))}, expected {tuple(shape)}")
 
 
+DEFAULT_RESOLUTION = 224
+
+
+def resolution_note(resolution: int, given: bool) -> str:
+    """Provenance note of a source that does not record its input resolution."""
+    how = "as given (--resolution)" if given else f"assumed (refnet convert --resolution R for another)"
+    return f"resolution not recorded in the file: {resolution}, {how}"
+
+
 def make_store(spec: ArchSpec, variables: dict, source: Path, source_format: str, importer: str,
                importer_version: str, notes: str = "") -> WeightStore:
     check_against(spec, variables, str(source))

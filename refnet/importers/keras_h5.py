@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..models import ArchSpec, get_net
 from ..models.spec import SE_GATE_SCALE_KERAS
-from .common import DM_CANDIDATES, make_store
+from .common import DEFAULT_RESOLUTION, DM_CANDIDATES, make_store, resolution_note
 
 IMPORTER_VERSION = "1"
 BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -228,20 +228,22 @@ def _config_resolution_softmax(config: dict) -> tuple[int | None, bool | None]:
     return res, softmax
 
 
-def import_keras_h5(path: Path, spec: ArchSpec | None = None):
-    """Keras .h5 / .weights.h5 -> WeightStore (batch norm folded)."""
+def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | None = None):
+    """Keras .h5 / .weights.h5 -> WeightStore (batch norm folded). `resolution` is used when the
+    file records none (a weights-only file, a model saved with an unknown input size)."""
     path = Path(path)
     f = _open(path)
     try:
         with f:
             if "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f:
                 queues = read_keras3(f, path)
-                return _import_ordered(path, queues, spec)
+                return _import_ordered(path, queues, spec, resolution)
             layers, config = read_legacy(f, path)
     except ModelFormatError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise ModelFormatError(f"{path}: corrupt Keras HDF5 file ({type(e).__name__}: {e})") from None
+    spec_given = spec is not None
     family, variables = _legacy_to_slim(path, layers, spec)
     res, softmax = _config_resolution_softmax(config)
     if spec is None:
@@ -249,10 +251,11 @@ def import_keras_h5(path: Path, spec: ArchSpec | None = None):
         kwargs = {"se_gate_scale": SE_GATE_SCALE_KERAS}
         if softmax is not None:
             kwargs["softmax"] = softmax
-        spec = infer_spec(variables, str(path), [family], resolution=res or 224, **kwargs)
+        spec = infer_spec(variables, str(path), [family], resolution=res or resolution or DEFAULT_RESOLUTION,
+                          **kwargs)
     fmt = "keras-h5" if config else "keras-weights-h5"
     return make_store(spec, variables, path, fmt, "refnet.importers.keras_h5", IMPORTER_VERSION,
-                      notes="" if res else "resolution not recorded in the file: 224 assumed")
+                      notes="" if res else resolution_note(spec.resolution, given=bool(resolution) or spec_given))
 
 
 def _legacy_to_slim(path, layers, spec):
@@ -318,7 +321,8 @@ def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:
     return variables
 
 
-def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None):
+def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution: int | None = None):
+    given = spec is not None or resolution is not None
     if spec is not None:
         candidates = [spec]
     else:
@@ -329,7 +333,8 @@ def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None):
         last = (queues.get("dense") or queues.get("conv") or [None])[-1]
         if last is not None and "bias" in last.vars:
             classes = int(last.vars["bias"].shape[0])
-        candidates = [ArchSpec(a, dm, 224, classes or 1001, fg, se_gate_scale=SE_GATE_SCALE_KERAS)
+        candidates = [ArchSpec(a, dm, resolution or DEFAULT_RESOLUTION, classes or 1001, fg,
+                               se_gate_scale=SE_GATE_SCALE_KERAS)
                       for a in archs for dm in DM_CANDIDATES
                       for fg in ((True, False) if dm < 1 else (False, True))]
     for cand in candidates:
@@ -338,6 +343,6 @@ def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None):
             return make_store(cand, variables, path, "keras-weights-h5", "refnet.importers.keras_h5",
                               IMPORTER_VERSION,
                               notes="Keras 3 .weights.h5 (no layer names): layers matched in model "
-                                    "order; resolution not recorded: %d" % cand.resolution)
+                                    "order; " + resolution_note(cand.resolution, given))
     raise ModelFormatError(f"{path}: the layers of this .weights.h5 match no MobileNetV2/V3 "
                            f"definition ({sum(len(q) for q in queues.values())} weighted layers)")

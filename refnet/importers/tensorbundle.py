@@ -370,13 +370,14 @@ def slim_variables(bundle: TensorBundle, use_ema: bool = True) -> dict[str, np.n
     return out
 
 
-def import_tensorbundle(path, spec: ArchSpec | None = None, resolution: int = 224,
+def import_tensorbundle(path, spec: ArchSpec | None = None, resolution: int | None = None,
                         use_ema: bool = True):
-    from .common import infer_spec, make_store
+    from .common import DEFAULT_RESOLUTION, infer_spec, make_store, resolution_note
     bundle = TensorBundle(path)
     variables = slim_variables(bundle, use_ema)
+    given_spec = spec is not None  # --arch ... --resolution R: the user's resolution
     if spec is None:
-        spec = infer_spec(variables, str(bundle.index_path), resolution=resolution)
+        spec = infer_spec(variables, str(bundle.index_path), resolution=resolution or DEFAULT_RESOLUTION)
     else:
         keep = set(__import__("refnet.models", fromlist=["get_net"]).get_net(spec).variables())
         variables = {k: v for k, v in variables.items() if k in keep}
@@ -384,4 +385,4 @@ def import_tensorbundle(path, spec: ArchSpec | None = None, resolution: int = 22
     return make_store(spec, variables, bundle.index_path, "tf-checkpoint",
                       "refnet.importers.tensorbundle", IMPORTER_VERSION,
                       notes=("exponential-moving-average values used; " if used_ema else "") +
-                            "resolution not recorded in a checkpoint: %d" % spec.resolution)
+                            resolution_note(spec.resolution, given=resolution is not None or given_spec))

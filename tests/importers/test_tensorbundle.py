@@ -133,3 +133,21 @@ def test_corrupt_data(slim_checkpoints, tmp_path):
     shard.unlink()
     with pytest.raises(ModelFormatError, match="data shard"):
         import_checkpoint(dst)
+
+
+def test_resolution_is_said_and_taken_from_the_command_line(slim_checkpoints, tmp_path, capsys):
+    """A checkpoint records no input resolution: convert says which one it used and how to change
+    it, and --resolution is what the store and its provenance note carry."""
+    from refnet.cli import main
+    from refnet.weights_store import read_store
+
+    prefix = str(slim_checkpoints["mobilenet_edgetpu"]["prefix"])
+    assert main(["convert", prefix, str(tmp_path / "a.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "res=224" in out and "note: resolution not recorded in the file: 224, assumed (refnet " \
+                                "convert --resolution R for another)" in out
+    assert main(["convert", prefix, str(tmp_path / "b.h5"), "--resolution", "96"]) == 0
+    assert "res=96" in capsys.readouterr().out
+    store = read_store(tmp_path / "b.h5")
+    assert store.spec.resolution == 96
+    assert "resolution not recorded in the file: 96, as given (--resolution)" in store.provenance["notes"]
