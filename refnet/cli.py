@@ -40,19 +40,14 @@ def _data_file(name: str) -> Path:
 
 
 def _read_model(path_as_typed: str) -> tuple[bytes, "Graph"]:
-    """The model's bytes and graph; errors name the file as the user typed it."""
-    from .tflite_reader import read_tflite
+    """The model as .tflite bytes and its graph (a checkpoint is imported and written as .tflite,
+    which LiteRT then runs); errors name the file as the user typed it."""
+    from .model_files import load_model
 
-    model = Path(path_as_typed)
-    if not model.exists():
-        raise RefnetError(f"{path_as_typed}: no such model file")
-    if model.is_dir():
-        raise RefnetError(f"{path_as_typed}: is a directory, not a .tflite model")
-    try:
-        content = model.read_bytes()
-    except OSError as e:
-        raise RefnetError(f"{path_as_typed}: cannot read: {e.strerror}") from None
-    return content, read_tflite(model_content=content, source=path_as_typed)
+    loaded = load_model(path_as_typed)
+    if loaded.note:
+        print(loaded.note)
+    return loaded.content, loaded.graph
 
 
 def _show_progress(args) -> bool:
@@ -84,7 +79,7 @@ def cmd_run(args) -> int:
             labels = Path(args.labels).read_text().splitlines()
         except OSError as e:
             raise RefnetError(f"--labels {args.labels}: {e.strerror}") from None
-    content, graph = _read_model(str(model))
+    content, graph = _read_model(args.model or str(model))
     it = Interpreter(graph=graph, experimental_preserve_all_tensors=True, profile=args.profile)
     it.allocate_tensors()
     inputs = []
@@ -483,11 +478,8 @@ def cmd_profiles(args) -> int:
 def cmd_explain(args) -> int:
     from .explain import explain
 
-    model = Path(args.model)
-    if not model.exists():
-        raise RefnetError(f"{model}: no such model file")
-    interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=True,
-                         profile=args.profile)
+    _, graph = _read_model(args.model)
+    interp = Interpreter(graph=graph, experimental_preserve_all_tensors=True, profile=args.profile)
     interp.allocate_tensors()
     for detail in interp.get_input_details():
         interp.set_tensor(detail["index"], image_input(args.image, detail))
@@ -516,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "pattern). Prints the top classes and, when LiteRT is installed, each LiteRT CPU "
                     "path's top-1 and whether every tensor is bit-exact with refnet's profile for "
                     "that build and path. Exit code 1 if any tensor differs, 2 on a user error.")
-    run.add_argument("model", nargs="?", help=".tflite model (default: MobileNetV2 1.0 224 uint8, shipped)")
+    run.add_argument("model", nargs="?", help=".tflite model, Keras .h5 / .weights.h5, TF-slim checkpoint prefix "
+                                              "or refnet weight store (default: MobileNetV2 1.0 224 uint8, shipped)")
     run.add_argument("--image", help="image file (bmp, jpg, png...), resized to the model's input")
     run.add_argument("--labels", help="text file, one label per line (index 0 first)")
     run.add_argument("--top", type=_positive_int, default=5, help="how many classes to print (default 5)")

@@ -58,9 +58,7 @@ def _quant_str(tensor) -> str:
     return f"{s:.6g}, zp {z}"
 
 
-def tflite_info(path: Path) -> dict:
-    from .tflite_reader import read_tflite
-    graph = read_tflite(model_path=str(path))
+def tflite_info(graph) -> dict:
     rows = []
     for op in graph.ops:
         macs, params = op_macs_params(graph, op)
@@ -77,7 +75,7 @@ def tflite_info(path: Path) -> dict:
         return dict(index=i, name=t.name, dtype=np.dtype(t.dtype).name, shape=list(t.shape),
                     scale=None if q is None or q.per_channel else float(q.scale[0]),
                     zero_point=None if q is None or q.per_channel else int(q.zero_point[0]))
-    return {"model": str(path), "inputs": [io(i) for i in graph.inputs], "outputs": [io(i) for i in graph.outputs],
+    return {"model": graph.source, "inputs": [io(i) for i in graph.inputs], "outputs": [io(i) for i in graph.outputs],
             "ops": rows, "macs": sum(r["macs"] for r in rows), "params": sum(r["params"] for r in rows)}
 
 
@@ -136,10 +134,12 @@ def cmd_info(args) -> int:
         return 0
     if not args.model:
         raise RefnetError("refnet info: give --arch NAME, --seed-table, or a model file")
+    from .model_files import is_weight_store, load_model
+
     path = Path(args.model)
-    if not path.exists():
-        raise RefnetError(f"{path}: no such file")
-    if path.suffix in (".h5", ".hdf5"):
+    if not path.exists() and not Path(str(path) + ".index").exists():
+        raise RefnetError(f"{args.model}: no such file")
+    if is_weight_store(path, args.model):
         from .weights_store import read_store
         store = read_store(path)
         from .models import count, get_net
@@ -148,10 +148,15 @@ def cmd_info(args) -> int:
                 "tensors": len(store.tensors), **c}
         print(json.dumps(info, indent=1, default=str))
         return 0
-    info = tflite_info(path)
+    loaded = load_model(args.model)
+    info = tflite_info(loaded.graph)
+    if loaded.note:
+        info["imported"] = loaded.note
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
+    if loaded.note:
+        print(loaded.note)
     for role, key in (("input", "inputs"), ("output", "outputs")):
         for t in info[key]:
             print(_io_line(role, t))
@@ -205,7 +210,8 @@ def add_commands(sub) -> None:
                     "store (.h5): its architecture and provenance. --seed-table: the table of "
                     "checkpoints published in the TF-slim MobileNet README (MACs, params, top-1) "
                     "against refnet's counts.")
-    info.add_argument("model", nargs="?", help=".tflite model or refnet weight store (.h5)")
+    info.add_argument("model", nargs="?", help=".tflite model, Keras .h5 / .weights.h5, TF-slim checkpoint "
+                                               "prefix or refnet weight store (told by its contents)")
     _arch_args(info)
     info.add_argument("--layers", action="store_true", help="with --arch: per-layer table")
     info.add_argument("--seed-table", action="store_true",

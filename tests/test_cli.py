@@ -251,7 +251,7 @@ def test_model_errors_name_the_file_as_typed(capsys, tmp_path, monkeypatch):
         assert "truncated" in err and "<model_content>" not in err
         assert main([command[0], "cat.jpg", *command[1:]]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("refnet: error: cat.jpg: not a .tflite file"), err
+        assert err.startswith("refnet: error: cat.jpg: not a model refnet knows (a .tflite, a Keras"), err
 
 
 @pytest.mark.litert

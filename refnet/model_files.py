@@ -1,0 +1,110 @@
+"""One entry point for every model file refnet takes, the format told by the file's contents.
+
+- .tflite (b"TFL3" at byte 4): read as it is.
+- HDF5 (its 8-byte signature): refnet's weight store (attribute format), else a Keras .h5 /
+  .weights.h5, imported (batch norm folded) into refnet's float32 graph of that architecture.
+- a TF-slim checkpoint: a prefix whose PREFIX.index exists, or the .index / .data-* file itself.
+Checkpoints become a float32 Graph and, so that LiteRT can run the same model, a .tflite written
+from that graph (refnet/tflite_writer.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelFormatError
+from .graph import Graph
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+def sniff(path: Path) -> str:
+    """'tflite', 'hdf5', 'zip', 'tf-checkpoint' or 'unknown', from the first bytes (or, for a
+    TF-slim prefix, the .index beside it)."""
+    if not path.exists() or path.is_dir():
+        if Path(str(path) + ".index").is_file():
+            return "tf-checkpoint"
+        return "missing" if not path.exists() else "unknown"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if head == HDF5_SIGNATURE:
+        return "hdf5"
+    if head[:4] == ZIP_SIGNATURE:
+        return "zip"
+    if path.name.endswith(".index") or ".data-" in path.name or Path(str(path) + ".index").is_file():
+        return "tf-checkpoint"
+    return "unknown"
+
+
+@dataclass
+class LoadedModel:
+    content: bytes  # a .tflite: the file itself, or written from an imported checkpoint's graph
+    graph: Graph
+    note: str | None = None  # what was imported, and how, for a checkpoint
+
+
+def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel:
+    """The model at `path_as_typed` (errors name it as typed). `resolution`: the input size for a
+    checkpoint that records none (224 otherwise, said in the note)."""
+    from .tflite_reader import read_tflite
+
+    path = Path(path_as_typed)
+    kind = sniff(path)
+    if kind == "missing":
+        raise ModelFormatError(f"{path_as_typed}: no such model file")
+    if kind == "tflite" or kind == "unknown" and path.suffix == ".tflite":
+        try:
+            content = path.read_bytes()
+        except OSError as e:
+            raise ModelFormatError(f"{path_as_typed}: cannot read: {e.strerror}") from None
+        return LoadedModel(content, read_tflite(model_content=content, source=path_as_typed))
+    if kind == "zip":
+        raise ModelFormatError(f"{path_as_typed}: a zip archive (a Keras 3 .keras file?): refnet does "
+                               f"not read .keras yet; save the model as .h5 (model.save('m.h5')) or its "
+                               f"weights (model.save_weights('m.weights.h5'))")
+    if kind == "unknown":
+        raise ModelFormatError(f"{path_as_typed}: not a model refnet knows (a .tflite, a Keras .h5 or "
+                               f".weights.h5, refnet's weight store, or a TF-slim checkpoint prefix)")
+    store = _import(path, path_as_typed, kind, resolution)
+    graph = store.graph(source=path_as_typed)
+    from .tflite_writer import write_tflite
+
+    spec = store.spec
+    note = (f"{path_as_typed}: {store.provenance.get('source_format', kind)} imported as {spec.arch} "
+            f"{spec.depth_multiplier:g} at {spec.resolution}x{spec.resolution}, float32"
+            + (f" ({store.provenance['notes']})" if store.provenance.get("notes") else ""))
+    return LoadedModel(write_tflite(graph), graph, note)
+
+
+def is_weight_store(path: Path, path_as_typed: str | None = None) -> bool:
+    """An HDF5 file carrying refnet's weight-store format attribute."""
+    import h5py
+
+    from .weights_store import FORMAT
+
+    if sniff(path) != "hdf5":
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except OSError as e:
+        raise ModelFormatError(f"{path_as_typed or path}: not a readable HDF5 file ({e})") from None
+
+
+def _import(path: Path, path_as_typed: str, kind: str, resolution: int | None):
+    from .importers import import_checkpoint
+    from .weights_store import read_store
+
+    if kind == "hdf5":
+        if is_weight_store(path, path_as_typed):
+            store = read_store(path)
+            if resolution:
+                store.spec.resolution = int(resolution)
+            return store
+        if not path.name.endswith((".h5", ".hdf5")):  # the Keras importer tells its layouts by name
+            raise ModelFormatError(f"{path_as_typed}: an HDF5 file that is not a refnet weight store; "
+                                   f"a Keras file needs its .h5 name")
+    return import_checkpoint(path, resolution=resolution)

@@ -1,0 +1,53 @@
+"""refnet/model_files.py: every command takes a checkpoint as it takes a .tflite, the format told
+by the file's contents (here beside the importer tests, whose Keras and TF-slim fixtures it uses)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from refnet.cli import main
+from refnet.model_files import load_model, sniff
+
+
+def test_formats_are_told_by_contents(keras_files, slim_checkpoints, tmp_path):
+    h5 = keras_files["mobilenet_v2"]["h5"]
+    renamed = tmp_path / "model.bin"
+    shutil.copy(h5, renamed)
+    assert sniff(h5) == "hdf5" and sniff(renamed) == "hdf5"
+    assert sniff(slim_checkpoints["mobilenet_v2"]["prefix"]) == "tf-checkpoint"
+    from refnet.cli import default_model_path
+    tfl = tmp_path / "model.weights"  # a .tflite under another name
+    shutil.copy(default_model_path(), tfl)
+    assert sniff(tfl) == "tflite" and load_model(str(tfl)).note is None
+    zipped = tmp_path / "m.keras"
+    zipped.write_bytes(b"PK\x03\x04" + bytes(40))
+    from refnet import ModelFormatError
+
+    with pytest.raises(ModelFormatError, match=r"m.keras: a zip archive .* save the model as \.h5"):
+        load_model(str(zipped))
+
+
+@pytest.mark.litert
+def test_run_and_verify_a_keras_h5_against_litert_on_its_export(keras_files, capsys):
+    """`refnet run model.h5`: imported, written as .tflite, and LiteRT's reference path on that export
+    is bit-exact with refnet's reference on every tensor (float32: the optimized and XNNPACK sums
+    are not modelled, README "Profiles", so run exits 1 for them)."""
+    h5 = str(keras_files["mobilenet_v2"]["h5"])
+    assert main(["run", h5]) == 1
+    out = capsys.readouterr().out
+    assert f"{h5}: keras-h5 imported as mobilenet_v2" in out
+    reference = next(line for line in out.splitlines() if line.startswith("reference "))
+    assert "bit-exact with refnet's reference@" in reference
+    assert main(["verify", h5, "--json", "-", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["all_equal"] and report["paths"][0]["tensors_equal"] == report["paths"][0]["tensors_compared"]
+
+
+def test_info_of_a_checkpoint_prefix(slim_checkpoints, capsys):
+    prefix = str(slim_checkpoints["mobilenet_v2"]["prefix"])
+    assert main(["info", prefix]) == 0
+    out = capsys.readouterr().out
+    assert f"{prefix}: tf-checkpoint imported as mobilenet_v2" in out
+    assert "resolution not recorded in the file: 224, assumed" in out and "total:" in out
