@@ -74,43 +74,108 @@ def _layer_classes(config: dict) -> dict[str, dict]:
     return {l.get("config", {}).get("name", l.get("name")): l for l in layers}
 
 
+NESTED_CLASSES = {"Functional", "Model", "Sequential"}
+# Layers of a transfer-learning head that carry no weights or are identity at inference.
+HEAD_PASSIVE = {"InputLayer", "GlobalAveragePooling2D", "Dropout", "SpatialDropout2D"}
+
+
+def _nested_head(config: dict, path: Path) -> str | None:
+    """For a model made of a nested MobileNet base and a head (GlobalAveragePooling2D, Dropout,
+    one Dense), the base's name; None for a plain keras.applications layout. Any other head layer
+    is a typed error naming it and its class."""
+    layers = config.get("config", {}).get("layers", [])
+    nested = [l for l in layers if l.get("class_name") in NESTED_CLASSES]
+    if not nested:
+        return None
+    if len(nested) > 1:
+        raise ModelFormatError(f"{path}: {len(nested)} nested models "
+                               f"({', '.join(l['config'].get('name', '?') for l in nested)}); refnet "
+                               f"reads one MobileNet base and a head")
+    dense = [l for l in layers if l.get("class_name") == "Dense"]
+    for l in layers:
+        cls, name = l.get("class_name"), l.get("config", {}).get("name", "?")
+        if l in nested or l in dense or cls in HEAD_PASSIVE:
+            continue
+        raise ModelFormatError(f"{path}: layer '{name}' ({cls}) after the base: refnet reads heads of "
+                               f"GlobalAveragePooling2D, Dropout and one Dense")
+    if len(dense) != 1:
+        raise ModelFormatError(f"{path}: a head with {len(dense)} Dense layers; refnet reads one "
+                               f"(GlobalAveragePooling2D, Dropout, Dense)")
+    if not any(l.get("class_name") == "GlobalAveragePooling2D" for l in layers):
+        raise ModelFormatError(f"{path}: the head has no GlobalAveragePooling2D before its Dense "
+                               f"'{dense[0]['config'].get('name')}'")
+    base_layers = {l.get("config", {}).get("name") for l in nested[0].get("config", {}).get("layers", [])}
+    if "Conv1" not in base_layers:  # V3's top has a 1x1 conv after the pooling; a user head does not
+        raise ModelFormatError(f"{path}: nested base '{nested[0]['config'].get('name')}' is not a "
+                               f"MobileNetV2; refnet reads nested V2 bases with a GlobalAveragePooling2D "
+                               f"+ Dense head")
+    activation = dense[0]["config"].get("activation", "linear")
+    if activation not in ("softmax", "linear"):
+        raise ModelFormatError(f"{path}: Dense '{dense[0]['config'].get('name')}' has activation "
+                               f"'{activation}'; refnet reads softmax or linear logits")
+    return nested[0]["config"].get("name")
+
+
+def _group_weights(g, name: str, path: Path) -> dict[str, dict]:
+    """A layer group's variables by sublayer: {'': {...}} for a plain layer, one entry per
+    sublayer ('Conv1/kernel' -> 'Conv1') for a nested model, in file order."""
+    wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in g.attrs.get("weight_names", [])]
+    out: dict[str, dict] = {}
+    for wn in wnames:
+        if wn not in g:
+            raise ModelFormatError(f"{path}: entry '{name}/{wn}' is missing")
+        parts = wn.split("/")
+        owner = parts[-2] if len(parts) > 1 else ""
+        out.setdefault(owner, {})[parts[-1].split(":")[0]] = _read(g[wn], path, f"{name}/{wn}")
+    return out
+
+
 def read_legacy(f, path: Path) -> tuple[list[KerasLayer], dict]:
     group = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in group.attrs:
         raise ModelFormatError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
     config = _config(f)
+    base = _nested_head(config, path)
     classes = _layer_classes(config)
+    if base is not None:  # the base's own layer classes, and the head's Dense named as the top's
+        nested = next(l for l in config["config"]["layers"] if l["config"].get("name") == base)
+        classes.update(_layer_classes(nested))
     layers = []
     for raw in group.attrs["layer_names"]:
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
         if name not in group:
             raise ModelFormatError(f"{path}: layer group '{name}' is missing")
-        g = group[name]
-        wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in g.attrs.get("weight_names", [])]
-        if not wnames:
-            continue
-        vars_ = {}
-        for wn in wnames:
-            if wn not in g:
-                raise ModelFormatError(f"{path}: entry '{name}/{wn}' is missing")
-            key = wn.split("/")[-1].split(":")[0]
-            vars_[key] = _read(g[wn], path, f"{name}/{wn}")
-        cls = classes.get(name, {}).get("class_name", "")
-        if "gamma" in vars_ or "moving_mean" in vars_:
-            kind = "bn"
-        elif "depthwise_kernel" in vars_ or cls == "DepthwiseConv2D" or \
-                (not cls and "depthwise" in name and "kernel" in vars_):
-            kind = "depthwise"
-            vars_["kernel"] = vars_.pop("depthwise_kernel", vars_.get("kernel"))
-        elif "kernel" in vars_ and vars_["kernel"].ndim == 2:
-            kind = "dense"
-        elif "kernel" in vars_ and vars_["kernel"].ndim == 4:
-            kind = "conv"
-        else:
-            raise ModelFormatError(f"{path}: layer '{name}' ({cls or 'unknown class'}) has "
-                                   f"variables {sorted(vars_)}: not part of a MobileNet")
-        layers.append(KerasLayer(name, kind, vars_))
+        for owner, vars_ in _group_weights(group[name], name, path).items():
+            sub = owner if name == base else name
+            if name != base and classes.get(name, {}).get("class_name") == "Dense" and base is not None:
+                sub = "predictions"  # the head's classifier takes the place of keras.applications' top
+            layers.append(_classified(sub, vars_, classes.get(sub if name == base else name, {}), path))
+    if base is not None:
+        config = {"config": {"layers": [l for l in config["config"]["layers"]
+                                        if l.get("class_name") != "Dense"] + [
+            {"class_name": "Dense", "config": {"name": "predictions", "activation": next(
+                l["config"].get("activation") for l in config["config"]["layers"]
+                if l.get("class_name") == "Dense")}}]}}
     return layers, config
+
+
+def _classified(name: str, vars_: dict, layer_config: dict, path: Path) -> KerasLayer:
+    """A layer's kind from its variables (and its class, when the config gives it)."""
+    cls = layer_config.get("class_name", "")
+    if "gamma" in vars_ or "moving_mean" in vars_:
+        kind = "bn"
+    elif "depthwise_kernel" in vars_ or cls == "DepthwiseConv2D" or \
+            (not cls and "depthwise" in name and "kernel" in vars_):
+        kind = "depthwise"
+        vars_["kernel"] = vars_.pop("depthwise_kernel", vars_.get("kernel"))
+    elif "kernel" in vars_ and vars_["kernel"].ndim == 2:
+        kind = "dense"
+    elif "kernel" in vars_ and vars_["kernel"].ndim == 4:
+        kind = "conv"
+    else:
+        raise ModelFormatError(f"{path}: layer '{name}' ({cls or 'unknown class'}) has "
+                               f"variables {sorted(vars_)}: not part of a MobileNet")
+    return KerasLayer(name, kind, vars_)
 
 
 _KERAS3_KINDS = {"conv2d": "conv", "depthwise_conv2d": "depthwise", "batch_normalization": "bn",

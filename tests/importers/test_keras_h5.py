@@ -200,3 +200,62 @@ def test_corrupt_store(keras_files, tmp_path):
         read_store(p)
     with pytest.raises(ModelFormatError, match="not a refnet weight store"):
         read_store(keras_files["mobilenet_v2"]["h5"])
+
+
+def _nested(tmp_path, head):
+    """A fine-tuned model as users save it: keras.applications MobileNetV2 (no top) nested as one
+    layer, then `head`; batch norms given non-trivial statistics."""
+    keras = pytest.importorskip("tensorflow").keras
+    rng = np.random.default_rng(3)
+    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            g, b, mu, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, .1, b.shape),
+                               rng.normal(0, .1, mu.shape), rng.uniform(.5, 2, var.shape)])
+    inp = keras.Input((96, 96, 3))
+    x = base(inp, training=False)
+    for layer in head(keras):
+        x = layer(x)
+    model = keras.Model(inp, x)
+    path = tmp_path / "fine_tuned.h5"
+    model.save(path)
+    return model, path
+
+
+def test_nested_base_and_head_as_users_save_them(tmp_path):
+    """The transfer-learning pattern (base as one layer, GlobalAveragePooling2D, Dropout, a 7-way
+    Dense softmax): imported with its class count and resolution read from the file, equal to
+    Keras's own model(x, training=False) within 1e-5 of the output range."""
+    from refnet.model_files import load_model
+
+    model, path = _nested(tmp_path, lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dropout(0.2),
+                                              k.layers.Dense(7, activation="softmax")])
+    loaded = load_model(str(path))
+    assert "mobilenet_v2 0.35 at 96x96" in loaded.note
+    it = refnet.Interpreter(graph=loaded.graph)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    for seed in (4, 5):
+        x = np.random.default_rng(seed).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+        expect = np.asarray(model(x, training=False))
+        it.set_tensor(d["index"], x)
+        it.invoke()
+        got = it.get_tensor(it.get_output_details()[0]["index"])
+        assert got.shape == (1, 7)
+        assert np.abs(got - expect).max() <= 1e-5 * np.abs(expect).max()
+
+
+@pytest.mark.parametrize("head, message", [
+    (lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dense(16, activation="relu"), k.layers.Dense(3)],
+     "a head with 2 Dense layers"),
+    (lambda k: [k.layers.Flatten(), k.layers.Dense(3)], r"layer 'flatten\w*' \(Flatten\) after the base"),
+    (lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dense(3, activation="sigmoid")],
+     "activation 'sigmoid'"),
+])
+def test_heads_refnet_cannot_read_are_typed_errors(tmp_path, head, message):
+    from refnet.model_files import load_model
+
+    _, path = _nested(tmp_path, head)
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(str(path))
