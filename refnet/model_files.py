@@ -3,6 +3,7 @@
 - .tflite (b"TFL3" at byte 4): read as it is.
 - HDF5 (its 8-byte signature): refnet's weight store (attribute format), else a Keras .h5 /
   .weights.h5, imported (batch norm folded) into refnet's float32 graph of that architecture.
+- a zip: a Keras 3 .keras archive (config.json + model.weights.h5).
 - a TF-slim checkpoint: a prefix whose PREFIX.index exists, or the .index / .data-* file itself.
 Checkpoints become a float32 Graph and, so that LiteRT can run the same model, a .tflite written
 from that graph (refnet/tflite_writer.py).
@@ -61,10 +62,6 @@ def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel
         except OSError as e:
             raise ModelFormatError(f"{path_as_typed}: cannot read: {e.strerror}") from None
         return LoadedModel(content, read_tflite(model_content=content, source=path_as_typed))
-    if kind == "zip":
-        raise ModelFormatError(f"{path_as_typed}: a zip archive (a Keras 3 .keras file?): refnet does "
-                               f"not read .keras yet; save the model as .h5 (model.save('m.h5')) or its "
-                               f"weights (model.save_weights('m.weights.h5'))")
     if kind == "unknown":
         raise ModelFormatError(f"{path_as_typed}: not a model refnet knows (a .tflite, a Keras .h5 or "
                                f".weights.h5, refnet's weight store, or a TF-slim checkpoint prefix)")
@@ -98,6 +95,10 @@ def _import(path: Path, path_as_typed: str, kind: str, resolution: int | None):
     from .importers import import_checkpoint
     from .weights_store import read_store
 
+    if kind == "zip":
+        from .importers.keras_h5 import import_keras_archive
+
+        return import_keras_archive(path, resolution=resolution)
     if kind == "hdf5":
         if is_weight_store(path, path_as_typed):
             store = read_store(path)

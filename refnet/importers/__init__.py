@@ -19,6 +19,9 @@ def import_checkpoint(path, spec=None, resolution: int | None = None):
     checkpoints, weights-only files); None means 224, said so in the provenance notes."""
     path = Path(path)
     name = path.name
+    if name.endswith(".keras"):
+        from .keras_h5 import import_keras_archive
+        return import_keras_archive(path, spec, resolution)
     if name.endswith(".h5") or name.endswith(".hdf5"):
         from .keras_h5 import import_keras_h5
         return import_keras_h5(path, spec, resolution)
@@ -31,5 +34,5 @@ def import_checkpoint(path, spec=None, resolution: int | None = None):
         return import_tensorbundle(path, spec, resolution=resolution)
     if not path.exists():
         raise ModelFormatError(f"{path}: no such file (nor {path}.index)")
-    raise ModelFormatError(f"{path}: unknown checkpoint format (expected .h5, .weights.h5, "
+    raise ModelFormatError(f"{path}: unknown checkpoint format (expected .keras, .h5, .weights.h5, "
                            f".tflite or a TF checkpoint prefix/.index)")

@@ -183,9 +183,13 @@ _KERAS3_KINDS = {"conv2d": "conv", "depthwise_conv2d": "depthwise", "batch_norma
 
 
 def read_keras3(f, path: Path) -> list[KerasLayer]:
-    """`layers/<class>[_<n>]/vars/<i>`: per class, n counts the layers in model order."""
+    """`layers/<class>[_<n>]/vars/<i>`: per class, n counts the layers in model order. `f` is the
+    file or, for a nested model, its group (which has its own `layers`)."""
     queues: dict[str, list[tuple[int, KerasLayer]]] = {}
     for key in f["layers"].keys():
+        if "layers" in f["layers"][key]:  # a nested model: read through import_keras_archive
+            raise ModelFormatError(f"{path}: entry 'layers/{key}' is a nested model; refnet reads "
+                                   f"nested models from a .keras or .h5 file, with their config")
         m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
         cls, n = m.group(1), int(m.group(2) or 0)
         g = f["layers"][key]
@@ -386,7 +390,8 @@ def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:
     return variables
 
 
-def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution: int | None = None):
+def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution: int | None = None,
+                    source_format: str = "keras-weights-h5", how: str | None = None):
     given = spec is not None or resolution is not None
     if spec is not None:
         candidates = [spec]
@@ -405,9 +410,77 @@ def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution:
     for cand in candidates:
         variables = _map_ordered(get_net(cand), queues)
         if variables is not None:
-            return make_store(cand, variables, path, "keras-weights-h5", "refnet.importers.keras_h5",
+            return make_store(cand, variables, path, source_format, "refnet.importers.keras_h5",
                               IMPORTER_VERSION,
-                              notes="Keras 3 .weights.h5 (no layer names): layers matched in model "
-                                    "order; " + resolution_note(cand.resolution, given))
+                              notes=how or ("Keras 3 .weights.h5 (no layer names): layers matched in "
+                                            "model order; " + resolution_note(cand.resolution, given)))
     raise ModelFormatError(f"{path}: the layers of this .weights.h5 match no MobileNetV2/V3 "
                            f"definition ({sum(len(q) for q in queues.values())} weighted layers)")
+
+
+# --- .keras archives --------------------------------------------------------------------------
+
+def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: int | None = None):
+    """A Keras 3 .keras file (a zip of config.json and model.weights.h5): the config says the
+    resolution, the head and which layers nest; the weights are matched in model order."""
+    import io
+    import zipfile
+
+    import h5py
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            missing = [n for n in ("config.json", "model.weights.h5") if n not in names]
+            if missing:
+                raise ModelFormatError(f"{path}: a zip without {' and '.join(missing)}: not a .keras file")
+            config = json.loads(z.read("config.json"))
+            weights = z.read("model.weights.h5")
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
+        raise ModelFormatError(f"{path}: corrupt .keras archive ({type(e).__name__}: {e})") from None
+    base = _nested_head(config, path)
+    res, softmax = _config_resolution_softmax(config)
+    if base is not None:
+        dense = next(l for l in config["config"]["layers"] if l.get("class_name") == "Dense")
+        softmax = dense["config"].get("activation") == "softmax"
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as f:
+            if "layers" not in f:
+                raise ModelFormatError(f"{path}: model.weights.h5 has no 'layers' group")
+            nested = [k for k in f["layers"] if "layers" in f["layers"][k]]
+            if base is None:
+                queues = read_keras3(f, path)
+            else:
+                if len(nested) != 1:
+                    raise ModelFormatError(f"{path}: the config nests '{base}' but the weights have "
+                                           f"{len(nested)} nested groups")
+                queues = read_keras3(f["layers"][nested[0]], path)
+                head = {k: v for k, v in read_keras3(_Without(f, nested[0]), path).items()}
+                if list(head) != ["dense"] or len(head["dense"]) != 1:
+                    raise ModelFormatError(f"{path}: the head's weights are {sorted(head)}, expected one Dense")
+                queues.setdefault("dense", []).extend(head["dense"])
+    except ModelFormatError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise ModelFormatError(f"{path}: corrupt model.weights.h5 in the archive ({type(e).__name__}: {e})") from None
+    chosen = res or resolution
+    store = _import_ordered(path, queues, spec, chosen, source_format="keras-archive",
+                            how=("nested base '%s' + head; " % base if base else "") +
+                                "layers matched in model order (config.json)" +
+                                ("" if res else "; " + resolution_note(chosen or DEFAULT_RESOLUTION, bool(resolution))))
+    if softmax is not None:
+        store.spec.softmax = softmax
+    return store
+
+
+class _Without:
+    """A view of an HDF5 file's `layers` group without one entry (the nested base)."""
+
+    def __init__(self, f, skip: str):
+        self._layers = {k: f["layers"][k] for k in f["layers"] if k != skip}
+
+    def __getitem__(self, key):
+        if key != "layers":
+            raise KeyError(key)
+        return self._layers

@@ -202,7 +202,7 @@ def test_corrupt_store(keras_files, tmp_path):
         read_store(keras_files["mobilenet_v2"]["h5"])
 
 
-def _nested(tmp_path, head):
+def _nested(tmp_path, head, suffix=".h5"):
     """A fine-tuned model as users save it: keras.applications MobileNetV2 (no top) nested as one
     layer, then `head`; batch norms given non-trivial statistics."""
     keras = pytest.importorskip("tensorflow").keras
@@ -218,19 +218,20 @@ def _nested(tmp_path, head):
     for layer in head(keras):
         x = layer(x)
     model = keras.Model(inp, x)
-    path = tmp_path / "fine_tuned.h5"
+    path = tmp_path / f"fine_tuned{suffix}"
     model.save(path)
     return model, path
 
 
-def test_nested_base_and_head_as_users_save_them(tmp_path):
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_nested_base_and_head_as_users_save_them(tmp_path, suffix):
     """The transfer-learning pattern (base as one layer, GlobalAveragePooling2D, Dropout, a 7-way
     Dense softmax): imported with its class count and resolution read from the file, equal to
     Keras's own model(x, training=False) within 1e-5 of the output range."""
     from refnet.model_files import load_model
 
     model, path = _nested(tmp_path, lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dropout(0.2),
-                                              k.layers.Dense(7, activation="softmax")])
+                                              k.layers.Dense(7, activation="softmax")], suffix)
     loaded = load_model(str(path))
     assert "mobilenet_v2 0.35 at 96x96" in loaded.note
     it = refnet.Interpreter(graph=loaded.graph)
@@ -256,6 +257,32 @@ def test_nested_base_and_head_as_users_save_them(tmp_path):
 def test_heads_refnet_cannot_read_are_typed_errors(tmp_path, head, message):
     from refnet.model_files import load_model
 
-    _, path = _nested(tmp_path, head)
-    with pytest.raises(ModelFormatError, match=message):
-        load_model(str(path))
+    for suffix in (".h5", ".keras"):
+        _, path = _nested(tmp_path, head, suffix)
+        with pytest.raises(ModelFormatError, match=message):
+            load_model(str(path))
+
+
+def test_a_plain_keras_archive(tmp_path):
+    """keras.applications MobileNetV2 with its own top saved as .keras: read through config.json."""
+    keras = pytest.importorskip("tensorflow").keras
+    from refnet.model_files import load_model
+
+    rng = np.random.default_rng(6)
+    model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), weights=None, alpha=0.35, classes=10)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            g, b, mu, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, .1, b.shape),
+                               rng.normal(0, .1, mu.shape), rng.uniform(.5, 2, var.shape)])
+    path = tmp_path / "plain.keras"
+    model.save(path)
+    x = rng.uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+    expect = np.asarray(model(x, training=False))
+    it = refnet.Interpreter(graph=load_model(str(path)).graph)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    got = it.get_tensor(it.get_output_details()[0]["index"])
+    assert got.shape == (1, 10) and np.ptp(expect) > 1e-3  # the scores are not uniform
+    assert np.abs(got - expect).max() <= 1e-5 * np.abs(expect).max()
