@@ -175,9 +175,19 @@ def cmd_convert(args) -> int:
     from .weights_store import write_store
     spec = _spec_from_args(args) if args.arch else None
     # weights do not fix the input resolution: a source that records none takes --resolution
+    if (args.dst is None) == (args.to_tflite is None):
+        raise RefnetError("refnet convert SRC needs DST.h5 (a weight store) or --to-tflite OUT.tflite")
+    out = Path(args.to_tflite or args.dst)
+    if not out.resolve().parent.is_dir():
+        raise RefnetError(f"{args.to_tflite or args.dst}: the directory {out.parent} does not exist")
     store = import_checkpoint(Path(args.src), spec=spec, resolution=args.resolution)
-    write_store(Path(args.dst), store)
-    print(f"{args.src} -> {args.dst}: {store.spec.arch} dm={store.spec.depth_multiplier} "
+    if args.to_tflite:  # the float32 graph as LiteRT runs it (refnet verify compares the two)
+        from .tflite_writer import write_tflite
+
+        out.write_bytes(write_tflite(store.graph(source=args.src)))
+    else:
+        write_store(out, store)
+    print(f"{args.src} -> {out}: {store.spec.arch} dm={store.spec.depth_multiplier} "
           f"res={store.spec.resolution}, {len(store.tensors)} tensors")
     notes = store.provenance.get("notes", "")
     if "resolution not recorded" in notes:
@@ -221,12 +231,14 @@ def add_commands(sub) -> None:
     info.set_defaults(func=cmd_info)
 
     conv = sub.add_parser(
-        "convert", help="import a checkpoint into refnet's weight store (.h5)",
+        "convert", help="import a checkpoint into refnet's weight store (.h5) or a .tflite",
         description="Import SRC (Keras .h5 / .weights.h5 from keras.applications MobileNetV2/V3, "
                     "a TF-slim checkpoint prefix or .index file, or a float .tflite) and write "
                     "DST, refnet's HDF5 weight store (batch norm folded). The architecture is "
                     "inferred from the tensor names and shapes; --arch and friends override.")
-    conv.add_argument("src")
-    conv.add_argument("dst")
+    conv.add_argument("src", help="the checkpoint (.keras, .h5, .weights.h5, TF-slim prefix, float .tflite)")
+    conv.add_argument("dst", nargs="?", help="refnet's weight store to write (.h5)")
+    conv.add_argument("--to-tflite", metavar="OUT", help="write the float32 model as a .tflite that LiteRT "
+                                                          "runs, instead of a weight store")
     _arch_args(conv)
     conv.set_defaults(func=cmd_convert, resolution=None)

@@ -51,3 +51,17 @@ def test_info_of_a_checkpoint_prefix(slim_checkpoints, capsys):
     out = capsys.readouterr().out
     assert f"{prefix}: tf-checkpoint imported as mobilenet_v2" in out
     assert "resolution not recorded in the file: 224, assumed" in out and "total:" in out
+
+
+@pytest.mark.litert
+def test_convert_to_tflite_runs_in_litert_bit_exact(keras_files, tmp_path, capsys):
+    """`refnet convert SRC --to-tflite OUT`: the float32 graph as a .tflite; LiteRT's reference path on
+    it gives refnet's bytes on every tensor (refnet verify on the export)."""
+    out = tmp_path / "v2.tflite"
+    assert main(["convert", str(keras_files["mobilenet_v2"]["h5"]), "--to-tflite", str(out)]) == 0
+    assert f"-> {out}: mobilenet_v2" in capsys.readouterr().out
+    assert sniff(out) == "tflite"
+    assert main(["verify", str(out), "--json", "-", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["all_equal"] is True
+    assert main(["convert", str(keras_files["mobilenet_v2"]["h5"])]) == 2
+    assert "needs DST.h5" in capsys.readouterr().err
