@@ -15,20 +15,13 @@ import numpy as np
 
 from . import Interpreter, RefnetError, __version__
 from .cli_format import print_table
-from .images import image_input
+from .images import PREPROCESS, image_input
 
 DEFAULT_MODEL_NAME = "default_model.tflite"
 
 
 def default_model_path() -> Path:
     return Path(str(resources.files("refnet") / "data" / DEFAULT_MODEL_NAME))
-
-
-def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zp = detail["quantization"]
-    if values.dtype.kind in "iu" and scale:
-        return (values.astype(np.float64) - zp) * scale
-    return values.astype(np.float64)
 
 
 FIRST_RUN_MODEL = "mobilenet_v2_1.0_224_quant.tflite"  # shipped in refnet/data with its LICENSE
@@ -59,9 +52,12 @@ def _show_progress(args) -> bool:
 
 def _top1(raw: np.ndarray, detail: dict, labels) -> tuple[str, str]:
     """(label, score) of the top class of a classifier output, as printed by run."""
-    if raw.ndim != 2 or raw.shape[1] < 2:
+    from .verify import top_class
+
+    top = top_class(raw, detail)
+    if top is None:
         return "-", "-"
-    c = int(np.argmax(_dequantize(raw[0], detail)))
+    c = top[0]
     return (labels[c] if labels and c < len(labels) else str(c)), str(raw[0][c])
 
 
@@ -94,7 +90,9 @@ def cmd_run(args) -> int:
     raw = it.get_tensor(out_detail["index"])
     if raw.ndim == 2 and raw.shape[0] >= 1 and raw.shape[1] > 1:
         scores = raw[0]
-        real = _dequantize(scores, out_detail)
+        from .verify import dequantized
+
+        real = dequantized(scores, out_detail)
         top = np.argsort(-real, kind="stable")[:args.top]
         rows = [[rank + 1, int(c), labels[c] if labels and c < len(labels) else "", scores[c],
                  f"{real[c]:.4f}"] for rank, c in enumerate(top)]
@@ -208,9 +206,9 @@ def _explain_command(r, model: str, sources: list) -> str | None:
         return f"(op {row.op} first differs on a random input; explain takes images: rerun with --image)"
     at = ",".join(map(str, row.first_mismatch))
     image = f" --image {source}" if source else ""
-    ours = r.note and r.note.startswith("refnet arithmetic: ") and r.note.split(": ", 1)[1].split()[0]
-    command = f"refnet explain {model} --op {row.op} --at {at}{image} --profile {ours or r.path}"
-    if ours and ours != r.path:  # refnet ran another arithmetic than this path's: show both
+    ours = r.refnet_profile or r.path
+    command = f"refnet explain {model} --op {row.op} --at {at}{image} --profile {ours}"
+    if ours != r.path:  # refnet ran another arithmetic than this path's: show both
         command += f"   (LiteRT {r.path}'s arithmetic: --profile {r.path})"
     return command
 
@@ -384,22 +382,24 @@ def _input_sources(args, names: list[str]) -> list[str | None]:
 
 
 def _add_top1(reports, interp, inputs: list, litert_outputs: dict) -> None:
-    """Each path report's top-1 per input: LiteRT's class, and whether refnet's reference agrees."""
+    """Each path report's top-1 per input, (class, raw score): LiteRT's, and refnet's reference."""
+    from .verify import run_all_tensors, top_class
+
     out_index = interp.graph.outputs[0]
     out_t = interp.graph.tensors[out_index]
     if len(out_t.shape) != 2 or out_t.shape[-1] < 2:
         return
-    def top(row):
-        c = int(np.argmax(row))
-        return c, row[c].item()
-
-    from .verify import run_all_tensors
-
     interp.allocate_tensors()
-    ours = [top(run_all_tensors(interp, x)[out_index][0]) for x in inputs]
+    detail = interp.get_output_details()[0]
+
+    def top(values):
+        c, raw, _ = top_class(values, detail)
+        return c, raw
+
+    ours = [top(run_all_tensors(interp, x)[out_index]) for x in inputs]
     for r in reports:
         theirs = [litert_outputs[r.path][k].get(out_index) for k in range(len(inputs))]
-        r.top1 = [top(t[0]) if t is not None else None for t in theirs]
+        r.top1 = [top(t) if t is not None else None for t in theirs]
         r.top1_reference = ours
 
 
@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--images", metavar="DIR", help="a directory of images: verify the dataset")
     data.add_argument("--image-list", metavar="FILE",
                       help="a text file of image paths, one per line (relative to the file's folder)")
-    data.add_argument("--preprocess", choices=["resize", "center-crop"], default="resize",
+    data.add_argument("--preprocess", choices=PREPROCESS, default="resize",
                       help="resize to the model's input (default), or center-crop 87.5%% then resize; then "
                            "the input's own quantization")
     data.add_argument("--jobs", type=_positive_int, default=None, metavar="N",

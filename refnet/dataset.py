@@ -25,7 +25,6 @@ import numpy as np
 from .errors import InputError, RefnetError
 
 IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".ppm", ".tif", ".tiff")
-PREPROCESS = ("resize", "center-crop")  # center-crop: the central 87.5 %, then resize (Inception's)
 WORST_KEPT = 10  # images kept per path in the summary's "worst" list
 
 
@@ -59,32 +58,16 @@ def list_images(images_dir: str | None = None, image_list: str | None = None) ->
     return paths
 
 
-def decode_pixels(data: bytes, height: int, width: int, preprocess: str = "resize") -> np.ndarray:
-    """HxWx3 uint8 pixels from an encoded image (the bytes travel to workers, not the path)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB")
-        if preprocess == "center-crop":
-            w, h = im.size
-            cw, ch = round(w * 0.875), round(h * 0.875)
-            left, top = (w - cw) // 2, (h - ch) // 2
-            im = im.crop((left, top, left + cw, top + ch))
-        return np.asarray(im.resize((width, height)), dtype=np.uint8)
-
-
 # --------------------------------------------------------------------------------------------
 # The worker: one per process (or Ray actor), interpreters made once
 # --------------------------------------------------------------------------------------------
 
-def _classifier_top1(values: np.ndarray, detail: dict) -> tuple[int, float] | None:
-    if values.ndim != 2 or values.shape[-1] < 2:
-        return None
-    scale, zp = detail["quantization"]
-    real = (values[0].astype(np.float64) - zp) * scale if values.dtype.kind in "iu" and scale else \
-        values[0].astype(np.float64)
-    c = int(np.argmax(real))
-    return c, float(real[c])
+def _top1(values: np.ndarray, detail: dict) -> tuple[int, float] | None:
+    """(class, real score) of a classifier output's top class."""
+    from .verify import top_class
+
+    top = top_class(values, detail)
+    return None if top is None else (top[0], top[2])
 
 
 class DatasetWorker:
@@ -126,14 +109,16 @@ class DatasetWorker:
         self.output_detail = self.reference.get_output_details()[0]
 
     def _inputs(self, data: bytes) -> list[np.ndarray]:
-        from .images import pixels_to_input
+        """The image (its encoded bytes travel to workers, not its path) as each model input."""
+        from .images import load_pixels, pixels_to_input
 
         out = []
         for detail in self.input_details:
             shape = [int(s) for s in detail["shape"]]
             if len(shape) != 4:
                 raise InputError(f"input '{detail['name']}' has shape {shape}; images need NHWC")
-            out.append(pixels_to_input(decode_pixels(data, shape[1], shape[2], self.preprocess), detail))
+            pixels = load_pixels(io.BytesIO(data), shape[1], shape[2], self.preprocess)
+            out.append(pixels_to_input(pixels, detail))
         return out
 
     @staticmethod
@@ -144,47 +129,39 @@ class DatasetWorker:
         return {i: np.array(interp.get_tensor(i), copy=True) for i in indexes}
 
     def _compare(self, ours: dict, theirs: dict) -> dict:
-        """Every compared tensor: how many differ, the first op whose output differs (op order),
-        its first differing element, and the model output's max difference."""
-        from . import bits
+        """Every compared tensor bit for bit (litert.compare_tensors): how many differ, the first op
+        whose output differs (op order), its first differing element, and the model output's max
+        difference."""
+        from .litert import compare_tensors
 
-        differ, first = 0, None
-        for t in self.compared:
-            d = bits.compare(ours[t], theirs[t])
-            if d.equal:
-                continue
-            differ += 1
-            op = self.producer.get(t)
-            if op is not None and (first is None or op.index < first[0]):
-                first = (op.index, op.kind, list(d.first) if d.first else None)
-        out = bits.compare(ours[self.output_index], theirs[self.output_index])
-        return {"equal": differ == 0, "tensors_differ": differ,
-                "first_op": None if first is None else first[0],
-                "first_kind": None if first is None else first[1],
-                "first_at": None if first is None else first[2],
+        rows = compare_tensors(self.graph, ours, theirs)
+        bad = [r for r in rows if not r.equal and r.index in self.producer]
+        first = min(bad, key=lambda r: self.producer[r.index].index, default=None)
+        op = None if first is None else self.producer[first.index]
+        out = next(r for r in rows if r.index == self.output_index)
+        return {"equal": all(r.equal for r in rows), "tensors_differ": sum(not r.equal for r in rows),
+                "first_op": None if op is None else op.index,
+                "first_kind": None if op is None else op.kind,
+                "first_at": None if first is None or first.first is None else list(first.first),
                 "output_equal": out.equal,
                 "output_max_diff": 0.0 if out.equal else float(out.max_abs_diff)}
 
     def verify(self, name: str, data: bytes) -> dict:
         try:
-            inputs = self._inputs(data)
-        except Exception as e:  # an unreadable image is a result, not the end of the run
-            return {"image": name, "error": f"{type(e).__name__}: {e}"}
-        try:
-            return self._verify(name, inputs)
-        except Exception as e:  # a runtime failing on one image: recorded, and the run goes on
+            return self._verify(name, self._inputs(data))
+        except Exception as e:  # an unreadable image, or a runtime failing on one: a result, not the end
             return {"image": name, "error": f"{type(e).__name__}: {e}"}
 
     def _verify(self, name: str, inputs: list) -> dict:
         reference = self._run(self.reference, inputs, self.compared)
-        result = {"image": name, "reference": _classifier_top1(reference[self.output_index],
-                                                                self.output_detail), "paths": {}}
+        result = {"image": name, "reference": _top1(reference[self.output_index], self.output_detail),
+                  "paths": {}}
         for path in self.paths:
             theirs = self._run(self.litert[path], inputs, self.compared)
             ours = self.profiles[path]
             mine = reference if ours is self.reference else self._run(ours, inputs, self.compared)
             vs_reference = self._compare(reference, theirs)
-            vs_reference["top1"] = _classifier_top1(theirs[self.output_index], self.output_detail)
+            vs_reference["top1"] = _top1(theirs[self.output_index], self.output_detail)
             result["paths"][path] = {"vs_reference": vs_reference,
                                      "profile": {"id": ours.profile.name, **self._compare(mine, theirs)}}
         return result

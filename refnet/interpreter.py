@@ -247,10 +247,9 @@ class Interpreter:
                 ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
                 outs = ops_registry.REGISTRY[op.kind].run(ctx, [values.get(t) if t >= 0 else None
                                                                 for t in op.inputs])
-                for t, arr in zip(op.outputs, outs):
+                for t, arr in zip(op.outputs, outs):  # allocate_tensors prepares on these next
                     g.tensors[t].shape = tuple(arr.shape)
                     values[t] = arr
-                ops_registry.REGISTRY[op.kind].prepare(ctx)  # the shapes it computed hold
             except Exception as e:
                 shapes = ", ".join(str(list(x.shape)) for x in ins)
                 why = str(e).removeprefix(f"{ctx.where}: ")

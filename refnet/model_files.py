@@ -92,20 +92,18 @@ def is_weight_store(path: Path, path_as_typed: str | None = None) -> bool:
 
 
 def _import(path: Path, path_as_typed: str, kind: str, resolution: int | None):
-    from .importers import import_checkpoint
+    """The importer of the sniffed format (not of the file's name)."""
+    from .importers.keras_h5 import import_keras_archive, import_keras_h5
+    from .importers.tensorbundle import import_tensorbundle
     from .weights_store import read_store
 
     if kind == "zip":
-        from .importers.keras_h5 import import_keras_archive
-
         return import_keras_archive(path, resolution=resolution)
-    if kind == "hdf5":
-        if is_weight_store(path, path_as_typed):
-            store = read_store(path)
-            if resolution:
-                store.spec.resolution = int(resolution)
-            return store
-        if not path.name.endswith((".h5", ".hdf5")):  # the Keras importer tells its layouts by name
-            raise ModelFormatError(f"{path_as_typed}: an HDF5 file that is not a refnet weight store; "
-                                   f"a Keras file needs its .h5 name")
-    return import_checkpoint(path, resolution=resolution)
+    if kind == "tf-checkpoint":
+        return import_tensorbundle(path, resolution=resolution)
+    if is_weight_store(path, path_as_typed):
+        store = read_store(path)
+        if resolution:
+            store.spec.resolution = int(resolution)
+        return store
+    return import_keras_h5(path, resolution=resolution)

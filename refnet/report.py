@@ -53,16 +53,21 @@ def model_explorer_graph_id(graph: Graph) -> str:
     return key or "main"
 
 
+def op_mismatch_percent(report: PathReport) -> dict[int, float]:
+    """Per op (in op order): the % of its output elements that differ, the worst of its outputs."""
+    rates: dict[int, float] = {}
+    for row in report.rows:
+        rates[row.op] = max(rates.get(row.op, 0.0), 100.0 * row.rate)
+    return dict(sorted(rates.items()))
+
+
 def model_explorer_node_data(graph: Graph, report: PathReport) -> dict:
     """One path's per-op result as Model Explorer node data: each op node (id = its index) gets the
     % of its output elements that differ from LiteRT, green when bit-exact, red when not, dark red
     for the first divergent op."""
-    rates: dict[int, float] = {}
-    for row in report.rows:
-        rates[row.op] = max(rates.get(row.op, 0.0), 100.0 * row.rate)
     first = report.first_divergent_op
     results = {}
-    for op, rate in rates.items():
+    for op, rate in op_mismatch_percent(report).items():
         entry = {"value": round(rate, 4)}
         if op == first:
             entry["bgColor"] = FIRST_BG
@@ -82,10 +87,7 @@ def mismatch_plot_svg(reports: list[PathReport]) -> str:
     for r in reports:
         if r.error or not r.rows:
             continue
-        rates: dict[int, float] = {}
-        for row in r.rows:
-            rates[row.op] = max(rates.get(row.op, 0.0), 100.0 * row.rate)
-        series.append((r, sorted(rates.items())))
+        series.append((r, list(op_mismatch_percent(r).items())))
     last_op = max((pts[-1][0] for _, pts in series), default=1) or 1
     peak = max((rate for _, pts in series for _, rate in pts), default=0.0)
     y_max = next(v for v in (1, 5, 10, 25, 50, 100) if v >= peak)

@@ -58,6 +58,7 @@ class PathReport:
     rows: list[OpRow] = field(default_factory=list)
     error: str | None = None
     note: str | None = None
+    refnet_profile: str | None = None  # the profile refnet ran (a short name or an id); None: `path`'s
     # classifier models: (class, raw score) of the top-1 per input, LiteRT's path and refnet's reference
     top1: list[tuple[int, float] | None] = field(default_factory=list)
     top1_reference: list[tuple[int, float]] = field(default_factory=list)
@@ -107,6 +108,24 @@ def _rows_for(graph: Graph) -> list[OpRow]:
         for t in op.outputs:
             rows.append(OpRow(op=op.index, kind=op.kind, tensor=t, name=graph.tensors[t].name))
     return rows
+
+
+def dequantized(values: np.ndarray, detail: dict) -> np.ndarray:
+    """A tensor's real values (float64) from its interpreter detail's (scale, zero point)."""
+    scale, zp = detail["quantization"]
+    if values.dtype.kind in "iu" and scale:
+        return (values.astype(np.float64) - zp) * scale
+    return values.astype(np.float64)
+
+
+def top_class(values: np.ndarray, detail: dict) -> tuple[int, float, float] | None:
+    """A classifier output's top class of batch row 0: (class, raw value, real value); None when
+    the output is not [batch, classes]."""
+    if values.ndim != 2 or values.shape[-1] < 2:
+        return None
+    row = values[0]
+    c = int(np.argmax(dequantized(row, detail)))
+    return c, row[c].item(), float(dequantized(row[c:c + 1], detail)[0])
 
 
 def _scale(graph: Graph, t: int) -> float:
@@ -192,18 +211,19 @@ def verify_path(content: bytes, inputs_list: list[list], path: str, isolated: bo
     """Compare refnet with LiteRT path `path` over several input sets. refnet runs under the
     profile of the same name unless `refnet_profile` names another (e.g. "reference", to see
     where a path departs from the reference arithmetic and why)."""
-    note = None
+    note, ran = None, refnet_profile or path
     try:
-        profile = get_profile(refnet_profile or path)
-        if refnet_profile and refnet_profile != path:
+        profile = get_profile(ran)
+        if ran != path:
             note = f"refnet arithmetic: {refnet_profile} profile"
     except InputError:  # no profile for that path yet: compare with the reference arithmetic
-        profile = get_profile("reference")
+        profile, ran = get_profile("reference"), "reference"
         note = f"refnet has no '{path}' profile yet: compared with refnet's reference arithmetic"
     interp = Interpreter(model_content=content, experimental_preserve_all_tensors=True, profile=profile)
     interp.allocate_tensors()
     graph = interp.graph
-    report = PathReport(path, "isolated" if isolated else "whole", rows=_rows_for(graph), note=note)
+    report = PathReport(path, "isolated" if isolated else "whole", rows=_rows_for(graph), note=note,
+                        refnet_profile=ran)
     by_tensor = {r.tensor: r for r in report.rows}
     for k, inputs in enumerate(inputs_list):
         theirs = litert_outputs[k] if litert_outputs else run_litert(content, inputs, path=path, isolated=True)

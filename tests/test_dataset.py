@@ -137,24 +137,15 @@ def test_dataset_summary_and_exit_code(one_process):
 
 @pytest.mark.litert
 @pytest.mark.shared
-def test_jobs_2_gives_the_summary_of_one_process(dataset, one_process):
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_two_workers_give_the_summary_of_one_process(dataset, one_process, engine):
+    """--jobs 2 worker processes, and a local Ray cluster of two actors (Ray's ActorPool)."""
     model, out = dataset
-    report = out / "jobs2.json"
-    assert main(["verify", str(model), "--images", str(out / "images"), "--against", "all", "--jobs", "2",
-                 "--json", str(report), "-q"]) == 0
-    assert _summary(json.loads(report.read_text())) == _summary(one_process[1])
-
-
-@pytest.mark.litert
-@pytest.mark.shared
-def test_ray_engine_gives_the_same_summary(dataset, one_process):
-    """A local Ray cluster of two actors (Ray's ActorPool), the same summary as one process."""
-    model, out = dataset
-    report = out / "ray.json"
-    assert main(["verify", str(model), "--images", str(out / "images"), "--against", "all", "--engine", "ray",
+    report = out / f"{engine}2.json"
+    assert main(["verify", str(model), "--images", str(out / "images"), "--against", "all", "--engine", engine,
                  "--jobs", "2", "--json", str(report), "-q"]) == 0
     got = json.loads(report.read_text())
-    assert got["engine"]["engine"] == "ray" and got["engine"]["jobs"] == 2
+    assert got["engine"]["engine"] == engine and got["engine"]["jobs"] == 2
     assert _summary(got) == _summary(one_process[1])
 
 

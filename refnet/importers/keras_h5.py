@@ -146,16 +146,11 @@ def read_legacy(f, path: Path) -> tuple[list[KerasLayer], dict]:
         if name not in group:
             raise ModelFormatError(f"{path}: layer group '{name}' is missing")
         for owner, vars_ in _group_weights(group[name], name, path).items():
-            sub = owner if name == base else name
-            if name != base and classes.get(name, {}).get("class_name") == "Dense" and base is not None:
-                sub = "predictions"  # the head's classifier takes the place of keras.applications' top
-            layers.append(_classified(sub, vars_, classes.get(sub if name == base else name, {}), path))
-    if base is not None:
-        config = {"config": {"layers": [l for l in config["config"]["layers"]
-                                        if l.get("class_name") != "Dense"] + [
-            {"class_name": "Dense", "config": {"name": "predictions", "activation": next(
-                l["config"].get("activation") for l in config["config"]["layers"]
-                if l.get("class_name") == "Dense")}}]}}
+            layer_name = owner if name == base else name
+            layer_config = classes.get(layer_name, {})
+            if base is not None and name != base and layer_config.get("class_name") == "Dense":
+                layer_name = "predictions"  # the head's classifier in place of keras.applications' top
+            layers.append(_classified(layer_name, vars_, layer_config, path))
     return layers, config
 
 
@@ -182,17 +177,19 @@ _KERAS3_KINDS = {"conv2d": "conv", "depthwise_conv2d": "depthwise", "batch_norma
                  "dense": "dense"}
 
 
-def read_keras3(f, path: Path) -> list[KerasLayer]:
-    """`layers/<class>[_<n>]/vars/<i>`: per class, n counts the layers in model order. `f` is the
-    file or, for a nested model, its group (which has its own `layers`)."""
+def read_keras3(layers_group, path: Path, skip: tuple[str, ...] = ()) -> list[KerasLayer]:
+    """`layers/<class>[_<n>]/vars/<i>`: per class, n counts the layers in model order.
+    `layers_group` is a file's `layers` or a nested model's; entries in `skip` are left out."""
     queues: dict[str, list[tuple[int, KerasLayer]]] = {}
-    for key in f["layers"].keys():
-        if "layers" in f["layers"][key]:  # a nested model: read through import_keras_archive
+    for key in layers_group.keys():
+        if key in skip:
+            continue
+        if "layers" in layers_group[key]:  # a nested model: read through import_keras_archive
             raise ModelFormatError(f"{path}: entry 'layers/{key}' is a nested model; refnet reads "
                                    f"nested models from a .keras or .h5 file, with their config")
         m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
         cls, n = m.group(1), int(m.group(2) or 0)
-        g = f["layers"][key]
+        g = layers_group[key]
         nvars = len(g["vars"]) if "vars" in g else 0
         if nvars == 0:
             continue
@@ -285,14 +282,17 @@ def _family_of(names: set[str]) -> str:
 
 
 def _config_resolution_softmax(config: dict) -> tuple[int | None, bool | None]:
+    """The input resolution and whether the classifier ends in softmax: keras.applications' top
+    ('predictions'), or a transfer-learning head's one Dense (_nested_head)."""
     res, softmax = None, None
+    nested = any(l.get("class_name") in NESTED_CLASSES for l in config.get("config", {}).get("layers", []))
     for l in config.get("config", {}).get("layers", []):
         c = l.get("config", {})
         if l.get("class_name") == "InputLayer":
             shape = c.get("batch_shape") or c.get("batch_input_shape")
             if shape and len(shape) == 4 and shape[1]:
                 res = int(shape[1])
-        if c.get("name") == "predictions":
+        if c.get("name") == "predictions" or nested and l.get("class_name") == "Dense":
             softmax = c.get("activation") == "softmax"
     return res, softmax
 
@@ -305,7 +305,7 @@ def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | 
     try:
         with f:
             if "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f:
-                queues = read_keras3(f, path)
+                queues = read_keras3(f["layers"], path)
                 return _import_ordered(path, queues, spec, resolution)
             layers, config = read_legacy(f, path)
     except ModelFormatError:
@@ -441,22 +441,19 @@ def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: i
         raise ModelFormatError(f"{path}: corrupt .keras archive ({type(e).__name__}: {e})") from None
     base = _nested_head(config, path)
     res, softmax = _config_resolution_softmax(config)
-    if base is not None:
-        dense = next(l for l in config["config"]["layers"] if l.get("class_name") == "Dense")
-        softmax = dense["config"].get("activation") == "softmax"
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
             if "layers" not in f:
                 raise ModelFormatError(f"{path}: model.weights.h5 has no 'layers' group")
             nested = [k for k in f["layers"] if "layers" in f["layers"][k]]
             if base is None:
-                queues = read_keras3(f, path)
+                queues = read_keras3(f["layers"], path)
             else:
                 if len(nested) != 1:
                     raise ModelFormatError(f"{path}: the config nests '{base}' but the weights have "
                                            f"{len(nested)} nested groups")
-                queues = read_keras3(f["layers"][nested[0]], path)
-                head = {k: v for k, v in read_keras3(_Without(f, nested[0]), path).items()}
+                queues = read_keras3(f["layers"][nested[0]]["layers"], path)
+                head = read_keras3(f["layers"], path, skip=(nested[0],))
                 if list(head) != ["dense"] or len(head["dense"]) != 1:
                     raise ModelFormatError(f"{path}: the head's weights are {sorted(head)}, expected one Dense")
                 queues.setdefault("dense", []).extend(head["dense"])
@@ -472,15 +469,3 @@ def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: i
     if softmax is not None:
         store.spec.softmax = softmax
     return store
-
-
-class _Without:
-    """A view of an HDF5 file's `layers` group without one entry (the nested base)."""
-
-    def __init__(self, f, skip: str):
-        self._layers = {k: f["layers"][k] for k in f["layers"] if k != skip}
-
-    def __getitem__(self, key):
-        if key != "layers":
-            raise KeyError(key)
-        return self._layers

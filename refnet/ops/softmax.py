@@ -49,11 +49,10 @@ import numpy as np
 from ..fixedpoint import (INT32_MAX, SCALED_DIFF_INTEGER_BITS, rdbpot_int64, srdhm_int64,
                           count_leading_zeros_32, exp_on_negative_values_q5_26,
                           one_over_one_plus_x_for_x_in_0_1, multiply_by_quantized_multiplier,
-                          quantize_multiplier, wrap_to_int32)
+                          quantize_multiplier, round_half_away, wrap_to_int32)
 from ..forms import Form
 from . import OpContext, register
 from .activations import libm_expf
-from ..fixedpoint import round_half_away
 
 ACCUMULATION_INTEGER_BITS = 12  # the sum of exps is Q12.19
 MAX_REAL_MULTIPLIER = float((1 << 31) - 1)  # double-rounding cap of beta * s_in * 2**26
@@ -156,18 +155,13 @@ def _prepare_softmax(ctx: OpContext):
             raise ctx.fail("int8 SOFTMAX output needs zero point -128 and scale 1/256 (LiteRT "
                            "rejects others)")
     form = ctx.profile.rounding("SOFTMAX", x_t.dtype)
-    if form == Form.SOFTMAX_UINT16_LUT and y_t.dtype == x_t.dtype:
+    if form in TABLE_FORMS and y_t.dtype == x_t.dtype:  # the optimized kernels' tables
         if y_t.quantization is None:
             raise ctx.fail(f"output tensor {y_t.index} '{y_t.name}' needs a quantization")
         out_scale, out_zp = y_t.quantization.scalar()
-        return Uint16LutSoftmaxPlan(uint16_exp_table(input_scale, beta), np.float32(out_scale), int(out_zp))
-    if form == Form.SOFTMAX_FLOAT_TABLE and y_t.dtype == x_t.dtype:
-        if y_t.quantization is None:
-            raise ctx.fail(f"output tensor {y_t.index} '{y_t.name}' needs a quantization")
-        out_scale, out_zp = y_t.quantization.scalar()
-        return FloatTableSoftmaxPlan(float_exp_table(input_scale, beta), np.float32(out_scale), int(out_zp))
-    if form not in (Form.ROUNDING_DOUBLE, Form.SOFTMAX_UINT16_LUT, Form.SOFTMAX_FLOAT_TABLE):
-        # int16 outputs: the reference
+        make_table, _ = TABLE_FORMS[form]
+        return TableSoftmaxPlan(form, make_table(input_scale, beta), np.float32(out_scale), int(out_zp))
+    if form != Form.ROUNDING_DOUBLE and form not in TABLE_FORMS:  # int16 outputs: the reference
         raise ctx.unsupported(f"form {form.name} for SOFTMAX")
     # double(beta) * double(s_in) * 2**26, capped below 2**31.
     real = min(beta * float(np.float32(input_scale)) * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)),
@@ -186,8 +180,12 @@ def _prepare_softmax(ctx: OpContext):
 
 
 @dataclass(frozen=True)
-class Uint16LutSoftmaxPlan:
-    table: np.ndarray  # int64[256]: entry v for the value v steps below the row's maximum + 255
+class TableSoftmaxPlan:
+    """An optimized kernel's SOFTMAX (TABLE_FORMS): its 256-entry table and the output quantization."""
+
+    form: Form
+    table: np.ndarray  # SOFTMAX_UINT16_LUT: int64, entry v for v steps below the max + 255;
+    # SOFTMAX_FLOAT_TABLE: float32, entry d for d steps below the max
     output_scale: np.float32
     output_zero_point: int
 
@@ -202,7 +200,7 @@ def uint16_exp_table(input_scale: float, beta: float) -> np.ndarray:
     return np.minimum(65535, np.trunc(scaled.astype(np.float64) + 0.5)).astype(np.int64)
 
 
-def softmax_uint16_lut(x: np.ndarray, plan: Uint16LutSoftmaxPlan) -> np.ndarray:
+def softmax_uint16_lut(x: np.ndarray, plan: TableSoftmaxPlan) -> np.ndarray:
     """Form.SOFTMAX_UINT16_LUT per row (last axis): each value's table entry, indexed by its distance
     from the row's maximum (int8 read as uint8 after flipping the sign bit); their exact int32 sum;
     inv = float32(1 / float32(float32(sum) * s_out)); out = clamp(MBQM(entry, QuantizeMultiplier(inv))
@@ -221,20 +219,13 @@ def softmax_uint16_lut(x: np.ndarray, plan: Uint16LutSoftmaxPlan) -> np.ndarray:
     return out.reshape(x.shape).astype(x.dtype)
 
 
-@dataclass(frozen=True)
-class FloatTableSoftmaxPlan:
-    table: np.ndarray  # float32[256]: entry d for the value d steps below the row's maximum
-    output_scale: np.float32
-    output_zero_point: int
-
-
 def float_exp_table(input_scale: float, beta: float) -> np.ndarray:
     """Form.SOFTMAX_FLOAT_TABLE's table: entry d = expf(float32(-s_in * beta) * float32(d)), d in 0..255."""
     scale = np.float32(-np.float32(input_scale) * np.float32(beta))
     return libm_expf((scale * np.arange(256, dtype=np.float32)).astype(np.float32))
 
 
-def softmax_float_table(x: np.ndarray, plan: FloatTableSoftmaxPlan) -> np.ndarray:
+def softmax_float_table(x: np.ndarray, plan: TableSoftmaxPlan) -> np.ndarray:
     """Form.SOFTMAX_FLOAT_TABLE per row (last axis): the entries of the distances from the row's
     maximum; their float32 sum, left to right; inv = float32(1 / float32(sum * s_out)); each output
     p = float32(entry * inv) rounded as the output type's: uint8 (int)(p + 0.5f), int8 round half
@@ -244,9 +235,7 @@ def softmax_float_table(x: np.ndarray, plan: FloatTableSoftmaxPlan) -> np.ndarra
     out = np.empty(rows.shape, np.int64)
     for r, row in enumerate(rows):
         entries = plan.table[row.max() - row]
-        total = np.float32(0.0)
-        for e in entries:  # float32, in order (the kernel's scalar loop)
-            total = np.float32(total + e)
+        total = np.add.accumulate(entries, dtype=np.float32)[-1]  # float32, strictly in order
         inv = np.float32(np.float32(1.0) / np.float32(total * plan.output_scale))
         p = (entries * inv).astype(np.float32)
         if x.dtype == np.uint8:
@@ -257,6 +246,11 @@ def softmax_float_table(x: np.ndarray, plan: FloatTableSoftmaxPlan) -> np.ndarra
     return out.reshape(x.shape).astype(x.dtype)
 
 
+# form -> (its table from (input scale, beta), its kernel)
+TABLE_FORMS = {Form.SOFTMAX_UINT16_LUT: (uint16_exp_table, softmax_uint16_lut),
+               Form.SOFTMAX_FLOAT_TABLE: (float_exp_table, softmax_float_table)}
+
+
 @register("SOFTMAX", prepare=_prepare_softmax)
 def softmax(ctx: OpContext, inputs: list) -> list:
     x = inputs[0]
@@ -265,8 +259,6 @@ def softmax(ctx: OpContext, inputs: list) -> list:
         return [np.empty(x.shape, ctx.output_tensor().dtype)]
     if plan is None:
         return [softmax_float(x, softmax_beta(ctx), "SOFTMAX" in ctx.profile.float_reciprocal)]
-    if isinstance(plan, Uint16LutSoftmaxPlan):
-        return [softmax_uint16_lut(x, plan)]
-    if isinstance(plan, FloatTableSoftmaxPlan):
-        return [softmax_float_table(x, plan)]
+    if isinstance(plan, TableSoftmaxPlan):
+        return [TABLE_FORMS[plan.form][1](x, plan)]
     return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]
