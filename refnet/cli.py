@@ -32,15 +32,15 @@ def _data_file(name: str) -> Path:
     return Path(str(resources.files("refnet") / "data" / name))
 
 
-def _read_model(path_as_typed: str) -> tuple[bytes, "Graph"]:
-    """The model as .tflite bytes and its graph (a checkpoint is imported and written as .tflite,
-    which LiteRT then runs); errors name the file as the user typed it."""
+def _read_model(path_as_typed: str):
+    """The model (refnet.model_files.LoadedModel: .tflite bytes and graph; a checkpoint is imported
+    and written as .tflite, which LiteRT then runs); errors name the file as the user typed it."""
     from .model_files import load_model
 
     loaded = load_model(path_as_typed)
     if loaded.note:
         print(loaded.note)
-    return loaded.content, loaded.graph
+    return loaded
 
 
 def _show_progress(args) -> bool:
@@ -75,12 +75,13 @@ def cmd_run(args) -> int:
             labels = Path(args.labels).read_text().splitlines()
         except OSError as e:
             raise RefnetError(f"--labels {args.labels}: {e.strerror}") from None
-    content, graph = _read_model(args.model or str(model))
-    it = Interpreter(graph=graph, experimental_preserve_all_tensors=True, profile=args.profile)
+    loaded = _read_model(args.model or str(model))
+    content = loaded.content
+    it = Interpreter(graph=loaded.graph, experimental_preserve_all_tensors=True, profile=args.profile)
     it.allocate_tensors()
     inputs = []
     for detail in it.get_input_details():
-        x = image_input(args.image, detail)
+        x = image_input(args.image, detail, float_pixels=loaded.float_pixels)
         it.set_tensor(detail["index"], x)
         inputs.append(x)
     print(f"model  {model}  ({len(it.graph.ops)} ops, {len(it.graph.tensors)} tensors)")
@@ -132,7 +133,13 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
         compared = compare_tensors(ours_it.graph, ours, theirs)
         bad = [r for r in compared if not r.equal]
         label, score = _top1(theirs.get(out_detail["index"], np.zeros((0,))), out_detail, labels)
-        if bad:
+        float_only = bad and all(ours_it.graph.tensors[r.index].dtype == np.float32 and r.max_ulp is not None
+                                 and r.max_ulp >= 0 for r in bad)
+        if bad and float_only and path != "reference":
+            # refnet's float32 golden answer is the reference order; these kernels sum in blocks
+            verdict = (f"{len(bad)}/{len(compared)} float32 tensors within {max(r.max_ulp for r in bad)} ULP of "
+                       f"refnet's {profile} (LiteRT's {path} float kernels sum in an order refnet does not model)")
+        elif bad:
             differs = True
             verdict = f"{len(bad)}/{len(compared)} tensors differ from refnet's {profile} (first: tensor {bad[0].index})"
         else:
@@ -150,13 +157,13 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
     return 1 if differs else 0
 
 
-def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
+def _verify_inputs(args, interp, float_pixels: bool = False) -> tuple[list[list], list[str]]:
     """Input sets for verify: images from --image, or --random N, or the test pattern."""
     details = interp.get_input_details()
     files = [Path(f) for f in (args.image or [])]
     sets, names = [], []
     for f in files:
-        sets.append([image_input(f, d) for d in details])
+        sets.append([image_input(f, d, float_pixels=float_pixels) for d in details])
         names.append(f.name)
     rng = np.random.default_rng(args.seed)
     for k in range(args.random):
@@ -171,7 +178,7 @@ def _verify_inputs(args, interp) -> tuple[list[list], list[str]]:
         sets.append(one)
         names.append(f"random#{k}")
     if not sets:
-        sets.append([image_input(None, d) for d in details])
+        sets.append([image_input(None, d, float_pixels=float_pixels) for d in details])
         names.append("synthetic test pattern")
     return sets, names
 
@@ -269,7 +276,8 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
     from .report import model_explorer_node_data, report_to_html, report_to_json
     from .verify import verify_path
 
-    content, graph = _read_model(args.model)
+    loaded = _read_model(args.model)
+    content, graph = loaded.content, loaded.graph
     if args.images or args.image_list:
         Interpreter(graph=graph)  # an Edge TPU or unsupported model: its typed error, before any work
         from .cli_dataset import verify_dataset
@@ -302,7 +310,7 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
         if not litert_available():
             print(f"refnet verify needs LiteRT to compare with: {INSTALL_HINT}", file=sys.stderr)
             return 2, None
-        inputs, names = _verify_inputs(args, interp)
+        inputs, names = _verify_inputs(args, interp, loaded.float_pixels)
         paths = list(LITERT_RESOLVERS) if args.against == "all" else [args.against]
         litert_outputs = {}
         with tqdm(total=len(paths) * len(inputs), desc="LiteRT", unit="run",
@@ -356,7 +364,7 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
 def _check_source_matches(compiled, source_path: str) -> None:
     """The Edge TPU compiler keeps a model's inputs and outputs (dtype, shape, quantization): a
     --source model whose interface differs is not the one this model was compiled from."""
-    _, source = _read_model(source_path)
+    source = _read_model(source_path).graph
 
     def interface(graph, indexes):
         out = []
@@ -478,11 +486,11 @@ def cmd_profiles(args) -> int:
 def cmd_explain(args) -> int:
     from .explain import explain
 
-    _, graph = _read_model(args.model)
-    interp = Interpreter(graph=graph, experimental_preserve_all_tensors=True, profile=args.profile)
+    loaded = _read_model(args.model)
+    interp = Interpreter(graph=loaded.graph, experimental_preserve_all_tensors=True, profile=args.profile)
     interp.allocate_tensors()
     for detail in interp.get_input_details():
-        interp.set_tensor(detail["index"], image_input(args.image, detail))
+        interp.set_tensor(detail["index"], image_input(args.image, detail, float_pixels=loaded.float_pixels))
     interp.invoke()
     try:
         at = tuple(int(v) for v in args.at.split(","))

@@ -46,8 +46,10 @@ def synthetic_pixels(height: int, width: int) -> np.ndarray:
     return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
 
 
-def pixels_to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
-    """Convert HxWx3 uint8 pixels to the tensor described by an input detail dict."""
+def pixels_to_input(pixels: np.ndarray, detail: dict, float_pixels: bool = False) -> np.ndarray:
+    """Convert HxWx3 uint8 pixels to the tensor described by an input detail dict. A float32
+    input takes x / 127.5 - 1, or the pixel values themselves when `float_pixels` (a model that
+    scales its own input: a Keras Rescaling or Normalization layer)."""
     shape = tuple(int(s) for s in detail["shape"])
     if len(shape) != 4 or shape[3] != 3:
         raise InputError(f"input tensor '{detail['name']}' has shape {list(shape)}; images need "
@@ -56,6 +58,8 @@ def pixels_to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
     batch = np.broadcast_to(pixels, shape)
     if dtype == np.uint8:
         return np.ascontiguousarray(batch)
+    if dtype == np.float32 and float_pixels:
+        return np.ascontiguousarray(batch.astype(np.float32))
     real = batch.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
     if dtype == np.float32:
         return np.ascontiguousarray(real)
@@ -69,10 +73,10 @@ def pixels_to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
     raise InputError(f"input tensor '{detail['name']}' is {dtype.name}; images need uint8, int8 or float32")
 
 
-def image_input(path: str | Path | None, detail: dict) -> np.ndarray:
+def image_input(path: str | Path | None, detail: dict, float_pixels: bool = False) -> np.ndarray:
     shape = [int(s) for s in detail["shape"]]
     if len(shape) != 4:
         raise InputError(f"input tensor '{detail['name']}' has shape {shape}; images need 4-D NHWC")
     h, w = shape[1], shape[2]
     pixels = synthetic_pixels(h, w) if path is None else load_pixels(path, h, w)
-    return pixels_to_input(pixels, detail)
+    return pixels_to_input(pixels, detail, float_pixels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -152,6 +153,10 @@ class Interpreter:
     def __init__(self, model_path=None, model_content=None, experimental_preserve_all_tensors=False,
                  num_threads=None, profile=None, memory_limit=DEFAULT_MEMORY_LIMIT,
                  graph: Graph | None = None, experimental_op_resolver_type=None, **litert_only_options):
+        if graph is None and model_path is not None and model_content is None:
+            from .model_files import CHECKPOINT_KINDS, load_model, sniff
+            if sniff(Path(model_path)) in CHECKPOINT_KINDS:  # a Keras / TF-slim checkpoint: imported
+                graph = load_model(str(model_path)).graph
         if graph is None:
             graph = read_tflite(model_path=model_path, model_content=model_content)
         self.graph = graph

@@ -18,6 +18,7 @@ from .graph import Graph
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
+CHECKPOINT_KINDS = ("hdf5", "zip", "tf-checkpoint")  # sniff() kinds that are imported, not read
 
 
 def sniff(path: Path) -> str:
@@ -45,6 +46,7 @@ class LoadedModel:
     content: bytes  # a .tflite: the file itself, or written from an imported checkpoint's graph
     graph: Graph
     note: str | None = None  # what was imported, and how, for a checkpoint
+    float_pixels: bool = False  # a float32 input taking pixels 0..255 (the model scales them itself)
 
 
 def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel:
@@ -73,7 +75,9 @@ def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel
     note = (f"{path_as_typed}: {store.provenance.get('source_format', kind)} imported as {spec.arch} "
             f"{spec.depth_multiplier:g} at {spec.resolution}x{spec.resolution}, float32"
             + (f" ({store.provenance['notes']})" if store.provenance.get("notes") else ""))
-    return LoadedModel(write_tflite(graph), graph, note)
+    if spec.preprocess:
+        note += "; takes pixels 0..255 (its own " + ", ".join(p["kind"] for p in spec.preprocess) + ")"
+    return LoadedModel(write_tflite(graph), graph, note, float_pixels=bool(spec.preprocess))
 
 
 def is_weight_store(path: Path, path_as_typed: str | None = None) -> bool:

@@ -33,11 +33,15 @@ def infer_spec(variables: dict[str, np.ndarray], source: str, families=None,
     families = families or [a for a in FAMILIES
                             if any(n.startswith(get_net(ArchSpec(a, 1.0, 32)).scope + "/")
                                    for n in names)]
-    logits = [n for n in names if n.endswith("Logits/Conv2d_1c_1x1/biases")]
-    if not logits:
-        raise ModelFormatError(f"{source}: no logits layer (…/Logits/Conv2d_1c_1x1/biases) among "
-                               f"{len(names)} variables: not a MobileNet classifier checkpoint")
-    classes = int(np.shape(variables[logits[0]])[0])
+    head = spec_kwargs.get("head")
+    if head is not None:  # a Keras head: the classes are its last Dense's units (0: features only)
+        classes = next((int(h["units"]) for h in reversed(head) if h["kind"] == "dense"), 0)
+    else:
+        logits = [n for n in names if n.endswith("Logits/Conv2d_1c_1x1/biases")]
+        if not logits:
+            raise ModelFormatError(f"{source}: no logits layer (…/Logits/Conv2d_1c_1x1/biases) among "
+                                   f"{len(names)} variables: not a MobileNet classifier checkpoint")
+        classes = int(np.shape(variables[logits[0]])[0])
     for arch in families:
         for dm in DM_CANDIDATES:
             for fg in ((True, False) if dm < 1 else (False, True)):

@@ -1,10 +1,15 @@
-"""Keras HDF5 importer: keras.applications MobileNetV2 / MobileNetV3 (Large, Small,
-minimalistic) saved by `model.save("x.h5")`, `model.save_weights("x.h5")` (the legacy layout:
-layer groups named after the layers, `weight_names` attributes) or Keras 3's
-`model.save_weights("x.weights.h5")` (`layers/<class>_<n>/vars/<i>`: the layer names are not
-stored, so layers are matched in model order, each checked by shape).
+"""Keras HDF5 / .keras importer: keras.applications MobileNet (V1), MobileNetV2 and MobileNetV3
+(Large, Small, minimalistic) as saved by `model.save("x.h5")`, `model.save("x.keras")` (a zip of
+config.json + model.weights.h5), `model.save_weights("x.h5")` (the legacy layout: layer groups
+named after the layers, `weight_names` attributes) or Keras 3's `save_weights("x.weights.h5")`
+(`layers/<class>_<n>/vars/<i>`: the layer names are not stored, so layers are matched in model
+order, each checked by shape). A saved config says what surrounds the base (fine-tuned heads,
+Rescaling / Normalization, nesting): refnet.importers.keras_config.
 
 Keras layer names map onto the seed's slim names:
+  V1  conv1 / conv1_bn                 -> MobilenetV1/Conv2d_0
+      conv_{dw,pw}_<i>[_bn]            -> MobilenetV1/Conv2d_<i>_{depthwise,pointwise}
+      conv_preds (Conv2D 1x1)          -> MobilenetV1/Logits/Conv2d_1c_1x1
   V2  Conv1 / bn_Conv1                 -> MobilenetV2/Conv
       expanded_conv_{depthwise,project}[_BN]      -> MobilenetV2/expanded_conv/...
       block_<i>_{expand,depthwise,project}[_BN]   -> MobilenetV2/expanded_conv_<i>/...
@@ -14,6 +19,7 @@ Keras layer names map onto the seed's slim names:
       expanded_conv[_<i>]_{expand,depthwise,project}[_bn] -> MobilenetV3/expanded_conv[_<i>]/...
       ..._squeeze_excite_conv[_1]      -> .../squeeze_excite/Conv[_1]
       conv_1 / conv_1_bn, conv_2, logits -> Conv_1, Conv_2, Logits/Conv2d_1c_1x1
+  a user's head / preprocessing layer  -> <scope>/head/<name>, <scope>/preprocess/<name>
 Batch norm variables become <layer>/BatchNorm/{gamma,beta,moving_mean,moving_variance} and are
 folded on import (refnet.models.fold). Keras's squeeze-excite gate is relu6(x + 3) * (1/6):
 the store records se_gate_scale = 1/6 (slim's is 0.16667).
@@ -32,6 +38,8 @@ from ..errors import ModelFormatError
 from ..models import ArchSpec, get_net
 from ..models.spec import SE_GATE_SCALE_KERAS
 from .common import DEFAULT_RESOLUTION, DM_CANDIDATES, make_store, resolution_note
+from .keras_config import KerasStructure, family_of_names, read_structure
+from .keras_config import _name as layer_name
 
 IMPORTER_VERSION = "1"
 BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -40,8 +48,9 @@ BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
 @dataclass
 class KerasLayer:
     name: str
-    kind: str  # conv | depthwise | dense | bn
+    kind: str  # conv | depthwise | dense | bn (the base's); dense | batch_norm | normalization (head / preprocess)
     vars: dict = field(default_factory=dict)
+    part: str = "base"  # base | head | preprocess (refnet.importers.keras_config)
 
 
 def _open(path: Path):
@@ -69,53 +78,6 @@ def _config(f) -> dict:
         return {}
 
 
-def _layer_classes(config: dict) -> dict[str, dict]:
-    layers = config.get("config", {}).get("layers", [])
-    return {l.get("config", {}).get("name", l.get("name")): l for l in layers}
-
-
-NESTED_CLASSES = {"Functional", "Model", "Sequential"}
-# Layers of a transfer-learning head that carry no weights or are identity at inference.
-HEAD_PASSIVE = {"InputLayer", "GlobalAveragePooling2D", "Dropout", "SpatialDropout2D"}
-
-
-def _nested_head(config: dict, path: Path) -> str | None:
-    """For a model made of a nested MobileNet base and a head (GlobalAveragePooling2D, Dropout,
-    one Dense), the base's name; None for a plain keras.applications layout. Any other head layer
-    is a typed error naming it and its class."""
-    layers = config.get("config", {}).get("layers", [])
-    nested = [l for l in layers if l.get("class_name") in NESTED_CLASSES]
-    if not nested:
-        return None
-    if len(nested) > 1:
-        raise ModelFormatError(f"{path}: {len(nested)} nested models "
-                               f"({', '.join(l['config'].get('name', '?') for l in nested)}); refnet "
-                               f"reads one MobileNet base and a head")
-    dense = [l for l in layers if l.get("class_name") == "Dense"]
-    for l in layers:
-        cls, name = l.get("class_name"), l.get("config", {}).get("name", "?")
-        if l in nested or l in dense or cls in HEAD_PASSIVE:
-            continue
-        raise ModelFormatError(f"{path}: layer '{name}' ({cls}) after the base: refnet reads heads of "
-                               f"GlobalAveragePooling2D, Dropout and one Dense")
-    if len(dense) != 1:
-        raise ModelFormatError(f"{path}: a head with {len(dense)} Dense layers; refnet reads one "
-                               f"(GlobalAveragePooling2D, Dropout, Dense)")
-    if not any(l.get("class_name") == "GlobalAveragePooling2D" for l in layers):
-        raise ModelFormatError(f"{path}: the head has no GlobalAveragePooling2D before its Dense "
-                               f"'{dense[0]['config'].get('name')}'")
-    base_layers = {l.get("config", {}).get("name") for l in nested[0].get("config", {}).get("layers", [])}
-    if "Conv1" not in base_layers:  # V3's top has a 1x1 conv after the pooling; a user head does not
-        raise ModelFormatError(f"{path}: nested base '{nested[0]['config'].get('name')}' is not a "
-                               f"MobileNetV2; refnet reads nested V2 bases with a GlobalAveragePooling2D "
-                               f"+ Dense head")
-    activation = dense[0]["config"].get("activation", "linear")
-    if activation not in ("softmax", "linear"):
-        raise ModelFormatError(f"{path}: Dense '{dense[0]['config'].get('name')}' has activation "
-                               f"'{activation}'; refnet reads softmax or linear logits")
-    return nested[0]["config"].get("name")
-
-
 def _group_weights(g, name: str, path: Path) -> dict[str, dict]:
     """A layer group's variables by sublayer: {'': {...}} for a plain layer, one entry per
     sublayer ('Conv1/kernel' -> 'Conv1') for a nested model, in file order."""
@@ -130,28 +92,29 @@ def _group_weights(g, name: str, path: Path) -> dict[str, dict]:
     return out
 
 
-def read_legacy(f, path: Path) -> tuple[list[KerasLayer], dict]:
+def read_legacy(f, path: Path) -> tuple[list[KerasLayer], KerasStructure | None]:
+    """The weighted layers of a legacy-layout file (groups named after layers), and the model's
+    structure when the file has its config (a model.save; a save_weights file has none)."""
     group = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in group.attrs:
         raise ModelFormatError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
     config = _config(f)
-    base = _nested_head(config, path)
-    classes = _layer_classes(config)
-    if base is not None:  # the base's own layer classes, and the head's Dense named as the top's
-        nested = next(l for l in config["config"]["layers"] if l["config"].get("name") == base)
-        classes.update(_layer_classes(nested))
+    structure = read_structure(config, str(path)) if config else None
+    classes = {layer_name(l): l for l in structure.base_layers} if structure else {}
     layers = []
     for raw in group.attrs["layer_names"]:
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
         if name not in group:
             raise ModelFormatError(f"{path}: layer group '{name}' is missing")
         for owner, vars_ in _group_weights(group[name], name, path).items():
-            layer_name = owner if name == base else name
-            layer_config = classes.get(layer_name, {})
-            if base is not None and name != base and layer_config.get("class_name") == "Dense":
-                layer_name = "predictions"  # the head's classifier in place of keras.applications' top
-            layers.append(_classified(layer_name, vars_, layer_config, path))
-    return layers, config
+            if structure is not None and name == structure.base:
+                layers.append(_classified(owner, vars_, classes.get(owner, {}), path))
+            elif structure is not None and name in structure.weighted:
+                kind = structure.weighted[name]
+                layers.append(KerasLayer(name, kind, vars_, "preprocess" if kind == "normalization" else "head"))
+            else:
+                layers.append(_classified(name, vars_, classes.get(name, {}), path))
+    return layers, structure
 
 
 def _classified(name: str, vars_: dict, layer_config: dict, path: Path) -> KerasLayer:
@@ -174,7 +137,7 @@ def _classified(name: str, vars_: dict, layer_config: dict, path: Path) -> Keras
 
 
 _KERAS3_KINDS = {"conv2d": "conv", "depthwise_conv2d": "depthwise", "batch_normalization": "bn",
-                 "dense": "dense"}
+                 "dense": "dense", "normalization": "normalization"}
 
 
 def read_keras3(layers_group, path: Path, skip: tuple[str, ...] = ()) -> list[KerasLayer]:
@@ -208,6 +171,8 @@ def read_keras3(layers_group, path: Path, skip: tuple[str, ...] = ()) -> list[Ke
                 raise ModelFormatError(f"{path}: batch norm 'layers/{key}' has {nvars} variables, "
                                        f"expected 4 (gamma, beta, moving_mean, moving_variance)")
             vars_ = dict(zip(BN_VARS, vals))
+        elif kind == "normalization":
+            vars_ = dict(zip(("mean", "variance", "count"), vals))
         else:
             vars_ = dict(zip(("kernel", "bias"), vals))
         queues.setdefault(kind, []).append((n, KerasLayer(key, kind, vars_)))
@@ -215,6 +180,20 @@ def read_keras3(layers_group, path: Path, skip: tuple[str, ...] = ()) -> list[Ke
 
 
 # --- names -> slim --------------------------------------------------------------------------
+
+def _v1_name(name: str) -> tuple[str, bool] | None:
+    """Keras MobileNet (V1) layer name -> (slim layer under the scope, is_batch_norm)."""
+    s = "MobilenetV1"
+    if name in ("conv1", "conv1_bn"):
+        return f"{s}/Conv2d_0", name.endswith("bn")
+    if name == "conv_preds":
+        return f"{s}/Logits/Conv2d_1c_1x1", False
+    m = re.fullmatch(r"conv_(dw|pw)_(\d+)(_bn)?", name)
+    if m:
+        part = "depthwise" if m.group(1) == "dw" else "pointwise"
+        return f"{s}/Conv2d_{m.group(2)}_{part}", bool(m.group(3))
+    return None
+
 
 def _v2_name(name: str) -> tuple[str, bool] | None:
     """Keras MobileNetV2 layer name -> (slim layer under the scope, is_batch_norm)."""
@@ -268,33 +247,30 @@ def _slim_vars(layer: KerasLayer, slim: str, is_bn: bool, depthwise: bool) -> di
 
 
 def _family_of(names: set[str]) -> str:
-    if "bn_Conv1" in names or "Conv1" in names:
-        return "mobilenet_v2"
-    if "conv" in names or "conv_bn" in names:
+    family = family_of_names(names)
+    if family == "mobilenet_v3":
         blocks = [int(m.group(1)) for n in names
                   if (m := re.fullmatch(r"expanded_conv_(\d+)_project", n))]
         large = max(blocks, default=0) >= 14
         se = any("squeeze_excite" in n for n in names)
-        return ("mobilenet_v3_large" if large else "mobilenet_v3_small") + \
-            ("" if se else "_minimalistic")
-    raise ModelFormatError("no 'Conv1'/'bn_Conv1' (MobileNetV2) or 'conv'/'conv_bn' (MobileNetV3) "
-                           "layer")
+        return ("mobilenet_v3_large" if large else "mobilenet_v3_small") + ("" if se else "_minimalistic")
+    if family is None:
+        raise ModelFormatError("no 'conv1'/'conv_dw_1' (MobileNet V1), 'Conv1'/'bn_Conv1' (MobileNetV2) or "
+                               "'conv'/'conv_bn' (MobileNetV3) layer")
+    return family
 
 
-def _config_resolution_softmax(config: dict) -> tuple[int | None, bool | None]:
-    """The input resolution and whether the classifier ends in softmax: keras.applications' top
-    ('predictions'), or a transfer-learning head's one Dense (_nested_head)."""
-    res, softmax = None, None
-    nested = any(l.get("class_name") in NESTED_CLASSES for l in config.get("config", {}).get("layers", []))
-    for l in config.get("config", {}).get("layers", []):
-        c = l.get("config", {})
-        if l.get("class_name") == "InputLayer":
-            shape = c.get("batch_shape") or c.get("batch_input_shape")
-            if shape and len(shape) == 4 and shape[1]:
-                res = int(shape[1])
-        if c.get("name") == "predictions" or nested and l.get("class_name") == "Dense":
-            softmax = c.get("activation") == "softmax"
-    return res, softmax
+def _structure_kwargs(structure: KerasStructure | None) -> dict:
+    """ArchSpec arguments a saved config fixes: the head and preprocessing, and softmax."""
+    if structure is None:
+        return {}
+    kwargs = {"preprocess": structure.preprocess}
+    if structure.head is not None:
+        kwargs["head"] = structure.head
+        kwargs["softmax"] = bool(structure.head) and structure.head[-1].get("activation") == "SOFTMAX"
+    elif structure.softmax is not None:
+        kwargs["softmax"] = structure.softmax
+    return kwargs
 
 
 def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | None = None):
@@ -307,35 +283,54 @@ def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | 
             if "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f:
                 queues = read_keras3(f["layers"], path)
                 return _import_ordered(path, queues, spec, resolution)
-            layers, config = read_legacy(f, path)
+            layers, structure = read_legacy(f, path)
     except ModelFormatError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise ModelFormatError(f"{path}: corrupt Keras HDF5 file ({type(e).__name__}: {e})") from None
     spec_given = spec is not None
     family, variables = _legacy_to_slim(path, layers, spec)
-    res, softmax = _config_resolution_softmax(config)
+    res = structure.resolution if structure else None
     if spec is None:
         from .common import infer_spec
-        kwargs = {"se_gate_scale": SE_GATE_SCALE_KERAS}
-        if softmax is not None:
-            kwargs["softmax"] = softmax
         spec = infer_spec(variables, str(path), [family], resolution=res or resolution or DEFAULT_RESOLUTION,
-                          **kwargs)
-    fmt = "keras-h5" if config else "keras-weights-h5"
+                          se_gate_scale=SE_GATE_SCALE_KERAS, **_structure_kwargs(structure))
+    fmt = "keras-h5" if structure else "keras-weights-h5"
+    notes = [] if res else [resolution_note(spec.resolution, given=bool(resolution) or spec_given)]
+    if structure is not None and structure.base:
+        notes.insert(0, f"nested base '{structure.base}' + head")
     return make_store(spec, variables, path, fmt, "refnet.importers.keras_h5", IMPORTER_VERSION,
-                      notes="" if res else resolution_note(spec.resolution, given=bool(resolution) or spec_given))
+                      notes="; ".join(notes))
+
+
+def _head_variables(layer: KerasLayer, scope: str) -> dict[str, np.ndarray]:
+    """A head / preprocessing layer's variables under refnet's names (refnet.models.spec)."""
+    name = f"{scope}/{layer.part}/{layer.name}"
+    if layer.kind == "dense":
+        out = {f"{name}/weights": layer.vars["kernel"]}
+        if "bias" in layer.vars:
+            out[f"{name}/biases"] = layer.vars["bias"]
+        return out
+    if layer.kind in ("batch_norm", "bn"):
+        return {f"{name}/{k}": layer.vars[k].reshape(-1) for k in BN_VARS if k in layer.vars}
+    if layer.kind == "normalization":
+        return {f"{name}/{k}": layer.vars[k].reshape(-1) for k in ("mean", "variance")}
+    raise AssertionError(layer.kind)
 
 
 def _legacy_to_slim(path, layers, spec):
-    names = {l.name for l in layers}
+    names = {l.name for l in layers if l.part == "base"}
     try:
         family = spec.arch if spec else _family_of(names)
     except ModelFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
-    rule = _v2_name if family == "mobilenet_v2" else _v3_name
+    rule = {"mobilenet_v1": _v1_name, "mobilenet_v2": _v2_name}.get(family, _v3_name)
+    scope = get_net(ArchSpec(family, 1.0, 32)).scope
     variables: dict[str, np.ndarray] = {}
     for layer in layers:
+        if layer.part != "base":
+            variables.update(_head_variables(layer, scope))
+            continue
         mapped = rule(layer.name)
         if mapped is None:
             raise ModelFormatError(f"{path}: layer '{layer.name}' has no counterpart in the "
@@ -354,6 +349,7 @@ def keras_slim_variables(path) -> tuple[str, dict[str, np.ndarray]]:
 
 
 def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:
+    """Keras 3 weights (per class, in model order) onto `net`'s layers, or None if they do not fit."""
     pos = {k: 0 for k in queues}
     variables = {}
 
@@ -365,6 +361,14 @@ def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:
         return q[pos[kind] - 1]
 
     for layer in net.layers:
+        if layer.kind == "dense" or layer.kind == "scale_shift" and layer.config["source"] != "rescaling":
+            kind = {"dense": "dense", "batch_norm": "bn"}.get(layer.config.get("source", layer.kind), "normalization")
+            kl = take(kind)
+            if kl is None:
+                return None
+            part, keras_name = layer.name.split("/")[-2:]
+            variables.update(_head_variables(KerasLayer(keras_name, kind, kl.vars, part), net.scope))
+            continue
         if layer.kind not in ("conv", "depthwise"):
             continue
         is_logits = layer.name.endswith("Logits/Conv2d_1c_1x1")
@@ -390,21 +394,28 @@ def _map_ordered(net, queues: dict) -> dict[str, np.ndarray] | None:
     return variables
 
 
+ARCHS_BY_DEPTHWISE = {13: ["mobilenet_v1"], 17: ["mobilenet_v2"],
+                      15: ["mobilenet_v3_large", "mobilenet_v3_large_minimalistic"],
+                      11: ["mobilenet_v3_small", "mobilenet_v3_small_minimalistic"]}
+
+
 def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution: int | None = None,
-                    source_format: str = "keras-weights-h5", how: str | None = None):
+                    source_format: str = "keras-weights-h5", how: str | None = None,
+                    structure: KerasStructure | None = None):
     given = spec is not None or resolution is not None
     if spec is not None:
         candidates = [spec]
     else:
         n_dw = len(queues.get("depthwise", []))
-        archs = {17: ["mobilenet_v2"], 15: ["mobilenet_v3_large", "mobilenet_v3_large_minimalistic"],
-                 11: ["mobilenet_v3_small", "mobilenet_v3_small_minimalistic"]}.get(n_dw, [])
+        archs = ARCHS_BY_DEPTHWISE.get(n_dw, [])
+        if structure is not None:  # the config names the family; the weights tell V3 Large from Small
+            archs = [a for a in archs if a.startswith(structure.family)]
         classes = None
         last = (queues.get("dense") or queues.get("conv") or [None])[-1]
         if last is not None and "bias" in last.vars:
             classes = int(last.vars["bias"].shape[0])
         candidates = [ArchSpec(a, dm, resolution or DEFAULT_RESOLUTION, classes or 1001, fg,
-                               se_gate_scale=SE_GATE_SCALE_KERAS)
+                               se_gate_scale=SE_GATE_SCALE_KERAS, **_structure_kwargs(structure))
                       for a in archs for dm in DM_CANDIDATES
                       for fg in ((True, False) if dm < 1 else (False, True))]
     for cand in candidates:
@@ -414,8 +425,9 @@ def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution:
                               IMPORTER_VERSION,
                               notes=how or ("Keras 3 .weights.h5 (no layer names): layers matched in "
                                             "model order; " + resolution_note(cand.resolution, given)))
-    raise ModelFormatError(f"{path}: the layers of this .weights.h5 match no MobileNetV2/V3 "
-                           f"definition ({sum(len(q) for q in queues.values())} weighted layers)")
+    raise ModelFormatError(f"{path}: the layers of this {'.keras' if structure else '.weights.h5'} match no "
+                           f"MobileNet V1/V2/V3 definition ({sum(len(q) for q in queues.values())} weighted "
+                           f"layers)")
 
 
 # --- .keras archives --------------------------------------------------------------------------
@@ -439,33 +451,31 @@ def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: i
             weights = z.read("model.weights.h5")
     except (zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
         raise ModelFormatError(f"{path}: corrupt .keras archive ({type(e).__name__}: {e})") from None
-    base = _nested_head(config, path)
-    res, softmax = _config_resolution_softmax(config)
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{path}: config.json is not a Keras model config")
+    structure = read_structure(config, str(path))
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
             if "layers" not in f:
                 raise ModelFormatError(f"{path}: model.weights.h5 has no 'layers' group")
             nested = [k for k in f["layers"] if "layers" in f["layers"][k]]
-            if base is None:
+            if structure.base is None:
                 queues = read_keras3(f["layers"], path)
             else:
                 if len(nested) != 1:
-                    raise ModelFormatError(f"{path}: the config nests '{base}' but the weights have "
+                    raise ModelFormatError(f"{path}: the config nests '{structure.base}' but the weights have "
                                            f"{len(nested)} nested groups")
                 queues = read_keras3(f["layers"][nested[0]]["layers"], path)
-                head = read_keras3(f["layers"], path, skip=(nested[0],))
-                if list(head) != ["dense"] or len(head["dense"]) != 1:
-                    raise ModelFormatError(f"{path}: the head's weights are {sorted(head)}, expected one Dense")
-                queues.setdefault("dense", []).extend(head["dense"])
+                for kind, layers in read_keras3(f["layers"], path, skip=(nested[0],)).items():
+                    queues.setdefault(kind, []).extend(layers)  # the head's come after the base's
     except ModelFormatError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise ModelFormatError(f"{path}: corrupt model.weights.h5 in the archive ({type(e).__name__}: {e})") from None
+    res = structure.resolution
     chosen = res or resolution
-    store = _import_ordered(path, queues, spec, chosen, source_format="keras-archive",
-                            how=("nested base '%s' + head; " % base if base else "") +
-                                "layers matched in model order (config.json)" +
-                                ("" if res else "; " + resolution_note(chosen or DEFAULT_RESOLUTION, bool(resolution))))
-    if softmax is not None:
-        store.spec.softmax = softmax
-    return store
+    how = ("nested base '%s' + head; " % structure.base if structure.base else "") + \
+        "layers matched in model order (config.json)" + \
+        ("" if res else "; " + resolution_note(chosen or DEFAULT_RESOLUTION, bool(resolution)))
+    return _import_ordered(path, queues, spec, chosen, source_format="keras-archive", how=how,
+                           structure=structure)

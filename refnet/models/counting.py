@@ -41,6 +41,10 @@ def layer_counts(net: Net) -> list[LayerCount]:
 
 
 def layer_macs(layer: Layer) -> int:
+    if layer.kind == "dense":
+        return int(np.prod(layer.out_shape[:-1], dtype=np.int64)) * layer.cin * layer.cout
+    if layer.kind not in ("conv", "depthwise"):
+        return 0
     h, w, _ = layer.out_shape
     kh, kw = layer.kernel
     if layer.kind == "conv":
@@ -59,11 +63,10 @@ def elementwise_ops(net: Net) -> int:
     squeeze-excite gates, pooling sums, softmax): one per output element of each layer."""
     total = 0
     for layer in net.layers:
-        h, w, c = layer.out_shape
         if layer.kind == "global_pool":
-            total += layer.kernel[0] * layer.kernel[1] * c
-        elif layer.kind != "squeeze":
-            total += h * w * c
+            total += layer.kernel[0] * layer.kernel[1] * layer.out_shape[-1]
+        elif layer.kind not in ("squeeze", "reshape"):
+            total += int(np.prod(layer.out_shape, dtype=np.int64))
     return total
 
 

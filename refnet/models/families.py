@@ -1,6 +1,7 @@
 """The seed's MobileNet definitions (TF-slim, tensorflow/models research/slim/nets), as layer lists.
 
-Each function takes an ArchSpec and returns a Net (refnet.models.spec). The definitions follow
+Each function takes an ArchSpec and returns a Net (refnet.models.spec). With spec.head set (a
+Keras base with a user's head), the layers after the last feature conv are that head's. The definitions follow
 the seed's tables: mobilenet_v1.py (MOBILENETV1_CONV_DEFS), mobilenet/mobilenet_v2.py (V2_DEF),
 mobilenet/mobilenet_v3.py (V3_LARGE, V3_SMALL, the minimalistic variants, V3_EDGETPU) and the
 block semantics of mobilenet/conv_blocks.py (expanded_conv, squeeze_excite) and
@@ -28,6 +29,8 @@ def mobilenet_v1(spec: ArchSpec) -> Net:
     for i, (stride, d) in enumerate(_V1_SEPARABLE, start=1):
         b.depthwise(f"{s}/Conv2d_{i}_depthwise", 3, stride, "RELU6")
         b.conv(f"{s}/Conv2d_{i}_pointwise", depth(d), 1, 1, "RELU6")
+    if spec.head is not None:
+        return b.head()
     b.global_pool(f"{s}/Logits/AvgPool_1a")
     return b.logits()
 
@@ -89,6 +92,8 @@ def mobilenet_v2(spec: ArchSpec) -> Net:
     if spec.finegrain_classification_mode and dm < 1:
         last = 1280 / dm  # the seed divides, the multiplier multiplies back: 1280 kept
     b.conv(f"{s}/Conv_1", depth(last), 1, 1, "RELU6")
+    if spec.head is not None:
+        return b.head()
     b.global_pool(f"{s}/Logits/AvgPool")
     return b.logits()
 
@@ -126,6 +131,8 @@ def _v3(spec: ArchSpec, blocks, conv_1: int, conv_2: int, minimalistic: bool) ->
         inner = make_divisible(b.shape[2] * ef, 8)
         _expanded_conv(b, _block_name(s, i), depth(n), inner, k, stride, a, se=se)
     b.conv(f"{s}/Conv_1", depth(conv_1), 1, 1, act)
+    if spec.head is not None:  # a Keras base without its top: the user's head replaces Conv_2 too
+        return b.head()
     b.global_pool(f"{s}/AvgPool")  # reduce_to_1x1
     # finegrain mode keeps the last layer at its full size (multiplier_func = identity)
     last = conv_2 if spec.finegrain_classification_mode else depth(conv_2)
@@ -171,6 +178,8 @@ def mobilenet_edgetpu(spec: ArchSpec) -> Net:
                        residual=residual)
     last = 1280 if spec.finegrain_classification_mode else depth(1280)
     b.conv(f"{s}/Conv_1", last, 1, 1, R)
+    if spec.head is not None:
+        return b.head()
     b.global_pool(f"{s}/Logits/AvgPool")
     return b.logits()
 

@@ -15,13 +15,21 @@ computed in float64 from the float32 variables and rounded to float32 once at th
 eps is 1e-3 for every MobileNet (slim's and Keras's default for these models) unless the
 source says otherwise. Layers without batch norm (logits, squeeze-excite, V3's Conv_2) keep their
 weights and biases unchanged (bit for bit).
+
+A Keras head's and preprocessing's per-channel affine layers (refnet.models.spec, scale_shift)
+become y = x * scale + shift: BatchNormalization scale = gamma / sqrt(moving_variance + eps),
+shift = beta - moving_mean * scale (as Keras's inference batch norm); Normalization
+scale = 1 / max(sqrt(variance), 1e-7), shift = -mean * scale (Keras's epsilon); Rescaling its own
+float32 scale and offset, unchanged (so x * scale + offset is Keras's arithmetic exactly).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import InvalidModelError
-from .spec import BN_EPSILON, Net
+from .spec import BN_EPSILON, Layer, Net
+
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization's floor on the standard deviation
 
 
 def fold_layer(weights: np.ndarray, gamma, beta, mean, variance, bias=None,
@@ -43,7 +51,7 @@ def fold(net: Net, variables: dict[str, np.ndarray], epsilon: float = BN_EPSILON
     net.folded_variables(), shapes checked)."""
     out: dict[str, np.ndarray] = {}
     for layer in net.layers:
-        if layer.kind not in ("conv", "depthwise"):
+        if layer.kind not in ("conv", "depthwise", "dense", "scale_shift"):
             continue
         need = layer.variables()
         missing = [k for k in need if k not in variables]
@@ -55,6 +63,14 @@ def fold(net: Net, variables: dict[str, np.ndarray], epsilon: float = BN_EPSILON
             if got != tuple(shape):
                 raise InvalidModelError(f"{source}: variable {k} has shape {got}, the "
                                         f"architecture needs {tuple(shape)}")
+        if layer.kind == "scale_shift":
+            out.update(_fold_scale_shift(layer, variables))
+            continue
+        if layer.kind == "dense":
+            out[layer.weight_name] = np.asarray(variables[layer.weight_name], np.float32)
+            out[f"{layer.name}/biases"] = np.asarray(variables.get(f"{layer.name}/biases", np.zeros(layer.cout)),
+                                                     np.float32)
+            continue
         w = variables[layer.weight_name]
         if layer.norm == "batch_norm":
             p = f"{layer.name}/BatchNorm/"
@@ -69,6 +85,27 @@ def fold(net: Net, variables: dict[str, np.ndarray], epsilon: float = BN_EPSILON
     return out
 
 
+def _fold_scale_shift(layer: Layer, variables: dict) -> dict[str, np.ndarray]:
+    c, source, name = layer.cout, layer.config["source"], layer.name
+    shape = (c,) if layer.config.get("per_channel", True) else ()
+    if source == "rescaling":
+        scale = np.broadcast_to(np.asarray(layer.config.get("scale", 1.0), np.float32), shape)
+        shift = np.broadcast_to(np.asarray(layer.config.get("offset", 0.0), np.float32), shape)
+        return {f"{name}/scale": scale.copy(), f"{name}/shift": shift.copy()}
+    v = {k.rsplit("/", 1)[1]: np.asarray(a, np.float64).reshape(-1) for k, a in variables.items()
+         if k.startswith(name + "/")}
+    if source == "batch_norm":
+        eps = float(layer.config.get("epsilon", BN_EPSILON))
+        scale = v.get("gamma", np.ones(c)) / np.sqrt(v["moving_variance"] + eps)
+        shift = v.get("beta", np.zeros(c)) - v["moving_mean"] * scale
+    elif source == "normalization":
+        scale = 1.0 / np.maximum(np.sqrt(v["variance"]), KERAS_EPSILON)
+        shift = -v["mean"] * scale
+    else:
+        raise AssertionError(source)
+    return {f"{name}/scale": scale.astype(np.float32), f"{name}/shift": shift.astype(np.float32)}
+
+
 def random_variables(net: Net, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded unfolded variables with sane statistics (He-scaled weights, BN near identity),
     so a random network's activations stay in a realistic range through all its layers."""
@@ -77,8 +114,8 @@ def random_variables(net: Net, seed: int = 0) -> dict[str, np.ndarray]:
     for layer in net.layers:
         for name, shape in layer.variables().items():
             if name.endswith("weights"):
-                kh, kw, cin, cout = shape
-                fan_in = kh * kw * (1 if layer.kind == "depthwise" else cin)
+                fan_in = shape[0] if len(shape) == 2 else \
+                    shape[0] * shape[1] * (1 if layer.kind == "depthwise" else shape[2])
                 v = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
             elif name.endswith("gamma"):
                 v = rng.uniform(0.5, 1.5, shape)
@@ -86,6 +123,10 @@ def random_variables(net: Net, seed: int = 0) -> dict[str, np.ndarray]:
                 v = rng.normal(0.0, 0.1, shape)
             elif name.endswith("moving_mean"):
                 v = rng.normal(0.0, 0.1, shape)
+            elif name.endswith("/mean"):
+                v = rng.normal(0.0, 0.5, shape)
+            elif name.endswith("/variance"):
+                v = rng.uniform(0.2, 2.0, shape)
             elif name.endswith("moving_variance"):
                 v = rng.uniform(0.5, 2.0, shape)
             else:

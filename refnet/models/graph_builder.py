@@ -10,6 +10,12 @@ Op mapping (TFLite builtins, options as refnet.tflite_reader reads them):
   add / mul   ADD / MUL
   squeeze     RESHAPE to [1, num_classes]
   softmax     SOFTMAX (beta 1)
+A Keras head / preprocessing (spec.head, spec.preprocess):
+  scale_shift MUL(x, scale) then ADD(+ shift): Rescaling, Normalization, a head's BatchNormalization
+  dense       FULLY_CONNECTED, weights [cout, cin], RELU / RELU6 fused
+  activation  SOFTMAX, LOGISTIC (sigmoid), HARD_SWISH, RELU, RELU6, or LOGISTIC + MUL (swish)
+  reshape     RESHAPE to [-1, ...] (Flatten, Reshape: any batch)
+  global_pool MEAN over (1, 2), keep_dims as Keras's GlobalAveragePooling2D(keepdims=)
 Tensor names: each layer's output tensor carries the layer's (slim) name; its constant tensors
 are named after the stored variables (<layer>/weights, <layer>/depthwise_weights,
 <layer>/biases).
@@ -79,7 +85,31 @@ def build_graph(net: Net, weights: dict[str, np.ndarray], source: str = "<refnet
         elif layer.kind == "global_pool":
             axes = const(f"{layer.name}/reduction_indices", np.array([1, 2], np.int32), np.int32)
             y = act(layer.name, layer.out_shape)
-            mb.op("MEAN", [x[0], axes], [y], keep_dims=True)
+            mb.op("MEAN", [x[0], axes], [y], keep_dims=layer.config.get("keepdims", True))
+            ids[layer.name] = y
+        elif layer.kind == "scale_shift":
+            scale = const(f"{layer.name}/scale", weights[f"{layer.name}/scale"])
+            shift = const(f"{layer.name}/shift", weights[f"{layer.name}/shift"])
+            t = act(f"{layer.name}/mul", layer.out_shape)
+            mb.op("MUL", [x[0], scale], [t], fused_activation_function="NONE")
+            y = act(layer.name, layer.out_shape)
+            mb.op("ADD", [t, shift], [y], fused_activation_function="NONE")
+            ids[layer.name] = y
+        elif layer.kind == "dense":
+            w = const(layer.weight_name, np.asarray(weights[layer.weight_name], F32).T)  # [cin, cout] -> [cout, cin]
+            b = const(f"{layer.name}/biases", weights[f"{layer.name}/biases"])
+            fused = layer.activation if layer.activation in ("NONE", "RELU", "RELU6") else "NONE"
+            y = act(layer.name if fused == layer.activation else f"{layer.name}/linear", layer.out_shape)
+            mb.op("FULLY_CONNECTED", [x[0], w, b], [y], fused_activation_function=fused,
+                  keep_num_dims=len(layer.out_shape) > 1)
+            ids[layer.name] = y if fused == layer.activation else \
+                _activation(mb, const, act, y, layer.activation, layer.name, layer.out_shape)
+        elif layer.kind == "activation":
+            ids[layer.name] = _activation(mb, const, act, x[0], layer.activation, layer.name, layer.out_shape)
+        elif layer.kind == "reshape":
+            shape = const(f"{layer.name}/shape", np.array((-1,) + tuple(layer.out_shape), np.int32), np.int32)
+            y = act(layer.name, layer.out_shape)
+            mb.op("RESHAPE", [x[0], shape], [y])
             ids[layer.name] = y
         elif layer.kind in ("add", "mul"):
             y = act(layer.name, layer.out_shape)
@@ -96,10 +126,26 @@ def build_graph(net: Net, weights: dict[str, np.ndarray], source: str = "<refnet
             ids[layer.name] = y
         else:
             raise AssertionError(layer.kind)
-    mb.outputs.append(ids[net.layers[-1].name])
+    mb.outputs.append(ids[net.layers[-1].name] if net.layers else ids["input"])
     g = mb.graph()
     g.source = source
     s = net.spec
     g.description = (f"refnet {s.arch} dm={s.depth_multiplier} res={s.resolution} "
                      f"classes={s.num_classes}")
     return g
+
+
+def _activation(mb, const, act, x: int, activation: str, name: str, shape) -> int:
+    """A head's activation as its own op(s); the output tensor carries the layer's name."""
+    y = act(name, shape)
+    if activation == "SOFTMAX":
+        mb.op("SOFTMAX", [x], [y], beta=1.0)
+    elif activation in ("LOGISTIC", "HARD_SWISH", "RELU", "RELU6"):
+        mb.op(activation, [x], [y])
+    elif activation == "SWISH":  # Keras's silu: x * sigmoid(x)
+        s = act(f"{name}/sigmoid", shape)
+        mb.op("LOGISTIC", [x], [s])
+        mb.op("MUL", [x, s], [y], fused_activation_function="NONE")
+    else:
+        raise AssertionError(activation)
+    return y

@@ -16,6 +16,15 @@ Variables of a layer, in slim's naming and layout (channels last, HWIO):
   no batch norm <name>/biases             [cout]
 After batch-norm folding (refnet.models.fold) every conv/depthwise layer has exactly
 <name>/weights (or depthwise_weights) and <name>/biases.
+
+A Keras model fine-tuned by a user replaces the seed's logits with its own head (ArchSpec.head:
+the Keras layers after the base's features, in order) and may scale its input first
+(ArchSpec.preprocess: Rescaling, Normalization). Those layers live under <scope>/head/<keras name>
+and <scope>/preprocess/<keras name>, their tensors in 2-D (after pooling or flattening):
+  dense         <name>/weights [cin, cout], <name>/biases [cout]   (Keras's kernel layout)
+  batch norm    <name>/{gamma,beta,moving_mean,moving_variance} [c]  -> folded <name>/{scale,shift}
+  normalization <name>/{mean,variance} [c]                           -> folded <name>/{scale,shift}
+  rescaling     (no variables: scale and offset are in the spec)     -> folded <name>/{scale,shift}
 """
 from __future__ import annotations
 
@@ -47,8 +56,9 @@ class Layer:
     stride: int = 1
     cin: int = 0
     cout: int = 0
-    activation: str = "NONE"  # NONE | RELU | RELU6 | HARD_SWISH | HARD_SIGMOID
+    activation: str = "NONE"  # NONE | RELU | RELU6 | HARD_SWISH | HARD_SIGMOID (+ SOFTMAX, LOGISTIC, SWISH in a head)
     norm: str | None = None  # "batch_norm" | "biases" | None
+    config: dict = field(default_factory=dict)  # a head/preprocess layer's Keras settings
 
     @property
     def weight_name(self) -> str:
@@ -63,6 +73,21 @@ class Layer:
 
     def variables(self) -> dict[str, tuple[int, ...]]:
         """The slim checkpoint variables of this layer (unfolded), name -> shape."""
+        if self.kind == "dense":
+            v = {self.weight_name: (self.cin, self.cout)}
+            if self.config.get("use_bias", True):
+                v[f"{self.name}/biases"] = (self.cout,)
+            return v
+        if self.kind == "scale_shift":
+            c = (self.cout,)
+            source = self.config["source"]
+            if source == "batch_norm":
+                names = ["moving_mean", "moving_variance"] + (["gamma"] if self.config.get("scale", True) else []) + \
+                    (["beta"] if self.config.get("center", True) else [])
+                return {f"{self.name}/{n}": c for n in names}
+            if source == "normalization":
+                return {f"{self.name}/mean": c, f"{self.name}/variance": c}
+            return {}
         if self.kind not in ("conv", "depthwise"):
             return {}
         v = {self.weight_name: self.weight_shape}
@@ -75,6 +100,11 @@ class Layer:
 
     def folded_variables(self) -> dict[str, tuple[int, ...]]:
         """The tensors refnet stores for this layer (batch norm folded into weights + biases)."""
+        if self.kind == "dense":
+            return {self.weight_name: (self.cin, self.cout), f"{self.name}/biases": (self.cout,)}
+        if self.kind == "scale_shift":
+            c = (self.cout,) if self.config.get("per_channel", True) else ()
+            return {f"{self.name}/scale": c, f"{self.name}/shift": c}
         if self.kind not in ("conv", "depthwise"):
             return {}
         return {self.weight_name: self.weight_shape, f"{self.name}/biases": (self.cout,)}
@@ -91,6 +121,9 @@ class ArchSpec:
     finegrain_classification_mode: bool | None = None
     se_gate_scale: float = SE_GATE_SCALE_SLIM
     softmax: bool = True
+    # None: the seed's logits; else a Keras head after the features (dicts, see _Builder.head)
+    head: tuple | None = None
+    preprocess: tuple = ()  # Keras Rescaling / Normalization layers before the first conv
 
     def __post_init__(self):
         self.depth_multiplier = float(self.depth_multiplier)
@@ -99,6 +132,9 @@ class ArchSpec:
         if self.finegrain_classification_mode is None:
             self.finegrain_classification_mode = self.depth_multiplier < 1
         self.finegrain_classification_mode = bool(self.finegrain_classification_mode)
+        if self.head is not None:
+            self.head = tuple(dict(h) for h in self.head)
+        self.preprocess = tuple(dict(p) for p in self.preprocess)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +186,8 @@ class _Builder:
         r = spec.resolution
         self.cur = "input"
         self.shape = (r, r, 3)
+        for p in spec.preprocess:
+            self.scale_shift(f"{scope}/preprocess/{p['name']}", p)
 
     def _add(self, layer: Layer) -> str:
         self.net.layers.append(layer)
@@ -178,6 +216,46 @@ class _Builder:
 
     def mul(self, name, a, b, shape):
         return self._add(Layer(name, "mul", (a, b), shape, cin=shape[2], cout=shape[2]))
+
+    def scale_shift(self, name, keras: dict):
+        """x * scale + shift: a Rescaling or Normalization layer, or a head's BatchNormalization."""
+        source = keras["kind"]
+        c = self.shape[-1]
+        per_channel = source != "rescaling" or any(isinstance(keras.get(k), (list, tuple))
+                                                   for k in ("scale", "offset"))
+        config = dict(keras, source=source, per_channel=per_channel)
+        return self._add(Layer(name, "scale_shift", (self.cur,), self.shape, cin=c, cout=c, config=config))
+
+    def head(self):
+        """The Keras layers a user put after the base's features (spec.head), in order."""
+        s = self.net.scope
+        for h in self.net.spec.head:
+            name, kind = f"{s}/head/{h['name']}", h["kind"]
+            if kind == "global_pool":
+                shape = (1, 1, self.shape[-1]) if h.get("keepdims") else (self.shape[-1],)
+                c = self.shape[-1]
+                self._add(Layer(name, "global_pool", (self.cur,), shape, tuple(self.shape[:2]), 1, c, c,
+                                config={"keepdims": bool(h.get("keepdims"))}))
+            elif kind in ("flatten", "reshape"):
+                n = 1
+                for d in self.shape:
+                    n *= d
+                shape = (n,) if kind == "flatten" else tuple(int(d) for d in h["shape"])
+                self._add(Layer(name, "reshape", (self.cur,), shape, cin=n, cout=shape[-1]))
+            elif kind == "dense":
+                shape = tuple(self.shape[:-1]) + (int(h["units"]),)
+                self._add(Layer(name, "dense", (self.cur,), shape, cin=self.shape[-1], cout=int(h["units"]),
+                                activation=h.get("activation", "NONE"), norm="biases",
+                                config={"use_bias": h.get("use_bias", True)}))
+            elif kind == "batch_norm":
+                self.scale_shift(name, h)
+            elif kind == "activation":
+                c = self.shape[-1]
+                self._add(Layer(name, "activation", (self.cur,), self.shape, cin=c, cout=c,
+                                activation=h["activation"]))
+            else:
+                raise AssertionError(kind)
+        return self.net
 
     def logits(self):
         s = self.net.scope

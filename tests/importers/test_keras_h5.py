@@ -248,11 +248,12 @@ def test_nested_base_and_head_as_users_save_them(tmp_path, suffix):
 
 
 @pytest.mark.parametrize("head, message", [
-    (lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dense(16, activation="relu"), k.layers.Dense(3)],
-     "a head with 2 Dense layers"),
-    (lambda k: [k.layers.Flatten(), k.layers.Dense(3)], r"layer 'flatten\w*' \(Flatten\) after the base"),
-    (lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dense(3, activation="sigmoid")],
-     "activation 'sigmoid'"),
+    (lambda k: [k.layers.Conv2D(8, 1), k.layers.GlobalAveragePooling2D(), k.layers.Dense(3)],
+     r"layer 'conv2d\w*' \(Conv2D\) after the base"),
+    (lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.Dense(3, activation="tanh")],
+     r"Dense 'dense\w*' has activation 'tanh'"),
+    (lambda k: [k.layers.GlobalAveragePooling2D(), k.layers.LeakyReLU(), k.layers.Dense(3)],
+     r"\(LeakyReLU\) after the base"),
 ])
 def test_heads_refnet_cannot_read_are_typed_errors(tmp_path, head, message):
     from refnet.model_files import load_model
@@ -261,6 +262,27 @@ def test_heads_refnet_cannot_read_are_typed_errors(tmp_path, head, message):
         _, path = _nested(tmp_path, head, suffix)
         with pytest.raises(ModelFormatError, match=message):
             load_model(str(path))
+
+
+def test_models_that_are_not_a_chain_or_scale_with_ops_are_typed_errors(tmp_path):
+    """Two heads on one base (not a chain), and preprocess_input written as tensor arithmetic
+    (Keras records it as op layers, not a Rescaling): each a one-line error saying what to do."""
+    keras = pytest.importorskip("tensorflow").keras
+    from refnet.model_files import load_model
+
+    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35)
+    inp = keras.Input((96, 96, 3))
+    f = keras.layers.GlobalAveragePooling2D()(base(inp))
+    two = keras.Model(inp, keras.layers.Concatenate()([keras.layers.Dense(2)(f), keras.layers.Dense(3)(f)]))
+    inp2 = keras.Input((96, 96, 3))
+    ops = keras.Model(inp2, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(base(inp2 / 127.5 - 1))))
+    for model, message in ((two, r"reads \[.*\], not the layer before it"), (ops, r"before the base: refnet reads "
+                                                                             r"Rescaling and Normalization")):
+        for suffix in (".h5", ".keras"):
+            path = tmp_path / f"m{suffix}"
+            model.save(path)
+            with pytest.raises(ModelFormatError, match=message):
+                load_model(str(path))
 
 
 def test_a_plain_keras_archive(tmp_path):

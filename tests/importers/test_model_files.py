@@ -32,14 +32,18 @@ def test_formats_are_told_by_contents(keras_files, slim_checkpoints, tmp_path):
 @pytest.mark.litert
 def test_run_and_verify_a_keras_h5_against_litert_on_its_export(keras_files, capsys):
     """`refnet run model.h5`: imported, written as .tflite, and LiteRT's reference path on that export
-    is bit-exact with refnet's reference on every tensor (float32: the optimized and XNNPACK sums
-    are not modelled, README "Profiles", so run exits 1 for them)."""
+    is bit-exact with refnet's reference on every tensor. float32 on the optimized and XNNPACK paths:
+    their sums are not modelled (README "Profiles"); run reports their distance in ULP and that is not
+    a failure (exit 0)."""
     h5 = str(keras_files["mobilenet_v2"]["h5"])
-    assert main(["run", h5]) == 1
+    assert main(["run", h5]) == 0
     out = capsys.readouterr().out
     assert f"{h5}: keras-h5 imported as mobilenet_v2" in out
     reference = next(line for line in out.splitlines() if line.startswith("reference "))
     assert "bit-exact with refnet's reference@" in reference
+    for path in ("optimized", "xnnpack"):
+        line = next(line for line in out.splitlines() if line.startswith(path + " "))
+        assert "float32 tensors within" in line and "an order refnet does not model" in line, line
     assert main(["verify", h5, "--json", "-", "-q"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["all_equal"] and report["paths"][0]["tensors_equal"] == report["paths"][0]["tensors_compared"]
