@@ -282,7 +282,7 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
         Interpreter(graph=graph)  # an Edge TPU or unsupported model: its typed error, before any work
         from .cli_dataset import verify_dataset
 
-        return verify_dataset(args, content, graph)
+        return verify_dataset(args, content, graph, loaded.float_pixels)
     for option in ("jobs", "resume", "results", "address"):
         if getattr(args, option) not in (None, False, 1):
             raise RefnetError(f"--{option} is for a dataset: give --images DIR or --image-list FILE")

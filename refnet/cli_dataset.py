@@ -18,7 +18,7 @@ from .errors import RefnetError
 PROJECTED_IMAGES = 50_000  # ImageNet val: the projection the summary prints
 
 
-def verify_dataset(args, content: bytes, graph) -> tuple[int, dict | None]:
+def verify_dataset(args, content: bytes, graph, float_pixels: bool = False) -> tuple[int, dict | None]:
     from tqdm import tqdm
 
     from .dataset import DatasetSummary, ResultsFile, list_images, read_results, run_local, run_ray
@@ -54,9 +54,9 @@ def verify_dataset(args, content: bytes, graph) -> tuple[int, dict | None]:
     results = ResultsFile(args.results, header, args.resume)
     todo = [name for name in images if name not in done]
     if args.engine == "ray":
-        stream = run_ray(content, paths, todo, args.jobs, args.preprocess, args.address)
+        stream = run_ray(content, paths, todo, args.jobs, args.preprocess, args.address, float_pixels)
     else:
-        stream = run_local(content, paths, todo, args.jobs or 1, args.preprocess)
+        stream = run_local(content, paths, todo, args.jobs or 1, args.preprocess, float_pixels)
     from .cli import _show_progress
 
     start = time.perf_counter()

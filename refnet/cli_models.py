@@ -180,7 +180,19 @@ def cmd_convert(args) -> int:
     out = Path(args.to_tflite or args.dst)
     if not out.resolve().parent.is_dir():
         raise RefnetError(f"{args.to_tflite or args.dst}: the directory {out.parent} does not exist")
-    store = import_checkpoint(Path(args.src), spec=spec, resolution=args.resolution)
+    keras_config = None
+    if getattr(args, "keras_config", None):
+        import json
+        try:
+            keras_config = json.loads(Path(args.keras_config).read_text())
+        except OSError as e:
+            raise RefnetError(f"--keras-config {args.keras_config}: {e.strerror}") from None
+        except ValueError as e:
+            raise RefnetError(f"--keras-config {args.keras_config}: not JSON ({e})") from None
+        if not isinstance(keras_config, dict) or "config" not in keras_config:
+            raise RefnetError(f"--keras-config {args.keras_config}: not a Keras model config "
+                              f"(write one with open('model.json', 'w').write(model.to_json()))")
+    store = import_checkpoint(Path(args.src), spec=spec, resolution=args.resolution, keras_config=keras_config)
     if args.to_tflite:  # the float32 graph as LiteRT runs it (refnet verify compares the two)
         from .tflite_writer import write_tflite
 
@@ -232,13 +244,18 @@ def add_commands(sub) -> None:
 
     conv = sub.add_parser(
         "convert", help="import a checkpoint into refnet's weight store (.h5) or a .tflite",
-        description="Import SRC (Keras .h5 / .weights.h5 from keras.applications MobileNetV2/V3, "
-                    "a TF-slim checkpoint prefix or .index file, or a float .tflite) and write "
-                    "DST, refnet's HDF5 weight store (batch norm folded). The architecture is "
-                    "inferred from the tensor names and shapes; --arch and friends override.")
+        description="Import SRC (a Keras .keras / .h5 / .weights.h5 of a keras.applications MobileNet "
+                    "V1/V2/V3, as it is or fine-tuned under a head; a TF-slim checkpoint prefix or "
+                    ".index file; or a float .tflite) and write DST, refnet's HDF5 weight store (batch "
+                    "norm folded), or --to-tflite. The architecture is read from the saved config or "
+                    "inferred from the tensor names and shapes; --arch and friends override, and "
+                    "--keras-config gives a fine-tuned model's .weights.h5 its model.")
     conv.add_argument("src", help="the checkpoint (.keras, .h5, .weights.h5, TF-slim prefix, float .tflite)")
     conv.add_argument("dst", nargs="?", help="refnet's weight store to write (.h5)")
     conv.add_argument("--to-tflite", metavar="OUT", help="write the float32 model as a .tflite that LiteRT "
                                                           "runs, instead of a weight store")
+    conv.add_argument("--keras-config", metavar="JSON",
+                      help="for a weights-only Keras file (.weights.h5, save_weights): the model's "
+                           "config, as written by open('model.json', 'w').write(model.to_json())")
     _arch_args(conv)
     conv.set_defaults(func=cmd_convert, resolution=None)

@@ -74,7 +74,8 @@ class DatasetWorker:
     """Interpreters for one model, made once: refnet's reference and each path's profile, and
     LiteRT per path (in this process). verify(name, data) -> a result dict."""
 
-    def __init__(self, model_content: bytes, paths: list[str], preprocess: str = "resize"):
+    def __init__(self, model_content: bytes, paths: list[str], preprocess: str = "resize",
+                 float_pixels: bool = False):
         import warnings
 
         from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter, OpResolverType
@@ -85,7 +86,7 @@ class DatasetWorker:
         from .tflite_reader import read_tflite
 
         self.graph = read_tflite(model_content=model_content)
-        self.paths, self.preprocess = list(paths), preprocess
+        self.paths, self.preprocess, self.float_pixels = list(paths), preprocess, float_pixels
         self.compared = compared_tensor_indexes(self.graph)
         self.producer = {t: op for op in self.graph.ops for t in op.outputs}
         self.reference = Interpreter(graph=self.graph, experimental_preserve_all_tensors=True)
@@ -118,7 +119,7 @@ class DatasetWorker:
             if len(shape) != 4:
                 raise InputError(f"input '{detail['name']}' has shape {shape}; images need NHWC")
             pixels = load_pixels(io.BytesIO(data), shape[1], shape[2], self.preprocess)
-            out.append(pixels_to_input(pixels, detail))
+            out.append(pixels_to_input(pixels, detail, self.float_pixels))
         return out
 
     @staticmethod
@@ -347,10 +348,10 @@ class ResultsFile:
 _WORKER: DatasetWorker | None = None
 
 
-def _init_process_worker(model_content: bytes, paths: list[str], preprocess: str) -> None:
+def _init_process_worker(model_content: bytes, paths: list[str], preprocess: str, float_pixels: bool) -> None:
     global _WORKER
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER = DatasetWorker(model_content, paths, preprocess)
+    _WORKER = DatasetWorker(model_content, paths, preprocess, float_pixels)
 
 
 def _verify_in_process_worker(name: str, data: bytes) -> dict:
@@ -364,11 +365,12 @@ def _read_image(name: str) -> bytes:
         return b""  # the worker reports it as an unreadable image
 
 
-def run_local(model_content: bytes, paths: list[str], images: list[str], jobs: int, preprocess: str):
+def run_local(model_content: bytes, paths: list[str], images: list[str], jobs: int, preprocess: str,
+              float_pixels: bool = False):
     """Yield results as images complete: in this process (jobs=1) or a pool of `jobs` processes,
     at most 2 x jobs images in flight (the coordinator's memory stays flat)."""
     if jobs <= 1:
-        worker = DatasetWorker(model_content, paths, preprocess)
+        worker = DatasetWorker(model_content, paths, preprocess, float_pixels)
         for name in images:
             yield worker.verify(name, _read_image(name))
         return
@@ -378,7 +380,7 @@ def run_local(model_content: bytes, paths: list[str], images: list[str], jobs: i
 
     context = multiprocessing.get_context("spawn")  # no fork of a process holding LiteRT and threads
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_process_worker,
-                             initargs=(model_content, paths, preprocess)) as pool:
+                             initargs=(model_content, paths, preprocess, float_pixels)) as pool:
         pending, queue = {}, iter(images)
         for name in queue:
             pending[pool.submit(_verify_in_process_worker, name, _read_image(name))] = name
@@ -400,7 +402,7 @@ def run_local(model_content: bytes, paths: list[str], images: list[str], jobs: i
 
 
 def run_ray(model_content: bytes, paths: list[str], images: list[str], jobs: int | None, preprocess: str,
-            address: str | None = None):
+            address: str | None = None, float_pixels: bool = False):
     """Yield results from Ray actors (one DatasetWorker each) on the cluster at `address` (a local
     one when None). ActorPool keeps every actor busy with one image and no more (backpressure)."""
     try:
@@ -416,7 +418,7 @@ def run_ray(model_content: bytes, paths: list[str], images: list[str], jobs: int
         count = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(DatasetWorker)
         model_ref = ray.put(model_content)
-        pool = ActorPool([actor.remote(model_ref, paths, preprocess) for _ in range(count)])
+        pool = ActorPool([actor.remote(model_ref, paths, preprocess, float_pixels) for _ in range(count)])
         yield from pool.map_unordered(lambda a, name: a.verify.remote(name, _read_image(name)), images)
     finally:
         if started_here:

@@ -14,9 +14,10 @@ from pathlib import Path
 from ..errors import ModelFormatError
 
 
-def import_checkpoint(path, spec=None, resolution: int | None = None):
+def import_checkpoint(path, spec=None, resolution: int | None = None, keras_config: dict | None = None):
     """`resolution`: the input resolution for a source that does not record one (TF-slim
-    checkpoints, weights-only files); None means 224, said so in the provenance notes."""
+    checkpoints, weights-only files); None means 224, said so in the provenance notes.
+    `keras_config`: a Keras weights-only file's model config (model.to_json() as a dict)."""
     path = Path(path)
     name = path.name
     if name.endswith(".keras"):
@@ -24,7 +25,7 @@ def import_checkpoint(path, spec=None, resolution: int | None = None):
         return import_keras_archive(path, spec, resolution)
     if name.endswith(".h5") or name.endswith(".hdf5"):
         from .keras_h5 import import_keras_h5
-        return import_keras_h5(path, spec, resolution)
+        return import_keras_h5(path, spec, resolution, keras_config)
     if name.endswith(".tflite"):
         from .tflite_weights import import_tflite
         return import_tflite(path, spec)

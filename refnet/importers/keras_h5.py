@@ -92,13 +92,14 @@ def _group_weights(g, name: str, path: Path) -> dict[str, dict]:
     return out
 
 
-def read_legacy(f, path: Path) -> tuple[list[KerasLayer], KerasStructure | None]:
+def read_legacy(f, path: Path, keras_config: dict | None = None) -> tuple[list[KerasLayer], KerasStructure | None]:
     """The weighted layers of a legacy-layout file (groups named after layers), and the model's
-    structure when the file has its config (a model.save; a save_weights file has none)."""
+    structure when the file has its config (a model.save; a save_weights file has none: then
+    `keras_config`, the model's to_json(), if given)."""
     group = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in group.attrs:
         raise ModelFormatError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
-    config = _config(f)
+    config = keras_config or _config(f)
     structure = read_structure(config, str(path)) if config else None
     classes = {layer_name(l): l for l in structure.base_layers} if structure else {}
     layers = []
@@ -147,9 +148,10 @@ def read_keras3(layers_group, path: Path, skip: tuple[str, ...] = ()) -> list[Ke
     for key in layers_group.keys():
         if key in skip:
             continue
-        if "layers" in layers_group[key]:  # a nested model: read through import_keras_archive
-            raise ModelFormatError(f"{path}: entry 'layers/{key}' is a nested model; refnet reads "
-                                   f"nested models from a .keras or .h5 file, with their config")
+        if "layers" in layers_group[key]:  # a nested model: read with its config (_keras3_queues)
+            raise ModelFormatError(f"{path}: entry 'layers/{key}' is a nested model, and a weights-only file "
+                                   f"does not say what it is: refnet convert --keras-config model.json, the "
+                                   f"model's to_json() (or save the whole model as .keras)")
         m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
         cls, n = m.group(1), int(m.group(2) or 0)
         g = layers_group[key]
@@ -273,17 +275,24 @@ def _structure_kwargs(structure: KerasStructure | None) -> dict:
     return kwargs
 
 
-def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | None = None):
+def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | None = None,
+                    keras_config: dict | None = None):
     """Keras .h5 / .weights.h5 -> WeightStore (batch norm folded). `resolution` is used when the
-    file records none (a weights-only file, a model saved with an unknown input size)."""
+    file records none (a weights-only file, a model saved with an unknown input size);
+    `keras_config` (model.to_json() as a dict) gives a weights-only file its architecture."""
     path = Path(path)
     f = _open(path)
     try:
         with f:
             if "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f:
-                queues = read_keras3(f["layers"], path)
-                return _import_ordered(path, queues, spec, resolution)
-            layers, structure = read_legacy(f, path)
+                if keras_config is None:
+                    return _import_ordered(path, read_keras3(f["layers"], path), spec, resolution)
+                structure = read_structure(keras_config, f"{path} (--keras-config)")
+                queues = _keras3_queues(f, structure, path)
+                return _import_ordered(path, queues, spec, structure.resolution or resolution,
+                                       structure=structure, how="Keras 3 .weights.h5 with the model's config "
+                                       "(--keras-config): layers matched in model order")
+            layers, structure = read_legacy(f, path, keras_config)
     except ModelFormatError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:
@@ -425,12 +434,30 @@ def _import_ordered(path: Path, queues: dict, spec: ArchSpec | None, resolution:
                               IMPORTER_VERSION,
                               notes=how or ("Keras 3 .weights.h5 (no layer names): layers matched in "
                                             "model order; " + resolution_note(cand.resolution, given)))
+    hint = "" if structure else ("; a fine-tuned model's weights need its architecture: refnet convert "
+                                 "--keras-config model.json, the model's to_json()")
     raise ModelFormatError(f"{path}: the layers of this {'.keras' if structure else '.weights.h5'} match no "
                            f"MobileNet V1/V2/V3 definition ({sum(len(q) for q in queues.values())} weighted "
-                           f"layers)")
+                           f"layers){hint}")
 
 
 # --- .keras archives --------------------------------------------------------------------------
+
+def _keras3_queues(f, structure: KerasStructure, path: Path) -> dict:
+    """Keras 3 weights by class in model order; a nested base's first, then the head's."""
+    if "layers" not in f:
+        raise ModelFormatError(f"{path}: the weights file has no 'layers' group")
+    nested = [k for k in f["layers"] if "layers" in f["layers"][k]]
+    if structure.base is None:
+        return read_keras3(f["layers"], path)
+    if len(nested) != 1:
+        raise ModelFormatError(f"{path}: the config nests '{structure.base}' but the weights have "
+                               f"{len(nested)} nested groups")
+    queues = read_keras3(f["layers"][nested[0]]["layers"], path)
+    for kind, layers in read_keras3(f["layers"], path, skip=(nested[0],)).items():
+        queues.setdefault(kind, []).extend(layers)  # the head's come after the base's
+    return queues
+
 
 def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: int | None = None):
     """A Keras 3 .keras file (a zip of config.json and model.weights.h5): the config says the
@@ -458,16 +485,7 @@ def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: i
         with h5py.File(io.BytesIO(weights), "r") as f:
             if "layers" not in f:
                 raise ModelFormatError(f"{path}: model.weights.h5 has no 'layers' group")
-            nested = [k for k in f["layers"] if "layers" in f["layers"][k]]
-            if structure.base is None:
-                queues = read_keras3(f["layers"], path)
-            else:
-                if len(nested) != 1:
-                    raise ModelFormatError(f"{path}: the config nests '{structure.base}' but the weights have "
-                                           f"{len(nested)} nested groups")
-                queues = read_keras3(f["layers"][nested[0]]["layers"], path)
-                for kind, layers in read_keras3(f["layers"], path, skip=(nested[0],)).items():
-                    queues.setdefault(kind, []).extend(layers)  # the head's come after the base's
+            queues = _keras3_queues(f, structure, path)
     except ModelFormatError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as e:

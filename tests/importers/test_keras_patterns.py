@@ -101,3 +101,56 @@ def test_head_models_round_trip_through_the_weight_store(tmp_path, shared_dir):
     dense = 1280 * 64 + 64 * 5  # the head's two Dense layers (GAP -> 64 -> 5)
     plain = count(get_net(type(store.spec)("mobilenet_v2", 0.5, 128, 5)))
     assert c["macs"] - dense == plain["macs"] - 1280 * 5  # the seed's logits are a 1280 -> 5 conv
+
+
+def test_weights_only_file_with_its_keras_config(tmp_path, shared_dir):
+    """A fine-tuned model's save_weights() file carries no architecture: without it a typed error
+    that says how to give one; with --keras-config (model.to_json()) the same model as the .keras."""
+    keras = pytest.importorskip("tensorflow").keras
+    from refnet.cli import main
+    from refnet.errors import ModelFormatError
+    from refnet.importers import import_checkpoint
+
+    name = "v2 0.5 128, nested + Dense relu/BatchNorm/Dropout/Dense"
+    files = keras_patterns.build(name)
+    model = keras.models.load_model(files[".keras"])
+    weights, config = tmp_path / "w.weights.h5", tmp_path / "model.json"
+    model.save_weights(weights)
+    config.write_text(model.to_json())
+    with pytest.raises(ModelFormatError, match="--keras-config model.json"):
+        import_checkpoint(weights)
+    out = tmp_path / "m.tflite"
+    assert main(["convert", str(weights), "--keras-config", str(config), "--to-tflite", str(out)]) == 0
+    assert main(["convert", str(weights), "--keras-config", str(tmp_path / "none.json"), "--to-tflite",
+                 str(out)]) == 2
+    import refnet
+    data = np.load(files["expected"])
+    it = refnet.Interpreter(model_path=str(out))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], data["inputs"][1])
+    it.invoke()
+    got, expect = it.get_tensor(it.get_output_details()[0]["index"]), data["outputs"][1]
+    assert got.shape == expect.shape == (1, 5)
+    assert np.abs(got - expect).max() <= 1e-5 * np.abs(expect).max()
+
+
+@pytest.mark.litert
+def test_dataset_verify_feeds_pixels_to_a_rescaling_model(tmp_path, shared_dir):
+    """`refnet verify model.keras --images DIR`: the workers feed 0..255 to a model with its own
+    Rescaling (as run and verify do), and LiteRT's reference path equals refnet on every image."""
+    import shutil
+
+    from refnet.cli import main
+    from refnet.dataset import DatasetWorker
+    from refnet.model_files import load_model
+
+    path = keras_patterns.build("v2 0.35 128, Rescaling + base(pooling=avg) + Dense sigmoid")[".keras"]
+    loaded = load_model(str(path))
+    worker = DatasetWorker(loaded.content, ["reference"], float_pixels=loaded.float_pixels)
+    x = worker._inputs((shared_dir / "images" / "owl.jpg").read_bytes())[0]
+    assert x.dtype == np.float32 and float(x.max()) > 200
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("owl.jpg", "cat.bmp", "parrot.jpg"):
+        shutil.copy(shared_dir / "images" / name, images / name)
+    assert main(["verify", str(path), "--images", str(images), "--against", "reference", "-q"]) == 0
