@@ -277,7 +277,7 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
     from .verify import verify_path
 
     loaded = _read_model(args.model)
-    content, graph = loaded.content, loaded.graph
+    content, graph = _cut_if_needed(args, loaded.content, loaded.graph)
     if args.images or args.image_list:
         Interpreter(graph=graph)  # an Edge TPU or unsupported model: its typed error, before any work
         from .cli_dataset import verify_dataset
@@ -359,6 +359,32 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
     ok = all(r.equal for r in reports)
     print("\nverdict: " + ("every compared tensor is bit-exact" if ok else "DIFFERENCES FOUND"))
     return (0 if ok else 1), report
+
+
+def _cut_if_needed(args, content: bytes, graph):
+    """The model, or (with --until-op N, or when refnet cannot run an op the outputs depend on) a
+    copy cut before that op (refnet/model_cut.py): what refnet and LiteRT both run and compare."""
+    from .interpreter import is_supported
+    from .model_cut import cut_before, first_unsupported_needed
+    from .tflite_reader import read_tflite
+
+    if any(op.custom_code == "edgetpu-custom-op" for op in graph.ops):
+        return content, graph  # explained, with --source for its CPU model
+    at = getattr(args, "until_op", None)
+    if at is None:
+        at = first_unsupported_needed(graph, is_supported)
+        if at is None:
+            return content, graph
+        op = graph.ops[at]
+        why = (f"refnet cannot run op {at} ({op.describe()}); verifying the model up to it")
+    else:
+        why = f"--until-op {at}"
+    cut = cut_before(content, graph, at)
+    names = ", ".join(f"{t} '{graph.tensors[t].name}'" for t in cut.outputs[:4]) + \
+        (" ..." if len(cut.outputs) > 4 else "")
+    print(f"{args.model}: {why}: ops 0..{at - 1} of {len(graph.ops)}, the model cut before op {at} "
+          f"(outputs: tensor {names})")
+    return cut.content, read_tflite(model_content=cut.content, source=f"{args.model} (cut before op {at})")
 
 
 def _check_source_matches(compiled, source_path: str) -> None:
@@ -581,6 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--model-explorer", metavar="OUT",
                      help="write per-op results as Model Explorer node data (JSON): load it beside the "
                           "model in ai-edge-model-explorer to see where the paths depart on the graph")
+    ver.add_argument("--until-op", type=int, metavar="N",
+                     help="verify ops 0..N-1 only: a copy of the model cut before op N, whose outputs are "
+                          "the tensors those ops hand on (automatic, before the first op refnet cannot run "
+                          "that the outputs need, e.g. a vendor's custom op)")
     ver.add_argument("--source", metavar="MODEL",
                      help="for an Edge TPU model: the CPU .tflite the compiler consumed, to verify")
     ver.add_argument("--verbose", "-v", action="store_true", help="list every op, not only divergent ones")

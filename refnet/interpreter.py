@@ -35,12 +35,28 @@ def check_supported(graph: Graph) -> None:
             f"for the Edge TPU and that op only runs on the device (its contents are the compiler's "
             f"private format). CPU ops around it: {around}. To verify on CPU, run the model the "
             f"Edge TPU compiler consumed (the same file before `edgetpu_compiler`).")
-    for op in graph.ops:
-        if op.kind not in ops_registry.REGISTRY:
-            name = f"custom op '{op.custom_code}'" if op.kind == "CUSTOM" else f"builtin op {op.kind}"
-            raise ops_registry.UnsupportedOpError(
-                f"{graph.source}: op {op.index} is {name}, which refnet does not implement "
-                f"(supported: {', '.join(sorted(ops_registry.REGISTRY))})")
+    from .model_cut import first_unsupported_needed
+
+    first = first_unsupported_needed(graph, is_supported)
+    if first is not None:
+        op = graph.ops[first]
+        name = f"custom op '{op.custom_code}'" if op.kind == "CUSTOM" else f"builtin op {op.kind}"
+        raise ops_registry.UnsupportedOpError(
+            f"{graph.source}: op {op.index} is {name}, which refnet does not implement, and the model's "
+            f"outputs depend on it (`refnet verify MODEL` runs and verifies the model up to it, "
+            f"--until-op {op.index}; supported: {', '.join(sorted(ops_registry.REGISTRY))})")
+
+
+def is_supported(op) -> bool:
+    return op.kind in ops_registry.REGISTRY
+
+
+def dead_unsupported_ops(graph: Graph) -> set[int]:
+    """Ops refnet cannot run that no model output depends on: skipped (as nothing reads them)."""
+    from .model_cut import ops_needed_for
+
+    needed = ops_needed_for(graph, graph.outputs)
+    return {op.index for op in graph.ops if not is_supported(op) and op.index not in needed}
 
 
 def _details(graph: Graph, index: int) -> dict:
@@ -186,7 +202,10 @@ class Interpreter:
                 f"{g.source}: tensors need {need / 2**20:.1f} MiB, more than the limit of "
                 f"{self.memory_limit / 2**20:.1f} MiB (raise it with Interpreter(memory_limit=...))")
         contexts = []
+        skipped = dead_unsupported_ops(g)
         for op in g.ops:
+            if op.index in skipped:
+                continue
             ctx = OpContext(op=op, graph=g, profile=self.profile, num_threads=self.num_threads)
             try:
                 ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)

@@ -89,8 +89,9 @@ def _write_quantization(b: flatbuffers.Builder, q: Quantization) -> int:
 def write_tflite(graph: Graph) -> bytes:
     """Serialize a Graph (one subgraph) to .tflite bytes."""
     b = flatbuffers.Builder(1024)
-    kinds = sorted({op.kind for op in graph.ops})
-    for kind in kinds:
+    # operator codes: one per builtin kind, one per custom op name
+    kinds = sorted({(op.kind, op.custom_code or "" if op.kind == "CUSTOM" else "") for op in graph.ops})
+    for kind, _ in kinds:
         if kind not in BUILTIN_OP_CODES:
             raise RefnetError(f"cannot write op kind {kind!r}")
 
@@ -132,10 +133,16 @@ def write_tflite(graph: Graph) -> bytes:
     for op in graph.ops:
         inputs = _int_vector(b, op.inputs)
         outputs = _int_vector(b, op.outputs)
-        opt_type, opt = _write_options(b, op.kind, op.options)
+        custom = op.kind == "CUSTOM"
+        opt_type, opt = (0, None) if custom else _write_options(b, op.kind, op.options)
+        custom_options = None
+        if custom and op.options.get("custom_options"):
+            custom_options = b.CreateByteVector(bytes(op.options["custom_options"]))
         O = tflite
         O.OperatorStart(b)
-        O.OperatorAddOpcodeIndex(b, kinds.index(op.kind))
+        O.OperatorAddOpcodeIndex(b, kinds.index((op.kind, op.custom_code or "" if custom else "")))
+        if custom_options is not None:
+            O.OperatorAddCustomOptions(b, custom_options)
         O.OperatorAddInputs(b, inputs)
         O.OperatorAddOutputs(b, outputs)
         if opt_type:
@@ -166,14 +173,18 @@ def write_tflite(graph: Graph) -> bytes:
     code_offsets = []
     versions = {}
     for op in graph.ops:
-        versions[op.kind] = max(versions.get(op.kind, 1), op.version)
-    for kind in kinds:
-        code = BUILTIN_OP_CODES[kind]
+        key = (op.kind, op.custom_code or "" if op.kind == "CUSTOM" else "")
+        versions[key] = max(versions.get(key, 1), op.version)
+    custom_names = {key: b.CreateString(key[1]) for key in kinds if key[0] == "CUSTOM"}
+    for key in kinds:
+        code = BUILTIN_OP_CODES[key[0]]
         C = tflite
         C.OperatorCodeStart(b)
+        if key in custom_names:
+            C.OperatorCodeAddCustomCode(b, custom_names[key])
         C.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
         C.OperatorCodeAddBuiltinCode(b, code)
-        C.OperatorCodeAddVersion(b, versions[kind])
+        C.OperatorCodeAddVersion(b, versions[key])
         code_offsets.append(C.OperatorCodeEnd(b))
 
     codes_vec = table_vector(code_offsets)
@@ -225,9 +236,10 @@ class ModelBuilder:
         self.inputs.append(i)
         return i
 
-    def op(self, kind, inputs, outputs, version=1, **options) -> None:
+    def op(self, kind, inputs, outputs, version=1, custom_code=None, **options) -> None:
+        """A builtin op with its options, or kind "CUSTOM" with custom_code and custom_options (bytes)."""
         self.ops.append(Op(index=len(self.ops), kind=kind, inputs=tuple(inputs), outputs=tuple(outputs),
-                           options=options, version=version))
+                           options=options, version=version, custom_code=custom_code))
 
     def graph(self) -> Graph:
         return Graph(tensors=self.tensors, ops=self.ops, inputs=tuple(self.inputs),
