@@ -79,6 +79,11 @@ class Form(enum.IntEnum):
     SOFTMAX_FLOAT_TABLE = (16, "optimized SOFTMAX: float32 exp table, float32 sum and reciprocal, "
                                "rounded per output type")
 
+    # TFLite_Detection_PostProcess, regular NMS, as tflite-runtime 2.14.0 merges the classes: each
+    # class's picks go before the kept ones among equal scores (then the best max_detections stay);
+    # later builds merge stably with the kept ones first (std::inplace_merge). Measured, single-op.
+    NMS_NEW_FIRST = (17, "regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14)")
+
     @property
     def is_fixed_point(self) -> bool:
         """A MultiplyByQuantizedMultiplier form: the Cython and C kernels compute it."""

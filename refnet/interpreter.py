@@ -48,7 +48,8 @@ def check_supported(graph: Graph) -> None:
 
 
 def is_supported(op) -> bool:
-    return op.kind in ops_registry.REGISTRY
+    ops_registry.load_all()
+    return ops_registry.implementation(op) is not None
 
 
 def dead_unsupported_ops(graph: Graph) -> set[int]:
@@ -208,7 +209,7 @@ class Interpreter:
                 continue
             ctx = OpContext(op=op, graph=g, profile=self.profile, num_threads=self.num_threads)
             try:
-                ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
+                ctx.params = ops_registry.implementation(op).prepare(ctx)
             except RefnetError:
                 raise
             except Exception as e:  # an op's prepare met a model it did not foresee: stay typed
@@ -268,8 +269,8 @@ class Interpreter:
                 g.tensors[t].shape = _carried_shape(old[t], [(old[x.index], tuple(x.shape)) for x in ins])
             ctx = OpContext(op=op, graph=g, profile=self.profile)
             try:
-                ctx.params = ops_registry.REGISTRY[op.kind].prepare(ctx)
-                outs = ops_registry.REGISTRY[op.kind].run(ctx, [values.get(t) if t >= 0 else None
+                ctx.params = ops_registry.implementation(op).prepare(ctx)
+                outs = ops_registry.implementation(op).run(ctx, [values.get(t) if t >= 0 else None
                                                                 for t in op.inputs])
                 for t, arr in zip(op.outputs, outs):  # allocate_tensors prepares on these next
                     g.tensors[t].shape = tuple(arr.shape)
@@ -373,7 +374,7 @@ class Interpreter:
             if flush:  # the CPU reads subnormal inputs as zero and writes subnormal results as zero
                 inputs = [v if v is None else ops_registry.flushed_denormals(v) for v in inputs]
             try:
-                outputs = ops_registry.REGISTRY[op.kind].run(ctx, inputs)
+                outputs = ops_registry.implementation(op).run(ctx, inputs)
             except RefnetError:
                 raise
             except Exception as e:  # a bug or an unforeseen input: name the op, keep the type

@@ -196,7 +196,10 @@ TFL_2_14_ARM = "tflite-runtime-2.14.0/aarch64"
 UNDEFINED_2_14 = {"FULLY_CONNECTED per-channel keep_num_dims": "tflite-runtime 2.14.0 computes a per-channel "
                   "quantized FULLY_CONNECTED with keep_num_dims from uninitialized memory (its output can "
                   "change from run to run)"}
-REFERENCE_2_14_X86 = dataclasses.replace(REFERENCE, name=f"reference@{TFL_2_14_X86}", rounding_by_op={},
+# Its detection post-process puts each class's regular-NMS picks before the kept ones on ties (single-op
+# tests/ops/test_detection_postprocess.py: every output equal on 13 cases x float32 / uint8, ties included).
+NMS_2_14 = {"TFLite_Detection_PostProcess": Form.NMS_NEW_FIRST}
+REFERENCE_2_14_X86 = dataclasses.replace(REFERENCE, name=f"reference@{TFL_2_14_X86}", rounding_by_op=NMS_2_14,
                                          undefined=UNDEFINED_2_14,
                                          measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
 OPTIMIZED_2_14_X86 = Profile(
@@ -210,6 +213,7 @@ OPTIMIZED_2_14_X86 = Profile(
         # 0 of 12288 elements differ on a random single-op sweep with 2000 exact float32 ties
         ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
         **SOFTMAX_TABLE,
+        **NMS_2_14,
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
@@ -224,7 +228,7 @@ XNNPACK_2_14_X86 = dataclasses.replace(OPTIMIZED_2_14_X86, name=f"xnnpack@{TFL_2
 # A -ffast-math build: its float32 sums are reassociated by the vectoriser (4 fused lanes over each
 # tap's channels), divisions become reciprocal products, subnormals are flushed to zero.
 REFERENCE_2_14_ARM = dataclasses.replace(
-    REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op={}, undefined=UNDEFINED_2_14, float_contracted=frozenset(),
+    REFERENCE_ARM, name=f"reference@{TFL_2_14_ARM}", rounding_by_op=NMS_2_14, undefined=UNDEFINED_2_14, float_contracted=frozenset(),
     float_sums={"CONV_2D": FloatSum(fused=True, lanes=4), "FULLY_CONNECTED": FloatSum(fused=True, lanes=4),
                 "DEPTHWISE_CONV_2D": FloatSum(fused=True)},
     float_reciprocal=frozenset({"MEAN", "SOFTMAX", "HARD_SWISH", "QUANTIZE"}),
@@ -245,6 +249,7 @@ OPTIMIZED_2_14_ARM = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
         **SOFTMAX_TABLE,  # unlike ai-edge-litert 2.3.0 on aarch64: no uint16 table
+        **NMS_2_14,
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",

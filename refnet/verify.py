@@ -165,7 +165,7 @@ def run_op_isolated(interp: Interpreter, op_index: int, tensors: dict, profile=N
     ctx = base
     if profile is not None:
         ctx = dataclasses.replace(base, profile=profile)
-        ctx.params = ops_registry.REGISTRY[ctx.op.kind].prepare(ctx)
+        ctx.params = ops_registry.implementation(ctx.op).prepare(ctx)
     inputs = []
     for t in ctx.op.inputs:
         if t < 0:
@@ -174,7 +174,7 @@ def run_op_isolated(interp: Interpreter, op_index: int, tensors: dict, profile=N
             inputs.append(interp.graph.tensors[t].data)
         else:
             inputs.append(tensors.get(t))
-    return ops_registry.REGISTRY[ctx.op.kind].run(ctx, inputs)
+    return ops_registry.implementation(ctx.op).run(ctx, inputs)
 
 
 def name_cause(interp: Interpreter, op_index: int, theirs: dict) -> str:

@@ -52,6 +52,9 @@ class OpContext:
 class OpImpl:
     prepare: Callable[[OpContext], Any]
     run: Callable[[OpContext, list], list]
+    # (op, graph, its output values) -> per output a mask of the elements the runtime leaves
+    # undefined (not written), or None: comparisons skip those elements
+    undefined: Callable | None = None
 
 
 REGISTRY: dict[str, OpImpl] = {}
@@ -61,15 +64,38 @@ def _no_prepare(ctx: OpContext) -> None:
     return None
 
 
-def register(*kinds: str, prepare: Callable | None = None):
-    """Decorator: register `run` for the builtin op kinds given."""
+def op_key(op: Op) -> str:
+    """The registry key of an op: its builtin kind, or CUSTOM:<name> for a custom op."""
+    return f"CUSTOM:{op.custom_code}" if op.kind == "CUSTOM" else op.kind
+
+
+def implementation(op: Op) -> OpImpl | None:
+    return REGISTRY.get(op_key(op))
+
+
+def register(*kinds: str, prepare: Callable | None = None, undefined: Callable | None = None):
+    """Decorator: register `run` for the op kinds given (builtin names, or CUSTOM:<name>)."""
 
     def wrap(run):
         for kind in kinds:
-            REGISTRY[kind] = OpImpl(prepare=prepare or _no_prepare, run=run)
+            REGISTRY[kind] = OpImpl(prepare=prepare or _no_prepare, run=run, undefined=undefined)
         return run
 
     return wrap
+
+
+def undefined_elements(graph: Graph, values: dict) -> dict[int, np.ndarray]:
+    """Tensor index -> mask of the elements its op leaves undefined (ops with such outputs only)."""
+    load_all()
+    masks = {}
+    for op in graph.ops:
+        impl = implementation(op)
+        if impl is None or impl.undefined is None or any(t not in values for t in op.outputs):
+            continue
+        for t, mask in zip(op.outputs, impl.undefined(op, graph, [values[t] for t in op.outputs])):
+            if mask is not None and mask.any():
+                masks[t] = mask
+    return masks
 
 
 # --- helpers shared by op modules -------------------------------------------------------------
@@ -166,10 +192,17 @@ def multiply_nan_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
                     product).astype(product.dtype)
 
 
+_LOADED = False
+
+
 def load_all() -> None:
-    """Import every op module so they register themselves."""
+    """Import every op module so they register themselves (once)."""
+    global _LOADED
+    if _LOADED:
+        return
     import importlib
     import pkgutil
 
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
+    _LOADED = True
