@@ -180,7 +180,7 @@ def cmd_convert(args) -> int:
     out = Path(args.to_tflite or args.dst)
     if not out.resolve().parent.is_dir():
         raise RefnetError(f"{args.to_tflite or args.dst}: the directory {out.parent} does not exist")
-    store = import_checkpoint(Path(args.src), spec=spec, resolution=args.resolution)
+    store = import_checkpoint(args.src, spec=spec, resolution=args.resolution)
     if args.to_tflite:  # the float32 graph as LiteRT runs it (refnet verify compares the two)
         from .tflite_writer import write_tflite
 
