@@ -386,3 +386,23 @@ def test_memory_limit_is_settable():
     it = refnet.Interpreter(model_content=data, memory_limit=16 << 20)
     it.allocate_tensors()
     it.invoke()
+
+
+# ------------------------------------------------------------------------------------------
+# 4. Images
+# ------------------------------------------------------------------------------------------
+
+def test_broken_png_chunk_is_an_input_error(tmp_path):
+    """Pillow reports a damaged PNG chunk as SyntaxError (found by the image fuzzer)."""
+    from refnet.errors import InputError
+    from refnet.images import load_pixels
+    from tools import fuzz_seeds
+
+    fuzz_seeds._images(tmp_path)  # the fuzzer's seed images (Pillow only)
+    path = tmp_path / "broken.png"
+    data = bytearray((tmp_path / "seed.png").read_bytes())
+    data[65:129] = bytes(64)  # from the IDAT chunk on: the next chunk's header is zeros
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as info:
+        load_pixels(str(path), 12, 12)
+    assert str(info.value).startswith(f"{path}: not an image Pillow can read")
