@@ -34,8 +34,10 @@ def load_pixels(path, height: int, width: int, preprocess: str = "resize") -> np
     except FileNotFoundError:
         raise InputError(f"{path}: no such image file") from None
     # Pillow's damage reports: OSError (truncated, bad data), SyntaxError (a broken PNG chunk,
-    # a bad header), DecompressionBombError (a header claiming billions of pixels)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+    # a bad header), ValueError (a chunk shorter than its kind: "Truncated IHDR chunk"),
+    # DecompressionBombError (a header claiming billions of pixels)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as e:
         raise InputError(f"{path}: not an image Pillow can read ({e}); re-save it as PNG, "
                          f"JPEG or BMP") from None
 

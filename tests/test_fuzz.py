@@ -419,6 +419,11 @@ def test_broken_png_chunk_is_an_input_error(tmp_path):
     with pytest.raises(InputError) as info:
         load_pixels(str(path), 12, 12)
     assert str(info.value).startswith(f"{path}: not an image Pillow can read")
+    data = bytearray((tmp_path / "seed.png").read_bytes())
+    data[11] ^= 4  # the IHDR chunk's length 13 -> 9: Pillow's ValueError "Truncated IHDR chunk"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="Truncated IHDR chunk"):
+        load_pixels(str(path), 12, 12)
 
 
 @pytest.fixture(scope="module")

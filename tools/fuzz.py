@@ -65,10 +65,12 @@ import os
 import pickle
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -880,9 +882,12 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(
             [p for p in (env.get("PYTHONPATH", ""),) if p] + [str(REPO)])
         self.log = open(self.log_path, "wb")
+        # the worker writes checkpoint and image mutants here: its own, even when two campaigns
+        # share --out
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"work-{self.slot}-", dir=self.log_path.parent))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tools.fuzz", "--worker", "--address-space",
-             str(self.address_space), "--out", str(self.log_path.parent / f"work-{self.slot}")],
+             str(self.address_space), "--out", str(self.workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=str(REPO), env=env,
             start_new_session=True)
         self.restarts += 1
@@ -921,6 +926,7 @@ class Worker:
                 except OSError:
                     pass
             self.log.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
         self.proc = None
 
     def run(self, index: int, data, timeout: float) -> tuple:
