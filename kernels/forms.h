@@ -20,6 +20,7 @@ enum rn_form {
     RN_ADD_INPUT_SHIFT_FLOOR_8 = 14,  /* optimized ADD: inputs' final shift floors in blocks of 8 elements, tail as the reference */
     RN_SOFTMAX_UINT16_LUT = 15,  /* aarch64 optimized SOFTMAX: uint16 exp table, integer sum, one multiplier */
     RN_SOFTMAX_FLOAT_TABLE = 16,  /* optimized SOFTMAX: float32 exp table, float32 sum and reciprocal, rounded per output type */
+    RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -192,7 +192,7 @@ def cmd_convert(args) -> int:
         if not isinstance(keras_config, dict) or "config" not in keras_config:
             raise RefnetError(f"--keras-config {args.keras_config}: not a Keras model config "
                               f"(write one with open('model.json', 'w').write(model.to_json()))")
-    store = import_checkpoint(Path(args.src), spec=spec, resolution=args.resolution, keras_config=keras_config)
+    store = import_checkpoint(args.src, spec=spec, resolution=args.resolution, keras_config=keras_config)
     if args.to_tflite:  # the float32 graph as LiteRT runs it (refnet verify compares the two)
         from .tflite_writer import write_tflite
 

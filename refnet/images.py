@@ -33,8 +33,13 @@ def load_pixels(path, height: int, width: int, preprocess: str = "resize") -> np
             return np.asarray(im.resize((width, height)), dtype=np.uint8)
     except FileNotFoundError:
         raise InputError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{path}: not an image Pillow can read ({e})") from None
+    # Pillow's damage reports: OSError (truncated, bad data), SyntaxError (a broken PNG chunk,
+    # a bad header), ValueError (a chunk shorter than its kind: "Truncated IHDR chunk"),
+    # DecompressionBombError (a header claiming billions of pixels)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: not an image Pillow can read ({e}); re-save it as PNG, "
+                         f"JPEG or BMP") from None
 
 
 def synthetic_pixels(height: int, width: int) -> np.ndarray:

@@ -49,9 +49,12 @@ class LoadedModel:
     float_pixels: bool = False  # a float32 input taking pixels 0..255 (the model scales them itself)
 
 
-def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel:
+def load_model(path_as_typed: str, resolution: int | None = None, bounded: bool = True,
+               timeout: float | None = None) -> LoadedModel:
     """The model at `path_as_typed` (errors name it as typed). `resolution`: the input size for a
-    checkpoint that records none (224 otherwise, said in the note)."""
+    checkpoint that records none (224 otherwise, said in the note). A checkpoint is read in a
+    child process under a deadline (`timeout` s) and a memory limit (refnet.bounded), unless
+    `bounded` is False (debugging, or a caller that is itself a bounded worker)."""
     from .tflite_reader import read_tflite
 
     path = Path(path_as_typed)
@@ -67,7 +70,12 @@ def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel
     if kind == "unknown":
         raise ModelFormatError(f"{path_as_typed}: not a model refnet knows (a .tflite, a Keras .h5 or "
                                f".weights.h5, refnet's weight store, or a TF-slim checkpoint prefix)")
-    store = _import(path, path_as_typed, kind, resolution)
+    if bounded:
+        from .bounded import run_bounded
+        store = run_bounded(_import, path, path_as_typed, kind, resolution, source=path_as_typed,
+                            what=READING[kind], timeout=timeout)
+    else:
+        store = _import(path, path_as_typed, kind, resolution)
     graph = store.graph(source=path_as_typed)
     from .tflite_writer import write_tflite
 
@@ -80,14 +88,19 @@ def load_model(path_as_typed: str, resolution: int | None = None) -> LoadedModel
     return LoadedModel(write_tflite(graph), graph, note, float_pixels=bool(spec.preprocess))
 
 
-def is_weight_store(path: Path, path_as_typed: str | None = None) -> bool:
-    """An HDF5 file carrying refnet's weight-store format attribute."""
+def is_weight_store(path: Path, path_as_typed: str | None = None, bounded: bool = True) -> bool:
+    """An HDF5 file carrying refnet's weight-store format attribute (read in a bounded child
+    process unless `bounded` is False: even the attributes of a damaged file can hang HDF5)."""
     import h5py
 
     from .weights_store import FORMAT
 
     if sniff(path) != "hdf5":
         return False
+    if bounded:
+        from .bounded import run_bounded
+        return run_bounded(is_weight_store, path, path_as_typed, False,
+                           source=path_as_typed or str(path), what=READING["hdf5"])
     try:
         with h5py.File(path, "r") as f:
             return f.attrs.get("format") == FORMAT
@@ -95,8 +108,12 @@ def is_weight_store(path: Path, path_as_typed: str | None = None) -> bool:
         raise ModelFormatError(f"{path_as_typed or path}: not a readable HDF5 file ({e})") from None
 
 
+READING = {"hdf5": "reading this HDF5 file", "zip": "reading this .keras archive (zip + HDF5)",
+           "tf-checkpoint": "reading this TF checkpoint"}
+
+
 def _import(path: Path, path_as_typed: str, kind: str, resolution: int | None):
-    """The importer of the sniffed format (not of the file's name)."""
+    """The importer of the sniffed format (not of the file's name); runs in-process."""
     from .importers.keras_h5 import import_keras_archive, import_keras_h5
     from .importers.tensorbundle import import_tensorbundle
     from .weights_store import read_store
@@ -105,7 +122,7 @@ def _import(path: Path, path_as_typed: str, kind: str, resolution: int | None):
         return import_keras_archive(path, resolution=resolution)
     if kind == "tf-checkpoint":
         return import_tensorbundle(path, resolution=resolution)
-    if is_weight_store(path, path_as_typed):
+    if is_weight_store(path, path_as_typed, bounded=False):
         store = read_store(path)
         if resolution:
             store.spec.resolution = int(resolution)

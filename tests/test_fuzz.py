@@ -8,11 +8,18 @@
    refnet.RefnetError subclass, with the file, tensor or op named in the message.
 3. The memory guard: a model whose tensors need more than the limit is refused at
    allocate_tensors, before anything is allocated; the limit is settable.
+4. Checkpoints (.h5, .keras, .weights.h5, TensorBundle) and images (JPEG, PNG, BMP) are
+   untrusted input too: a CI-sized fuzz run per format (seeds built with TensorFlow once, into
+   .cache/fuzz-seeds), the HDF5 hang a user met as a regression, and the CLI's answer to it.
 """
 from __future__ import annotations
 
+import os
 import resource
 import struct
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -386,3 +393,106 @@ def test_memory_limit_is_settable():
     it = refnet.Interpreter(model_content=data, memory_limit=16 << 20)
     it.allocate_tensors()
     it.invoke()
+
+
+# ------------------------------------------------------------------------------------------
+# 4. Checkpoints and images
+# ------------------------------------------------------------------------------------------
+
+CI_FILE_COUNT = {"h5": 160, "keras": 160, "weights-h5": 160, "tensorbundle": 120, "image": 300}
+# outcomes a campaign must show: the mutants reach the model run, and get rejected too
+# (every TensorBundle mutant is caught: its .index blocks and tensors carry CRC32Cs)
+EXPECTED = {"tensorbundle": {"typed"}}
+
+
+def test_broken_png_chunk_is_an_input_error(tmp_path):
+    """Pillow reports a damaged PNG chunk as SyntaxError (found by the image fuzzer)."""
+    from refnet.errors import InputError
+    from refnet.images import load_pixels
+    from tools import fuzz_seeds
+
+    fuzz_seeds._images(tmp_path)  # the fuzzer's seed images (Pillow only)
+    path = tmp_path / "broken.png"
+    data = bytearray((tmp_path / "seed.png").read_bytes())
+    data[65:129] = bytes(64)  # from the IDAT chunk on: the next chunk's header is zeros
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as info:
+        load_pixels(str(path), 12, 12)
+    assert str(info.value).startswith(f"{path}: not an image Pillow can read")
+    data = bytearray((tmp_path / "seed.png").read_bytes())
+    data[11] ^= 4  # the IHDR chunk's length 13 -> 9: Pillow's ValueError "Truncated IHDR chunk"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="Truncated IHDR chunk"):
+        load_pixels(str(path), 12, 12)
+
+
+@pytest.fixture(scope="module")
+def file_seeds():
+    """Built with TensorFlow when .cache/fuzz-seeds lacks them (tools.fuzz_seeds, ~10 s)."""
+    pytest.importorskip("tensorflow")
+    return {fmt: fuzz.load_file_seeds(fmt) for fmt in CI_FILE_COUNT}
+
+
+@pytest.mark.parametrize("fmt", list(CI_FILE_COUNT))
+def test_fuzz_ci_run_checkpoints_and_images(fmt, file_seeds, tmp_path):
+    results = fuzz.run_campaign(file_seeds[fmt], count=CI_FILE_COUNT[fmt], seed=20240602, jobs=2,
+                                timeout=30, address_space=4 * fuzz.GIB, out=tmp_path, fmt=fmt)
+    assert len(results) == CI_FILE_COUNT[fmt]
+    problems = [r for r in results if r.outcome in fuzz.PROBLEMS]
+    if problems:
+        import io
+        text = io.StringIO()
+        fuzz.report(results, file=text)
+        pytest.fail(f"{len(problems)} {fmt} fuzz problems (saved in {tmp_path}):\n{text.getvalue()}")
+    assert EXPECTED.get(fmt, {"ran", "typed"}) <= {r.outcome for r in results}
+    assert {r.kind for r in results} == set(fuzz.mutation_kinds(fmt))
+    assert {r.model for r in results} == set(file_seeds[fmt])
+
+
+def test_file_mutants_are_reproducible(file_seeds):
+    for fmt in ("keras", "tensorbundle"):
+        a, b = fuzz.Campaign(file_seeds[fmt], 5, fmt=fmt), fuzz.Campaign(file_seeds[fmt], 5, fmt=fmt)
+        for i in range(12):
+            assert a.mutant(i) == b.mutant(i)
+
+
+# A user's report: 64 zeroed bytes in a Keras .h5 made h5py's AttributeManager.__getitem__
+# (called from keras_h5.read_legacy) loop inside the HDF5 C library for good. Mutant 116 of
+# this campaign zeroes 64 bytes of the root group's attribute storage the same way; read
+# in-process it hung for more than 60 s when found.
+HANG_CAMPAIGN = dict(seed=7, kinds=("zero64",), fmt="h5")
+HANG_INDEX, HANG_DESC = 116, "zero64 @4705"
+
+
+@pytest.fixture(scope="module")
+def hdf5_hang(file_seeds, tmp_path_factory):
+    name, _, files, desc = fuzz.Campaign(file_seeds["h5"], **HANG_CAMPAIGN).mutant(HANG_INDEX)
+    assert (name, desc) == ("v2_0.35_96.h5", HANG_DESC)
+    path = tmp_path_factory.mktemp("hang") / "damaged.h5"
+    path.write_bytes(files["mutant.h5"])
+    return path
+
+
+def test_hdf5_hang_is_a_typed_timeout(hdf5_hang, monkeypatch):
+    from refnet.bounded import CheckpointReadTimeout
+    from refnet.model_files import load_model
+
+    monkeypatch.chdir(hdf5_hang.parent)
+    start = time.monotonic()
+    with pytest.raises(CheckpointReadTimeout) as info:
+        load_model("damaged.h5", timeout=3)
+    assert time.monotonic() - start < 10
+    assert str(info.value).startswith("damaged.h5: reading this HDF5 file did not finish in 3 s: "
+                                      "the file is damaged")
+    assert isinstance(info.value, ModelFormatError)
+
+
+def test_cli_convert_of_the_hang_is_one_line(hdf5_hang, tmp_path):
+    env = dict(os.environ, REFNET_IMPORT_TIMEOUT="3",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(fuzz.REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-m", "refnet", "convert", "damaged.h5", str(tmp_path / "out.h5")],
+                          cwd=hdf5_hang.parent, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("refnet: error: damaged.h5: reading this HDF5 file did not finish in 3 s")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.h5").exists()

@@ -1,4 +1,4 @@
-"""Fuzz refnet with mutants of real and generated .tflite models.
+"""Fuzz refnet with mutants of .tflite models, checkpoints and images.
 
 Every mutant runs in a worker subprocess (a pool of long-lived workers, restarted after a crash
 or a hang) under an address-space limit (RLIMIT_AS). A mutant's outcome is one of
@@ -28,6 +28,29 @@ LiteRT's converter, so the target region is computed from the parsed file, not a
     python -m tools.fuzz --run FILE          # run one (saved) mutant in-process, with traceback
     python -m tools.fuzz --seed 0 --index 123 --save FILE   # regenerate mutant 123 of a campaign
 
+Formats (--format, several: one campaign each and a table per format at the end):
+
+  tflite        the mutations above, of the --models below
+  h5            Keras .h5 (model.save, legacy HDF5)          } exercise: refnet.model_files.
+  keras         Keras 3 .keras (zip: config.json +           }   load_model (bounded: refnet's
+                model.weights.h5)                            }   own deadline, 5 s in the
+  weights-h5    Keras 3 .weights.h5 (save_weights)           }   workers, and memory limit),
+  tensorbundle  TF-slim checkpoint (.index + .data-*)        }   then an Interpreter on its
+                                                                 graph, one invoke
+  image         JPEG, PNG, BMP: refnet.images.load_pixels (resize and center-crop) into a
+                small float32 model, one invoke each
+
+  Their mutations: bitflip (1-4 bits), overwrite8 (8 bytes set to an extreme value: HDF5's
+  undefined address, 2**63, 2**32, ...), zero64 (64 zeroed bytes), truncate; for .keras also
+  member (config.json or model.weights.h5 mutated, then re-zipped with right CRCs: half the
+  .keras mutants). 90% of them aim at structure: HDF5 bytes outside the datasets' raw data, the
+  whole .index (half the time with its block CRCs recomputed, to reach the SSTable parser).
+  Seeds: tools/fuzz_seeds.py (MobileNetV2 0.35 96 and V3-Small minimalistic 0.75 96 from
+  keras.applications, seeded random weights), built with TensorFlow once into .cache/fuzz-seeds.
+
+    python -m tools.fuzz --format h5 keras weights-h5 tensorbundle image --count 1000 --seed 0
+    python -m tools.fuzz --run DIR/mutant.h5 [--in-process]   # one saved checkpoint mutant
+
 Models (--models): paths to .tflite files and the groups `real` (../shared/models/*.tflite),
 `factory` (tools.model_factory models at resolution 96, taken from the cache when present) and
 `mini` (small MobileNet-like chains of CONV_2D, DEPTHWISE_CONV_2D, pointwise CONV_2D, HARD_SWISH,
@@ -42,10 +65,12 @@ import os
 import pickle
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -60,6 +85,8 @@ SHARED_MODELS = Path(os.environ.get("REFNET_SHARED", REPO.parent / "shared")) / 
 DEFAULT_OUT = REPO / ".cache" / "fuzz"
 MUTATIONS = ("bitflip", "overwrite", "truncate", "field")
 PROBLEMS = ("crash", "hang", "memory", "untyped")
+# refnet.bounded's errors: typed, but each one is the HDF5 library looping or crashing
+BOUNDED_ERRORS = ("CheckpointReadTimeout", "CheckpointReaderCrash")
 OUTCOMES = ("ran", "typed") + PROBLEMS
 GIB = 1 << 30
 # refnet's memory guard in the workers; the address-space limit sits well above it, so a model
@@ -423,22 +450,245 @@ def mutate(data: bytes, lay: Layout, kind: str, rng) -> tuple[bytes, str]:
 
 
 class Campaign:
-    """Deterministic mutant generator: mutant i depends only on (seed, i, seed models)."""
+    """Deterministic mutant generator: mutant i depends only on (seed, i, seed models).
+    `fmt` 'tflite': seeds are .tflite bytes, mutants bytes; other formats (FILE_FORMATS):
+    seeds are FileSeeds, mutants dicts of file name -> bytes."""
 
-    def __init__(self, seeds: dict[str, bytes], seed: int, kinds=MUTATIONS):
+    def __init__(self, seeds: dict, seed: int, kinds=None, fmt: str = "tflite"):
         self.names = list(seeds)
         self.seeds = seeds
         self.seed = seed
-        self.kinds = tuple(kinds)
-        self.layouts = {name: analyse(data) for name, data in seeds.items()}
+        self.fmt = fmt
+        self.kinds = tuple(kinds or mutation_kinds(fmt))
+        self.layouts = {name: analyse(data) for name, data in seeds.items()} if fmt == "tflite" else {}
 
-    def mutant(self, index: int) -> tuple[str, str, bytes, str]:
-        """(model name, mutation kind, bytes, description) of mutant `index`."""
+    def mutant(self, index: int) -> tuple[str, str, bytes | dict, str]:
+        """(model name, mutation kind, bytes or files, description) of mutant `index`."""
         rng = np.random.default_rng([self.seed, index])
         name = self.names[index % len(self.names)]
-        kind = self.kinds[int(rng.integers(0, len(self.kinds)))]
-        data, desc = mutate(self.seeds[name], self.layouts[name], kind, rng)
+        if self.fmt == "keras" and "member" in self.kinds and rng.random() < 0.5:
+            kind = "member"  # half the .keras mutants: only these get past the zip's CRCs
+        else:
+            kind = self.kinds[int(rng.integers(0, len(self.kinds)))]
+        if self.fmt == "tflite":
+            data, desc = mutate(self.seeds[name], self.layouts[name], kind, rng)
+        else:
+            data, desc = mutate_files(self.seeds[name], kind, rng)
         return name, kind, data, desc
+
+
+# =============================================================================================
+# Checkpoints and images: seeds, where their structure is, mutations
+# =============================================================================================
+
+FILE_FORMATS = {  # format -> seed file suffixes (tools.fuzz_seeds), per model or image
+    "h5": (".h5",), "keras": (".keras",), "weights-h5": (".weights.h5",),
+    "tensorbundle": (".ckpt.index", ".ckpt.data-00000-of-00001"), "image": (),
+}
+FORMATS = ("tflite",) + tuple(FILE_FORMATS)
+FILE_MUTATIONS = ("bitflip", "overwrite8", "zero64", "truncate")
+KERAS_MUTATIONS = FILE_MUTATIONS + ("member",)  # a zip member's bytes mutated, then re-zipped
+# 8-byte little-endian values: HDF5's undefined address (all ones), sizes and offsets at the
+# edges of the signed and unsigned ranges, small counts
+EXTREME_U64 = (0, 1, 2, 8, 0xFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000,
+               0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFE,
+               0x0000000100000001, 0x3FF0000000000000, 0x7FF8000000000000)
+# refnet's own deadline in the workers: HDF5 loops become typed errors well before --timeout
+WORKER_IMPORT_TIMEOUT = 5
+
+
+def mutation_kinds(fmt: str) -> tuple[str, ...]:
+    return MUTATIONS if fmt == "tflite" else KERAS_MUTATIONS if fmt == "keras" else FILE_MUTATIONS
+
+
+@dataclass
+class FileSeed:
+    """A seed of a file format: its files (one, or a TensorBundle's two), the name refnet is
+    given (a TensorBundle: the prefix), and per file the byte positions to aim at (structure,
+    not tensor data) and how often that file is the one mutated."""
+    files: dict  # file name -> bytes
+    main: str
+    aim: dict = field(default_factory=dict)  # file name -> np.ndarray of positions
+    weight: dict = field(default_factory=dict)  # file name -> probability to be the one mutated
+    crc_blocks: list = field(default_factory=list)  # a TensorBundle .index's (offset, size) blocks
+
+
+def _outside(size: int, ranges) -> np.ndarray:
+    keep = np.ones(size, bool)
+    for a, b in ranges:
+        keep[a:b] = False
+    where = np.flatnonzero(keep)
+    return where if where.size else np.arange(size)
+
+
+def hdf5_data_ranges(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every contiguous dataset's raw data in an HDF5 file: the rest is the
+    superblock, object headers, B-trees, heaps and attributes, the structure to aim at."""
+    import io
+
+    import h5py
+
+    ranges = []
+
+    def visit(_, obj):
+        if isinstance(obj, h5py.Dataset):
+            off = obj.id.get_offset()
+            if off is not None:
+                ranges.append((off, off + obj.id.get_storage_size()))
+    with h5py.File(io.BytesIO(data), "r") as f:
+        f.visititems(visit)
+    return ranges
+
+
+def zip_members(data: bytes) -> dict[str, tuple[int, int]]:
+    """Member name -> (start, end) of its bytes in a stored (uncompressed) zip, as Keras writes."""
+    import io
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+            start = info.header_offset + 30 + name_len + extra_len
+            out[info.filename] = (start, start + info.compress_size)
+    return out
+
+
+def _file_seed(fmt: str, files: dict, main: str) -> FileSeed:
+    seed = FileSeed(files, main)
+    for name, data in files.items():
+        if fmt in ("h5", "weights-h5"):
+            seed.aim[name] = _outside(len(data), hdf5_data_ranges(data))
+        elif fmt == "keras":  # zip headers, config.json and the weights file's HDF5 structure
+            start, end = zip_members(data)["model.weights.h5"]
+            inner = hdf5_data_ranges(data[start:end])
+            seed.aim[name] = _outside(len(data), [(start + a, start + b) for a, b in inner])
+        else:  # a TensorBundle's .index and images are all structure; its data file all data
+            seed.aim[name] = np.arange(len(data))
+        seed.weight[name] = 0.2 if ".data-" in name else 1.0
+        if name.endswith(".index"):
+            seed.crc_blocks = sstable_blocks(data)
+    total = sum(seed.weight.values())
+    seed.weight = {k: v / total for k, v in seed.weight.items()}
+    return seed
+
+
+def load_file_seeds(fmt: str, seed_dir: Path | None = None) -> dict[str, FileSeed]:
+    """name -> FileSeed of a checkpoint or image format, from tools.fuzz_seeds (built with
+    TensorFlow the first time)."""
+    from tools import fuzz_seeds
+
+    seed_dir = fuzz_seeds.ensure_seeds(seed_dir or fuzz_seeds.SEED_DIR)
+    seeds = {}
+    if fmt == "image":
+        for name in fuzz_seeds.IMAGES:
+            ext = name.rsplit(".", 1)[1]
+            seeds[name] = _file_seed(fmt, {f"mutant.{ext}": (seed_dir / name).read_bytes()},
+                                     f"mutant.{ext}")
+        return seeds
+    for model in fuzz_seeds.MODELS:
+        files = {f"mutant{s}": (seed_dir / f"{model}{s}").read_bytes() for s in FILE_FORMATS[fmt]}
+        main = "mutant.ckpt" if fmt == "tensorbundle" else next(iter(files))
+        seeds[f"{model}{FILE_FORMATS[fmt][0]}"] = _file_seed(fmt, files, main)
+    return seeds
+
+
+def sstable_blocks(data: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of the metaindex, index and data blocks of a sound TensorBundle .index."""
+    from refnet.importers import tensorbundle as tb
+
+    footer = data[-tb.FOOTER_SIZE:]
+    moff, msize, pos = tb._block_handle(footer, 0, 40)
+    ioff, isize, _ = tb._block_handle(footer, pos, 40)
+    blocks = [(moff, msize), (ioff, isize)]
+    for _, handle in tb._block_entries(data[ioff:ioff + isize], "index block"):
+        off, size, _ = tb._block_handle(handle, 0, len(handle))
+        blocks.append((off, size))
+    return blocks
+
+
+def refresh_block_crcs(data: bytes, blocks) -> bytes:
+    """The seed's blocks' CRC32C trailers recomputed, so a mutation gets past the checksums and
+    reaches the SSTable and protobuf parsers."""
+    from refnet.importers.tensorbundle import crc32c, mask_crc
+
+    buf = bytearray(data)
+    for off, size in blocks:
+        if off + size + 5 <= len(buf):
+            struct.pack_into("<I", buf, off + size + 1, mask_crc(crc32c(bytes(buf[off:off + size + 1]))))
+    return bytes(buf)
+
+
+def mutate_bytes(data: bytes, aim: np.ndarray, kind: str, rng) -> tuple[bytes, str]:
+    """One byte-level mutation of a checkpoint or image file, 90% aimed at its structure."""
+    buf = bytearray(data)
+    n = len(buf)
+
+    def position(width=1):
+        if rng.random() < 0.9:
+            return int(aim[int(rng.integers(0, aim.size))])
+        return int(rng.integers(0, max(1, n - width + 1)))
+
+    if kind == "bitflip":
+        flips = []
+        for _ in range(int(rng.integers(1, 5))):
+            pos, bit = position(), int(rng.integers(0, 8))
+            buf[pos] ^= 1 << bit
+            flips.append(f"{pos}.{bit}")
+        return bytes(buf), f"bitflip {','.join(flips)}"
+    if kind == "overwrite8":
+        pos = min(position(8), max(0, n - 8))
+        value = int(EXTREME_U64[int(rng.integers(0, len(EXTREME_U64)))])
+        buf[pos:pos + 8] = value.to_bytes(8, "little")
+        return bytes(buf[:n]), f"overwrite8 @{pos} = {value:#018x}"
+    if kind == "zero64":
+        pos = min(position(64), max(0, n - 64))
+        buf[pos:pos + 64] = bytes(len(buf[pos:pos + 64]))
+        return bytes(buf), f"zero64 @{pos}"
+    if kind == "truncate":
+        cut = position() if rng.random() < 0.8 else int(rng.choice([0, 8, 64, n // 2, n - 1]))
+        return bytes(buf[:cut]), f"truncate to {cut} of {n} bytes"
+    raise ValueError(kind)
+
+
+_MEMBER_AIM: dict = {}
+
+
+def mutate_zip_member(data: bytes, rng) -> tuple[bytes, str]:
+    """A .keras archive with config.json or model.weights.h5 mutated and the zip rewritten
+    (CRCs right again, so the damage reaches the JSON and HDF5 parsers)."""
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    member = "config.json" if rng.random() < 0.4 else "model.weights.h5"
+    raw = src.read(member)
+    if member == "config.json":
+        aim = np.arange(len(raw))
+    else:  # the seed's member, the same every time: its structure positions computed once
+        key = (len(raw), hash(raw))
+        if key not in _MEMBER_AIM:
+            _MEMBER_AIM[key] = _outside(len(raw), hdf5_data_ranges(raw))
+        aim = _MEMBER_AIM[key]
+    kind = FILE_MUTATIONS[int(rng.integers(0, len(FILE_MUTATIONS)))]
+    new, desc = mutate_bytes(raw, aim, kind, rng)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            z.writestr(info.filename, new if info.filename == member else src.read(info.filename))
+    return out.getvalue(), f"member {member}: {desc}"
+
+
+def mutate_files(seed: FileSeed, kind: str, rng) -> tuple[dict, str]:
+    names = list(seed.files)
+    name = names[int(rng.choice(len(names), p=[seed.weight[k] for k in names]))]
+    if kind == "member":
+        data, desc = mutate_zip_member(seed.files[name], rng)
+    else:
+        data, desc = mutate_bytes(seed.files[name], seed.aim[name], kind, rng)
+        if name.endswith(".index") and kind != "truncate" and rng.random() < 0.5:
+            data, desc = refresh_block_crcs(data, seed.crc_blocks), desc + " (block CRCs recomputed)"
+    return {**seed.files, name: data}, (f"{name.split('.', 1)[1]}: " if len(names) > 1 else "") + desc
 
 
 # =============================================================================================
@@ -450,6 +700,13 @@ def exercise(data: bytes, memory_limit: int = WORKER_MEMORY_LIMIT, seed: int = 0
     import refnet
 
     it = refnet.Interpreter(model_content=data, memory_limit=memory_limit)
+    _invoke(it, seed)
+
+
+def _invoke(it, seed: int = 0, pixels=None) -> None:
+    """allocate_tensors, inputs (random, or `pixels` through refnet.images), invoke, outputs."""
+    from refnet.images import pixels_to_input
+
     it.allocate_tensors()
     rng = np.random.default_rng(seed)
     for d in it.get_input_details():
@@ -461,10 +718,51 @@ def exercise(data: bytes, memory_limit: int = WORKER_MEMORY_LIMIT, seed: int = 0
             value = rng.integers(max(info.min, -1000), min(info.max, 1000) + 1, shape).astype(dtype)
         else:
             value = np.zeros(shape, dtype)
+        if pixels is not None:
+            value = pixels_to_input(pixels, d)
         it.set_tensor(d["index"], value)
     it.invoke()
     for d in it.get_output_details():
         it.get_tensor(d["index"])
+
+
+def main_file(files: dict) -> str:
+    """The name refnet is given for a mutant's files: a TensorBundle's prefix, else the file."""
+    index = [n for n in files if n.endswith(".index")]
+    return index[0][:-len(".index")] if index else next(iter(files))
+
+
+_IMAGE_MODEL = []
+
+
+def exercise_files(files: dict, workdir: Path, memory_limit: int = WORKER_MEMORY_LIMIT,
+                   bounded: bool = True) -> None:
+    """A checkpoint: refnet.model_files.load_model (bounded: refnet's deadline and memory limit,
+    as a user gets them) then an Interpreter on its graph, one invoke. An image: load_pixels
+    (resized, and center-cropped) into a small float32 model, one invoke each."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.iterdir():
+        old.unlink()
+    for name, data in files.items():
+        (workdir / name).write_bytes(data)
+    exercise_path(str(workdir / main_file(files)), memory_limit, bounded)
+
+
+def exercise_path(path: str, memory_limit: int = WORKER_MEMORY_LIMIT, bounded: bool = True) -> None:
+    import refnet
+    from refnet.images import load_pixels
+    from refnet.model_files import load_model
+
+    if path.endswith((".jpg", ".png", ".bmp")):
+        if not _IMAGE_MODEL:
+            _IMAGE_MODEL.append(_mini_model("float32"))
+        it = refnet.Interpreter(model_content=_IMAGE_MODEL[0], memory_limit=memory_limit)
+        _, h, w, _ = (int(v) for v in it.get_input_details()[0]["shape"])
+        for preprocess in ("resize", "center-crop"):
+            _invoke(it, pixels=load_pixels(path, h, w, preprocess))
+        return
+    loaded = load_model(path, resolution=96, bounded=bounded)
+    _invoke(refnet.Interpreter(graph=loaded.graph, memory_limit=memory_limit))
 
 
 def _memory_error_in(exc: BaseException) -> bool:
@@ -506,9 +804,13 @@ def classify_exception(exc: BaseException) -> tuple[str, str, str]:
     return "untyped", cls, "".join(traceback.format_exception(exc))[-3000:]
 
 
-def run_in_process(data: bytes) -> tuple[str, str, str]:
+def run_in_process(data, workdir: Path | None = None) -> tuple[str, str, str]:
+    """Classify one mutant: .tflite bytes, or a dict of files (written to `workdir`)."""
     try:
-        exercise(data)
+        if isinstance(data, dict):
+            exercise_files(data, workdir or Path(os.environ.get("TMPDIR", "/tmp")) / f"refnet-fuzz-{os.getpid()}")
+        else:
+            exercise(data)
     except BaseException as exc:  # noqa: BLE001 - the point is to classify everything
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -531,9 +833,10 @@ def _recv(stream):
     return pickle.loads(blob) if len(blob) == size else None
 
 
-def worker_main(address_space: int) -> None:
+def worker_main(address_space: int, workdir: Path) -> None:
     """Serve mutants on stdin; answer on the original stdout (fd 1 is redirected to stderr so
-    nothing refnet prints can corrupt the protocol)."""
+    nothing refnet prints can corrupt the protocol). Checkpoint and image mutants are written
+    to `workdir` and read from there."""
     import resource
     import warnings
 
@@ -541,7 +844,9 @@ def worker_main(address_space: int) -> None:
     os.dup2(2, 1)
     proto_in = sys.stdin.buffer
     warnings.simplefilter("ignore")
-    import refnet  # noqa: F401 - import before the limit, like a user's process would have
+    import h5py  # noqa: F401 - import before the limit, like a user's process would have
+    import PIL.Image  # noqa: F401
+    import refnet  # noqa: F401
     from refnet import ops
 
     ops.load_all()
@@ -556,7 +861,7 @@ def worker_main(address_space: int) -> None:
             return
         index, data = msg
         start = time.monotonic()
-        outcome = run_in_process(data)
+        outcome = run_in_process(data, workdir)
         _send(proto_out, (index,) + outcome + (time.monotonic() - start,))
 
 
@@ -573,12 +878,16 @@ class Worker:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
         env.setdefault("OMP_NUM_THREADS", "1")
+        env.setdefault("REFNET_IMPORT_TIMEOUT", str(WORKER_IMPORT_TIMEOUT))
         env["PYTHONPATH"] = os.pathsep.join(
             [p for p in (env.get("PYTHONPATH", ""),) if p] + [str(REPO)])
         self.log = open(self.log_path, "wb")
+        # the worker writes checkpoint and image mutants here: its own, even when two campaigns
+        # share --out
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"work-{self.slot}-", dir=self.log_path.parent))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tools.fuzz", "--worker", "--address-space",
-             str(self.address_space)],
+             str(self.address_space), "--out", str(self.workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=str(REPO), env=env,
             start_new_session=True)
         self.restarts += 1
@@ -617,9 +926,10 @@ class Worker:
                 except OSError:
                     pass
             self.log.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
         self.proc = None
 
-    def run(self, index: int, data: bytes, timeout: float) -> tuple:
+    def run(self, index: int, data, timeout: float) -> tuple:
         """(outcome, class, message, seconds) of one mutant; restarts the worker if it died."""
         if self.proc is None:
             self.start()
@@ -662,11 +972,12 @@ class Result:
     seconds: float
 
 
-def run_campaign(seeds: dict[str, bytes], count: int, seed: int = 0, jobs: int = 2,
+def run_campaign(seeds: dict, count: int, seed: int = 0, jobs: int = 2,
                  timeout: float = 20.0, address_space: int = 4 * GIB, out: Path | None = None,
-                 kinds=MUTATIONS, start: int = 0, progress: bool = False, env: dict | None = None,
-                 model_args: list[str] | None = None) -> list[Result]:
-    campaign = Campaign(seeds, seed, kinds)
+                 kinds=None, start: int = 0, progress: bool = False, env: dict | None = None,
+                 model_args: list[str] | None = None, fmt: str = "tflite") -> list[Result]:
+    """`seeds`: load_seeds(...) for fmt 'tflite', load_file_seeds(fmt) for the others."""
+    campaign = Campaign(seeds, seed, kinds, fmt)
     out = Path(out) if out is not None else DEFAULT_OUT / f"seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
@@ -688,11 +999,13 @@ def run_campaign(seeds: dict[str, bytes], count: int, seed: int = 0, jobs: int =
                 name, kind, data, desc = campaign.mutant(i)
                 outcome, cls, message, secs = worker.run(i, data, timeout)
                 r = Result(i, name, kind, desc, outcome, cls, message, secs)
-                if outcome in PROBLEMS or (outcome == "typed" and "(" in cls
-                                           and not cls.startswith("ModelFormatError")):
-                    # problems, and typed errors only a catch-all wrapper made typed (worth an
-                    # explicit check in the op or reader): saved with a reproduction command
-                    save_finding(out, r, data, seed, model_args)
+                if outcome in PROBLEMS or (outcome == "typed" and (
+                        "(" in cls and not cls.startswith("ModelFormatError")
+                        or cls.startswith(BOUNDED_ERRORS))):
+                    # problems; typed errors only a catch-all wrapper made typed (worth an
+                    # explicit check in the op or reader); and the reader's C library looping or
+                    # crashing (refnet.bounded caught it): saved with a reproduction command
+                    save_finding(out, r, data, seed, model_args, fmt)
                 with lock:
                     results.append(r)
                     done = len(results)
@@ -716,17 +1029,28 @@ def run_campaign(seeds: dict[str, bytes], count: int, seed: int = 0, jobs: int =
     return results
 
 
-def save_finding(out: Path, r: Result, data: bytes, seed: int, model_args) -> Path:
-    stem = f"{r.outcome if r.outcome in PROBLEMS else 'wrapped'}-{r.index:06d}-{r.kind}"
-    path = out / f"{stem}.tflite"
-    path.write_bytes(data)
-    models = " ".join(model_args) if model_args else "<the same --models>"
+def save_finding(out: Path, r: Result, data, seed: int, model_args, fmt: str = "tflite") -> Path:
+    label = (r.outcome if r.outcome in PROBLEMS else
+             "bounded" if r.cls.startswith(BOUNDED_ERRORS) else "wrapped")
+    stem = f"{label}-{fmt}-{r.index:06d}-{r.kind}"
+    if isinstance(data, dict):  # a checkpoint's or image's files, in a directory of their own
+        (out / stem).mkdir(exist_ok=True)
+        for name, blob in data.items():
+            (out / stem / name).write_bytes(blob)
+        path, save = out / stem / main_file(data), out / stem
+        regenerate = f"--format {fmt} --seed {seed} --index {r.index} --save {save}"
+    else:
+        path = save = out / f"{stem}.tflite"
+        path.write_bytes(data)
+        models = " ".join(model_args) if model_args else "<the same --models>"
+        regenerate = f"--seed {seed} --index {r.index} --models {models} --save {save}"
     (out / f"{stem}.txt").write_text(
         f"outcome: {r.outcome} ({r.cls})\nmodel: {r.model}\nmutation: {r.desc}\n"
-        f"seconds: {r.seconds:.2f}\n\nreproduce (in-process, shows the traceback):\n"
+        f"seconds: {r.seconds:.2f}\n\nreproduce (shows the traceback; --in-process: without "
+        f"refnet's bounded reader):\n"
         f"  python -m tools.fuzz --run {path}\n"
         f"regenerate the mutant:\n"
-        f"  python -m tools.fuzz --seed {seed} --index {r.index} --models {models} --save {path}\n\n"
+        f"  python -m tools.fuzz {regenerate}\n\n"
         f"{r.message}\n")
     return path
 
@@ -769,32 +1093,57 @@ def report(results: list[Result], file=sys.stdout) -> dict:
     return dict(totals)
 
 
+def format_table(summary: dict, file=sys.stdout) -> None:
+    """One row per format: outcome counts, mutants, wall-clock and worker seconds per mutant.
+    `summary`: format -> (results, wall-clock seconds, jobs)."""
+    print(f"{'format':<14}" + "".join(f"{o:>9}" for o in OUTCOMES)
+          + f"{'mutants':>9}{'s/mutant':>10}{'worker s':>10}", file=file)
+    for fmt, (results, wall, jobs) in summary.items():
+        c = Counter(r.outcome for r in results)
+        n = max(1, len(results))
+        print(f"{fmt:<14}" + "".join(f"{c[o]:>9}" for o in OUTCOMES) + f"{len(results):>9}"
+              f"{wall / n:>10.3f}{sum(r.seconds for r in results) / n:>10.3f}", file=file)
+
+
+def _seeds_for(fmt: str, models: list[str]) -> dict:
+    return load_seeds(models) if fmt == "tflite" else load_file_seeds(fmt)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--format", nargs="+", default=["tflite"], choices=FORMATS,
+                    help="what to mutate; several: one campaign each, then a table per format")
+    ap.add_argument("--count", type=int, default=1000, help="mutants per format")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start", type=int, default=0, help="index of the first mutant")
-    ap.add_argument("--models", nargs="+", default=["real", "factory", "mini"])
-    ap.add_argument("--kinds", nargs="+", default=list(MUTATIONS), choices=MUTATIONS)
+    ap.add_argument("--models", nargs="+", default=["real", "factory", "mini"],
+                    help="seed .tflite models (--format tflite)")
+    ap.add_argument("--kinds", nargs="+", default=None,
+                    choices=sorted(set(MUTATIONS) | set(KERAS_MUTATIONS)),
+                    help="mutation kinds (default: all of the format's)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per mutant")
     ap.add_argument("--address-space", type=int, default=4 * GIB,
                     help="RLIMIT_AS of a worker, bytes (default 4 GiB)")
     ap.add_argument("--out", type=Path, default=None, help="where problems are saved")
-    ap.add_argument("--run", type=Path, help="run one .tflite in-process and classify it")
+    ap.add_argument("--run", type=Path, help="run one model file (a saved mutant) and classify it")
+    ap.add_argument("--in-process", action="store_true",
+                    help="with --run: read a checkpoint in this process, without refnet's bounded reader")
     ap.add_argument("--index", type=int, help="with --save: regenerate this mutant")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker:
-        worker_main(args.address_space)
+        worker_main(args.address_space, args.out)
         return 0
     if args.run is not None:
-        data = args.run.read_bytes()
         try:
-            exercise(data)
+            if args.run.suffix == ".tflite":
+                exercise(args.run.read_bytes())
+            else:
+                exercise_path(str(args.run), bounded=not args.in_process)
         except BaseException as exc:  # noqa: BLE001
             outcome, cls, message = classify_exception(exc)
             traceback.print_exc()
@@ -802,25 +1151,38 @@ def main(argv=None) -> int:
             return 1 if outcome in PROBLEMS else 0
         print("outcome: ran")
         return 0
-    seeds = load_seeds(args.models)
     if args.index is not None:
-        name, kind, data, desc = Campaign(seeds, args.seed, args.kinds).mutant(args.index)
+        fmt = args.format[0]
+        name, kind, data, desc = Campaign(_seeds_for(fmt, args.models), args.seed, args.kinds,
+                                          fmt).mutant(args.index)
         print(f"mutant {args.index}: {name}, {desc}")
-        if args.save:
+        if args.save and isinstance(data, dict):
+            args.save.mkdir(parents=True, exist_ok=True)
+            for file_name, blob in data.items():
+                (args.save / file_name).write_bytes(blob)
+            print(f"saved to {args.save / main_file(data)}")
+        elif args.save:
             args.save.write_bytes(data)
             print(f"saved to {args.save}")
         return 0
-    print(f"fuzzing {args.count} mutants (seed {args.seed}) of {len(seeds)} models with "
-          f"{args.jobs} workers, {args.timeout:.0f} s timeout, address space "
-          f"{args.address_space / GIB:.1f} GiB", file=sys.stderr)
-    t0 = time.monotonic()
-    results = run_campaign(seeds, args.count, args.seed, args.jobs, args.timeout,
-                           args.address_space, args.out, args.kinds, args.start, progress=True,
-                           model_args=args.models)
-    totals = report(results)
-    print(f"{len(results)} mutants in {time.monotonic() - t0:.0f} s")
+    summary, problems = {}, False
     out = args.out or DEFAULT_OUT / f"seed{args.seed}"
-    if any(totals.get(p) for p in PROBLEMS):
+    for fmt in args.format:
+        seeds = _seeds_for(fmt, args.models)
+        print(f"fuzzing {args.count} {fmt} mutants (seed {args.seed}) of {len(seeds)} seeds with "
+              f"{args.jobs} workers, {args.timeout:.0f} s timeout, address space "
+              f"{args.address_space / GIB:.1f} GiB", file=sys.stderr)
+        t0 = time.monotonic()
+        results = run_campaign(seeds, args.count, args.seed, args.jobs, args.timeout,
+                               args.address_space, out, args.kinds, args.start, progress=True,
+                               model_args=args.models, fmt=fmt)
+        print(f"== {fmt}")
+        totals = report(results)
+        summary[fmt] = (results, time.monotonic() - t0, args.jobs)
+        print(f"{len(results)} mutants in {summary[fmt][1]:.0f} s\n")
+        problems |= any(totals.get(p) for p in PROBLEMS)
+    format_table(summary)
+    if problems:
         print(f"problems saved to {out}")
         return 1
     return 0

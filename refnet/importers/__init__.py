@@ -14,12 +14,23 @@ from pathlib import Path
 from ..errors import ModelFormatError
 
 
-def import_checkpoint(path, spec=None, resolution: int | None = None, keras_config: dict | None = None):
+def import_checkpoint(path, spec=None, resolution: int | None = None, keras_config: dict | None = None,
+                      bounded: bool = True, timeout: float | None = None):
     """`resolution`: the input resolution for a source that does not record one (TF-slim
     checkpoints, weights-only files); None means 224, said so in the provenance notes.
-    `keras_config`: a Keras weights-only file's model config (model.to_json() as a dict)."""
+    `keras_config`: a Keras weights-only file's model config (model.to_json() as a dict).
+    Checkpoints (not .tflite: refnet's own reader) are read in a child process under a deadline
+    (`timeout` s) and a memory limit (refnet.bounded), unless `bounded` is False."""
+    source = str(path)
     path = Path(path)
     name = path.name
+    if bounded and not name.endswith(".tflite"):
+        from ..bounded import run_bounded
+        what = ("reading this .keras archive (zip + HDF5)" if name.endswith(".keras") else
+                "reading this HDF5 file" if name.endswith((".h5", ".hdf5")) else
+                "reading this TF checkpoint")
+        return run_bounded(import_checkpoint, source, spec, resolution, keras_config, False, source=source,
+                           what=what, timeout=timeout)
     if name.endswith(".keras"):
         from .keras_h5 import import_keras_archive
         return import_keras_archive(path, spec, resolution)
