@@ -21,6 +21,8 @@ enum rn_form {
     RN_SOFTMAX_UINT16_LUT = 15,  /* aarch64 optimized SOFTMAX: uint16 exp table, integer sum, one multiplier */
     RN_SOFTMAX_FLOAT_TABLE = 16,  /* optimized SOFTMAX: float32 exp table, float32 sum and reciprocal, rounded per output type */
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
+    RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
+    RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -89,7 +89,12 @@ def cmd_run(args) -> int:
     it.invoke()
     out_detail = it.get_output_details()[0]
     raw = it.get_tensor(out_detail["index"])
-    if raw.ndim == 2 and raw.shape[0] >= 1 and raw.shape[1] > 1:
+    detections = _detections(it, labels)
+    if detections is not None:
+        print(f"\nrefnet, {it.profile.name}: {len(detections)} detection(s)")
+        if detections:
+            print_table(["#", "class", "label", "score", "box (ymin, xmin, ymax, xmax)"], detections)
+    elif raw.ndim == 2 and raw.shape[0] >= 1 and raw.shape[1] > 1:
         scores = raw[0]
         from .verify import dequantized
 
@@ -104,6 +109,24 @@ def cmd_run(args) -> int:
     if args.no_compare:
         return 0
     return _compare_with_litert_paths(content, inputs, labels, out_detail, str(model))
+
+
+def _detections(it, labels) -> list | None:
+    """An SSD detector's detections (TFLite_Detection_PostProcess's outputs), or None."""
+    g = it.graph
+    post = [op for op in g.ops if op.kind == "CUSTOM" and op.custom_code == "TFLite_Detection_PostProcess"]
+    if not post:
+        return None
+    boxes, classes, scores, count = (it.get_tensor(t) for t in post[-1].outputs)
+    per_det = boxes.shape[1] // max(classes.shape[1], 1)
+    rows = []
+    for k in range(int(count[0]) * max(per_det, 1) if per_det else int(count[0])):
+        if k >= classes.shape[1]:
+            break
+        c = int(classes[0, k])
+        rows.append([k + 1, c, labels[c] if labels and 0 <= c < len(labels) else "", f"{scores[0, k]:.4f}",
+                     ", ".join(f"{v:.3f}" for v in boxes[0, k])])
+    return rows
 
 
 def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail: dict, model: str) -> int:
@@ -132,7 +155,12 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
         ours = {t.index: ours_it.get_tensor(t.index) for t in ours_it.graph.tensors}
         compared = compare_tensors(ours_it.graph, ours, theirs)
         bad = [r for r in compared if not r.equal]
-        label, score = _top1(theirs.get(out_detail["index"], np.zeros((0,))), out_detail, labels)
+        post = [op for op in ours_it.graph.ops if op.custom_code == "TFLite_Detection_PostProcess"]
+        if post and all(t in theirs for t in post[-1].outputs):  # a detector: its best detection
+            _, classes, scores, count = (theirs[t] for t in post[-1].outputs)
+            label, score = (str(int(classes[0, 0])), f"{scores[0, 0]:.4f}") if count[0] >= 1 else ("none", "-")
+        else:
+            label, score = _top1(theirs.get(out_detail["index"], np.zeros((0,))), out_detail, labels)
         float_only = bad and all(ours_it.graph.tensors[r.index].dtype == np.float32 and r.max_ulp is not None
                                  and r.max_ulp >= 0 for r in bad)
         if bad and float_only and path != "reference":

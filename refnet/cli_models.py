@@ -76,7 +76,21 @@ def tflite_info(graph) -> dict:
                     scale=None if q is None or q.per_channel else float(q.scale[0]),
                     zero_point=None if q is None or q.per_channel else int(q.zero_point[0]))
     return {"model": graph.source, "inputs": [io(i) for i in graph.inputs], "outputs": [io(i) for i in graph.outputs],
-            "ops": rows, "macs": sum(r["macs"] for r in rows), "params": sum(r["params"] for r in rows)}
+            "ops": rows, "macs": sum(r["macs"] for r in rows), "params": sum(r["params"] for r in rows),
+            "custom_ops": [custom_op_info(op) for op in graph.ops if op.kind == "CUSTOM"]}
+
+
+def custom_op_info(op) -> dict:
+    """A custom op's name and options (its flexbuffer map decoded, else the raw size)."""
+    from flatbuffers import flexbuffers
+
+    raw = bytes(op.options.get("custom_options", b""))
+    try:
+        options = flexbuffers.Loads(raw) if raw else {}
+        options = options if isinstance(options, dict) else {"value": options}
+    except Exception:  # not a flexbuffer (Edge TPU ops carry their own format)
+        options = {"bytes": len(raw)}
+    return {"index": op.index, "name": op.custom_code, "options": options}
 
 
 def _io_line(role: str, t: dict) -> str:
@@ -149,6 +163,7 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=1, default=str))
         return 0
     loaded = load_model(args.model)
+    _resolve_dynamic_shapes(loaded.graph)
     info = tflite_info(loaded.graph)
     if loaded.note:
         info["imported"] = loaded.note
@@ -167,7 +182,23 @@ def cmd_info(args) -> int:
                    r["params"]] for r in info["ops"]])
     print(f"\ntotal: {info['macs']:,d} MACs ({info['macs'] / 1e6:.2f} M), "
           f"{info['params']:,d} params ({info['params'] / 1e6:.3f} M)")
+    for c in info["custom_ops"]:
+        options = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["options"].items())
+        print(f"custom op {c['index']} {c['name']}: {options or 'no options'}")
     return 0
+
+
+def _resolve_dynamic_shapes(graph) -> None:
+    """Outputs a converter left unsized (e.g. TFLite_Detection_PostProcess's) get the shapes their
+    op gives them when prepared; a model refnet cannot prepare keeps the declared shapes."""
+    from .interpreter import Interpreter
+
+    if not any(graph.tensors[t].shape == () for op in graph.ops if op.kind == "CUSTOM" for t in op.outputs):
+        return
+    try:
+        Interpreter(graph=graph).allocate_tensors()
+    except RefnetError:
+        pass
 
 
 def cmd_convert(args) -> int:

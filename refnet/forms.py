@@ -83,6 +83,12 @@ class Form(enum.IntEnum):
     # class's picks go before the kept ones among equal scores (then the best max_detections stay);
     # later builds merge stably with the kept ones first (std::inplace_merge). Measured, single-op.
     NMS_NEW_FIRST = (17, "regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14)")
+    # LiteRT's optimized per-tensor int8/uint8 DEQUANTIZE (NEON; NEON_2_SSE on x86-64): in whole blocks
+    # of 8 elements float32(q) * float32(s) + float32(double(-zp) * s), two float32 roundings; the
+    # tail as the reference (the exact product rounded once).
+    DEQUANTIZE_MUL_ADD_8 = (18, "optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference")
+    # The same on aarch64 (ai-edge-litert 2.3.0, tflite-runtime 2.14.0): the multiply-add fused (one rounding).
+    DEQUANTIZE_FMA_8 = (19, "optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -116,6 +116,13 @@ SOFTMAX_TABLE = {("SOFTMAX", "int8"): Form.SOFTMAX_FLOAT_TABLE, ("SOFTMAX", "uin
 SOFTMAX_TIES = ("SOFTMAX tie rows: 112 int8 and 76 uint8 rows of 1001 where the table and the fixed point "
                 "differ, 112/112 and 76/76 on the optimized and XNNPACK paths")
 
+# The optimized per-tensor int8/uint8 DEQUANTIZE (an SSD detector's scores before its post-process):
+# multiply then add in blocks of 8. Found by refnet verify on tools/detector_factory.py's int8 models.
+DEQUANTIZE_BLOCKS = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_MUL_ADD_8,
+                     ("DEQUANTIZE", "uint8"): Form.DEQUANTIZE_MUL_ADD_8}
+DEQUANTIZE_SWEEP = "DEQUANTIZE single-op sweeps (tests/ops/test_quantize.py), tools/detector_factory.py int8 models"
+DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUANTIZE", "uint8"): Form.DEQUANTIZE_FMA_8}
+
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
     f"optimized@{X86_2_3}",
@@ -129,9 +136,10 @@ OPTIMIZED = Profile(
         # the issue-15 case, reproduced exhaustively (all 65536 input pairs: 1 tie, 8-element blocks)
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
         **SOFTMAX_TABLE,
+        **DEQUANTIZE_BLOCKS,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
-    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
+    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
 
 # LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 (measured).
 XNNPACK = Profile(
@@ -171,8 +179,9 @@ OPTIMIZED_ARM = dataclasses.replace(
                     ("CONV_2D", "int8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
                     # its build defines TFLITE_SOFTMAX_USE_UINT16_LUT (12 of 12 tie cases)
                     ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
-                    ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT},
-    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps")
+                    ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT,
+                    **DEQUANTIZE_BLOCKS_ARM},
+    measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps; {DEQUANTIZE_SWEEP}")
 XNNPACK_ARM = dataclasses.replace(
     XNNPACK, name=f"xnnpack@{ARM_2_3}", saturating_conversion=True,
     rounding_by_op={**XNNPACK.rounding_by_op,
@@ -250,6 +259,7 @@ OPTIMIZED_2_14_ARM = Profile(
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
         **SOFTMAX_TABLE,  # unlike ai-edge-litert 2.3.0 on aarch64: no uint16 table
         **NMS_2_14,
+        **DEQUANTIZE_BLOCKS_ARM,
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",

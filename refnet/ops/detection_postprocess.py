@@ -129,7 +129,9 @@ def _prepare_postprocess(ctx: OpContext) -> PostProcessPlan:
         y = ctx.output_tensor(i)
         if y.dtype != np.float32:
             raise ctx.fail(f"output {i} '{y.name}' is {y.dtype.name}; the kernel writes float32")
-        if tuple(y.shape) != shape:
+        if tuple(y.shape) == () and shape != ():  # the converter leaves them unknown: sized here, as LiteRT does
+            y.shape = shape
+        elif tuple(y.shape) != shape:
             raise ctx.fail(f"output {i} '{y.name}' is declared {list(y.shape)}; the kernel makes {list(shape)}")
     return PostProcessPlan(max_det, per_det, per_class, regular, threshold, iou, num_classes, scales, n,
                            with_background - num_classes, detected)

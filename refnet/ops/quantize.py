@@ -17,6 +17,9 @@ requantize.h, dequantize.h):
       per tensor: float32(double(scale) * (q - zp)); per channel: float32 scale[c] * (q - zp[c]).
       Both are the exact product rounded once to float32.
   DEQUANTIZE float16 -> float32: exact widening.
+  DEQUANTIZE under Form.DEQUANTIZE_MUL_ADD_8 (LiteRT's optimized kernel, per-tensor int8/uint8):
+      whole blocks of 8: float32(q) * float32(s) + float32(double(-zp) * s), rounded twice; tail as above.
+      Form.DEQUANTIZE_FMA_8 (aarch64 builds): the same multiply-add fused, rounded once.
 MBQM is the profile's MultiplyByQuantizedMultiplier (double rounding on the reference path).
 A requantization multiplier that needs a left shift above 31 (s_in / s_out >= 2**31), where
 LiteRT's int32 shift is undefined, raises OpExecutionError at allocate_tensors.
@@ -173,7 +176,28 @@ def _prepare_dequantize(ctx: OpContext) -> QuantizePlan:
         shape[q.axis] = scale.size
         return QuantizePlan("dequantize", scale=scale.reshape(shape), zero_point=zp.reshape(shape),
                             per_channel=True)
-    return QuantizePlan("dequantize", scale=scale[:1].reshape(()), zero_point=zp[:1].reshape(()))
+    rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype) if x_t.dtype != np.int16 else Form.ROUNDING_DOUBLE
+    return QuantizePlan("dequantize", scale=scale[:1].reshape(()), zero_point=zp[:1].reshape(()),
+                        rounding=rounding)
+
+
+def _dequantize_mul_add_blocks(x: np.ndarray, plan: QuantizePlan, exact: np.ndarray, fused: bool) -> np.ndarray:
+    """Form.DEQUANTIZE_MUL_ADD_8 / _FMA_8 over the flat tensor: in whole blocks of 8, q * s + offset
+    in float32 (rounded twice, or once when fused); the tail keeps the exact product."""
+    from .. import _kernels_pointwise
+
+    flat, out = x.reshape(-1), exact.reshape(-1).copy()
+    blocks = flat.size // 8 * 8
+    offset = np.float32(-float(plan.zero_point) * float(plan.scale))  # double product, narrowed
+    q = np.ascontiguousarray(flat[:blocks].astype(np.float32))
+    if fused:
+        fused_out = np.empty(blocks, np.float32)
+        _kernels_pointwise.fused_multiply_add_scalars(q, float(plan.scale), float(offset), fused_out)
+        out[:blocks] = fused_out
+    else:
+        with np.errstate(over="ignore"):
+            out[:blocks] = q * plan.scale + offset
+    return out.reshape(x.shape)
 
 
 @register("DEQUANTIZE", prepare=_prepare_dequantize)
@@ -188,4 +212,7 @@ def dequantize(ctx: OpContext, inputs: list) -> list:
             out = plan.scale * centered.astype(np.float32)
         else:  # double(scale) * (q - zp), then narrowed to float32
             out = (plan.scale.astype(np.float64) * centered.astype(np.float64)).astype(np.float32)
-    return [np.asarray(out, np.float32).reshape(x.shape)]
+    out = np.asarray(out, np.float32).reshape(x.shape)
+    if plan.rounding in (Form.DEQUANTIZE_MUL_ADD_8, Form.DEQUANTIZE_FMA_8) and not plan.per_channel:
+        out = _dequantize_mul_add_blocks(x, plan, out, fused=plan.rounding == Form.DEQUANTIZE_FMA_8)
+    return [out]

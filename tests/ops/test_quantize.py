@@ -141,6 +141,21 @@ def test_dequantize(dtype):
             assert_bit_exact(build("DEQUANTIZE", dtype, np.float32, shape, in_quant=quant), [value])
 
 
+@pytest.mark.parametrize("path", ["optimized", "xnnpack"])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_dequantize_on_every_path(dtype, path):
+    """Per-tensor int8/uint8 DEQUANTIZE as each path computes it (the optimized kernel multiplies
+    then adds in blocks of 8: Form.DEQUANTIZE_MUL_ADD_8); sizes around the block, constants too."""
+    rng = np.random.default_rng(60 + (dtype == np.uint8) + 2 * (path == "xnnpack"))
+    for i, n in enumerate([1, 7, 8, 9, 15, 16, 24, 37, 64, 375 * 6, 3000]):
+        shape = (1, n)
+        quant = dict(scale=random_scale(rng), zero_point=random_zero_point(rng, dtype))
+        value = random_input(shape, dtype, rng)
+        constant = i % 3 == 2 and path != "xnnpack"  # LiteRT's XNNPACK fails to set up a constant-only graph
+        model = build("DEQUANTIZE", dtype, np.float32, shape, in_quant=quant, constant=value if constant else None)
+        assert_bit_exact(model, [] if constant else [value], path=path)
+
+
 def test_dequantize_float16():
     rng = np.random.default_rng(50)
     every_half = np.arange(65536, dtype=np.uint16).view(np.float16)  # NaNs, infs, subnormals
