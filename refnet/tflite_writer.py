@@ -26,7 +26,9 @@ OPTIONS_TABLE = {
     "PACK": "PackOptions", "PAD": "PadOptions", "CONCATENATION": "ConcatenationOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions", "ARG_MAX": "ArgMaxOptions", "TILE": "TileOptions",
     "HARD_SWISH": "HardSwishOptions", "QUANTIZE": "QuantizeOptions",
-    "DEQUANTIZE": "DequantizeOptions",
+    "DEQUANTIZE": "DequantizeOptions", "SPLIT": "SplitOptions", "SPLIT_V": "SplitVOptions",
+    "UNPACK": "UnpackOptions", "TRANSPOSE": "TransposeOptions", "GATHER": "GatherOptions",
+    "GATHER_ND": "GatherNdOptions",
 }
 _OPTIONS_TYPE_CODES = {v: k for k, v in OPTIONS_TYPE_NAMES.items()}
 _PADDING_CODES = {v: k for k, v in PADDING_NAMES.items()}
