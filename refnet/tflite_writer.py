@@ -28,7 +28,8 @@ OPTIONS_TABLE = {
     "HARD_SWISH": "HardSwishOptions", "QUANTIZE": "QuantizeOptions",
     "DEQUANTIZE": "DequantizeOptions", "SPLIT": "SplitOptions", "SPLIT_V": "SplitVOptions",
     "UNPACK": "UnpackOptions", "TRANSPOSE": "TransposeOptions", "GATHER": "GatherOptions",
-    "GATHER_ND": "GatherNdOptions",
+    "GATHER_ND": "GatherNdOptions", "DIV": "DivOptions", "FLOOR_DIV": "FloorDivOptions",
+    "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
 }
 _OPTIONS_TYPE_CODES = {v: k for k, v in OPTIONS_TYPE_NAMES.items()}
 _PADDING_CODES = {v: k for k, v in PADDING_NAMES.items()}

@@ -1,0 +1,92 @@
+"""SUB, DIV, FLOOR_DIV, MAXIMUM and MINIMUM on float32 (and int32 for SUB, FLOOR_DIV, MAXIMUM,
+MINIMUM; MAXIMUM / MINIMUM also int8 / uint8 whose inputs share the output's quantization), with
+NumPy broadcasting up to rank 6, as LiteRT's reference kernels compute them:
+
+  SUB        a - b, then the fused activation's clamp (float: to [lowest, max] even without one)
+  DIV        a / b (IEEE float32 division), then the clamp
+  FLOOR_DIV  std::floor(double(a) / double(b)) narrowed to float32; int32: the quotient rounded toward -inf (a zero divisor,
+             float32 or int32, fails in LiteRT, and in refnet as an OpExecutionError)
+  MAXIMUM    a > b ? a : b     MINIMUM   a < b ? a : b   (ties, +-0 included, give b)
+Values with NaN follow those C expressions; NaN payloads are not modelled. LiteRT's XNNPACK
+delegate runs the float32 ones differently (subnormals flushed to zero, no clamp to +-FLT_MAX,
+an approximate RSQRT): not modelled, as XNNPACK's float32 sums are not (README, "Profiles").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import OpContext, float_activation_range, register
+from .elementwise import _broadcast_shape, clamp_like_cpp, int_activation_range
+
+F32, I32 = np.dtype(np.float32), np.dtype(np.int32)
+DTYPES = {"SUB": (F32, I32), "DIV": (F32,), "FLOOR_DIV": (F32, I32),
+          "MAXIMUM": (F32, I32, np.dtype(np.int8), np.dtype(np.uint8)),
+          "MINIMUM": (F32, I32, np.dtype(np.int8), np.dtype(np.uint8))}
+WITH_ACTIVATION = ("SUB", "DIV")
+
+
+@dataclass(frozen=True)
+class BinaryPlan:
+    out_shape: tuple
+    act_range: tuple | None
+
+
+def _prepare_binary(ctx: OpContext) -> BinaryPlan:
+    kind = ctx.op.kind
+    if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
+        raise ctx.fail(f"{kind} takes 2 inputs and 1 output, got {len(ctx.op.inputs)} and {len(ctx.op.outputs)}")
+    a_t, b_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.output_tensor()
+    if a_t is None or b_t is None:
+        raise ctx.fail("an input tensor is missing")
+    if not a_t.dtype == b_t.dtype == y_t.dtype:
+        raise ctx.fail(f"inputs {a_t.dtype.name}, {b_t.dtype.name} and output {y_t.dtype.name} differ")
+    if y_t.dtype not in DTYPES[kind]:
+        raise ctx.unsupported(f"{kind} on {y_t.dtype.name} (refnet runs {', '.join(d.name for d in DTYPES[kind])})")
+    if y_t.dtype in (np.int8, np.uint8):
+        pairs = {t.quantization.scalar() if t.quantization else None for t in (a_t, b_t, y_t)}
+        if len(pairs) != 1 or None in pairs:
+            raise ctx.unsupported(f"quantized {kind} whose inputs and output are not quantized alike "
+                                  f"(LiteRT compares the stored values)")
+    out_shape = _broadcast_shape(ctx, a_t, b_t)
+    if tuple(y_t.shape) != out_shape:
+        raise ctx.fail(f"output shape {list(y_t.shape)} is not the broadcast shape {list(out_shape)}")
+    act = None
+    if kind in WITH_ACTIVATION:
+        act = float_activation_range(ctx) if y_t.dtype == F32 else int_activation_range(ctx, y_t.dtype)
+    return BinaryPlan(out_shape, act)
+
+
+def _floor_div(ctx: OpContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if np.any(b == 0):  # float32 too: LiteRT's FLOOR_DIV checks every divisor first
+        raise ctx.arithmetic_error("division by zero (LiteRT fails here too)")
+    if a.dtype == I32:  # the double quotient is exact enough for int32: floor division
+        return np.floor_divide(a, b)
+    with np.errstate(all="ignore"):  # LiteRT divides in double, then floors and narrows
+        return np.floor(a.astype(np.float64) / b.astype(np.float64)).astype(F32)
+
+
+def _run_binary(ctx: OpContext, inputs: list) -> list:
+    plan: BinaryPlan = ctx.params
+    a, b = inputs
+    kind = ctx.op.kind
+    with np.errstate(all="ignore"):  # float overflow and int32 wrap-around, as in C
+        if kind == "SUB":
+            raw = np.subtract(a, b, dtype=a.dtype)
+        elif kind == "DIV":
+            raw = np.divide(a, b, dtype=a.dtype)
+        elif kind == "FLOOR_DIV":
+            raw = _floor_div(ctx, a, b)
+        elif kind == "MAXIMUM":
+            raw = np.where(a > b, a, b)
+        else:
+            raw = np.where(a < b, a, b)
+    raw = np.asarray(raw, a.dtype)
+    if plan.act_range is not None:
+        raw = clamp_like_cpp(raw, *plan.act_range)
+    return [np.broadcast_to(raw, plan.out_shape).copy()]
+
+
+for _kind in DTYPES:
+    register(_kind, prepare=_prepare_binary)(_run_binary)
