@@ -1,4 +1,4 @@
-"""RESIZE_BILINEAR: float32, uint8 and int8, as LiteRT's reference kernels.
+"""RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR: float32, uint8 and int8, as LiteRT's kernels.
 
 LiteRT's reference path picks the kernel by dtype:
 - float32 and uint8 share the float kernel. Scales are float32: in / out (or (in - 1) /
@@ -14,6 +14,11 @@ LiteRT's reference path picks the kernel by dtype:
   - 512), y0 = max(v / 1024, 0) and y1 = min((v + 1023) / 1024, in - 1) with C division,
   and the four products summed in int64 (1/2**20 units), rounded half away from zero.
 The output keeps the input's quantization (LiteRT does not requantize).
+
+RESIZE_NEAREST_NEIGHBOR copies, for output row y, input row
+    min(floor((y + offset) * scale), in - 1)   (align_corners: round half away instead of floor)
+with offset 0.5 under half_pixel_centers (then also max(., 0)) and the same float32 scale; columns
+alike. Every dtype takes that index (the values are copied).
 """
 from __future__ import annotations
 
@@ -56,7 +61,7 @@ def _prepare_resize(ctx: OpContext) -> ResizePlan:
     if size_t.dtype != np.int32 or tuple(size_t.shape) != (2,):
         raise ctx.fail(f"the size input must be int32[2], not {size_t.dtype.name}{list(size_t.shape)}")
     if x_t.dtype not in RESIZE_DTYPES:
-        raise ctx.unsupported(f"{x_t.dtype.name} RESIZE_BILINEAR (supported: float32, uint8, int8)")
+        raise ctx.unsupported(f"{x_t.dtype.name} {ctx.op.kind} (supported: float32, uint8, int8)")
     if y_t.dtype != x_t.dtype:
         raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
     align = bool(ctx.op.options.get("align_corners", False))
@@ -173,3 +178,26 @@ def resize_bilinear(ctx: OpContext, inputs: list) -> list:
     if x.dtype == np.int8:
         return [_resize_integer_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
     return [_resize_float_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
+
+
+# --- RESIZE_NEAREST_NEIGHBOR ------------------------------------------------------------------
+
+
+def nearest_indices(in_size: int, out_size: int, align: bool, half: bool) -> np.ndarray:
+    """The input index of each output index (LiteRT's GetNearestNeighbor, float32 arithmetic)."""
+    f32 = np.float32
+    scale = f32(in_size - 1) / f32(out_size - 1) if align and out_size > 1 else f32(in_size) / f32(out_size)
+    v = (np.arange(out_size, dtype=f32) + f32(0.5 if half else 0.0)) * scale
+    idx = (np.sign(v) * np.floor(np.abs(v) + f32(0.5))) if align else np.floor(v)
+    idx = np.minimum(idx.astype(np.int64), in_size - 1)
+    return np.maximum(idx, 0) if half else idx
+
+
+@register("RESIZE_NEAREST_NEIGHBOR", prepare=_prepare_resize)
+def resize_nearest_neighbor(ctx: OpContext, inputs: list) -> list:
+    plan: ResizePlan = ctx.params
+    x = inputs[0]
+    out_h, out_w = plan.size if plan.size is not None else _output_size(ctx, inputs[1])
+    rows = nearest_indices(x.shape[1], out_h, plan.align_corners, plan.half_pixel_centers)
+    cols = nearest_indices(x.shape[2], out_w, plan.align_corners, plan.half_pixel_centers)
+    return [np.ascontiguousarray(x[:, rows][:, :, cols])]

@@ -11,7 +11,7 @@ from support import assert_bit_exact, random_input, run_refnet
 MODES = [(False, False), (True, False), (False, True)]  # (align_corners, half_pixel_centers)
 
 
-def resize_model(in_shape, size, dtype, align, half, q=None, size_as_input=False):
+def resize_model(in_shape, size, dtype, align, half, q=None, size_as_input=False, kind="RESIZE_BILINEAR"):
     mb = ModelBuilder()
     q = q or {}
     x = mb.input("x", in_shape, dtype, **q)
@@ -20,7 +20,7 @@ def resize_model(in_shape, size, dtype, align, half, q=None, size_as_input=False
         mb.tensor("size", (2,), np.int32, data=size_arr)
     y = mb.tensor("y", (in_shape[0], size[0], size[1], in_shape[3]), dtype, **q)
     mb.outputs.append(y)
-    mb.op("RESIZE_BILINEAR", [x, s], [y], align_corners=align, half_pixel_centers=half)
+    mb.op(kind, [x, s], [y], align_corners=align, half_pixel_centers=half)
     return mb.build()
 
 
@@ -114,3 +114,17 @@ def test_resize_int8_overshooting_scale_is_an_error(in_size, out_size):
     with pytest.raises(OpExecutionError):
         run_refnet(resize_model((1, in_size, 1, 1), (out_size, 1), np.int8, False, False,
                                 {"scale": 1.0, "zero_point": 0}), [x])
+
+
+@pytest.mark.parametrize("path", ["reference", "optimized", "xnnpack"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8])
+def test_resize_nearest_neighbor(dtype, path):
+    """Upsampling (SSD feature pyramids, DeepLab) and downsampling by many ratios, each mode."""
+    rng = np.random.default_rng({np.float32: 1, np.uint8: 2, np.int8: 3}[dtype] + 10 * len(path))
+    sizes = [1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13, 19, 33]
+    for case in range(40):
+        in_shape = (1, int(rng.choice(sizes)), int(rng.choice(sizes)), int(rng.integers(1, 4)))
+        size = (int(rng.choice(sizes)), int(rng.choice(sizes)))
+        align, half = [(False, False), (True, False), (False, True)][case % 3]
+        model = resize_model(in_shape, size, dtype, align, half, quant(dtype, rng), kind="RESIZE_NEAREST_NEIGHBOR")
+        assert_bit_exact(model, [random_input(in_shape, dtype, rng)], path=path)
