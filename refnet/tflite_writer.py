@@ -30,7 +30,7 @@ OPTIONS_TABLE = {
     "UNPACK": "UnpackOptions", "TRANSPOSE": "TransposeOptions", "GATHER": "GatherOptions",
     "GATHER_ND": "GatherNdOptions", "DIV": "DivOptions", "FLOOR_DIV": "FloorDivOptions",
     "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
-    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
+    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions", "CAST": "CastOptions",
 }
 _OPTIONS_TYPE_CODES = {v: k for k, v in OPTIONS_TYPE_NAMES.items()}
 _PADDING_CODES = {v: k for k, v in PADDING_NAMES.items()}
