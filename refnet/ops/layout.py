@@ -1,5 +1,5 @@
-"""Layout ops: SPLIT, SPLIT_V, UNPACK, TRANSPOSE, GATHER and GATHER_ND, as LiteRT's reference
-kernels compute them. They cut, reorder or pick elements and never compute on them, so a result
+"""Layout ops: SPLIT, SPLIT_V, UNPACK, TRANSPOSE, GATHER, GATHER_ND, DEPTH_TO_SPACE,
+SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND, as LiteRT's reference kernels compute them. They cut, reorder or pick elements and never compute on them, so a result
 is a copy of input values (quantized outputs keep the input's quantization; LiteRT copies bytes).
 
 The axis, split sizes, permutation and (for GATHER / GATHER_ND) nothing else must be constants:
@@ -240,3 +240,88 @@ def _run_gather_nd(ctx: OpContext, inputs: list) -> list:
         _check_indices(ctx, flat[:, d], x.shape[d], f"index (dimension {d})")
     picked = x[tuple(flat[:, d] for d in range(depth))] if depth else np.broadcast_to(x, (flat.shape[0],) + x.shape)
     return [np.ascontiguousarray(picked.reshape(ctx.output_tensor().shape))]
+
+
+# --- DEPTH_TO_SPACE, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND -------------------------------------
+# 4-D NHWC. DEPTH_TO_SPACE in TensorFlow's DCR order: out[n, h*b + i, w*b + j, c] =
+# in[n, h, w, (i*b + j)*C + c]. SPACE_TO_BATCH_ND pads H and W (with 0, or the output's zero point
+# when quantized, as LiteRT) and moves each block offset (i, j) to batch (i*b1 + j)*N + n;
+# BATCH_TO_SPACE_ND undoes that and crops.
+
+def _nhwc(ctx: OpContext):
+    x_t = ctx.input_tensor(0)
+    if x_t is None or len(x_t.shape) != 4:
+        raise ctx.unsupported(f"{ctx.op.kind} on a {len(x_t.shape) if x_t else 0}-D tensor (refnet runs 4-D NHWC)")
+    _same_dtype(ctx, x_t, [ctx.output_tensor()])
+    return x_t
+
+
+def _prepare_depth_to_space(ctx: OpContext) -> int:
+    x_t = _nhwc(ctx)
+    b = int(ctx.op.options.get("block_size", 0))
+    n, h, w, c = x_t.shape
+    if b < 1 or c % (b * b):
+        raise ctx.fail(f"block_size {b} must be >= 1 with depth {c} divisible by {b * b}")
+    _declared(ctx, [(n, h * b, w * b, c // (b * b))])
+    return b
+
+
+@register("DEPTH_TO_SPACE", prepare=_prepare_depth_to_space)
+def _run_depth_to_space(ctx: OpContext, inputs: list) -> list:
+    b, x = ctx.params, inputs[0]
+    n, h, w, c = x.shape
+    y = x.reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5)
+    return [np.ascontiguousarray(y.reshape(n, h * b, w * b, c // (b * b)))]
+
+
+def _block_and_pairs(ctx: OpContext, what: str) -> tuple[list[int], list[tuple[int, int]]]:
+    block = _constant_ints(ctx, 1, "block_shape")
+    pairs = _constant_ints(ctx, 2, what)
+    if len(block) != 2 or len(pairs) != 4 or min(block) < 1 or min(pairs) < 0:
+        raise ctx.fail(f"block_shape {block} and {what} {pairs} must be 2 positive values and 2x2 non-negative")
+    return block, [(pairs[0], pairs[1]), (pairs[2], pairs[3])]
+
+
+def _prepare_space_to_batch(ctx: OpContext):
+    x_t = _nhwc(ctx)
+    block, pads = _block_and_pairs(ctx, "paddings")
+    n, h, w, c = x_t.shape
+    hp, wp = h + sum(pads[0]), w + sum(pads[1])
+    if hp % block[0] or wp % block[1]:
+        raise ctx.fail(f"padded size {hp}x{wp} is not a multiple of the block {block}")
+    _declared(ctx, [(n * block[0] * block[1], hp // block[0], wp // block[1], c)])
+    y_t = ctx.output_tensor()
+    fill = y_t.quantization.scalar()[1] if y_t.dtype in (np.int8, np.uint8) and y_t.quantization else 0
+    return block, pads, fill
+
+
+@register("SPACE_TO_BATCH_ND", prepare=_prepare_space_to_batch)
+def _run_space_to_batch(ctx: OpContext, inputs: list) -> list:
+    (b0, b1), pads, fill = ctx.params
+    x = np.pad(inputs[0], ((0, 0), pads[0], pads[1], (0, 0)), constant_values=fill)
+    n, hp, wp, c = x.shape
+    y = x.reshape(n, hp // b0, b0, wp // b1, b1, c).transpose(2, 4, 0, 1, 3, 5)
+    return [np.ascontiguousarray(y.reshape(b0 * b1 * n, hp // b0, wp // b1, c))]
+
+
+def _prepare_batch_to_space(ctx: OpContext):
+    x_t = _nhwc(ctx)
+    block, crops = _block_and_pairs(ctx, "crops")
+    nb, h, w, c = x_t.shape
+    if nb % (block[0] * block[1]):
+        raise ctx.fail(f"batch {nb} is not a multiple of the block {block}")
+    out_h, out_w = h * block[0] - sum(crops[0]), w * block[1] - sum(crops[1])
+    if out_h < 0 or out_w < 0:
+        raise ctx.fail(f"crops {crops} exceed the {h * block[0]}x{w * block[1]} result")
+    _declared(ctx, [(nb // (block[0] * block[1]), out_h, out_w, c)])
+    return block, crops
+
+
+@register("BATCH_TO_SPACE_ND", prepare=_prepare_batch_to_space)
+def _run_batch_to_space(ctx: OpContext, inputs: list) -> list:
+    (b0, b1), crops = ctx.params
+    x = inputs[0]
+    nb, h, w, c = x.shape
+    n = nb // (b0 * b1)
+    y = x.reshape(b0, b1, n, h, w, c).transpose(2, 3, 0, 4, 1, 5).reshape(n, h * b0, w * b1, c)
+    return [np.ascontiguousarray(y[:, crops[0][0]:h * b0 - crops[0][1], crops[1][0]:w * b1 - crops[1][1]])]

@@ -130,3 +130,47 @@ def test_indices_outside_the_params_are_typed_errors():
     mb.outputs.extend(outs)
     with pytest.raises(InvalidModelError, match="num_splits 4 must equal the outputs"):
         run_refnet(mb.build(), [np.zeros((4, 6), np.float32)])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depth_to_space_and_space_batch(dtype, path):
+    """DeepLab's atrous convolutions as TF1 converts them (SPACE_TO_BATCH_ND ... BATCH_TO_SPACE_ND),
+    and DEPTH_TO_SPACE, with padding (the zero point when quantized) and crops."""
+    rng = np.random.default_rng(300 + DTYPES.index(dtype) + 10 * PATHS.index(path))
+    for case in range(30):
+        mb = ModelBuilder()
+        b = [int(v) for v in rng.integers(1, 4, size=2)]
+        n, c = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+        if case % 3 == 0:
+            k = int(rng.integers(1, 4))
+            shape = (n, int(rng.integers(1, 5)), int(rng.integers(1, 5)), c * k * k)
+            x = mb.input("x", shape, dtype, **_q(dtype))
+            y = mb.tensor("y", (n, shape[1] * k, shape[2] * k, c), dtype, **_q(dtype))
+            mb.op("DEPTH_TO_SPACE", [x], [y], block_size=k)
+        elif case % 3 == 1:
+            pads = [[int(v) for v in rng.integers(0, 3, size=2)] for _ in range(2)]
+            hp = [int(rng.integers(1, 4)) * b[i] for i in range(2)]
+            h, w = max(hp[0] - sum(pads[0]), 1), max(hp[1] - sum(pads[1]), 1)
+            pads[0][1] += hp[0] - h - sum(pads[0]) if hp[0] - h - sum(pads[0]) >= 0 else 0
+            pads[1][1] += hp[1] - w - sum(pads[1]) if hp[1] - w - sum(pads[1]) >= 0 else 0
+            hp = [h + sum(pads[0]), w + sum(pads[1])]
+            if hp[0] % b[0] or hp[1] % b[1]:
+                continue
+            shape = (n, h, w, c)
+            x = mb.input("x", shape, dtype, **_q(dtype))
+            bs = mb.tensor("block", (2,), np.int32, data=np.array(b, np.int32))
+            pd = mb.tensor("paddings", (2, 2), np.int32, data=np.array(pads, np.int32))
+            y = mb.tensor("y", (n * b[0] * b[1], hp[0] // b[0], hp[1] // b[1], c), dtype, **_q(dtype))
+            mb.op("SPACE_TO_BATCH_ND", [x, bs, pd], [y])
+        else:
+            h, w = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+            crops = [[int(rng.integers(0, b[0] * h // 2 + 1)), 0], [0, int(rng.integers(0, b[1] * w // 2 + 1))]]
+            shape = (n * b[0] * b[1], h, w, c)
+            x = mb.input("x", shape, dtype, **_q(dtype))
+            bs = mb.tensor("block", (2,), np.int32, data=np.array(b, np.int32))
+            cr = mb.tensor("crops", (2, 2), np.int32, data=np.array(crops, np.int32))
+            y = mb.tensor("y", (n, h * b[0] - sum(crops[0]), w * b[1] - sum(crops[1]), c), dtype, **_q(dtype))
+            mb.op("BATCH_TO_SPACE_ND", [x, bs, cr], [y])
+        mb.outputs.append(y)
+        assert_bit_exact(mb.build(), [random_input(shape, dtype, rng)], path=path)
