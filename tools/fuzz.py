@@ -52,6 +52,7 @@ Formats (--format, several: one campaign each and a table per format at the end)
     python -m tools.fuzz --run DIR/mutant.h5 [--in-process]   # one saved checkpoint mutant
 
 Models (--models): paths to .tflite files and the groups `real` (../shared/models/*.tflite),
+`detector` (tools.detector_factory's SSD detectors, when cached),
 `factory` (tools.model_factory models at resolution 96, taken from the cache when present) and
 `mini` (small MobileNet-like chains of CONV_2D, DEPTHWISE_CONV_2D, pointwise CONV_2D, HARD_SWISH,
 ADD, AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED and SOFTMAX, in float32, int8 and uint8, written
@@ -202,6 +203,9 @@ def load_seeds(specs: list[str]) -> dict[str, bytes]:
         if spec == "real":
             for p in sorted(SHARED_MODELS.glob("*.tflite")):
                 seeds[p.name] = p.read_bytes()
+        elif spec == "detector":  # the SSD detectors (TFLite_Detection_PostProcess), when cached
+            for path in sorted((REPO / ".cache" / "detectors").glob("*/*.tflite")):
+                seeds[f"detector:{path.stem}"] = path.read_bytes()
         elif spec == "factory":
             for family, kind in FACTORY_MODELS:
                 p = _factory_path(family, kind)

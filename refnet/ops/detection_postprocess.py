@@ -37,6 +37,7 @@ from . import OpContext, register
 F32 = np.float32
 OP_NAME = "TFLite_Detection_PostProcess"
 DEFAULT_DETECTIONS_PER_CLASS = 100
+MAX_DETECTED_ROWS = 1 << 20  # far above any detector's max_detections x classes per detection
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ def _prepare_postprocess(ctx: OpContext) -> PostProcessPlan:
     if not (F32(0) < iou <= F32(1)):
         raise ctx.fail(f"nms_iou_threshold {iou} must be in (0, 1]")
     detected = max_det if regular else max_det * per_det
+    if detected > MAX_DETECTED_ROWS:  # LiteRT's int32 product overflows at 2**31; refnet stops sooner
+        raise ctx.fail(f"max_detections {max_det} x max_classes_per_detection {per_det} = {detected} output "
+                       f"rows: more than refnet allocates ({MAX_DETECTED_ROWS}); the options are damaged?")
     shapes = [(1, detected, 4), (1, detected), (1, detected), (1,)]
     for i, shape in enumerate(shapes):
         y = ctx.output_tensor(i)

@@ -124,3 +124,6 @@ def test_bad_options_and_inputs_are_typed_errors():
         run_refnet(model(16, 6, options(nms_iou_threshold=0.0), rng=rng), inputs(16, 6, np.float32, rng))
     with pytest.raises(InvalidModelError, match="declared"):
         run_refnet(model(16, 6, options(max_detections=4), rng=rng), inputs(16, 6, np.float32, rng))
+    with pytest.raises(InvalidModelError, match="output rows: more than refnet allocates"):
+        run_refnet(model(16, 6, options(max_detections=2 ** 30, max_classes_per_detection=4), rng=rng,
+                         max_det=1), inputs(16, 6, np.float32, rng))
