@@ -92,7 +92,8 @@ def _prepare_postprocess(ctx: OpContext) -> PostProcessPlan:
     per_class = _number(ctx, m, "detections_per_class", int, DEFAULT_DETECTIONS_PER_CLASS)
     regular = bool(_number(ctx, m, "use_regular_nms", bool, False))
     num_classes = _number(ctx, m, "num_classes", int)
-    scales = tuple(F32(_number(ctx, m, k, float)) for k in ("y_scale", "x_scale", "h_scale", "w_scale"))
+    with np.errstate(over="ignore"):  # static_cast<float> of a huge double: inf, as in C
+        scales = tuple(F32(_number(ctx, m, k, float)) for k in ("y_scale", "x_scale", "h_scale", "w_scale"))
     iou = F32(_number(ctx, m, "nms_iou_threshold", float))
     threshold = F32(_number(ctx, m, "nms_score_threshold", float))
     if len(boxes_t.shape) != 3 or len(scores_t.shape) != 3 or len(anchors_t.shape) != 2:
@@ -151,11 +152,21 @@ def _dequantized(t, values: np.ndarray) -> np.ndarray:
 def decode_boxes(encodings: np.ndarray, anchors: np.ndarray, scales: tuple) -> np.ndarray:
     """[N, 4] float32 corners (ymin, xmin, ymax, xmax): double arithmetic rounded once, as LiteRT."""
     y_scale, x_scale, h_scale, w_scale = (float(s) for s in scales)
-    e = encodings[:, :4].astype(np.float64)
-    a = anchors.astype(np.float64)
+    with np.errstate(all="ignore"):  # a zero scale gives inf / NaN, as the C double arithmetic does
+        return _decode(encodings[:, :4].astype(np.float64), anchors.astype(np.float64),
+                       y_scale, x_scale, h_scale, w_scale)
+
+
+def _decode(e, a, y_scale, x_scale, h_scale, w_scale) -> np.ndarray:
     ycenter = (e[:, 0] / y_scale * a[:, 2] + a[:, 0]).astype(F32)
     xcenter = (e[:, 1] / x_scale * a[:, 3] + a[:, 1]).astype(F32)
-    exp = np.vectorize(math.exp, otypes=[np.float64])  # libm's exp (LiteRT's std::exp(double))
+    def libm_exp(v: float) -> float:  # LiteRT's std::exp(double); C gives inf on overflow
+        try:
+            return math.exp(v)
+        except OverflowError:
+            return math.inf
+
+    exp = np.vectorize(libm_exp, otypes=[np.float64])
     half_h = (0.5 * exp(e[:, 2] / h_scale) * a[:, 2]).astype(F32)
     half_w = (0.5 * exp(e[:, 3] / w_scale) * a[:, 3]).astype(F32)
     return np.stack([ycenter - half_h, xcenter - half_w, ycenter + half_h, xcenter + half_w], axis=1)
@@ -164,12 +175,12 @@ def decode_boxes(encodings: np.ndarray, anchors: np.ndarray, scales: tuple) -> n
 def _iou(boxes: np.ndarray, i: int, js: np.ndarray) -> np.ndarray:
     """float32 IoU of box i with boxes js, as LiteRT's ComputeIntersectionOverUnion."""
     bi, bj = boxes[i], boxes[js]
-    area_i = (bi[2] - bi[0]) * (bi[3] - bi[1])
-    area_j = (bj[:, 2] - bj[:, 0]) * (bj[:, 3] - bj[:, 1])
-    inter_h = np.maximum(np.minimum(bi[2], bj[:, 2]) - np.maximum(bi[0], bj[:, 0]), F32(0))
-    inter_w = np.maximum(np.minimum(bi[3], bj[:, 3]) - np.maximum(bi[1], bj[:, 1]), F32(0))
-    inter = inter_h * inter_w
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # inf boxes (an overflowing exp) give NaN, as in C
+        area_i = (bi[2] - bi[0]) * (bi[3] - bi[1])
+        area_j = (bj[:, 2] - bj[:, 0]) * (bj[:, 3] - bj[:, 1])
+        inter_h = np.maximum(np.minimum(bi[2], bj[:, 2]) - np.maximum(bi[0], bj[:, 0]), F32(0))
+        inter_w = np.maximum(np.minimum(bi[3], bj[:, 3]) - np.maximum(bi[1], bj[:, 1]), F32(0))
+        inter = inter_h * inter_w
         iou = inter / (area_i + area_j - inter)
     return np.where((area_i <= 0) | (area_j <= 0), F32(0), iou).astype(F32)
 

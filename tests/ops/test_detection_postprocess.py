@@ -127,3 +127,40 @@ def test_bad_options_and_inputs_are_typed_errors():
     with pytest.raises(InvalidModelError, match="output rows: more than refnet allocates"):
         run_refnet(model(16, 6, options(max_detections=2 ** 30, max_classes_per_detection=4), rng=rng,
                          max_det=1), inputs(16, 6, np.float32, rng))
+
+
+def test_damaged_options_are_typed_errors_or_run():
+    """200 mutants of the flexbuffer options (bit flips, bytes set to extremes, truncation): each
+    either runs or fails with a refnet error, never another exception."""
+    from refnet.errors import RefnetError
+
+    rng = np.random.default_rng(11)
+    good = bytearray(options())
+    xs = inputs(16, 6, np.float32, rng)
+    outcomes = {"ran": 0, "typed": 0}
+    for k in range(200):
+        raw = bytearray(good)
+        if k % 3 == 0:
+            raw = raw[:int(rng.integers(0, len(raw)))]
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                i = int(rng.integers(0, len(raw)))
+                raw[i] = int(rng.choice([0, 255, 127, 128])) if k % 3 == 1 else raw[i] ^ (1 << int(rng.integers(0, 8)))
+        content = model(16, 6, bytes(raw), rng=np.random.default_rng(0))
+        try:
+            run_refnet(content, xs)
+            outcomes["ran"] += 1
+        except RefnetError:
+            outcomes["typed"] += 1
+    assert outcomes["typed"] > 0 and sum(outcomes.values()) == 200
+
+
+@pytest.mark.parametrize("regular", [False, True])
+def test_overflowing_box_sizes_match_litert(regular):
+    """exp(h / h_scale) beyond double's range: inf boxes (LiteRT's C arithmetic), NaN IoUs."""
+    rng = np.random.default_rng(21)
+    content = model(36, 6, options(use_regular_nms=regular), rng=rng, max_det=10, regular=regular)
+    boxes, scores = inputs(36, 6, np.float32, rng)
+    boxes[0, ::5, 2] = np.float32(5000.0)  # exp(1000): overflows
+    boxes[0, 1::7, 3] = np.float32(-5000.0)  # exp(-1000): 0, a degenerate box
+    assert assert_bit_exact(content, [boxes, scores]) == 6
