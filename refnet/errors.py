@@ -46,3 +46,8 @@ class OpExecutionError(RefnetError):
 
 class MemoryLimitError(RefnetError, MemoryError):
     """The model needs more memory than the configured limit."""
+
+
+# What h5py raises reading a damaged HDF5 file (a bad dtype or string encoding is a TypeError):
+# importers turn these into a ModelFormatError naming the file.
+HDF5_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFormatError
+from .errors import HDF5_READ_ERRORS, ModelFormatError
 from .graph import Graph
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -104,7 +104,7 @@ def is_weight_store(path: Path, path_as_typed: str | None = None, bounded: bool 
     try:
         with h5py.File(path, "r") as f:
             return f.attrs.get("format") == FORMAT
-    except OSError as e:
+    except HDF5_READ_ERRORS as e:
         raise ModelFormatError(f"{path_as_typed or path}: not a readable HDF5 file ({e})") from None
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFormatError, RefnetError
+from .errors import HDF5_READ_ERRORS, ModelFormatError, RefnetError
 
 FORMAT = "refnet-weights"
 FORMAT_VERSION = 1
@@ -140,7 +140,7 @@ def read_store(path: Path) -> WeightStore:
             f["tensors"].visititems(visit)
     except ModelFormatError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except HDF5_READ_ERRORS as e:
         raise ModelFormatError(f"{src}: corrupt weight store ({type(e).__name__}: {e})") from None
     try:
         store = WeightStore(spec, tensors, provenance)

@@ -498,3 +498,16 @@ def test_cli_convert_of_the_hang_is_one_line(hdf5_hang, tmp_path):
     assert proc.stderr.startswith("refnet: error: damaged.h5: reading this HDF5 file did not finish in 3 s")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "out.h5").exists()
+
+
+# Found by the 10 000-mutant .h5 campaign (seed 100, mutant 6576: 4 bit flips): h5py raises
+# TypeError("Unknown string encoding (value 4)") reading a layer's weight_names attribute.
+def test_hdf5_damaged_string_encoding_is_typed(file_seeds, tmp_path):
+    from refnet.model_files import load_model
+
+    name, _, files, desc = fuzz.Campaign(file_seeds["h5"], seed=100, fmt="h5").mutant(6576)
+    assert (name, desc) == ("v2_0.35_96.h5", "bitflip 911477.1,1148115.2,35055.7,1044826.2")
+    path = tmp_path / "flipped.h5"
+    path.write_bytes(files["mutant.h5"])
+    with pytest.raises(ModelFormatError, match="corrupt Keras HDF5 file .TypeError: Unknown string encoding"):
+        load_model(str(path), bounded=False)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import HDF5_READ_ERRORS, ModelFormatError
 from ..models import ArchSpec, get_net
 from ..models.spec import SE_GATE_SCALE_KERAS
 from .common import DEFAULT_RESOLUTION, DM_CANDIDATES, make_store, resolution_note
@@ -295,7 +295,7 @@ def import_keras_h5(path: Path, spec: ArchSpec | None = None, resolution: int | 
             layers, structure = read_legacy(f, path, keras_config)
     except ModelFormatError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except HDF5_READ_ERRORS as e:
         raise ModelFormatError(f"{path}: corrupt Keras HDF5 file ({type(e).__name__}: {e})") from None
     spec_given = spec is not None
     family, variables = _legacy_to_slim(path, layers, spec)
@@ -488,7 +488,7 @@ def import_keras_archive(path: Path, spec: ArchSpec | None = None, resolution: i
             queues = _keras3_queues(f, structure, path)
     except ModelFormatError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except HDF5_READ_ERRORS as e:
         raise ModelFormatError(f"{path}: corrupt model.weights.h5 in the archive ({type(e).__name__}: {e})") from None
     res = structure.resolution
     chosen = res or resolution
