@@ -678,8 +678,9 @@ def mutate_zip_member(data: bytes, rng) -> tuple[bytes, str]:
     new, desc = mutate_bytes(raw, aim, kind, rng)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
-        for info in src.infolist():
-            z.writestr(info.filename, new if info.filename == member else src.read(info.filename))
+        for info in src.infolist():  # the seed's timestamps: a mutant is the same bytes every time
+            z.writestr(zipfile.ZipInfo(info.filename, date_time=info.date_time),
+                       new if info.filename == member else src.read(info.filename))
     return out.getvalue(), f"member {member}: {desc}"
 
 
