@@ -71,26 +71,6 @@ def _anchors(shapes) -> np.ndarray:
     return np.array(out, np.float32)
 
 
-def _seed(model, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    values = []
-    for w in model.weights:
-        name, shape = (w.path if hasattr(w, "path") else w.name), tuple(w.shape)
-        if name.endswith("gamma"):
-            v = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith("beta") or name.endswith("bias"):
-            v = rng.normal(0, 0.1, shape)
-        elif name.endswith("moving_mean"):
-            v = rng.normal(0, 0.1, shape)
-        elif name.endswith("moving_variance"):
-            v = rng.uniform(0.5, 2.0, shape)
-        else:
-            fan_in = int(np.prod(shape[:-1])) if len(shape) != 4 or shape[3] != 1 else shape[0] * shape[1]
-            v = rng.standard_normal(shape) * np.sqrt(1.0 / max(fan_in, 1))
-        values.append(np.asarray(v, np.float32))
-    model.set_weights(values)
-
-
 def _detector(keras, name: str):
     cls, alpha, res, classes, _ = DETECTORS[name]
     extra = {"include_preprocessing": False} if "V3" in cls else {}
@@ -108,7 +88,9 @@ def _detector(keras, name: str):
         scores.append(keras.layers.Reshape((-1, classes + 1))(c))
     model = keras.Model(inp, [keras.layers.Concatenate(axis=1)(boxes),
                               keras.layers.Activation("sigmoid")(keras.layers.Concatenate(axis=1)(scores))])
-    _seed(model, seed=sum(map(ord, name)))
+    from tools.keras_patterns import seed_weights
+
+    seed_weights(model, seed=sum(map(ord, name)))
     return model, _anchors(shapes)
 
 

@@ -132,7 +132,7 @@ PATTERNS = {
 }
 
 
-def _seed_weights(model, seed: int) -> None:
+def seed_weights(model, seed: int) -> None:
     """Seeded weights; batch-norm statistics away from identity (folding is exercised)."""
     rng = np.random.default_rng(seed)
     values = []
@@ -174,7 +174,7 @@ def build(name: str) -> dict[str, Path]:
     builder, raw = PATTERNS[name]
     keras.utils.set_random_seed(0)
     model = builder(keras)
-    _seed_weights(model, seed=sum(map(ord, name)) % 1000)
+    seed_weights(model, seed=sum(map(ord, name)) % 1000)
     d.mkdir(parents=True, exist_ok=True)
     res = int(model.input_shape[1])
     xs = images(res, raw)

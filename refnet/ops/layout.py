@@ -173,13 +173,19 @@ class GatherPlan:
     batch_dims: int
 
 
-def _prepare_gather(ctx: OpContext) -> GatherPlan:
+def _params_and_indices(ctx: OpContext):
+    """GATHER's and GATHER_ND's two inputs, checked."""
     x_t, i_t = ctx.input_tensor(0), ctx.input_tensor(1)
     if len(ctx.op.inputs) != 2 or x_t is None or i_t is None:
         raise ctx.fail("needs 2 inputs (params, indices)")
     _same_dtype(ctx, x_t, [ctx.output_tensor()])
     if i_t.dtype not in INDEX_DTYPES:
         raise ctx.fail(f"indices must be int32 or int64, not {i_t.dtype.name}")
+    return x_t, i_t
+
+
+def _prepare_gather(ctx: OpContext) -> GatherPlan:
+    x_t, i_t = _params_and_indices(ctx)
     rank = len(x_t.shape)
     axis = _axis(ctx, int(ctx.op.options.get("axis", 0)), rank)
     batch_dims = int(ctx.op.options.get("batch_dims", 0))
@@ -216,12 +222,7 @@ def _run_gather(ctx: OpContext, inputs: list) -> list:
 
 
 def _prepare_gather_nd(ctx: OpContext) -> int:
-    x_t, i_t = ctx.input_tensor(0), ctx.input_tensor(1)
-    if len(ctx.op.inputs) != 2 or x_t is None or i_t is None:
-        raise ctx.fail("needs 2 inputs (params, indices)")
-    _same_dtype(ctx, x_t, [ctx.output_tensor()])
-    if i_t.dtype not in INDEX_DTYPES:
-        raise ctx.fail(f"indices must be int32 or int64, not {i_t.dtype.name}")
+    x_t, i_t = _params_and_indices(ctx)
     if not i_t.shape:
         raise ctx.fail("indices must have at least one dimension")
     depth = i_t.shape[-1]
