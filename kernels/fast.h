@@ -37,6 +37,10 @@ typedef struct {
     /* packed weights: panels of RN_NR channels, [panel][k][RN_NR], zero-padded channels */
     const int16_t *wq;
     const float *wf;
+    /* conv_q8's packing (pack_q8): int8 s = w + w_off - beta, [panel][ceil(K/4)][RN_NR][4];
+     * the input as unsigned bytes u (int8 x: x + 128), padded taps u = pad_u8 */
+    const int8_t *w8;
+    int32_t beta, pad_u8;
     /* bias (length out_c, padded to a multiple of RN_NR with zeros); NULL: none */
     const int32_t *bias_q;
     const float *bias_f;

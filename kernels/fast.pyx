@@ -41,6 +41,8 @@ cdef extern from "fast_dispatch.h" nogil:
         int32_t in_off
         const int16_t *wq
         const float *wf
+        const int8_t *w8
+        int32_t beta, pad_u8
         const int32_t *bias_q
         const float *bias_f
         const int32_t *mult
@@ -60,6 +62,7 @@ cdef extern from "fast_dispatch.h" nogil:
     int rn_isa
     int rn_isa_supported()
     void rn_conv_q(const rn_conv_t *p, const void *inp, void *out, int32_t *acc_out)
+    void rn_conv_q8(const rn_conv_t *p, const void *inp, void *out, int32_t *acc_out)
     int rn_conv_f(const rn_conv_t *p, const float *inp, float *out)
     void rn_depthwise_q(const rn_conv_t *p, const void *inp, void *out)
     int rn_depthwise_f(const rn_conv_t *p, const float *inp, float *out)
@@ -67,7 +70,7 @@ cdef extern from "fast_dispatch.h" nogil:
     void rn_mbqm_array(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *out, long n,
                        int form)
 
-ISA_NAMES = {0: "generic", 1: "avx2", 2: "avx512"}
+ISA_NAMES = {0: "generic", 1: "avx2", 2: "avx512", 3: "avx512-vnni"}
 cdef int _SUPPORTED = rn_isa_supported()
 
 
@@ -80,8 +83,14 @@ _set_level(_SUPPORTED)
 
 
 def isa_supported():
-    """The best ISA level this CPU runs (0 generic, 1 AVX2, 2 AVX-512)."""
+    """The best ISA level this CPU runs (0 generic, 1 AVX2, 2 AVX-512, 3 AVX-512 with VNNI)."""
     return _SUPPORTED
+
+
+def native_u8s8():
+    """True when the chosen copy multiplies bytes natively (vpdpbusd): conv_q8 is then the
+    faster integer convolution; elsewhere conv_q (int16 pairs) is, and conv_q8 emulates."""
+    return rn_isa >= 3
 
 
 def get_isa():
@@ -123,6 +132,46 @@ def pack_q(w, int w_off):
     full = np.zeros((panels(cout) * RN_NR, 2 * kp), np.int16)
     full[:cout, :k] = shifted
     return np.ascontiguousarray(full.reshape(-1, RN_NR, kp, 2).transpose(0, 2, 1, 3))
+
+
+def pack_q8(w, int w_off):
+    """(Cout, K) int8/uint8 weights -> (int8 (panels, ceil(K/4), 16, 4) of s = w + w_off - beta,
+    beta, each channel's sum of s (int64)) for conv_q8: beta 0 when every w + w_off fits int8,
+    else the shift that brings them into [-128, 127].  None when they span more than 256
+    values (then conv_q takes the op)."""
+    w = np.asarray(w)
+    cout, k = w.shape
+    shifted = w.astype(np.int32) + w_off
+    lo, hi = (int(shifted.min()), int(shifted.max())) if shifted.size else (0, 0)
+    if hi - lo > 255:
+        return None
+    beta = 0 if lo >= -128 and hi <= 127 else lo + 128
+    s = shifted - beta
+    k4 = (k + 3) // 4
+    full = np.zeros((panels(cout) * RN_NR, 4 * k4), np.int8)
+    full[:cout, :k] = s
+    packed = np.ascontiguousarray(full.reshape(-1, RN_NR, k4, 4).transpose(0, 2, 1, 3))
+    return packed, beta, s.astype(np.int64).sum(axis=1)
+
+
+def q8_alpha(int in_off, bint in_signed):
+    """x + in_off = u + alpha with u the input as unsigned bytes (int8 x: x + 128)."""
+    return in_off - 128 if in_signed else in_off
+
+
+def q8_input_fits(int in_off, bint in_signed):
+    """conv_q8 pads with the byte -alpha: it must be one (a zero point of the input's type)."""
+    return 0 <= -q8_alpha(in_off, in_signed) <= 255
+
+
+def fold_q8_bias(bias, s_sums, int k, int alpha, int beta):
+    """conv_q8's bias: bias + alpha * sum(s) + K * alpha * beta per channel, wrapped to int32 as
+    the reference's int32 sums (exact modulo 2**32), padded to panels."""
+    cout = len(s_sums)
+    b = np.zeros(cout, np.int64) if bias is None else np.asarray(bias).reshape(-1).astype(np.int64)
+    total = b + alpha * np.asarray(s_sums, np.int64) + k * alpha * beta
+    wrapped = ((total + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return pad_channels(wrapped, cout, np.int32)
 
 
 def input_offset_fits(int in_off):
@@ -205,6 +254,9 @@ cdef int _geometry(rn_conv_t *p, cnp.ndarray x, cnp.ndarray out, geom, int threa
     p.threads = max(1, threads)
     p.wq = NULL
     p.wf = NULL
+    p.w8 = NULL
+    p.beta = 0
+    p.pad_u8 = 0
     p.bias_q = NULL
     p.bias_f = NULL
     p.mult = NULL
@@ -272,6 +324,43 @@ def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
     _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
     with nogil:
         rn_conv_q(&p, xp, outp, NULL)
+
+
+def conv_q8(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias not None,
+            cnp.ndarray mult, cnp.ndarray shift, geom, int in_off, int beta, int zp, int qmin,
+            int qmax, int rounding, cnp.ndarray out not None, int threads=1):
+    """Quantized convolution on unsigned x signed bytes; as conv_q, with wpack and beta from
+    pack_q8 and bias from fold_q8_bias (required: it carries the offsets' terms)."""
+    cdef rn_conv_t p
+    xk, ok = _kind(x, "x"), _kind(out, "out")
+    if xk > 1:
+        raise TypeError("x must be int8 or uint8")
+    _geometry(&p, x, out, geom, threads)
+    cdef Py_ssize_t K = p.kh * p.kw * p.in_c, npan = panels(p.out_c)
+    cdef Py_ssize_t k4 = (K + 3) // 4
+    if wpack.dtype != np.int8 or wpack.ndim != 4 or wpack.shape[0] != npan or \
+            wpack.shape[1] != k4 or wpack.shape[2] != RN_NR or wpack.shape[3] != 4 or \
+            not cnp.PyArray_IS_C_CONTIGUOUS(wpack):
+        raise ValueError(f"wpack must be int8 ({npan}, {k4}, {RN_NR}, 4)")
+    if not q8_input_fits(in_off, xk == 1):
+        raise ValueError(f"in_off {in_off}: the padding byte -alpha is not in [0, 255]")
+    p.w8 = <const int8_t*>cnp.PyArray_DATA(wpack)
+    p.bias_q = <const int32_t*>_vec(bias, "bias", 2, npan * RN_NR)
+    p.in_signed = xk == 1
+    p.in_off = in_off
+    p.beta = beta
+    p.pad_u8 = -q8_alpha(in_off, xk == 1)
+    cdef void* outp = cnp.PyArray_DATA(out)
+    cdef const void* xp = cnp.PyArray_DATA(x)
+    if ok == 2:
+        with nogil:
+            rn_conv_q8(&p, xp, NULL, <int32_t*>outp)
+        return
+    if ok > 1:
+        raise TypeError("out must be int8, uint8 or int32")
+    _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
+    with nogil:
+        rn_conv_q8(&p, xp, outp, NULL)
 
 
 def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,

@@ -42,13 +42,13 @@ RN_INLINE VDI RN_SFX(select)(VDI mask, VDI a, VDI b) {
  * mul_even64(a, b)  the int64 product of the low (signed) 32 bits of each 64-bit lane (pmuldq);
  * sra64(v, n)       arithmetic right shift of each 64-bit lane by n[lane] in [0, 63].
  * AVX2 has no variable 64-bit arithmetic shift: flip the sign, shift logically, flip back. */
-#if defined(RN_AVX2_REQUANT)
+#if defined(RN_ISA_AVX2)
 RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return (VDI)_mm256_mul_epi32((__m256i)a, (__m256i)b); }
 RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) {
     __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), (__m256i)v);
     return (VDI)_mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256((__m256i)v, sign), (__m256i)n), sign);
 }
-#elif defined(RN_AVX512_REQUANT)
+#elif defined(RN_ISA_AVX512)
 RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return (VDI)_mm512_mul_epi32((__m512i)a, (__m512i)b); }
 RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
 #else
@@ -169,29 +169,83 @@ static void RN_SFX(mbqm_array)(const int32_t *x, const int32_t *m, const int32_t
     }
 }
 
+/* Byte lanes <-> int32 lanes.  widen8: RN_L32 int8 / uint8 values at src (all readable) as
+ * int32 lanes; store8: int32 lanes already inside the destination type's range, as `count`
+ * bytes.  GCC 12 scalarises __builtin_convertvector between byte and int32 vectors (one
+ * insert per lane), hence the instructions spelt out. */
+RN_INLINE VSI RN_SFX(widen8)(const void *src, int is_signed) {
+#if defined(RN_ISA_AVX512)
+    __m128i b = _mm_loadu_si128((const __m128i *)src);
+    return (VSI)(is_signed ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b));
+#elif defined(RN_ISA_AVX2)
+    __m128i b = _mm_loadl_epi64((const __m128i *)src);
+    return (VSI)(is_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b));
+#elif RN_X86  /* SSE2: each byte moved to the top of its lane, then shifted down */
+    int32_t four;
+    memcpy(&four, src, 4);
+    __m128i b = _mm_cvtsi32_si128(four);
+    b = _mm_unpacklo_epi16(_mm_unpacklo_epi8(b, b), _mm_unpacklo_epi8(b, b));
+    return (VSI)(is_signed ? _mm_srai_epi32(b, 24) : _mm_srli_epi32(b, 24));
+#else
+    VSI v;
+    for (int l = 0; l < RN_L32; l++)
+        v[l] = is_signed ? (int32_t)((const int8_t *)src)[l] : (int32_t)((const uint8_t *)src)[l];
+    return v;
+#endif
+}
+
+/* widen8 of the first `count` (< RN_L32 allowed) values; the other lanes 0. */
+RN_INLINE VSI RN_SFX(widen8_part)(const void *src, int is_signed, int count) {
+    int8_t bytes[16] = {0};
+    memcpy(bytes, src, (size_t)count);
+    return RN_SFX(widen8)(bytes, is_signed);
+}
+
+RN_INLINE void RN_SFX(store8)(VSI v, int is_signed, void *dst, int count) {
+    int8_t bytes[16];
+#if defined(RN_ISA_AVX512)
+    (void)is_signed;  /* truncation keeps every in-range value */
+    _mm_storeu_si128((__m128i *)bytes, _mm512_cvtepi32_epi8((__m512i)v));
+#elif defined(RN_ISA_AVX2) || RN_X86
+#if defined(RN_ISA_AVX2)
+    __m128i w = _mm_packs_epi32(_mm256_castsi256_si128((__m256i)v), _mm256_extracti128_si256((__m256i)v, 1));
+#else
+    __m128i w = _mm_packs_epi32((__m128i)v, (__m128i)v);
+#endif
+    /* int16 lanes in [-128, 255]: the saturating byte pack of the output's signedness is exact */
+    _mm_storeu_si128((__m128i *)bytes, is_signed ? _mm_packs_epi16(w, w) : _mm_packus_epi16(w, w));
+#else
+    (void)is_signed;
+    for (int l = 0; l < RN_L32; l++) bytes[l] = (int8_t)v[l];
+#endif
+    if (count >= RN_L32) memcpy(dst, bytes, RN_L32);  /* a constant size: one store */
+    else memcpy(dst, bytes, (size_t)count);
+}
+
+/* One vector of wrapped int32 accumulators requantized in the op's form, + zero point, clamped:
+ * m holds the multipliers (ROUNDING_FP32: each lane's float32 scale bits), s the shifts. */
+RN_INLINE VSI RN_SFX(requant32)(VSI acc, VSI m, VSI s, const rn_conv_t *p) {
+    VSI v;
+    if (p->rounding == RN_ROUNDING_FP32) {  /* clamped, then + zp, as the reference form */
+        v = RN_SFX(clamp32)(RN_SFX(rint_scaled32)(acc, m), -65536, 65536);
+    } else {
+        v = RN_SFX(mbqm32)(acc, m, s, p->rounding);
+    }
+    v = v + p->zp;  /* int32 addition with wrap-around (-fwrapv), as the reference */
+    return RN_SFX(clamp32)(v, p->qmin, p->qmax);
+}
+
 /* Requantize the 16 wrapped int32 accumulators of one panel and store `count` bytes. */
 RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
                                        const int32_t *shift, const rn_conv_t *p, char *dst,
                                        int count) {
-    int8_t bytes[16];
     for (int j = 0; j < 16 && j < count; j += RN_L32) {
         VSI x, m, s;
         memcpy(&x, acc + j, RN_VB);
         memcpy(&m, mult + j, RN_VB);
         memcpy(&s, shift + j, RN_VB);
-        VSI v;
-        if (p->rounding == RN_ROUNDING_FP32) {  /* m: float32 scale bits; clamped, then + zp */
-            v = RN_SFX(clamp32)(RN_SFX(rint_scaled32)(x, m), -65536, 65536);
-        } else {
-            v = RN_SFX(mbqm32)(x, m, s, p->rounding);
-        }
-        v = v + p->zp;  /* int32 addition with wrap-around (-fwrapv), as the reference */
-        v = RN_SFX(clamp32)(v, p->qmin, p->qmax);
-        VHQ b = __builtin_convertvector(v, VHQ);
-        memcpy(bytes + j, &b, sizeof b);
+        RN_SFX(store8)(RN_SFX(requant32)(x, m, s, p), p->out_signed, dst + j, count - j);
     }
-    if (count == 16) memcpy(dst, bytes, 16);
-    else memcpy(dst, bytes, (size_t)count);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -323,6 +377,203 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
             }
         }
         free(Ah);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Integer convolution on unsigned x signed bytes (vpdpbusd in the copy with AVX-512 VNNI).
+ * (x + in_off)(w + w_off) = (u + alpha)(s + beta), u = x (int8 x: x + 128) in [0, 255] and
+ * s = w + w_off - beta in [-128, 127]; summed over the K taps that is
+ *     dot(u, s) + beta * sum(u) + alpha * sum(s) + K * alpha * beta.
+ * The last two terms are per channel, folded into the bias at load (pack_q8 / fold_q8_bias,
+ * exact modulo 2**32); beta * sum(u) is per pixel (beta is 0 for int8 weights).  A padded tap
+ * holds u = -alpha (the input's zero point as an unsigned byte), so its u + alpha is 0, as
+ * the reference's skipped tap.  Weights [panel][ceil(K/4)][RN_NR][4], zero past K.
+ * ---------------------------------------------------------------------------------------- */
+
+#define RN_Q8_TILE 12  /* pixels gathered per tile: two halves of 6 for 3-4 panels, 12 for 1-2 */
+
+#define VUH RN_SFX(vuh)
+typedef uint16_t VUH __attribute__((vector_size(RN_VB)));
+
+/* acc (int32 lanes) += the sum of the 4 products of a's unsigned and w's signed bytes per lane */
+RN_INLINE VSI RN_SFX(dot4_u8s8)(VSI acc, VSI a, VSI w) {
+#if defined(RN_ISA_VNNI)
+    return (VSI)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)a, (__m512i)w);
+#else
+    /* exact emulation: bytes 0, 2 and bytes 1, 3 of each lane as int16 pairs, two pmaddwd */
+    VHI a16 = (VHI)a, w16 = (VHI)w;
+    VHI a_even = a16 & 0xFF, a_odd = (VHI)((VUH)a16 >> 8);
+    VHI w_even = (VHI)(w16 << 8) >> 8, w_odd = w16 >> 8;
+    RN_MADD(acc, a_even, w_even);
+    RN_MADD(acc, a_odd, w_odd);
+    return acc;
+#endif
+}
+
+/* The tile's unsigned bytes: At[g * RN_Q8_TILE + m] holds taps 4g..4g+3 of pixel p0 + m (zero
+ * past K and for absent pixels); usum[m] their sum over the K taps (only when beta != 0). */
+static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int mv, int K,
+                              uint32_t *At, int32_t *usum, uint8_t *row) {
+    const int K4 = (K + 3) / 4, C = p->in_c;
+    const uint8_t flip = p->in_signed ? 0x80 : 0;
+    if (mv < RN_Q8_TILE) memset(At, 0, sizeof(uint32_t) * (size_t)K4 * RN_Q8_TILE);
+    memset(row + K, 0, (size_t)(4 * K4 - K));
+    for (int m = 0; m < mv; m++) {
+        if (p->pointwise && (K & 3) == 0) {  /* whole words straight from the input row */
+            const uint8_t *src = (const uint8_t *)in + (size_t)(p0 + m) * C;
+            const uint32_t flip4 = flip * 0x01010101u;
+            uint32_t sum = 0;
+            for (int g = 0; g < K4; g++) {
+                uint32_t word;
+                memcpy(&word, src + 4 * g, 4);
+                word ^= flip4;
+                At[(size_t)g * RN_Q8_TILE + m] = word;
+                /* the four bytes' sum: pairs of bytes in 16-bit halves, then the halves */
+                uint32_t pairs = (word & 0x00FF00FFu) + ((word >> 8) & 0x00FF00FFu);
+                sum += (pairs & 0xFFFFu) + (pairs >> 16);
+            }
+            usum[m] = (int32_t)sum;
+            continue;
+        }
+        if (p->pointwise) {
+            const uint8_t *src = (const uint8_t *)in + (size_t)(p0 + m) * C;
+            for (int k = 0; k < K; k++) row[k] = src[k] ^ flip;
+        } else {
+            int b, y0, x0, k = 0;
+            RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+            for (int ky = 0; ky < p->kh; ky++) {
+                int iy = y0 + ky * p->dh;
+                for (int kx = 0; kx < p->kw; kx++, k += C) {
+                    int ix = x0 + kx * p->dw;
+                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                        memset(row + k, p->pad_u8, (size_t)C);
+                        continue;
+                    }
+                    const uint8_t *src = (const uint8_t *)in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
+                    for (int ci = 0; ci < C; ci++) row[k + ci] = src[ci] ^ flip;
+                }
+            }
+        }
+        if (p->beta) {
+            int32_t sum = 0;
+            for (int k = 0; k < K; k++) sum += row[k];
+            usum[m] = sum;
+        }
+        for (int g = 0; g < K4; g++) memcpy(At + (size_t)g * RN_Q8_TILE + m, row + 4 * g, 4);
+    }
+}
+
+/* MR pixels (tile columns m0 ..) times NP panels from pan0: the dot products, then the epilogue
+ * (folded bias, beta * sum(u), requantization or the raw int32 sums). */
+RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, const int32_t *usum, long p0,
+                               int mv, int m0, const int MR, int pan0, const int NP, int K4,
+                               void *out, int32_t *acc_out) {
+    /* a local copy: the output stores (char *) may alias *p, which would make the compiler
+     * reload every parameter after each store */
+    const rn_conv_t params = *p;
+    p = &params;
+    VSI acc[24 * RN_NV];
+    const int8_t *W[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; j++) W[j] = p->w8 + (size_t)(pan0 + j) * K4 * RN_NR * 4;
+#pragma GCC unroll 96
+    for (int i = 0; i < MR * NP * RN_NV; i++) acc[i] = (VSI){0};
+    for (int g = 0; g < K4; g++) {
+        VSI w[4 * RN_NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++)
+                memcpy(&w[j * RN_NV + v], W[j] + ((size_t)g * RN_NR + v * RN_L32) * 4, RN_VB);
+        const uint32_t *a = At + (size_t)g * RN_Q8_TILE + m0;
+#pragma GCC unroll 12
+        for (int m = 0; m < MR; m++) {
+            VSI am = (VSI){0} + (int32_t)a[m];
+#pragma GCC unroll 16
+            for (int i = 0; i < NP * RN_NV; i++)
+                acc[m * NP * RN_NV + i] = RN_SFX(dot4_u8s8)(acc[m * NP * RN_NV + i], am, w[i]);
+        }
+    }
+    /* the epilogue channel vector by channel vector: its bias, multipliers and shifts (and
+     * whatever the requantization derives from them) stay in registers over the pixels */
+    const int rows = mv - m0 < MR ? mv - m0 : MR;
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; j++) {
+        const int c0 = (pan0 + j) * RN_NR;
+        const int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) {
+            if (v * RN_L32 >= nc) break;
+            const int c = c0 + v * RN_L32, count = nc - v * RN_L32;
+            VSU bias;
+            VSI mult = {0}, shift = {0};
+            memcpy(&bias, p->bias_q + c, RN_VB);
+            if (p->mult) {
+                memcpy(&mult, p->mult + c, RN_VB);
+                memcpy(&shift, p->shift + c, RN_VB);
+            }
+            for (int m = 0; m < rows; m++) {
+                const long pix = p0 + m0 + m;
+                const uint32_t pixel_term = p->beta ? (uint32_t)p->beta * (uint32_t)usum[m0 + m] : 0;
+                VSI r = (VSI)((VSU)acc[m * NP * RN_NV + j * RN_NV + v] + bias + pixel_term);
+                if (!p->mult) {
+                    if (count >= RN_L32) memcpy(acc_out + (size_t)pix * p->out_c + c, &r, RN_VB);
+                    else memcpy(acc_out + (size_t)pix * p->out_c + c, &r, sizeof(int32_t) * (size_t)count);
+                    continue;
+                }
+                RN_SFX(store8)(RN_SFX(requant32)(r, mult, shift, p), p->out_signed,
+                               (char *)out + (size_t)pix * p->out_c + c, count);
+            }
+        }
+    }
+}
+
+static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
+    const int K = p->kh * p->kw * p->in_c;
+    const int K4 = (K + 3) / 4;
+    const long P = (long)p->batches * p->out_h * p->out_w;
+    const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
+    const long ntiles = (P + RN_Q8_TILE - 1) / RN_Q8_TILE;
+    if (P == 0 || p->out_c == 0) return;
+    /* a block of panels (a multiple of 4) whose weights stay in L2 while the tiles stream by */
+    long per_block = (262144L / ((long)(K4 > 0 ? K4 : 1) * RN_NR * 4)) / 4 * 4;
+    int bpan = per_block < 4 ? 4 : (per_block > npanels ? npanels : (int)per_block);
+    const int nblocks = (npanels + bpan - 1) / bpan;
+    const long total = (long)nblocks * ntiles;
+    const int threads = p->threads > 0 ? p->threads : 1;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        uint32_t *At = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)K4 * RN_Q8_TILE + 16));
+        uint8_t *row = (uint8_t *)malloc((size_t)K4 * 4 + 16);
+        int32_t usum[RN_Q8_TILE] = {0};
+#pragma omp for schedule(dynamic, 2)
+        for (long it = 0; it < total; it++) {
+            if (!At || !row) continue;
+            long tile = it % ntiles;
+            int block = (int)(it / ntiles);
+            long p0 = tile * RN_Q8_TILE;
+            int mv = (int)(P - p0 < RN_Q8_TILE ? P - p0 : RN_Q8_TILE);
+            RN_SFX(gather_q8)(p, in, p0, mv, K, At, usum, row);
+            int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
+            for (int pan = block * bpan; pan < pan_end; pan += 4) {
+                int np = pan_end - pan < 4 ? pan_end - pan : 4;
+                if (np == 4) {
+                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 6, pan, 4, K4, out, acc_out);
+                    if (mv > 6) RN_SFX(q8_tile)(p, At, usum, p0, mv, 6, 6, pan, 4, K4, out, acc_out);
+                } else if (np == 3) {
+                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 6, pan, 3, K4, out, acc_out);
+                    if (mv > 6) RN_SFX(q8_tile)(p, At, usum, p0, mv, 6, 6, pan, 3, K4, out, acc_out);
+                } else if (np == 2) {
+                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 12, pan, 2, K4, out, acc_out);
+                } else {
+                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 12, pan, 1, K4, out, acc_out);
+                }
+            }
+        }
+        free(At);
+        free(row);
     }
 }
 
@@ -494,62 +745,109 @@ typedef int8_t VQ32 __attribute__((vector_size(RN_VB / 4)));
 typedef uint8_t VUQ32 __attribute__((vector_size(RN_VB / 4)));
 typedef int16_t VH32 __attribute__((vector_size(RN_VB / 2)));
 
+/* One output row of one channel panel (all RN_NV vectors full, or the op's last, partial
+ * panel): weights, bias and requantization parameters held in registers while the pixels go
+ * by; taps with their row outside the image skipped once per row, columns checked only near
+ * the edges (interior pixels [ox_lo, ox_hi) take every tap).  The product (x + in_off) * w
+ * is one pmaddwd: x + in_off fits int16 (input_offset_fits) so its int32 lane is that int16
+ * sign-extended, and the weight lane holds the int16 weight with a zero high half. */
+RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void *out, int b, int oy,
+                                       int pan, const VSI *wv, int ox_lo, int ox_hi,
+                                       const int is_signed, const int full) {
+    const rn_conv_t params = *p;  /* a local copy, as in q8_tile */
+    p = &params;
+    const int C = p->out_c, c0 = pan * RN_NR;
+    const int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
+    const int y0 = oy * p->sh - p->pad_t;
+    int ky0 = 0, ky1 = p->kh;
+    while (ky0 < ky1 && y0 + ky0 * p->dh < 0) ky0++;
+    while (ky1 > ky0 && y0 + (ky1 - 1) * p->dh >= p->in_h) ky1--;
+    VSI bias[RN_NV], mult[RN_NV], shift[RN_NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < RN_NV; v++) {
+        bias[v] = (VSI){0};
+        if (p->bias_q) memcpy(&bias[v], p->bias_q + c0 + v * RN_L32, RN_VB);
+        memcpy(&mult[v], p->mult + c0 + v * RN_L32, RN_VB);
+        memcpy(&shift[v], p->shift + c0 + v * RN_L32, RN_VB);
+    }
+    const size_t row_bytes = (size_t)p->in_w * C;
+    const char *image = (const char *)in + (size_t)b * p->in_h * row_bytes + c0;
+    char *dst = (char *)out + (((size_t)b * p->out_h + oy) * p->out_w) * C + c0;
+    for (int ox = 0; ox < p->out_w; ox++, dst += C) {
+        const int x0 = ox * p->sw - p->pad_l;
+        const int inside = ox >= ox_lo && ox < ox_hi;
+        VSI acc[RN_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[v] = bias[v];
+        for (int ky = ky0; ky < ky1; ky++) {
+            const char *row = image + (size_t)(y0 + ky * p->dh) * row_bytes;
+            const VSI *wk = wv + (size_t)ky * p->kw * RN_NV;
+            for (int kx = 0; kx < p->kw; kx++) {
+                const int ix = x0 + kx * p->dw;
+                if (!inside && (ix < 0 || ix >= p->in_w)) continue;
+                const char *src = row + (size_t)ix * C;
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) {
+                    VSI x;
+                    if (full) x = RN_SFX(widen8)(src + v * RN_L32, is_signed);
+                    else if (v * RN_L32 < nc)
+                        x = RN_SFX(widen8_part)(src + v * RN_L32, is_signed,
+                                                nc - v * RN_L32 < RN_L32 ? nc - v * RN_L32 : RN_L32);
+                    else continue;
+                    RN_MADD(acc[v], (VHI)(x + p->in_off), (VHI)wk[kx * RN_NV + v]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++)
+            if (full || v * RN_L32 < nc)
+                RN_SFX(store8)(RN_SFX(requant32)(acc[v], mult[v], shift[v], p), p->out_signed,
+                               dst + v * RN_L32, nc - v * RN_L32);
+    }
+}
+
 static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     const int C = p->out_c;
     const int npanels = (C + RN_NR - 1) / RN_NR;
     const int cpad = npanels * RN_NR;
+    const int taps = p->kh * p->kw;
     const long rows = (long)p->batches * p->out_h;
     const int threads = p->threads > 0 ? p->threads : 1;
-#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1)
-    for (long row = 0; row < rows; row++) {
-        int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
-        int y0 = oy * p->sh - p->pad_t;
-        for (int ox = 0; ox < p->out_w; ox++) {
-            int x0 = ox * p->sw - p->pad_l;
-            char *dst_pixel = (char *)out + (((size_t)b * p->out_h + oy) * p->out_w + ox) * C;
-            for (int pan = 0; pan < npanels; pan++) {
-                int c0 = pan * RN_NR;
-                int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
-                int32_t bias[16] = {0};
-                if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
-                VSU acc[RN_NV];
-#pragma GCC unroll 4
-                for (int v = 0; v < RN_NV; v++) memcpy(&acc[v], bias + v * RN_L32, RN_VB);
-                for (int ky = 0; ky < p->kh; ky++) {
-                    int iy = y0 + ky * p->dh;
-                    if (iy < 0 || iy >= p->in_h) continue;
-                    for (int kx = 0; kx < p->kw; kx++) {
-                        int ix = x0 + kx * p->dw;
-                        if (ix < 0 || ix >= p->in_w) continue;
-                        const char *src = (const char *)in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C + c0;
-                        char xb[16];
-                        if (nc == 16) memcpy(xb, src, 16);
-                        else { memset(xb, 0, sizeof xb); memcpy(xb, src, (size_t)nc); }
-                        const int16_t *wrow = p->wq + (size_t)(ky * p->kw + kx) * cpad + c0;
-#pragma GCC unroll 4
-                        for (int v = 0; v < RN_NV; v++) {
-                            VSI x;
-                            if (p->in_signed) {
-                                VQ32 q;
-                                memcpy(&q, xb + v * RN_L32, sizeof q);
-                                x = __builtin_convertvector(q, VSI);
-                            } else {
-                                VUQ32 q;
-                                memcpy(&q, xb + v * RN_L32, sizeof q);
-                                x = __builtin_convertvector(q, VSI);
-                            }
-                            VH32 wh;
-                            memcpy(&wh, wrow + v * RN_L32, sizeof wh);
-                            acc[v] += (VSU)(x + p->in_off) * (VSU)__builtin_convertvector(wh, VSI);
-                        }
+    if (rows == 0 || C == 0 || p->out_w == 0) return;
+    /* interior columns: every tap inside the image */
+    int ox_lo = 0, ox_hi = p->out_w;
+    while (ox_lo < p->out_w && ox_lo * p->sw - p->pad_l < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * p->sw - p->pad_l + (p->kw - 1) * p->dw >= p->in_w) ox_hi--;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        /* one panel's weights as int32 lanes: the int16 weight, high half zero (see above) */
+        VSI *wv = (VSI *)aligned_alloc(RN_VB, sizeof(VSI) * (size_t)taps * RN_NV);
+        int loaded = -1;  /* the panel whose weights wv holds */
+#pragma omp for schedule(dynamic, 4)
+        for (long work = 0; work < (long)npanels * rows; work++) {
+            if (!wv) continue;
+            int pan = (int)(work / rows);
+            long row = work % rows;
+            if (pan != loaded) {
+                loaded = pan;
+                for (int t = 0; t < taps; t++)
+                    for (int v = 0; v < RN_NV; v++) {
+                        VH32 wh;
+                        memcpy(&wh, p->wq + (size_t)t * cpad + pan * RN_NR + v * RN_L32, sizeof wh);
+                        wv[t * RN_NV + v] = __builtin_convertvector(wh, VSI) & 0xFFFF;
                     }
-                }
-                int32_t tmp[16];
-#pragma GCC unroll 4
-                for (int v = 0; v < RN_NV; v++) memcpy(tmp + v * RN_L32, &acc[v], RN_VB);
-                RN_SFX(requant_store16)(tmp, p->mult + c0, p->shift + c0, p, dst_pixel + c0, nc);
+            }
+            int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
+            int full = (pan + 1) * RN_NR <= C;
+            if (p->in_signed) {
+                if (full) RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 1, 1);
+                else RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 1, 0);
+            } else {
+                if (full) RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 0, 1);
+                else RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 0, 0);
             }
         }
+        free(wv);
     }
 }
 
@@ -676,6 +974,7 @@ static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, cons
 #undef VDU
 #undef VHQ
 #undef VUHQ
+#undef VUH
 #undef VQ32
 #undef VUQ32
 #undef VH32

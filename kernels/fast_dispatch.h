@@ -19,14 +19,31 @@
 #include <immintrin.h>
 
 #pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,bmi2,popcnt")
+#define RN_SFX(name) name##_avx512vnni
+#define RN_VB 64
+#define RN_TMR 12
+#define RN_ISA_AVX512 1
+#define RN_ISA_VNNI 1
+#define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm512_madd_epi16, __m512i, acc, pair, w)
+#include "fast_body.h"
+#undef RN_ISA_VNNI
+#undef RN_ISA_AVX512
+#undef RN_MADD
+#undef RN_TMR
+#undef RN_VB
+#undef RN_SFX
+#pragma GCC pop_options
+
+#pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,bmi2,popcnt")
 #define RN_SFX(name) name##_avx512
 #define RN_VB 64
 #define RN_TMR 12
-#define RN_AVX512_REQUANT 1
+#define RN_ISA_AVX512 1
 #define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm512_madd_epi16, __m512i, acc, pair, w)
 #include "fast_body.h"
-#undef RN_AVX512_REQUANT
+#undef RN_ISA_AVX512
 #undef RN_MADD
 #undef RN_TMR
 #undef RN_VB
@@ -38,10 +55,10 @@
 #define RN_SFX(name) name##_avx2
 #define RN_VB 32
 #define RN_TMR 6
-#define RN_AVX2_REQUANT 1
+#define RN_ISA_AVX2 1
 #define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm256_madd_epi16, __m256i, acc, pair, w)
 #include "fast_body.h"
-#undef RN_AVX2_REQUANT
+#undef RN_ISA_AVX2
 #undef RN_MADD
 #undef RN_TMR
 #undef RN_VB
@@ -76,14 +93,14 @@
 #undef RN_SFX
 #endif
 
-/* ISA levels: 0 generic (the compiler's baseline), 1 AVX2, 2 AVX-512. */
+/* ISA levels: 0 generic (the compiler's baseline), 1 AVX2, 2 AVX-512, 3 AVX-512 with VNNI. */
 static int rn_isa_supported(void) {
 #if RN_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
-        return 2;
+        return __builtin_cpu_supports("avx512vnni") ? 3 : 2;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
         return 1;
 #endif
@@ -94,14 +111,17 @@ static int rn_isa = 0;
 
 #if RN_X86
 #define RN_DISPATCH(name, args) \
-    do { if (rn_isa >= 2) name##_avx512 args; else if (rn_isa == 1) name##_avx2 args; \
-         else name##_generic args; } while (0)
+    do { if (rn_isa >= 3) name##_avx512vnni args; else if (rn_isa == 2) name##_avx512 args; \
+         else if (rn_isa == 1) name##_avx2 args; else name##_generic args; } while (0)
 #else
 #define RN_DISPATCH(name, args) name##_generic args
 #endif
 
 static void rn_conv_q(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
     RN_DISPATCH(conv_q, (p, in, out, acc_out));
+}
+static void rn_conv_q8(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
+    RN_DISPATCH(conv_q8, (p, in, out, acc_out));
 }
 static int rn_conv_f(const rn_conv_t *p, const float *in, float *out) {
     int nan_seen = 0;

@@ -89,6 +89,7 @@ class FastConv:
     bias: np.ndarray | None
     multiplier: np.ndarray | None = None
     shift: np.ndarray | None = None
+    beta: int | None = None  # set: the weights are pack_q8's, for conv_q8 (bias folded)
 
 
 def fast_kernels_take(q) -> bool:
@@ -120,17 +121,27 @@ def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwi
     if not _kernels_fast.input_offset_fits(plan.input_offset):
         return None
     q = plan.quant
+    multiplier, shift = q.multiplier, q.shift
+    if q.rounding == Form.ROUNDING_FP32:  # the epilogue reads each channel's float32 scale bits
+        multiplier, shift = q.fp32_scales(cout).view(np.int32), np.zeros(cout, np.int32)
+    multiplier = _kernels_fast.pad_channels(multiplier, cout, np.int32)
+    shift = _kernels_fast.pad_channels(shift, cout, np.int32)
+    in_signed = ctx.input_tensor(0).dtype == np.int8
+    if not depthwise and _kernels_fast.native_u8s8() and \
+            _kernels_fast.q8_input_fits(plan.input_offset, in_signed):
+        packed = _kernels_fast.pack_q8(w.reshape(cout, -1), plan.filter_offset)
+        if packed is not None:  # bytes times bytes (vpdpbusd): the offsets' terms in the bias
+            weights, beta, sums = packed
+            folded = _kernels_fast.fold_q8_bias(bias, sums, w[0].size,
+                                                _kernels_fast.q8_alpha(plan.input_offset, in_signed), beta)
+            return FastConv(geometry, weights, folded, multiplier, shift, beta)
     weights = _kernels_fast.pack_depthwise_q(w, plan.filter_offset) if depthwise else \
         _kernels_fast.pack_q(w.reshape(cout, -1), plan.filter_offset)
     if weights is None:
         return None
-    multiplier, shift = q.multiplier, q.shift
-    if q.rounding == Form.ROUNDING_FP32:  # the epilogue reads each channel's float32 scale bits
-        multiplier, shift = q.fp32_scales(cout).view(np.int32), np.zeros(cout, np.int32)
     return FastConv(geometry, weights,
                     None if bias is None else _kernels_fast.pad_channels(bias, cout, np.int32),
-                    _kernels_fast.pad_channels(multiplier, cout, np.int32),
-                    _kernels_fast.pad_channels(shift, cout, np.int32))
+                    multiplier, shift)
 
 
 def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:
@@ -144,6 +155,11 @@ def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.nd
         return None if nan_seen else out
     q = plan.quant
     out = np.empty(plan.out_shape, x.dtype)
+    if fast.beta is not None:
+        _kernels_fast.conv_q8(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                              plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax,
+                              int(q.rounding), out, threads_of(ctx))
+        return out
     kernel = _kernels_fast.depthwise_q if depthwise else _kernels_fast.conv_q
     kernel(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry, plan.input_offset,
            q.zero_point, q.qmin, q.qmax, int(q.rounding), out, threads_of(ctx))

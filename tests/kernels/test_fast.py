@@ -144,6 +144,58 @@ def test_conv_q_matches_plain_kernels(geometry, dtype, data, seed):
 
 
 @settings(max_examples=200, deadline=None)
+@given(conv_geometry(), st.sampled_from([np.int8, np.uint8]), st.data(), st.integers(0, 2**32 - 1))
+def test_conv_q8_matches_plain_kernels(geometry, dtype, data, seed):
+    """The unsigned x signed byte convolution (vpdpbusd, emulated on the other copies): raw sums
+    and requantized outputs, int8 weights (beta 0) and uint8 weights with zero points (beta and
+    the per-pixel sum(u) term), padding with the input's zero point."""
+    n, h, w, cin, cout, oh, ow, geom = geometry
+    kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
+    rng = np.random.default_rng(seed)
+    kind = data.draw(st.sampled_from(["uniform", "uniform", "extremes"]))
+    info = np.iinfo(dtype)
+    x = qvalues(rng, dtype, (n, h, w, cin), kind)
+    wt = qvalues(rng, dtype, (cout, kh, kw, cin), kind)
+    in_off = -int(data.draw(st.sampled_from([int(info.min), int(info.max), 0]) |
+                            st.integers(int(info.min), int(info.max))))
+    w_off = -int(data.draw(st.sampled_from([int(info.min), int(info.max), 0]) |
+                           st.integers(int(info.min), int(info.max))))
+    if dtype == np.int8 and data.draw(st.booleans()):
+        w_off = 0  # the int8 models' symmetric weights
+    bias = None if data.draw(st.booleans()) else \
+        rng.choice(np.array([-(2**31), 2**31 - 1, 0, 12345, -777]), size=cout).astype(np.int32)
+    acc = np.empty((n, oh, ow, cout), np.int32)
+    kc.conv2d_int(x, wt, bias, in_off, w_off, sh, sw, dh, dw, pad_t, pad_l, acc)
+    mult, shift, rounding = data.draw(requant_params(rng, cout))
+    zp, qmin, qmax = qrange(rng, dtype)
+    expected = requantized(acc, mult, shift, zp, qmin, qmax, rounding, dtype)
+    packed, beta, sums = kf.pack_q8(wt.reshape(cout, -1), w_off)
+    assert beta == 0 or dtype == np.uint8 or w_off != 0
+    signed = dtype == np.int8
+    assert kf.q8_input_fits(in_off, signed)
+    pb = kf.fold_q8_bias(bias, sums, kh * kw * cin, kf.q8_alpha(in_off, signed), beta)
+    pm, ps = kf.pad_channels(mult, cout, np.int32), kf.pad_channels(shift, cout, np.int32)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        threads = 1 + (isa % 2)
+        raw = np.full(acc.shape, 99, np.int32)
+        kf.conv_q8(x, packed, pb, None, None, geom, in_off, beta, 0, 0, 0, 0, raw, threads)
+        assert same_bits(raw, acc), f"isa {isa}: accumulators differ"
+        out = np.full(acc.shape, 7, dtype)
+        kf.conv_q8(x, packed, pb, pm, ps, geom, in_off, beta, zp, qmin, qmax, rounding, out, threads)
+        assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
+
+
+def test_pack_q8_shifts_weights_into_a_byte_or_refuses():
+    w = np.array([[-128, 127]], np.int8)
+    packed, beta, sums = kf.pack_q8(w, 0)
+    assert beta == 0 and packed.dtype == np.int8 and sums.tolist() == [-1]
+    packed, beta, sums = kf.pack_q8(w, 1)  # -127 .. 128: 256 values, a byte once shifted by beta
+    assert beta == 1 and packed.reshape(-1)[:2].tolist() == [-128, 127]
+    assert kf.pack_q8(np.array([[-200, 200]], np.int16), 0) is None
+
+
+@settings(max_examples=200, deadline=None)
 @given(conv_geometry(), st.data(), st.integers(0, 2**32 - 1))
 def test_conv_f_matches_plain_kernel(geometry, data, seed):
     n, h, w, cin, cout, oh, ow, geom = geometry
