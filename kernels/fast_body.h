@@ -65,14 +65,13 @@ RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
 }
 
 /* saturating rounding doubling high multiply, int32 lanes: trunc((a * b + nudge) / 2**31) with
- * nudge = 2**30 (1 - 2**30 for negative products), i.e. round(a * b / 2**31) ties toward +inf;
- * INT32_MIN * INT32_MIN saturates to INT32_MAX.  Only the result's low 32 bits are kept, so the
- * division's final shift may be logical. */
+ * nudge = 2**30 (1 - 2**30 for negative products), i.e. round(a * b / 2**31) ties toward +inf,
+ * which is floor((a * b + 2**30) / 2**31) for either sign (for a * b < 0 the truncation is a
+ * ceiling: ceil((ab + 1 - 2**30) / 2**31) = floor((ab + 2**30) / 2**31)); INT32_MIN * INT32_MIN
+ * saturates to INT32_MAX (srdhm32).  Only the result's low 32 bits are kept, so the final shift
+ * may be logical. */
 RN_INLINE VDI RN_SFX(high_mul_half)(VDI product) {
-    const VDI zero = {0};
-    VDI s = product + RN_SFX(select)(product >= 0, zero + (1 << 30), zero + (1 - (1 << 30)));
-    s = s + ((s < 0) & 0x7FFFFFFF);  /* truncating (not flooring) division by 2**31 */
-    return (VDI)((VDU)s >> 31);
+    return (VDI)((VDU)(product + (1 << 30)) >> 31);
 }
 
 RN_INLINE VSI RN_SFX(srdhm32)(VSI a, VSI b) {
@@ -436,25 +435,37 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
             usum[m] = (int32_t)sum;
             continue;
         }
+        /* the pixel's K bytes as stored (padded taps: the padding byte, flipped like the rest),
+         * then flipped to unsigned in one pass */
+        const uint8_t pad = (uint8_t)(p->pad_u8 ^ flip);
         if (p->pointwise) {
-            const uint8_t *src = (const uint8_t *)in + (size_t)(p0 + m) * C;
-            for (int k = 0; k < K; k++) row[k] = src[k] ^ flip;
+            memcpy(row, (const uint8_t *)in + (size_t)(p0 + m) * C, (size_t)K);
         } else {
-            int b, y0, x0, k = 0;
+            int b, y0, x0;
             RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+            const int span = p->kw * C;  /* one filter row's taps */
+            const int inside_x = x0 >= 0 && x0 + (p->kw - 1) * p->dw < p->in_w;
             for (int ky = 0; ky < p->kh; ky++) {
-                int iy = y0 + ky * p->dh;
-                for (int kx = 0; kx < p->kw; kx++, k += C) {
-                    int ix = x0 + kx * p->dw;
-                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                        memset(row + k, p->pad_u8, (size_t)C);
-                        continue;
-                    }
-                    const uint8_t *src = (const uint8_t *)in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
-                    for (int ci = 0; ci < C; ci++) row[k + ci] = src[ci] ^ flip;
+                uint8_t *dst = row + (size_t)ky * span;
+                const int iy = y0 + ky * p->dh;
+                if (iy < 0 || iy >= p->in_h) {
+                    memset(dst, pad, (size_t)span);
+                    continue;
+                }
+                const uint8_t *line = (const uint8_t *)in + ((size_t)b * p->in_h + iy) * p->in_w * C;
+                if (inside_x && p->dw == 1) {  /* the row's taps are contiguous in NHWC */
+                    memcpy(dst, line + (size_t)x0 * C, (size_t)span);
+                    continue;
+                }
+                for (int kx = 0; kx < p->kw; kx++) {
+                    const int ix = x0 + kx * p->dw;
+                    if (ix < 0 || ix >= p->in_w) memset(dst + kx * C, pad, (size_t)C);
+                    else memcpy(dst + kx * C, line + (size_t)ix * C, (size_t)C);
                 }
             }
         }
+        if (flip)
+            for (int k = 0; k < K; k++) row[k] ^= flip;
         if (p->beta) {
             int32_t sum = 0;
             for (int k = 0; k < K; k++) sum += row[k];
@@ -753,9 +764,10 @@ typedef int16_t VH32 __attribute__((vector_size(RN_VB / 2)));
  * sign-extended, and the weight lane holds the int16 weight with a zero high half. */
 RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void *out, int b, int oy,
                                        int pan, const VSI *wv, int ox_lo, int ox_hi,
-                                       const int is_signed, const int full) {
+                                       const int is_signed, const int full, const int KW) {
     const rn_conv_t params = *p;  /* a local copy, as in q8_tile */
     p = &params;
+    const int kw = KW ? KW : p->kw;  /* 3 and 5 are constants: the column taps unrolled */
     const int C = p->out_c, c0 = pan * RN_NR;
     const int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
     const int y0 = oy * p->sh - p->pad_t;
@@ -781,8 +793,9 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
         for (int v = 0; v < RN_NV; v++) acc[v] = bias[v];
         for (int ky = ky0; ky < ky1; ky++) {
             const char *row = image + (size_t)(y0 + ky * p->dh) * row_bytes;
-            const VSI *wk = wv + (size_t)ky * p->kw * RN_NV;
-            for (int kx = 0; kx < p->kw; kx++) {
+            const VSI *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+            for (int kx = 0; kx < kw; kx++) {
                 const int ix = x0 + kx * p->dw;
                 if (!inside && (ix < 0 || ix >= p->in_w)) continue;
                 const char *src = row + (size_t)ix * C;
@@ -839,13 +852,20 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
             }
             int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
             int full = (pan + 1) * RN_NR <= C;
+#define RN_DW_ROW(is_signed, full, kw) \
+    RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, is_signed, full, kw)
+#define RN_DW_ROW_KW(is_signed, full) \
+    do { if (p->kw == 3) RN_DW_ROW(is_signed, full, 3); else if (p->kw == 5) RN_DW_ROW(is_signed, full, 5); \
+         else RN_DW_ROW(is_signed, full, 0); } while (0)
             if (p->in_signed) {
-                if (full) RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 1, 1);
-                else RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 1, 0);
+                if (full) RN_DW_ROW_KW(1, 1);
+                else RN_DW_ROW_KW(1, 0);
             } else {
-                if (full) RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 0, 1);
-                else RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, 0, 0);
+                if (full) RN_DW_ROW_KW(0, 1);
+                else RN_DW_ROW_KW(0, 0);
             }
+#undef RN_DW_ROW_KW
+#undef RN_DW_ROW
         }
         free(wv);
     }
