@@ -763,8 +763,8 @@ typedef int16_t VH32 __attribute__((vector_size(RN_VB / 2)));
  * is one pmaddwd: x + in_off fits int16 (input_offset_fits) so its int32 lane is that int16
  * sign-extended, and the weight lane holds the int16 weight with a zero high half. */
 RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void *out, int b, int oy,
-                                       int pan, const VSI *wv, int ox_lo, int ox_hi,
-                                       const int is_signed, const int full, const int KW) {
+                                       int pan, const VSI *wv, const VSI *wsum, int ox_lo,
+                                       int ox_hi, const int is_signed, const int full, const int KW) {
     const rn_conv_t params = *p;  /* a local copy, as in q8_tile */
     p = &params;
     const int kw = KW ? KW : p->kw;  /* 3 and 5 are constants: the column taps unrolled */
@@ -774,11 +774,15 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
     int ky0 = 0, ky1 = p->kh;
     while (ky0 < ky1 && y0 + ky0 * p->dh < 0) ky0++;
     while (ky1 > ky0 && y0 + (ky1 - 1) * p->dh >= p->in_h) ky1--;
-    VSI bias[RN_NV], mult[RN_NV], shift[RN_NV];
+    /* bias_all: the bias plus in_off * (the sum of every tap's weight), for pixels that take
+     * every tap: their products are then x * w alone (exact modulo 2**32, as the int32 sums) */
+    VSI bias[RN_NV], bias_all[RN_NV], mult[RN_NV], shift[RN_NV];
+    const int every_row = ky0 == 0 && ky1 == p->kh;
 #pragma GCC unroll 4
     for (int v = 0; v < RN_NV; v++) {
         bias[v] = (VSI){0};
         if (p->bias_q) memcpy(&bias[v], p->bias_q + c0 + v * RN_L32, RN_VB);
+        bias_all[v] = (VSI)((VSU)bias[v] + (VSU)wsum[v] * (uint32_t)p->in_off);
         memcpy(&mult[v], p->mult + c0 + v * RN_L32, RN_VB);
         memcpy(&shift[v], p->shift + c0 + v * RN_L32, RN_VB);
     }
@@ -789,6 +793,26 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
         const int x0 = ox * p->sw - p->pad_l;
         const int inside = ox >= ox_lo && ox < ox_hi;
         VSI acc[RN_NV];
+        if (inside && every_row) {
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++) acc[v] = bias_all[v];
+            for (int ky = 0; ky < p->kh; ky++) {
+                const char *src = image + (size_t)(y0 + ky * p->dh) * row_bytes + (size_t)x0 * C;
+                const VSI *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+                for (int kx = 0; kx < kw; kx++, src += (size_t)p->dw * C)
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) {
+                        VSI x;
+                        if (full) x = RN_SFX(widen8)(src + v * RN_L32, is_signed);
+                        else if (v * RN_L32 < nc)
+                            x = RN_SFX(widen8_part)(src + v * RN_L32, is_signed,
+                                                    nc - v * RN_L32 < RN_L32 ? nc - v * RN_L32 : RN_L32);
+                        else continue;
+                        RN_MADD(acc[v], (VHI)x, (VHI)wk[kx * RN_NV + v]);
+                    }
+            }
+        } else {
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) acc[v] = bias[v];
         for (int ky = ky0; ky < ky1; ky++) {
@@ -810,6 +834,7 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
                     RN_MADD(acc[v], (VHI)(x + p->in_off), (VHI)wk[kx * RN_NV + v]);
                 }
             }
+        }
         }
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++)
@@ -834,7 +859,8 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         /* one panel's weights as int32 lanes: the int16 weight, high half zero (see above) */
-        VSI *wv = (VSI *)aligned_alloc(RN_VB, sizeof(VSI) * (size_t)taps * RN_NV);
+        VSI *wv = (VSI *)aligned_alloc(RN_VB, sizeof(VSI) * ((size_t)taps + 1) * RN_NV);
+        VSI *wsum = wv + (size_t)taps * RN_NV;  /* each channel's sum over the taps */
         int loaded = -1;  /* the panel whose weights wv holds */
 #pragma omp for schedule(dynamic, 4)
         for (long work = 0; work < (long)npanels * rows; work++) {
@@ -843,17 +869,20 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
             long row = work % rows;
             if (pan != loaded) {
                 loaded = pan;
+                for (int v = 0; v < RN_NV; v++) wsum[v] = (VSI){0};
                 for (int t = 0; t < taps; t++)
                     for (int v = 0; v < RN_NV; v++) {
                         VH32 wh;
                         memcpy(&wh, p->wq + (size_t)t * cpad + pan * RN_NR + v * RN_L32, sizeof wh);
-                        wv[t * RN_NV + v] = __builtin_convertvector(wh, VSI) & 0xFFFF;
+                        VSI wide = __builtin_convertvector(wh, VSI);
+                        wv[t * RN_NV + v] = wide & 0xFFFF;
+                        wsum[v] = (VSI)((VSU)wsum[v] + (VSU)wide);
                     }
             }
             int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
             int full = (pan + 1) * RN_NR <= C;
 #define RN_DW_ROW(is_signed, full, kw) \
-    RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, is_signed, full, kw)
+    RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, wsum, ox_lo, ox_hi, is_signed, full, kw)
 #define RN_DW_ROW_KW(is_signed, full) \
     do { if (p->kw == 3) RN_DW_ROW(is_signed, full, 3); else if (p->kw == 5) RN_DW_ROW(is_signed, full, 5); \
          else RN_DW_ROW(is_signed, full, 0); } while (0)

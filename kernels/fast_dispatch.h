@@ -25,7 +25,9 @@
 #define RN_TMR 12
 #define RN_ISA_AVX512 1
 #define RN_ISA_VNNI 1
-#define RN_MADD(acc, pair, w) RN_MADD_WITH(_mm512_madd_epi16, __m512i, acc, pair, w)
+/* vpdpwssd: the pmaddwd and the add in one instruction, the same sum modulo 2**32 */
+#define RN_MADD(acc, pair, w) \
+    ((acc) = (__typeof__(acc))_mm512_dpwssd_epi32((__m512i)(acc), (__m512i)(pair), (__m512i)(w)))
 #include "fast_body.h"
 #undef RN_ISA_VNNI
 #undef RN_ISA_AVX512
