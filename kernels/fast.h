@@ -58,8 +58,20 @@ typedef struct {
     int32_t zp1, zp2, zpo;
     int32_t m1, e1, m2, e2, mo, eo;
     int32_t lo, hi;
-    int rounding;
+    int rounding;       /* a fixed-point form, ADD_INPUT_SHIFT_FLOOR_8, ADD_XNNPACK (m1, m2, e1 =
+                           XNNPACK's multipliers and shift) or ROUNDING_FP32 (MUL: scale) */
+    float scale;
     int threads;
 } rn_elementwise_t;
+
+typedef struct {
+    long n;
+    int is_signed;
+    int form;           /* ROUNDING_DOUBLE (the reference roundf) or QUANTIZE_RECIPROCAL_RNE */
+    int reciprocal;     /* ROUNDING_DOUBLE: x * inv instead of x / scale */
+    int saturating;     /* the build's float -> int32 conversion saturates (aarch64) */
+    float scale, inv;
+    int32_t zp, lo, hi; /* lo, hi: the output type's range */
+} rn_quantize_t;
 
 #endif

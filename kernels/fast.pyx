@@ -58,7 +58,18 @@ cdef extern from "fast_dispatch.h" nogil:
         int32_t m1, e1, m2, e2, mo, eo
         int32_t lo, hi
         int rounding
+        float scale
         int threads
+    ctypedef struct rn_quantize_t:
+        long n
+        int is_signed, form, reciprocal, saturating
+        float scale, inv
+        int32_t zp, lo, hi
+    void rn_quantize_f(const rn_quantize_t *q, const float *x, void *out)
+    void rn_sum_rows8(const void *x, int is_signed, long outer, long rows, long inner, int32_t *out)
+    void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n)
+    void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n,
+                  long period)
     int rn_isa
     int rn_isa_supported()
     void rn_conv_q(const rn_conv_t *p, const void *inp, void *out, int32_t *acc_out)
@@ -445,9 +456,12 @@ def depthwise_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray 
 
 def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
                   bint is_mul, int zp1, int zp2, int zpo, m1_e1, m2_e2, mo_eo, int lo, int hi,
-                  int rounding, int threads=1):
+                  int rounding, int threads=1, float scale=0.0):
     """Quantized ADD (is_mul False) or MUL of a (n values) and b (period values, repeated),
-    as refnet/ops/elementwise.py; out like a.  (m, e) pairs: multiplier and shift."""
+    as refnet/ops/elementwise.py; out like a.  (m, e) pairs: multiplier and shift.
+    rounding: a fixed-point form; ADD_INPUT_SHIFT_FLOOR_8 (ADD); ADD_XNNPACK (ADD: m1_e1 =
+    (a's multiplier, shift), m2_e2 = (b's multiplier, shift), mo_eo unused); ROUNDING_FP32 (MUL:
+    the float32 scale, mo_eo unused).  The zero points must lie in the type's range."""
     cdef rn_elementwise_t e
     ak, bk, ok = _kind(a, "a"), _kind(b, "b"), _kind(out, "out")
     if ak > 1 or bk != ak or ok != ak:
@@ -455,14 +469,30 @@ def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray ou
     n, period = a.size, b.size
     if out.size != n or period == 0 or n % period:
         raise ValueError("b's size must divide a's, and out must be a's size")
-    floor8 = rounding == fp.RN_ADD_INPUT_SHIFT_FLOOR_8
-    if floor8 and (is_mul or period != n or n >= 2**31 or m1_e1[1] > 0 or m2_e2[1] > 0):
-        raise ValueError("ADD_INPUT_SHIFT_FLOOR_8 is a same-shape ADD with input shifts <= 0")
-    top = fp.RN_MAX_SHIFT if floor8 else fp.checked_max_shift(rounding)
-    for _, s in (m1_e1, m2_e2, mo_eo):
-        if not fp.RN_MIN_SHIFT <= s <= top:
-            raise ValueError("shift out of range for this rounding form")
+    if n >= 2**31:
+        raise ValueError("more than 2**31 - 1 elements")
     lo_t, hi_t = (-128, 127) if ak == 1 else (0, 255)
+    if not all(lo_t <= z <= hi_t for z in (zp1, zp2, zpo)):
+        raise ValueError("zero points outside the type's range")
+    floor8 = rounding == fp.RN_ADD_INPUT_SHIFT_FLOOR_8
+    xnn_add = rounding == fp.RN_ADD_XNNPACK
+    fp32_mul = rounding == fp.RN_ROUNDING_FP32
+    if floor8 and (is_mul or period != n or m1_e1[1] > 0 or m2_e2[1] > 0):
+        raise ValueError("ADD_INPUT_SHIFT_FLOOR_8 is a same-shape ADD with input shifts <= 0")
+    if xnn_add:
+        if is_mul or m1_e1[1] != m2_e2[1] or not 12 <= m1_e1[1] <= 30 or \
+                max(abs(m1_e1[0]), abs(m2_e2[0])) > 2**21:
+            raise ValueError("ADD_XNNPACK: one shift in [12, 30], multipliers within 2**21")
+        mo_eo = (0, 0)
+    elif fp32_mul:
+        if not is_mul:
+            raise ValueError("ROUNDING_FP32 is a MUL form here")
+        mo_eo = (0, 0)
+    else:
+        top = fp.RN_MAX_SHIFT if floor8 else fp.checked_max_shift(rounding)
+        for _, s in ((m1_e1, m2_e2, mo_eo) if not is_mul else (mo_eo,)):
+            if not fp.RN_MIN_SHIFT <= s <= top:
+                raise ValueError("shift out of range for this rounding form")
     e.n, e.period, e.is_signed, e.is_mul = n, period, ak == 1, is_mul
     e.zp1, e.zp2, e.zpo = zp1, zp2, zpo
     e.m1, e.e1 = m1_e1
@@ -470,6 +500,7 @@ def elementwise_q(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray ou
     e.mo, e.eo = mo_eo
     e.lo, e.hi = max(lo, lo_t), min(hi, hi_t)
     e.rounding = rounding
+    e.scale = scale
     e.threads = max(1, threads)
     if e.lo > e.hi:
         raise ValueError("empty clamp range")
@@ -500,3 +531,89 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, int form):
     with nogil:
         rn_mbqm_array(xp, mp, sp, op, n, form)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# The rest of the graph: QUANTIZE, row sums (MEAN, global average pool), byte tables
+# ------------------------------------------------------------------------------------------
+
+def quantize_f(cnp.ndarray x not None, cnp.ndarray out not None, int form, float scale, float inv,
+               int zp, bint reciprocal=False, bint saturating=False):
+    """Per-tensor QUANTIZE float32 -> int8/uint8 (out), as refnet/ops/quantize.py: form
+    ROUNDING_DOUBLE (roundf(x / scale), or x * inv with reciprocal; the conversion of NaN and
+    out-of-range values INT32_MIN, or saturating; + zp wrapping) or QUANTIZE_RECIPROCAL_RNE
+    (rint(x * inv); NaN -> the type's minimum, its maximum when zp < 0); then clamped to the type.  inv is the caller's
+    float32(1 / scale)."""
+    cdef rn_quantize_t q
+    if _kind(x, "x") != 3:
+        raise TypeError("x must be float32")
+    ok = _kind(out, "out")
+    if ok > 1:
+        raise TypeError("out must be int8 or uint8")
+    if out.size != x.size:
+        raise ValueError("out must have x's size")
+    if form not in (fp.RN_ROUNDING_DOUBLE, fp.RN_QUANTIZE_RECIPROCAL_RNE):
+        raise ValueError(f"form {form} is not a QUANTIZE form of this kernel")
+    q.lo, q.hi = (-128, 127) if ok == 1 else (0, 255)
+    if not -65536 + 255 <= zp <= 65536 - 255:
+        raise ValueError("zero point out of range")
+    q.n, q.is_signed, q.form, q.reciprocal, q.saturating = x.size, ok == 1, form, reciprocal, saturating
+    q.scale, q.inv, q.zp = scale, inv, zp
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
+    cdef void* outp = cnp.PyArray_DATA(out)
+    with nogil:
+        rn_quantize_f(&q, xp, outp)
+
+
+def sum_rows8(cnp.ndarray x not None, long outer, long rows, long inner, cnp.ndarray out not None):
+    """out[o, c] = sum_p x[o, p, c] for x an (outer, rows, inner) int8/uint8 array (raw values),
+    out int32 (outer, inner).  Exact: rows * 255 must stay below 2**31."""
+    k = _kind(x, "x")
+    if k > 1:
+        raise TypeError("x must be int8 or uint8")
+    if _kind(out, "out") != 2:
+        raise TypeError("out must be int32")
+    if outer < 0 or rows < 0 or inner < 0 or x.size != outer * rows * inner or out.size != outer * inner:
+        raise ValueError("x must hold outer * rows * inner values and out outer * inner")
+    if rows >= 2**31 // 255:
+        raise ValueError("too many rows for an exact int32 sum")
+    cdef const void* xp = cnp.PyArray_DATA(x)
+    cdef int32_t* outp = <int32_t*>cnp.PyArray_DATA(out)
+    cdef int is_signed = k == 1
+    with nogil:
+        rn_sum_rows8(xp, is_signed, outer, rows, inner, outp)
+
+
+def lut8(cnp.ndarray table not None, cnp.ndarray x not None, cnp.ndarray out not None):
+    """out[i] = table[x[i] read as uint8]: table 256 bytes (int8 or uint8), x and out 8-bit arrays
+    of one size (any of int8 / uint8)."""
+    if _kind(table, "table") > 1 or table.size != 256:
+        raise ValueError("table must be 256 int8 / uint8 values")
+    if _kind(x, "x") > 1 or _kind(out, "out") > 1:
+        raise TypeError("x and out must be int8 or uint8")
+    if out.size != x.size:
+        raise ValueError("out must have x's size")
+    cdef const uint8_t* tp = <const uint8_t*>cnp.PyArray_DATA(table)
+    cdef const uint8_t* xp = <const uint8_t*>cnp.PyArray_DATA(x)
+    cdef uint8_t* outp = <uint8_t*>cnp.PyArray_DATA(out)
+    cdef long n = x.size
+    with nogil:
+        rn_lut8(tp, xp, outp, n)
+
+
+def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None):
+    """out[i] = table[256 * a[i] + b[i % b.size]], a and b read as uint8: table 65536 bytes (int8 or
+    uint8; row a, column b), a and out 8-bit arrays of one size, b's size dividing a's."""
+    if _kind(table, "table") > 1 or table.size != 65536:
+        raise ValueError("table must be 65536 int8 / uint8 values")
+    if _kind(a, "a") > 1 or _kind(b, "b") > 1 or _kind(out, "out") > 1:
+        raise TypeError("a, b and out must be int8 or uint8")
+    if out.size != a.size or b.size == 0 or a.size % b.size:
+        raise ValueError("out must have a's size, and b's size must divide it")
+    cdef const uint8_t* tp = <const uint8_t*>cnp.PyArray_DATA(table)
+    cdef const uint8_t* ap = <const uint8_t*>cnp.PyArray_DATA(a)
+    cdef const uint8_t* bp = <const uint8_t*>cnp.PyArray_DATA(b)
+    cdef uint8_t* outp = <uint8_t*>cnp.PyArray_DATA(out)
+    cdef long n = a.size, period = b.size
+    with nogil:
+        rn_lut16(tp, ap, bp, outp, n, period)

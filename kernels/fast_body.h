@@ -137,16 +137,20 @@ RN_INLINE VSF RN_SFX(select_f)(VSI mask, VSF a, VSF b) {
  * first, as refnet.requantize.rint_scaled_fp32.  rint rounds half to even by adding and
  * subtracting 2**23 with x's sign (exact for |v| < 2**23; larger floats are integers already),
  * so no ISA's conversion mode is involved. */
-RN_INLINE VSI RN_SFX(rint_scaled32)(VSI x, VSI scale_bits) {
+RN_INLINE VSI RN_SFX(rint_clipped32)(VSF v) {
+    /* rint of float32 lanes clipped to [-2**31, 2**31 - 128] (NaN lanes: undefined, mask them) */
     const VSF zero = {0};
     const VSF lo = zero - 2147483648.0f, hi = zero + 2147483520.0f, two23 = zero + 8388608.0f;
-    VSF v = __builtin_convertvector(x, VSF) * (VSF)scale_bits;
     v = RN_SFX(select_f)(v < lo, lo, v);
     v = RN_SFX(select_f)(v > hi, hi, v);
     VSF magic = RN_SFX(select_f)(v < zero, zero - two23, two23);
     VSF magnitude = (VSF)((VSI)v & INT32_MAX);
     v = RN_SFX(select_f)(magnitude < two23, (v + magic) - magic, v);
     return __builtin_convertvector(v, VSI);
+}
+
+RN_INLINE VSI RN_SFX(rint_scaled32)(VSI x, VSI scale_bits) {
+    return RN_SFX(rint_clipped32)(__builtin_convertvector(x, VSF) * (VSF)scale_bits);
 }
 
 /* mbqm32 over arrays (tests: the C vector definition against the oracle, on every ISA copy). */
@@ -954,20 +958,6 @@ static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) 
  * Quantized ADD / MUL (elementwise.py's arithmetic), b repeating with a period.
  * ---------------------------------------------------------------------------------------- */
 
-#define VUHQ RN_SFX(vuhq)
-typedef uint8_t VUHQ __attribute__((vector_size(RN_VB / 4)));
-
-RN_INLINE VSI RN_SFX(load_q32)(const void *src, int is_signed, int count) {
-    if (is_signed) {
-        VHQ v = {0};
-        memcpy(&v, src, (size_t)count);
-        return __builtin_convertvector(v, VSI);
-    }
-    VUHQ v = {0};
-    memcpy(&v, src, (size_t)count);
-    return __builtin_convertvector(v, VSI);
-}
-
 /* Form ADD_INPUT_SHIFT_FLOOR_8's input rescale: in whole 8-element blocks (flat index below
  * `blocked`) the high multiply then a flooring shift (vshl; e <= 0), else the reference's. */
 RN_INLINE VSI RN_SFX(add_input_floor8)(VSI x, int32_t m, int32_t e, VSI index, long blocked) {
@@ -978,11 +968,43 @@ RN_INLINE VSI RN_SFX(add_input_floor8)(VSI x, int32_t m, int32_t e, VSI index, l
     return (in_block & floor) | (~in_block & reference);
 }
 
+/* Form ADD_XNNPACK (refnet.requantize.add_xnnpack) on centred inputs |x| <= 255:
+ * (2**(shift - 1) + x1 * m1 + x2 * m2) >> shift, arithmetic (ties up).  |m| <= 2**21 and shift
+ * in [12, 30] (add_xnnpack_params), so the sum stays below 2**31 in magnitude. */
+RN_INLINE VSI RN_SFX(add_xnnpack32)(VSI x1, VSI x2, int32_t m1, int32_t m2, int32_t shift) {
+    const VSI zero = {0};
+    return ((zero + (int32_t)(1 << (shift - 1))) + x1 * m1 + x2 * m2) >> shift;
+}
+
+/* One vector of the op: x1, x2 centred inputs, i the flat index of lane 0; the raw result
+ * (zero point not added). */
+RN_INLINE VSI RN_SFX(elementwise_raw)(const rn_elementwise_t *e, VSI x1, VSI x2, VSI lanes, size_t i,
+                                      long blocked) {
+    const VSI zero = {0};
+    if (e->is_mul) {
+        if (e->rounding == RN_ROUNDING_FP32)  /* clamped, then + zp, as requant32 */
+            return RN_SFX(clamp32)(RN_SFX(rint_clipped32)(__builtin_convertvector(x1 * x2, VSF) * e->scale),
+                                   -65536, 65536);
+        return RN_SFX(mbqm32)(x1 * x2, zero + e->mo, zero + e->eo, e->rounding);
+    }
+    if (e->rounding == RN_ADD_XNNPACK)
+        return RN_SFX(add_xnnpack32)(x1, x2, e->m1, e->m2, e->e1);
+    if (e->rounding == RN_ADD_INPUT_SHIFT_FLOOR_8) {  /* same shapes: period == n */
+        VSI index = lanes + (int32_t)i;
+        VSI y1 = RN_SFX(add_input_floor8)(x1 << 20, e->m1, e->e1, index, blocked);
+        VSI y2 = RN_SFX(add_input_floor8)(x2 << 20, e->m2, e->e2, index, blocked);
+        return RN_SFX(mbqm32)(y1 + y2, zero + e->mo, zero + e->eo, RN_ROUNDING_DOUBLE);
+    }
+    VSI y1 = RN_SFX(mbqm32)(x1 << 20, zero + e->m1, zero + e->e1, e->rounding);
+    VSI y2 = RN_SFX(mbqm32)(x2 << 20, zero + e->m2, zero + e->e2, e->rounding);
+    return RN_SFX(mbqm32)(y1 + y2, zero + e->mo, zero + e->eo, e->rounding);
+}
+
 static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
     const long periods = e->period ? (long)e->n / e->period : 0;
     const int threads = e->threads > 0 ? e->threads : 1;
-    const VSI zero = {0};
     const long blocked = ((long)e->n / 8) * 8;
+    const int sgn = e->is_signed;
     int32_t lane_numbers[RN_L32];
     for (int l = 0; l < RN_L32; l++) lane_numbers[l] = l;
     VSI lanes;
@@ -992,25 +1014,96 @@ static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, cons
         for (int j = 0; j < e->period; j += RN_L32) {
             int count = e->period - j < RN_L32 ? e->period - j : RN_L32;
             size_t i = (size_t)r * e->period + j;
-            /* |q - zp| <= 255: every intermediate below fits int32 */
-            VSI x1 = RN_SFX(load_q32)((const char *)a + i, e->is_signed, count) - e->zp1;
-            VSI x2 = RN_SFX(load_q32)((const char *)b + j, e->is_signed, count) - e->zp2;
-            VSI raw;
-            if (e->is_mul) {
-                raw = RN_SFX(mbqm32)(x1 * x2, zero + e->mo, zero + e->eo, e->rounding);
-            } else if (e->rounding == RN_ADD_INPUT_SHIFT_FLOOR_8) {  /* same shapes: period == n */
-                VSI index = lanes + (int32_t)i;
-                VSI y1 = RN_SFX(add_input_floor8)(x1 << 20, e->m1, e->e1, index, blocked);
-                VSI y2 = RN_SFX(add_input_floor8)(x2 << 20, e->m2, e->e2, index, blocked);
-                raw = RN_SFX(mbqm32)(y1 + y2, zero + e->mo, zero + e->eo, RN_ROUNDING_DOUBLE);
+            const char *pa = (const char *)a + i, *pb = (const char *)b + j;
+            /* |q - zp| <= 255 (zero points in the type's range): every intermediate fits int32 */
+            VSI x1 = (count == RN_L32 ? RN_SFX(widen8)(pa, sgn) : RN_SFX(widen8_part)(pa, sgn, count)) - e->zp1;
+            VSI x2 = (count == RN_L32 ? RN_SFX(widen8)(pb, sgn) : RN_SFX(widen8_part)(pb, sgn, count)) - e->zp2;
+            VSI raw = RN_SFX(elementwise_raw)(e, x1, x2, lanes, i, blocked);
+            RN_SFX(store8)(RN_SFX(clamp32)(raw + e->zpo, e->lo, e->hi), sgn, (char *)out + i, count);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The rest of the graph: QUANTIZE float32 -> int8/uint8, sums of 8-bit rows (MEAN, global
+ * AVERAGE_POOL_2D), 256-entry byte tables (unary 8-bit ops whose table prepare built).
+ * ---------------------------------------------------------------------------------------- */
+
+/* static_cast<int32_t>(roundf(v)) on float32 lanes: round half away from zero, then the build's
+ * conversion of NaN and values outside int32 (x86-64: INT32_MIN; saturating: clamped, NaN 0),
+ * as refnet.fixedpoint.round_half_away then truncate_to_int32.  trunc(v) and v - trunc(v) are
+ * exact; a value with a fraction is below 2**23, so the +-1 cannot overflow. */
+RN_INLINE VSI RN_SFX(round_half_away_cvt32)(VSF v, int saturating) {
+    const VSF zero = {0};
+    const VSF lim = zero + 2147483648.0f, half = zero + 0.5f;
+    VSI fits = (v >= -lim) & (v < lim);  /* false for NaN */
+    VSF inside = RN_SFX(select_f)(fits, v, zero);
+    VSI t = __builtin_convertvector(inside, VSI);  /* in range: truncation toward zero */
+    VSF frac = inside - __builtin_convertvector(t, VSF);
+    t = t - (VSI)(frac >= half) + (VSI)(frac <= -half);
+    VSI outside = (VSI){0} + INT32_MIN;
+    if (saturating) {
+        VSI is_nan = (VSI)(v != v), positive = (VSI)(v > zero);
+        outside = (is_nan & 0) | (~is_nan & ((positive & INT32_MAX) | (~positive & INT32_MIN)));
+    }
+    return (fits & t) | (~fits & outside);
+}
+
+/* QUANTIZE float32 -> int8/uint8 (refnet/ops/quantize.py, per tensor):
+ *   form ROUNDING_DOUBLE (the reference): clamp(wrap32(cvt(roundf(x / scale)) + zp)), or with
+ *     q->reciprocal x * inv (inv = float32(1 / scale), computed by the caller);
+ *   form QUANTIZE_RECIPROCAL_RNE: clamp(rint(clip(x * inv)) + zp); NaN: the int64 INT64_MIN + zp
+ *     of refnet.requantize.quantize_reciprocal_rne (the type's minimum, its maximum when zp < 0). */
+static void RN_SFX(quantize_f)(const rn_quantize_t *q, const float *x, void *out) {
+    const VSF zero = {0};
+    const int sgn = q->is_signed;
+    for (long i = 0; i < q->n; i += RN_L32) {
+        int count = q->n - i < RN_L32 ? (int)(q->n - i) : RN_L32;
+        VSF v;
+        if (count == RN_L32) memcpy(&v, x + i, RN_VB);
+        else { float tail[RN_L32] = {0}; memcpy(tail, x + i, sizeof(float) * count); memcpy(&v, tail, RN_VB); }
+        VSI r;
+        if (q->form == RN_QUANTIZE_RECIPROCAL_RNE) {
+            VSF p = v * q->inv;
+            VSI is_num = (VSI)(p == p);
+            r = RN_SFX(clamp32)(RN_SFX(rint_clipped32)(RN_SFX(select_f)(is_num, p, zero)), -65536, 65536) + q->zp;
+            /* NaN: the oracle's int64 conversion gives INT64_MIN, and + zp wraps when zp < 0 */
+            r = (is_num & r) | (~is_num & (q->zp < 0 ? q->hi : q->lo));
+        } else {
+            VSF p = q->reciprocal ? v * q->inv : v / (zero + q->scale);
+            r = RN_SFX(round_half_away_cvt32)(p, q->saturating) + q->zp;  /* wraps (-fwrapv) */
+        }
+        RN_SFX(store8)(RN_SFX(clamp32)(r, q->lo, q->hi), sgn, (char *)out + i, count);
+    }
+}
+
+/* out[o, c] = sum over p of x[o, p, c] (8-bit values, raw), int32: exact while P * 255 < 2**31. */
+static void RN_SFX(sum_rows8)(const void *x, int is_signed, long outer, long rows, long inner, int32_t *out) {
+    const VSI zero = {0};
+    for (long o = 0; o < outer; o++) {
+        const char *base = (const char *)x + (size_t)o * rows * inner;
+        for (long c = 0; c < inner; c += 4 * RN_L32) {
+            VSI acc[4] = {zero, zero, zero, zero};
+            long width = inner - c < 4 * RN_L32 ? inner - c : 4 * RN_L32;
+            if (width == 4 * RN_L32) {
+                for (long p = 0; p < rows; p++) {
+                    const char *src = base + (size_t)p * inner + c;
+#pragma GCC unroll 4
+                    for (int v = 0; v < 4; v++) acc[v] = acc[v] + RN_SFX(widen8)(src + v * RN_L32, is_signed);
+                }
             } else {
-                VSI y1 = RN_SFX(mbqm32)(x1 << 20, zero + e->m1, zero + e->e1, e->rounding);
-                VSI y2 = RN_SFX(mbqm32)(x2 << 20, zero + e->m2, zero + e->e2, e->rounding);
-                raw = RN_SFX(mbqm32)(y1 + y2, zero + e->mo, zero + e->eo, e->rounding);
+                for (long p = 0; p < rows; p++) {
+                    const char *src = base + (size_t)p * inner + c;
+                    for (int v = 0; v * RN_L32 < width; v++) {
+                        int count = width - v * RN_L32 < RN_L32 ? (int)(width - v * RN_L32) : RN_L32;
+                        acc[v] = acc[v] + (count == RN_L32 ? RN_SFX(widen8)(src + v * RN_L32, is_signed)
+                                                           : RN_SFX(widen8_part)(src + v * RN_L32, is_signed, count));
+                    }
+                }
             }
-            VSI v = RN_SFX(clamp32)(raw + e->zpo, e->lo, e->hi);
-            VHQ bytes = __builtin_convertvector(v, VHQ);
-            memcpy((char *)out + i, &bytes, (size_t)count);
+            int32_t sums[4 * RN_L32];
+            memcpy(sums, acc, sizeof sums);
+            memcpy(out + (size_t)o * inner + c, sums, sizeof(int32_t) * (size_t)width);
         }
     }
 }

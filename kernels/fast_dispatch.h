@@ -145,5 +145,56 @@ static void rn_mbqm_array(const int32_t *x, const int32_t *m, const int32_t *s, 
 static void rn_elementwise_q(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
     RN_DISPATCH(elementwise_q, (e, a, b, out));
 }
+static void rn_quantize_f(const rn_quantize_t *q, const float *x, void *out) {
+    RN_DISPATCH(quantize_f, (q, x, out));
+}
+static void rn_sum_rows8(const void *x, int is_signed, long outer, long rows, long inner, int32_t *out) {
+    RN_DISPATCH(sum_rows8, (x, is_signed, outer, rows, inner, out));
+}
+
+/* out[i] = table[(uint8_t)x[i]]: a 256-entry byte table (a unary 8-bit op, tabulated at prepare).
+ * AVX-512 VBMI (ISA level >= 2 with VBMI): two vpermi2b over the table's halves, the index's top
+ * bit choosing; otherwise one byte at a time. */
+static void rn_lut8_plain(const uint8_t *table, const uint8_t *x, uint8_t *out, long n) {
+    for (long i = 0; i < n; i++) out[i] = table[x[i]];
+}
+#if RN_X86
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static void rn_lut8_vbmi(const uint8_t *table, const uint8_t *x, uint8_t *out, long n) {
+    __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    for (long i = 0; i < n; i += 64) {
+        __mmask64 live = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512i idx = _mm512_maskz_loadu_epi8(live, x + i);
+        __m512i low = _mm512_permutex2var_epi8(t0, idx, t1), high = _mm512_permutex2var_epi8(t2, idx, t3);
+        _mm512_mask_storeu_epi8(out + i, live, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));
+    }
+}
+static int rn_vbmi_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+}
+#else
+static int rn_vbmi_supported(void) { return 0; }
+#endif
+/* out[i] = table[256 * (uint8_t)a[i] + (uint8_t)b[i % period]]: a 65536-entry byte table of a
+ * binary 8-bit op (ADD, MUL: tabulated at prepare over every input pair); b repeats with a period
+ * dividing n.  Plain C: the table (64 KiB) is read one byte at a time. */
+static void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n,
+                     long period) {
+    for (long r = 0; r < n; r += period) {
+        const uint8_t *ar = a + r;
+        uint8_t *o = out + r;
+        for (long j = 0; j < period; j++) o[j] = table[((size_t)ar[j] << 8) | b[j]];
+    }
+}
+static int rn_vbmi = -1;
+static void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n) {
+    if (rn_vbmi < 0) rn_vbmi = rn_vbmi_supported();
+#if RN_X86
+    if (rn_isa >= 2 && rn_vbmi) { rn_lut8_vbmi(table, x, out, n); return; }
+#endif
+    rn_lut8_plain(table, x, out, n);
+}
 
 #endif

@@ -25,6 +25,8 @@ cdef extern from "forms.h":
         RN_ROUNDING_DOUBLE_TIES_UP     # same high multiply, final shift rounds ties toward +inf
         RN_ROUNDING_FP32               # float32 scale, round half to even (the fast kernels' epilogue)
         RN_ADD_INPUT_SHIFT_FLOOR_8     # optimized ADD: inputs' shift floors in 8-element blocks
+        RN_ADD_XNNPACK                 # XNNPACK vadd: 21-bit multipliers, one shift, ties up
+        RN_QUANTIZE_RECIPROCAL_RNE     # QUANTIZE float32: x * float32(1 / s), round half to even
         RN_MIN_SHIFT
         RN_MAX_SHIFT
         RN_MAX_SHIFT_SINGLE

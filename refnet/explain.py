@@ -332,6 +332,7 @@ def _explain_hard_swish(ctx, op, x, out, coords, lines):
         formula = "(x * float32(1 / 6)) * relu6(x + 3)" if reciprocal else "x * relu6(x + 3) / 6"
         lines.append(f"float32 {formula} -> {result[0]}")
         return result[0]
+    params = params.params  # the quantized plan: HardSwishParams and the table run looks up
     lines.append(f"int16 fixed point (LiteRT's reference HardSwish): {params}")
     info = np.iinfo(x.dtype)
     _kernels_hard_swish.hard_swish_quantized(

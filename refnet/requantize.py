@@ -197,17 +197,18 @@ def requantize_fp32(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: i
 
 
 def mean_optimized_4d(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int,
-                      vector_blocks: bool = True) -> np.ndarray:
+                      vector_blocks: bool = True, total: np.ndarray | None = None) -> np.ndarray:
     """LiteRT optimized_integer_ops::Mean over H, W of an (N, H, W, C) int8 tensor, keep_dims.
 
     Returns the (N, 1, 1, C) int8 result. ai-edge-litert's x86 build runs the NEON code through
     NEON_2_SSE: whole blocks of 16 channels take the vector path (rounding right shift: ties up),
     the remaining C % 16 channels the scalar MultiplyByQuantizedMultiplier (ties away from zero).
     vector_blocks=False is Form.MEAN_OPTIMIZED_4D_SCALAR: every channel on the scalar path
-    (tflite-runtime 2.14's x86 build).
+    (tflite-runtime 2.14's x86 build). total: the (N, C) raw sums over H, W when the caller has them.
     """
     n, h, w, c = x.shape
-    total = x.astype(np.int64).sum(axis=(1, 2))  # raw values, no zero point; fits int32
+    if total is None:
+        total = x.astype(np.int64).sum(axis=(1, 2))  # raw values, no zero point; fits int32
     params = mean_optimized_4d_params(h * w, x_scale, x_zp, y_scale, y_zp)
     in_vector_block = np.arange(c) < ((c // 16) * 16 if vector_blocks else 0)
     return mean_optimized_4d_from_sums(total, in_vector_block, params, x.dtype).reshape(n, 1, 1, c)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _kernels_hard_swish
+from .. import _kernels_fast, _kernels_hard_swish
 from ..fixedpoint import (hard_swish_params, multiply_by_quantized_multiplier, quantize_multiplier,
                           truncate_to_int32, wrap_to_int32)
 from . import OpContext, per_tensor_quantization, register, round_half_away
@@ -120,6 +120,19 @@ def _same_shape_io(ctx: OpContext, dtypes: tuple):
     return x_t, y_t
 
 
+def every_byte(dtype) -> np.ndarray:
+    """The 256 values of an 8-bit dtype, in the order of their bytes read as uint8 (the index of a
+    _kernels_fast.lut8 table)."""
+    return np.arange(256, dtype=np.uint8).view(dtype)
+
+
+def lookup(table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """table[x read as uint8] for an 8-bit x (table: a unary 8-bit op over every_byte)."""
+    out = np.empty(x.shape, table.dtype)
+    _kernels_fast.lut8(table, np.ascontiguousarray(x), out)
+    return out
+
+
 # --- RELU, RELU6, RELU_N1_TO_1 ----------------------------------------------------------------
 
 RELU_BOUNDS = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -139,6 +152,7 @@ class QuantizedReluPlan:
     qmin: int
     qmax: int
     rounding: int
+    table: np.ndarray | None = None  # 8-bit input: the output of every value (lut8 order)
 
 
 def _quantized_bound(bound: float, scale: float, zero_point: int, saturating: bool) -> int:
@@ -173,12 +187,17 @@ def _prepare_relu(ctx: OpContext):
     saturating = ctx.profile.saturating_conversion
     qmin = max(int(info.min), _quantized_bound(lo, s_out, zp_out, saturating))
     qmax = int(info.max) if hi is None else min(int(info.max), _quantized_bound(hi, s_out, zp_out, saturating))
-    return QuantizedReluPlan(zp_in, zp_out, multiplier, shift, qmin, qmax, rounding)
+    plan = QuantizedReluPlan(zp_in, zp_out, multiplier, shift, qmin, qmax, rounding)
+    if x_t.dtype.itemsize == 1:  # 8-bit: the output of every input value, by _run_relu itself
+        plan.table = _run_relu(ctx, [every_byte(x_t.dtype)], plan)[0]
+    return plan
 
 
-def _run_relu(ctx: OpContext, inputs: list) -> list:
+def _run_relu(ctx: OpContext, inputs: list, plan: QuantizedReluPlan | None = None) -> list:
     x = inputs[0]
-    plan: QuantizedReluPlan | None = ctx.params
+    plan = ctx.params if plan is None else plan
+    if plan is not None and plan.table is not None and x.dtype.itemsize == 1:
+        return [lookup(plan.table, x)]
     if plan is None:
         lo, hi = RELU_BOUNDS[ctx.op.kind]
         zero = np.float32(lo)
@@ -241,7 +260,8 @@ def _prepare_logistic(ctx: OpContext):
     if float(np.float32(s_out)) != 1.0 / 256:
         raise ctx.fail(f"quantized LOGISTIC needs output scale 1/256 exactly, got {s_out!r} "
                        f"(LiteRT rejects others)")
-    return logistic_table(s_in, zp_in, s_out, zp_out, x_t.dtype, ctx.profile.saturating_conversion)
+    table = logistic_table(s_in, zp_in, s_out, zp_out, x_t.dtype, ctx.profile.saturating_conversion)
+    return table[every_byte(x_t.dtype).astype(np.int64) - int(np.iinfo(x_t.dtype).min)]  # lut8 order
 
 
 @register("LOGISTIC", prepare=_prepare_logistic)
@@ -250,8 +270,7 @@ def logistic(ctx: OpContext, inputs: list) -> list:
     table = ctx.params
     if table is None:
         return [logistic_float(x)]
-    offset = int(np.iinfo(x.dtype).min)
-    return [np.asarray(table[x.astype(np.int64) - offset])]  # asarray: rank 0 stays an array
+    return [lookup(table, x)]
 
 
 # --- HARD_SWISH -------------------------------------------------------------------------------
@@ -270,22 +289,33 @@ def _prepare_hard_swish(ctx: OpContext):
     if not -31 <= params.reluish_multiplier_exponent <= 31:
         raise ctx.arithmetic_error(f"input scale {s_in:g} makes the reluish multiplier's shift "
                                    f"{params.reluish_multiplier_exponent}, beyond int arithmetic")
-    return params
+    # the output of every input value, by the kernel itself (256 elements: its direct path)
+    return QuantizedHardSwishPlan(params, _hard_swish_quantized(every_byte(x_t.dtype), params))
 
 
-@register("HARD_SWISH", prepare=_prepare_hard_swish)
-def hard_swish(ctx: OpContext, inputs: list) -> list:
-    x = inputs[0] if inputs[0].flags.c_contiguous else inputs[0].copy()  # keeps rank 0
+@dataclass(frozen=True)
+class QuantizedHardSwishPlan:
+    params: object  # fixedpoint.HardSwishParams
+    table: np.ndarray  # the output of every input value (lut8 order)
+
+
+def _hard_swish_quantized(x: np.ndarray, params) -> np.ndarray:
     out = np.empty(x.shape, x.dtype)
-    params = ctx.params
-    if params is None:
-        _kernels_hard_swish.hard_swish_float(x.reshape(-1), out.reshape(-1),
-                                             "HARD_SWISH" in ctx.profile.float_reciprocal)
-        return [out]
     info = np.iinfo(x.dtype)
     _kernels_hard_swish.hard_swish_quantized(
         x.reshape(-1), out.reshape(-1), params.input_zero_point, params.output_zero_point,
         params.output_multiplier_fixedpoint_int16, params.output_multiplier_exponent,
         params.reluish_multiplier_fixedpoint_int16, params.reluish_multiplier_exponent,
         int(info.min), int(info.max))
-    return [out]
+    return out
+
+
+@register("HARD_SWISH", prepare=_prepare_hard_swish)
+def hard_swish(ctx: OpContext, inputs: list) -> list:
+    x = inputs[0] if inputs[0].flags.c_contiguous else inputs[0].copy()  # keeps rank 0
+    if ctx.params is None:
+        out = np.empty(x.shape, x.dtype)
+        _kernels_hard_swish.hard_swish_float(x.reshape(-1), out.reshape(-1),
+                                             "HARD_SWISH" in ctx.profile.float_reciprocal)
+        return [out]
+    return [lookup(ctx.params.table, x)]

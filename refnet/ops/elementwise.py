@@ -51,6 +51,10 @@ class ElementwisePlan:
     input_multipliers: tuple = ()  # ADD: ((m1, e1), (m2, e2))
     output_multiplier: tuple = (0, 0)
     fp32_scale: float = 0.0  # MUL under Form.ROUNDING_FP32 (XNNPACK): f32(f32(s1*s2)/s_out)
+    # 8-bit ADD / MUL in a fixed-point form: the op's output for every input pair (q1, q2), row q1
+    # and column q2 read as uint8, tabulated at prepare by the op's own arithmetic (pair_table)
+    table: np.ndarray | None = None
+    table_swapped: np.ndarray | None = None  # the same, row q2 and column q1 (made at first use)
 
 
 def clamp_like_cpp(x: np.ndarray, lo, hi) -> np.ndarray:
@@ -161,6 +165,8 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
         plan.output_multiplier = quantize_multiplier(real_output)
         if floor_blocks:
             plan.rounding = Form.ADD_INPUT_SHIFT_FLOOR_8
+        # three MultiplyByQuantizedMultiplier per element: a table of every pair is cheaper
+        plan.table = pair_table(ctx, plan, dtype)
     else:  # MUL: the product and quotient are float32 operations in the C++.
         with np.errstate(all="ignore"):
             real = float(f32(f32(s1) * f32(s2)) / f32(so))
@@ -172,6 +178,7 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
             raise ctx.arithmetic_error(f"multiplier s1*s2/s_out = {real:g} needs a left shift of "
                                        f"{shift} (> 31), which the int32 arithmetic cannot express")
         plan.output_multiplier = (multiplier, shift)
+        plan.table = pair_table(ctx, plan, dtype)  # one table read beats the vector MBQM too
     return plan
 
 
@@ -205,22 +212,36 @@ def quantized_mul(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.nda
     return _mbqm(product, plan.output_multiplier, plan.rounding) + zpo
 
 
-def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool):
-    """The same arithmetic in _kernels_fast when one input has the output's shape and the other
-    repeats over its leading dimensions (same shape, or e.g. a per-channel (1, 1, 1, C) factor).
-    None when the kernel does not take this case (then NumPy below computes it): a form that is
-    not fixed-point, a shift outside the form's range, or shapes it cannot stream."""
+def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool,
+                    shape: tuple | None = None):
+    """The same arithmetic in _kernels_fast when one input has the output's shape (`shape`, by
+    default the plan's) and the other repeats over its leading dimensions (same shape, or e.g. a
+    per-channel (1, 1, 1, C) factor). None when the kernel does not take this case (then NumPy
+    below computes it): a form it does not implement, a shift outside the form's range, zero
+    points outside the type, or shapes it cannot stream."""
     floor8 = plan.rounding == Form.ADD_INPUT_SHIFT_FLOOR_8  # same shapes only (see prepare)
-    if not plan.rounding.is_fixed_point and not floor8:
-        return None
-    pairs = (*plan.input_multipliers, plan.output_multiplier) if is_add else (plan.output_multiplier,)
-    top = max_shift(Form.ROUNDING_DOUBLE if floor8 else plan.rounding)
-    if any(not -31 <= shift <= top for _, shift in pairs):
-        return None
+    xnn_add = plan.rounding == Form.ADD_XNNPACK and is_add
+    fp32_mul = plan.rounding == Form.ROUNDING_FP32 and not is_add
     info = np.iinfo(a.dtype)
+    zps = plan.zero_points
+    if not all(info.min <= z <= info.max for z in zps):
+        return None
+    if xnn_add:
+        ma, mb, xshift = plan.input_multipliers
+        m, output = ((ma, xshift), (mb, xshift)), (0, 0)
+    elif fp32_mul:
+        m, output = ((0, 0), (0, 0)), (0, 0)
+    else:
+        if not plan.rounding.is_fixed_point and not floor8:
+            return None
+        pairs = (*plan.input_multipliers, plan.output_multiplier) if is_add else (plan.output_multiplier,)
+        top = max_shift(Form.ROUNDING_DOUBLE if floor8 else plan.rounding)
+        if any(not -31 <= shift <= top for _, shift in pairs):
+            return None
+        m, output = (plan.input_multipliers if is_add else ((0, 0), (0, 0))), plan.output_multiplier
     if max(plan.act_range[0], info.min) > min(plan.act_range[1], info.max):  # an empty clamp range
         return None
-    shape = plan.out_shape
+    shape = plan.out_shape if shape is None else shape
     if tuple(a.shape) != shape:
         if tuple(b.shape) != shape:
             return None
@@ -229,19 +250,70 @@ def _fast_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.
     else:
         first, second = 0, 1
     trailing = tuple(b.shape)
-    while trailing and trailing[0] == 1 and len(trailing) > 0:
+    while trailing and trailing[0] == 1:
         trailing = trailing[1:]
     if b.size == 0 or (trailing and shape[len(shape) - len(trailing):] != trailing):
         return None
-    if b.size < 8 and b.size != a.size:
-        return None
-    zps = plan.zero_points
-    m = plan.input_multipliers if is_add else ((0, 0), (0, 0))
+    b = np.ascontiguousarray(b).reshape(-1)
+    if b.size < 64 and b.size != a.size:  # a short period: repeat it (the same pairs) to stream
+        repeats = a.size // b.size
+        t = next(t for t in range(max(1, 64 // b.size), 0, -1) if repeats % t == 0)
+        b = np.tile(b, t)
     out = np.empty(shape, a.dtype)
-    _kernels_fast.elementwise_q(np.ascontiguousarray(a), np.ascontiguousarray(b), out, not is_add,
+    _kernels_fast.elementwise_q(np.ascontiguousarray(a), b, out, not is_add,
                                 zps[first], zps[second], zps[2], m[first], m[second],
-                                plan.output_multiplier, *plan.act_range, int(plan.rounding),
-                                max(1, ctx.num_threads))
+                                output, *plan.act_range, int(plan.rounding),
+                                max(1, ctx.num_threads), float(plan.fp32_scale))
+    return out
+
+
+def _quantized_values(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool,
+                      shape: tuple) -> np.ndarray:
+    """The 8-bit op on a and b (broadcasting to `shape`): _kernels_fast when it takes the case,
+    else NumPy."""
+    out = _fast_quantized(ctx, plan, a, b, is_add, shape)
+    if out is not None:
+        return out
+    lo, hi = plan.act_range
+    raw = quantized_add(plan, a, b) if is_add else quantized_mul(plan, a, b)
+    return np.broadcast_to(np.minimum(hi, np.maximum(lo, raw)), shape).astype(a.dtype)
+
+
+def pair_table(ctx: OpContext, plan: ElementwisePlan, dtype) -> np.ndarray:
+    """The 8-bit op's output for every input pair: entry 256 * u1 + u2 is out(q1, q2) where u1, u2
+    are q1, q2 read as uint8 (65536 entries of `dtype`). Computed by the op's own arithmetic
+    (_quantized_values) on the 65536 pairs as one flat same-shape operation: a multiple of 8 long,
+    so under ADD_INPUT_SHIFT_FLOOR_8 every pair is in a whole 8-element block (run uses the
+    table for those elements only)."""
+    values = np.arange(256, dtype=np.uint8).view(dtype)
+    first, second = np.repeat(values, 256), np.tile(values, 256)
+    return _quantized_values(ctx, plan, first, second, ctx.op.kind == "ADD", (65536,))
+
+
+def _table_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray):
+    """plan.table looked up (_kernels_fast.lut16) when one input has the output's shape and the
+    other repeats over its leading dimensions; None otherwise."""
+    shape = plan.out_shape
+    table = plan.table
+    if tuple(a.shape) != shape:
+        if tuple(b.shape) != shape:
+            return None
+        a, b = b, a
+        if plan.table_swapped is None:  # out(q1, q2) looked up as (q2, q1)
+            plan.table_swapped = np.ascontiguousarray(plan.table.reshape(256, 256).T).reshape(-1)
+        table = plan.table_swapped
+    trailing = tuple(b.shape)
+    while trailing and trailing[0] == 1:
+        trailing = trailing[1:]
+    if b.size == 0 or (trailing and shape[len(shape) - len(trailing):] != trailing):
+        return None
+    out = np.empty(shape, a.dtype)
+    _kernels_fast.lut16(table, np.ascontiguousarray(a), np.ascontiguousarray(b).reshape(-1), out)
+    if plan.rounding == Form.ADD_INPUT_SHIFT_FLOOR_8:  # the tail beyond whole 8-element blocks
+        blocked = out.size // 8 * 8
+        if blocked < out.size:
+            flat_a, flat_b = a.reshape(-1)[blocked:], np.broadcast_to(b, shape).reshape(-1)[blocked:]
+            out.reshape(-1)[blocked:] = _quantized_values(ctx, plan, flat_a, flat_b, True, flat_a.shape)
     return out
 
 
@@ -270,7 +342,9 @@ def _run(ctx: OpContext, inputs: list) -> list:
     lo, hi = plan.act_range
     is_add = ctx.op.kind == "ADD"
     if plan.mode == "quantized" and a.dtype == b.dtype == dtype and dtype in (np.int8, np.uint8):
-        out = _fast_quantized(ctx, plan, a, b, is_add)
+        out = None if plan.table is None else _table_quantized(ctx, plan, a, b)
+        if out is None:
+            out = _fast_quantized(ctx, plan, a, b, is_add)
         if out is not None:
             return [out]
     if plan.mode == "quantized":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _kernels_fast
 from . import OpContext, float_activation_range, quantized_activation_range, register
 from .window import Window, compute_window
 
@@ -112,7 +113,22 @@ def _average_float(x: np.ndarray, plan: PoolPlan) -> np.ndarray:
     return clamp_like_std(average, *plan.clamp)
 
 
+def _covers_whole_input(plan: PoolPlan, h: int, w: int) -> bool:
+    """One output pixel whose window covers every input pixel (a global average pool)."""
+    win = plan.window
+    return (win.out_h == win.out_w == 1 and h > 0 and w > 0
+            and 0 <= win.pad_top and h <= plan.filter_hw[0] - win.pad_top
+            and 0 <= win.pad_left and w <= plan.filter_hw[1] - win.pad_left)
+
+
 def _average_quantized(x: np.ndarray, plan: PoolPlan) -> np.ndarray:
+    n, h, w, c = x.shape
+    if x.dtype.itemsize == 1 and _covers_whole_input(plan, h, w) and h * w < 2**31 // 255:
+        # a global pool: every window sums all h * w inputs (an integer sum: any order)
+        sums = np.empty(n * c, np.int32)
+        _kernels_fast.sum_rows8(np.ascontiguousarray(x), n, h * w, c, sums)
+        total = sums.astype(np.int64).reshape(plan.out_shape)
+        return average_quantized(total, np.full((1, 1, 1), h * w, np.int64), x.dtype, plan.clamp)
     total = np.zeros(plan.out_shape, np.int64)
     count = np.zeros(plan.out_shape[1:3] + (1,), np.int64)
     for values, valid in _for_each_tap(x, plan):

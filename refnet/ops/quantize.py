@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, truncate_to_int32, wrap_to_int32
-from .. import requantize
+from .. import _kernels_fast, requantize
 from ..forms import Form
 from . import OpContext, flushed_denormals, register, round_half_away
 
@@ -54,6 +54,8 @@ class QuantizePlan:
     multiplier: tuple = (0, 0)
     rounding: int = Form.ROUNDING_DOUBLE
     per_channel: bool = False
+    table: np.ndarray | None = None  # 8-bit -> 8-bit: the output of every input value (read as uint8)
+    fast: tuple | None = None  # float32 -> 8-bit: _kernels_fast.quantize_f's arguments
 
 
 def _quantization(ctx: OpContext, t, role: str, allow_per_channel: bool):
@@ -118,11 +120,41 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
                         multiplier=(multiplier, shift), rounding=rounding)
 
 
-@register("QUANTIZE", prepare=_prepare_quantize)
-def quantize(ctx: OpContext, inputs: list) -> list:
-    plan: QuantizePlan = ctx.params
+def _prepare_quantize_fast(ctx: OpContext) -> QuantizePlan:
+    """_prepare_quantize, plus what the fast paths need: for an 8-bit -> 8-bit requantization the
+    output of every input value (plan.table, computed by quantize() itself); for a per-tensor
+    float32 -> int8/uint8 quantization in a form _kernels_fast.quantize_f implements, its
+    arguments (plan.fast)."""
+    plan = _prepare_quantize(ctx)
+    x_t, y_t = ctx.input_tensor(0), ctx.output_tensor()
+    eight_bit = (np.dtype(np.int8), np.dtype(np.uint8))
+    if plan.mode in ("requantize", "vcvt") and x_t.dtype in eight_bit and y_t.dtype in eight_bit:
+        every_value = np.arange(256, dtype=np.uint8).view(x_t.dtype)
+        plan.table = quantize(ctx, [every_value], plan)[0]
+    elif plan.mode == "quantize" and not plan.per_channel and y_t.dtype in eight_bit:
+        reciprocal = "QUANTIZE" in ctx.profile.float_reciprocal
+        with np.errstate(all="ignore"):
+            inv = np.float32(np.float32(1.0) / plan.scale)  # the forms' float32(1 / scale)
+        if plan.rounding in (Form.ROUNDING_DOUBLE, Form.QUANTIZE_RECIPROCAL_RNE) and \
+                abs(int(plan.zero_point)) <= 65536 - 255:
+            plan.fast = (int(plan.rounding), float(plan.scale), float(inv), int(plan.zero_point), reciprocal,
+                         ctx.profile.saturating_conversion)
+    return plan
+
+
+@register("QUANTIZE", prepare=_prepare_quantize_fast)
+def quantize(ctx: OpContext, inputs: list, plan: QuantizePlan | None = None) -> list:
+    plan: QuantizePlan = ctx.params if plan is None else plan
     x = inputs[0]
     dtype = ctx.output_tensor().dtype
+    if plan.table is not None and x.dtype.itemsize == 1:  # an 8-bit requantization, tabulated
+        out = np.empty(x.shape, dtype)
+        _kernels_fast.lut8(plan.table, np.ascontiguousarray(x), out)
+        return [out]
+    if plan.fast is not None and x.dtype == np.float32:
+        out = np.empty(x.shape, dtype)
+        _kernels_fast.quantize_f(np.ascontiguousarray(x), out, *plan.fast)
+        return [out]
     info = np.iinfo(dtype)
     if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_RECIPROCAL_RNE:
         return [requantize.quantize_reciprocal_rne(x, plan.scale, plan.zero_point, dtype)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import fixedpoint, requantize
+from .. import _kernels_fast, _kernels_requantize, fixedpoint, requantize
 from ..forms import Form
 from . import OpContext, register
 
@@ -122,9 +122,27 @@ def _mean_float(x: np.ndarray, axes: tuple[int, ...], reciprocal: bool = False) 
         return (total / np.float32(count)).astype(np.float32)
 
 
-def _mean_quantized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan) -> np.ndarray:
+def raw_sums(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """(the int64 sums of the raw values of each output's inputs, kept axes in order; count).
+    Integer sums are exact in any order: reduced axes forming one block of consecutive dimensions
+    (MEAN over H, W of NHWC) of an 8-bit tensor go to _kernels_fast.sum_rows8."""
+    reduced = sorted(axes)
+    count = int(np.prod([x.shape[i] for i in reduced], dtype=np.int64))
+    if x.dtype.itemsize == 1 and reduced and reduced == list(range(reduced[0], reduced[-1] + 1)) \
+            and count < 2**31 // 255:
+        kept_shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        outer = int(np.prod(x.shape[:reduced[0]], dtype=np.int64))
+        inner = int(np.prod(x.shape[reduced[-1] + 1:], dtype=np.int64))
+        sums = np.empty(outer * inner, np.int32)
+        _kernels_fast.sum_rows8(np.ascontiguousarray(x), outer, count, inner, sums)
+        return sums.astype(np.int64).reshape(kept_shape), count
     rows, count = rows_in_input_order(x, axes)
-    return mean_quantized_from_sums(ctx, rows.astype(np.int64).sum(axis=-1), count, plan, x.dtype)
+    return rows.astype(np.int64).sum(axis=-1), count
+
+
+def _mean_quantized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan) -> np.ndarray:
+    sums, count = raw_sums(x, axes)
+    return mean_quantized_from_sums(ctx, sums, count, plan, x.dtype)
 
 
 def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, plan: MeanPlan, dtype) -> np.ndarray:
@@ -141,9 +159,19 @@ def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, p
             f"input_scale / output_scale needs a left shift of {shift} bits; the reference's "
             f"int32 shift is undefined beyond 31")
     shifted = fixedpoint.wrap_to_int32(total - plan.input_zero_point * count)
-    scaled = fixedpoint.multiply_by_quantized_multiplier(
-        shifted, multiplier, shift, ctx.profile.rounding(ctx.op.kind)).astype(np.int64)
+    form = ctx.profile.rounding(ctx.op.kind)
     info = np.iinfo(dtype)
+    if form.is_fixed_point and -31 <= shift <= 0 and count < 2**22 and abs(plan.input_zero_point) <= 255 \
+            and abs(plan.output_zero_point) < 2**16:
+        # the Cython MBQM: |MBQM(x)| <= |x| <= 510 * count here, so its int32 addition of the zero
+        # point cannot wrap and equals the int64 one below
+        out = np.empty(shifted.size, dtype)
+        _kernels_requantize.requantize(np.ascontiguousarray(shifted, np.int32).reshape(1, -1),
+                                       np.array([multiplier], np.int32), np.array([shift], np.int32),
+                                       plan.output_zero_point, int(info.min), int(info.max), int(form),
+                                       out.reshape(1, -1))
+        return out.reshape(shifted.shape)
+    scaled = fixedpoint.multiply_by_quantized_multiplier(shifted, multiplier, shift, form).astype(np.int64)
     return np.clip(scaled + plan.output_zero_point, info.min, info.max).astype(dtype)
 
 
@@ -157,9 +185,9 @@ def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], pla
         if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
             return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
         return requantize.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1],
-                                            vector_blocks=form == Form.MEAN_OPTIMIZED_4D)
-    rows, count = rows_in_input_order(x, axes)
-    total = rows.astype(np.int64).sum(axis=-1)
+                                            vector_blocks=form == Form.MEAN_OPTIMIZED_4D,
+                                            total=raw_sums(x, axes)[0])
+    total, count = raw_sums(x, axes)
     return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype,
                                 fused=form == Form.MEAN_FP32_FMA)
 

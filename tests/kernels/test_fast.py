@@ -372,3 +372,128 @@ def test_elementwise_q_add_floor8_matches_numpy(dtype, n, data, seed):
         kf.elementwise_q(a, b, out, False, zps[0], zps[1], zps[2], params[0], params[1], output,
                          int(info.min), int(info.max), int(Form.ADD_INPUT_SHIFT_FLOOR_8), 1 + (isa % 2))
         assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} of {n} differ"
+
+
+# --- the rest of the graph: QUANTIZE, row sums, byte tables, ADD/MUL in the XNNPACK forms ---------
+
+from refnet.fixedpoint import round_half_away, truncate_to_int32, wrap_to_int32  # noqa: E402
+
+
+def _quantize_oracle(x, scale, zp, dtype, form, reciprocal, saturating):
+    """refnet/ops/quantize.py's NumPy arithmetic for a per-tensor float32 -> 8-bit QUANTIZE."""
+    info = np.iinfo(dtype)
+    scale = np.float32(scale)
+    if form == Form.QUANTIZE_RECIPROCAL_RNE:
+        return requantize.quantize_reciprocal_rne(x, scale, np.int64(zp), dtype)
+    with np.errstate(all="ignore"):
+        steps = round_half_away(x * (np.float32(1.0) / scale) if reciprocal else x / scale)
+    raw = wrap_to_int32(truncate_to_int32(steps, saturating) + zp).astype(np.int64)
+    return np.clip(raw, info.min, info.max).astype(dtype)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.sampled_from([int(Form.ROUNDING_DOUBLE), int(Form.QUANTIZE_RECIPROCAL_RNE)]),
+       st.booleans(), st.booleans(), st.integers(0, 70), st.sampled_from(["normal", "wide", "special", "ties"]),
+       st.integers(0, 2**32 - 1))
+def test_quantize_f_matches_numpy(dtype, form, reciprocal, saturating, n, kind, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    scale = np.float32(rng.choice([1 / 255, 0.0078125, 0.5, 3.0, 1e-30, 1e30, 1e-45, 0.02, 0.0]))
+    zp = int(rng.choice([int(info.min), int(info.max), 0, int(rng.integers(info.min, int(info.max) + 1)), -300, 40000]))
+    if kind == "ties":  # exact halves on the scale's grid, and values near 2**31 steps
+        x = ((rng.integers(-400, 400, n) + 0.5) * scale).astype(np.float32)
+        with np.errstate(over="ignore"):
+            x[: n // 4] = (rng.choice([2.0**31, -(2.0**31), 2.0**31 - 128, 2.0**23 + 1], n // 4) * scale).astype(np.float32)
+    else:
+        x = fvalues(rng, (n,), kind) * np.float32(rng.choice([1.0, 100.0, 1e-3]))
+    x = x.astype(np.float32)
+    expected = _quantize_oracle(x, scale, zp, dtype, form, reciprocal, saturating)
+    with np.errstate(all="ignore"):
+        inv = np.float32(np.float32(1.0) / scale)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(n, 7, dtype)
+        kf.quantize_f(x, out, form, float(scale), float(inv), zp, reciprocal, saturating)
+        assert same_bits(out, expected), f"isa {isa}: {np.flatnonzero(out != expected)[:5]}"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.integers(0, 3), st.integers(0, 40), st.integers(0, 150),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_sum_rows8_matches_numpy(dtype, outer, rows, inner, extremes, seed):
+    rng = np.random.default_rng(seed)
+    x = qvalues(rng, dtype, (outer, rows, inner), "extremes" if extremes else "uniform")
+    expected = x.astype(np.int64).sum(axis=1).astype(np.int32)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full((outer, inner), 3, np.int32)
+        kf.sum_rows8(x, outer, rows, inner, out)
+        assert same_bits(out, expected), f"isa {isa}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.sampled_from([np.int8, np.uint8]), st.integers(0, 300),
+       st.integers(0, 2**32 - 1))
+def test_lut8_matches_take(x_dtype, t_dtype, n, seed):
+    rng = np.random.default_rng(seed)
+    table = qvalues(rng, t_dtype, (256,), "uniform")
+    x = qvalues(rng, x_dtype, (n,), "uniform")
+    expected = table[x.view(np.uint8)]
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(n, 1, t_dtype)
+        kf.lut8(table, x, out)
+        assert same_bits(out, expected), f"isa {isa}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.integers(1, 70), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_lut16_matches_take(dtype, period, repeats, seed):
+    rng = np.random.default_rng(seed)
+    table = qvalues(rng, dtype, (65536,), "uniform")
+    a = qvalues(rng, dtype, (period * repeats,), "uniform")
+    b = qvalues(rng, dtype, (period,), "uniform")
+    expected = table[a.view(np.uint8).astype(np.int64) * 256 + np.tile(b.view(np.uint8), repeats)]
+    out = np.empty_like(a)
+    kf.lut16(table, a, b, out)
+    assert same_bits(out, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.booleans(), st.integers(1, 40), st.integers(1, 5), st.booleans(),
+       st.data(), st.integers(0, 2**32 - 1))
+def test_elementwise_q_xnnpack_forms_match_numpy(dtype, is_mul, period, repeats, broadcast, data, seed):
+    """ADD_XNNPACK (ADD) and ROUNDING_FP32 (MUL): the C copies against requantize.py's oracle."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    n = period * repeats
+    a = qvalues(rng, dtype, (n,), "uniform")
+    b = qvalues(rng, dtype, (period if broadcast else n,), data.draw(st.sampled_from(["uniform", "extremes"])))
+    zps = tuple(int(v) for v in rng.integers(info.min, int(info.max) + 1, size=3))
+    _, lo, hi = qrange(rng, dtype)
+    scales = np.float32(rng.choice([1e-3, 0.02, 0.1, 0.5, 1.0, 3.0], 3) * rng.uniform(0.5, 2.0, 3))
+    if is_mul:
+        form = Form.ROUNDING_FP32
+        plan = ElementwisePlan("quantized", (n,), act_range=(lo, hi), rounding=form, zero_points=zps)
+        plan.fp32_scale = requantize.fp32_scale(scales[0], scales[1], scales[2])
+        if data.draw(st.booleans()):  # ties and extremes of the float32 scale
+            plan.fp32_scale = np.float32(rng.choice([0.5, 0.25, 1.0, 1e-30, 3e38, 0.0, 1.5]))
+        args = ((0, 0), (0, 0))
+    else:
+        form = Form.ADD_XNNPACK
+        plan = ElementwisePlan("quantized", (n,), act_range=(lo, hi), rounding=form, zero_points=zps)
+        try:
+            plan.input_multipliers = requantize.add_xnnpack_params(scales[0], scales[1], scales[2])
+        except ValueError:
+            return
+        ma, mb, shift = plan.input_multipliers
+        args = ((ma, shift), (mb, shift))
+    bb = np.tile(b, repeats) if broadcast else b
+    raw = (quantized_mul if is_mul else quantized_add)(plan, a, bb)
+    expected = np.minimum(hi, np.maximum(lo, raw)).astype(dtype)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.empty(n, dtype)
+        kf.elementwise_q(a, b, out, is_mul, *zps, *args, (0, 0), lo, hi, int(form), 1 + (isa % 2),
+                         float(plan.fp32_scale))
+        assert same_bits(out, expected), f"isa {isa}"
