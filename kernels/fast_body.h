@@ -760,6 +760,14 @@ typedef int8_t VQ32 __attribute__((vector_size(RN_VB / 4)));
 typedef uint8_t VUQ32 __attribute__((vector_size(RN_VB / 4)));
 typedef int16_t VH32 __attribute__((vector_size(RN_VB / 2)));
 
+/* Vector v of a 16-channel panel's bytes at src as int32 lanes: a full panel loads whole
+ * vectors; the op's last, partial panel (nc channels) only its present lanes (v * RN_L32 < nc). */
+RN_INLINE VSI RN_SFX(panel_lanes8)(const char *src, int v, int nc, const int is_signed, const int full) {
+    if (full) return RN_SFX(widen8)(src + v * RN_L32, is_signed);
+    int count = nc - v * RN_L32;
+    return RN_SFX(widen8_part)(src + v * RN_L32, is_signed, count < RN_L32 ? count : RN_L32);
+}
+
 /* One output row of one channel panel (all RN_NV vectors full, or the op's last, partial
  * panel): weights, bias and requantization parameters held in registers while the pixels go
  * by; taps with their row outside the image skipped once per row, columns checked only near
@@ -807,12 +815,8 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
                 for (int kx = 0; kx < kw; kx++, src += (size_t)p->dw * C)
 #pragma GCC unroll 4
                     for (int v = 0; v < RN_NV; v++) {
-                        VSI x;
-                        if (full) x = RN_SFX(widen8)(src + v * RN_L32, is_signed);
-                        else if (v * RN_L32 < nc)
-                            x = RN_SFX(widen8_part)(src + v * RN_L32, is_signed,
-                                                    nc - v * RN_L32 < RN_L32 ? nc - v * RN_L32 : RN_L32);
-                        else continue;
+                        if (!full && v * RN_L32 >= nc) continue;
+                        VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
                         RN_MADD(acc[v], (VHI)x, (VHI)wk[kx * RN_NV + v]);
                     }
             }
@@ -829,12 +833,8 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
                 const char *src = row + (size_t)ix * C;
 #pragma GCC unroll 4
                 for (int v = 0; v < RN_NV; v++) {
-                    VSI x;
-                    if (full) x = RN_SFX(widen8)(src + v * RN_L32, is_signed);
-                    else if (v * RN_L32 < nc)
-                        x = RN_SFX(widen8_part)(src + v * RN_L32, is_signed,
-                                                nc - v * RN_L32 < RN_L32 ? nc - v * RN_L32 : RN_L32);
-                    else continue;
+                    if (!full && v * RN_L32 >= nc) continue;
+                    VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
                     RN_MADD(acc[v], (VHI)(x + p->in_off), (VHI)wk[kx * RN_NV + v]);
                 }
             }
