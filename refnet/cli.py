@@ -329,6 +329,7 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
     if args.source:
         raise RefnetError(f"--source {args.source}: {args.model} is not an Edge TPU model; --source "
                           f"names the CPU model an Edge TPU model was compiled from")
+    interp.allocate_tensors()  # a model refnet refuses at prepare: its typed error before LiteRT runs
     from tqdm import tqdm
 
     if args.against_dump:
@@ -362,7 +363,7 @@ def _verify(args, model: Path) -> tuple[int, dict | None]:
             for isolated in modes:
                 reports.append(verify_path(content, inputs, path, isolated, progress=bar,
                                            litert_outputs=litert_outputs[path],
-                                           refnet_profile=args.profile))
+                                           refnet_profile=args.profile, source=interp.graph.source))
     _add_top1(reports, interp, inputs, litert_outputs)
     print(f"model {model}: {len(interp.graph.ops)} ops; inputs: {', '.join(names[:6])}"
           f"{' ...' if len(names) > 6 else ''}")

@@ -78,13 +78,22 @@ def run_litert(model_content: bytes, inputs: list, path: str = "reference",
         with open(job, "wb") as f:
             pickle.dump((model_content, [np.asarray(v) for v in inputs], path), f)
         proc = subprocess.run([sys.executable, "-m", "refnet.litert", job, result],
-                              capture_output=True, timeout=timeout)
+                              capture_output=True, timeout=timeout, env=_child_env())
         if proc.returncode != 0:
             tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
             raise LiteRTCrashed(f"LiteRT ({path}) exited with code {proc.returncode}: "
                                 + " | ".join(tail))
         with open(result, "rb") as f:
             return pickle.load(f)
+
+
+def _child_env() -> dict:
+    """The environment for a child running `-m refnet.litert`: this refnet's directory first on its
+    path, so the child imports the same refnet whatever the working directory and install."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
 
 
 class BuildRunner:

@@ -21,6 +21,7 @@ from .interpreter import Interpreter
 from .litert import LITERT_RESOLVERS, run_litert
 from .forms import Form
 from .profile import get_profile
+from .tflite_reader import read_tflite
 
 PATHS = tuple(LITERT_RESOLVERS)
 
@@ -143,7 +144,6 @@ def every_tensor_an_output(content: bytes) -> bytes:
     import dataclasses as dc
 
     from .litert import compared_tensor_indexes
-    from .tflite_reader import read_tflite
     from .tflite_writer import write_tflite
 
     graph = read_tflite(model_content=content)
@@ -207,10 +207,11 @@ def name_cause(interp: Interpreter, op_index: int, theirs: dict) -> str:
 
 def verify_path(content: bytes, inputs_list: list[list], path: str, isolated: bool,
                 progress=None, litert_outputs: list[dict] | None = None,
-                refnet_profile: str | None = None) -> PathReport:
+                refnet_profile: str | None = None, source: str | None = None) -> PathReport:
     """Compare refnet with LiteRT path `path` over several input sets. refnet runs under the
     profile of the same name unless `refnet_profile` names another (e.g. "reference", to see
-    where a path departs from the reference arithmetic and why)."""
+    where a path departs from the reference arithmetic and why). `source` names the model in
+    errors (the path as the user typed it)."""
     note, ran = None, refnet_profile or path
     try:
         profile = get_profile(ran)
@@ -219,7 +220,8 @@ def verify_path(content: bytes, inputs_list: list[list], path: str, isolated: bo
     except InputError:  # no profile for that path yet: compare with the reference arithmetic
         profile, ran = get_profile("reference"), "reference"
         note = f"refnet has no '{path}' profile yet: compared with refnet's reference arithmetic"
-    interp = Interpreter(model_content=content, experimental_preserve_all_tensors=True, profile=profile)
+    interp = Interpreter(graph=read_tflite(model_content=content, source=source),
+                         experimental_preserve_all_tensors=True, profile=profile)
     interp.allocate_tensors()
     graph = interp.graph
     report = PathReport(path, "isolated" if isolated else "whole", rows=_rows_for(graph), note=note,
