@@ -23,6 +23,9 @@ enum rn_form {
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
     RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
     RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
+    RN_RESIZE_BILINEAR_Q11 = 20,  /* XNNPACK 8-bit RESIZE_BILINEAR: 11-bit weights from float32 coordinates, ties up */
+    RN_RESIZE_BILINEAR_OPTIMIZED = 21,  /* optimized RESIZE_BILINEAR: corner weights formed first, summed from 0; 2x kernel */
+    RN_RESIZE_BILINEAR_LERP = 22,  /* XNNPACK float32 RESIZE_BILINEAR: float32 lerps, row first */
 };
 
 #define RN_MIN_SHIFT (-31)

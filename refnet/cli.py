@@ -16,6 +16,7 @@ import numpy as np
 from . import Interpreter, RefnetError, __version__
 from .cli_format import print_table
 from .images import PREPROCESS, image_input
+from .model_outputs import class_map_rows, headline, is_class_map, is_keypoints, keypoint_rows
 
 DEFAULT_MODEL_NAME = "default_model.tflite"
 
@@ -94,6 +95,14 @@ def cmd_run(args) -> int:
         print(f"\nrefnet, {it.profile.name}: {len(detections)} detection(s)")
         if detections:
             print_table(["#", "class", "label", "score", "box (ymin, xmin, ymax, xmax)"], detections)
+    elif is_keypoints(raw):
+        print(f"\nrefnet, {it.profile.name}: {raw.shape[2]} keypoints (y, x as fractions of the image)")
+        print_table(["#", "keypoint", "y", "x", "score"], keypoint_rows(raw))
+    elif is_class_map(raw):
+        rows = class_map_rows(raw, labels)
+        print(f"\nrefnet, {it.profile.name}: a class per pixel ({raw.shape[1]}x{raw.shape[2]}), "
+              f"{len(rows)} class(es) present")
+        print_table(["class", "label", "pixels", "share"], rows[:args.top])
     elif raw.ndim == 2 and raw.shape[0] >= 1 and raw.shape[1] > 1:
         scores = raw[0]
         from .verify import dequantized
@@ -139,7 +148,7 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
     if not litert_available():
         print(f"not compared with LiteRT: {INSTALL_HINT}")
         return 0
-    rows, differs = [], False
+    rows, differs, unmodelled = [], False, []
     for path in PATHS:
         try:
             theirs = run_litert(content, inputs, path=path, isolated=True)
@@ -160,11 +169,13 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
             _, classes, scores, count = (theirs[t] for t in post[-1].outputs)
             label, score = (str(int(classes[0, 0])), f"{scores[0, 0]:.4f}") if count[0] >= 1 else ("none", "-")
         else:
-            label, score = _top1(theirs.get(out_detail["index"], np.zeros((0,))), out_detail, labels)
+            their_output = theirs.get(out_detail["index"], np.zeros((0,)))
+            label, score = headline(their_output, labels) or _top1(their_output, out_detail, labels)
         float_only = bad and all(ours_it.graph.tensors[r.index].dtype == np.float32 and r.max_ulp is not None
                                  and r.max_ulp >= 0 for r in bad)
         if bad and float_only and path != "reference":
             # refnet's float32 golden answer is the reference order; these kernels sum in blocks
+            unmodelled.append(path)
             verdict = (f"{len(bad)}/{len(compared)} float32 tensors within {max(r.max_ulp for r in bad)} ULP of "
                        f"refnet's {profile} (LiteRT's {path} float kernels sum in an order refnet does not model)")
         elif bad:
@@ -175,11 +186,14 @@ def _compare_with_litert_paths(content: bytes, inputs: list, labels, out_detail:
         rows.append([path, label[:28], score, verdict])
     print(f"LiteRT {installed_build() or ''}, each CPU path (reference = BUILTIN_REF, optimized = "
           f"BUILTIN_WITHOUT_DEFAULT_DELEGATES, xnnpack = BUILTIN):")
-    print_table(["path", "top-1", "score", "every tensor"], rows)
+    print_table(["path", "top-1" if headline(ours[out_detail["index"]], labels) is None else "headline", "score",
+                 "every tensor"], rows)
     if not differs:
         answers = {row[2] for row in rows}
-        print(("One runtime, different answers, each reproduced bit for bit" if len(answers) > 1 else
-               "Every path agrees, each reproduced bit for bit") +
+        exact = [p for p in PATHS if p not in unmodelled]
+        how = (f"each reproduced bit for bit" if not unmodelled else
+               f"{', '.join(exact)} reproduced bit for bit, {', '.join(unmodelled)} within the ULP shown")
+        print(("One runtime, different answers, " if len(answers) > 1 else "Every path agrees, ") + how +
               f": refnet verify {model} --isolated says where the paths part and why; "
               f"refnet profiles lists the builds refnet knows.")
     return 1 if differs else 0

@@ -89,6 +89,17 @@ class Form(enum.IntEnum):
     DEQUANTIZE_MUL_ADD_8 = (18, "optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference")
     # The same on aarch64 (ai-edge-litert 2.3.0, tflite-runtime 2.14.0): the multiply-add fused (one rounding).
     DEQUANTIZE_FMA_8 = (19, "optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference")
+    # XNNPACK's 8-bit RESIZE_BILINEAR: float32 source coordinates (clamped to the input), weights
+    # lrintf(alpha * 2**11), rows then columns interpolated in int32, (acc + 2**21) >> 22.
+    RESIZE_BILINEAR_Q11 = (20, "XNNPACK 8-bit RESIZE_BILINEAR: 11-bit weights from float32 coordinates, ties up")
+    # LiteRT's optimized RESIZE_BILINEAR, float32 and uint8: each corner's weight formed first
+    # ((1 - dy) * (1 - dx), ...), the four products summed from 0 in the order top-left, top-right,
+    # bottom-left, bottom-right (uint8: + 0.5, truncated); float32 upsampling by exactly 2 without
+    # align_corners or half-pixel centers takes averages of neighbours instead.
+    RESIZE_BILINEAR_OPTIMIZED = (21, "optimized RESIZE_BILINEAR: corner weights formed first, summed from 0; 2x kernel")
+    # XNNPACK's float32 RESIZE_BILINEAR: XNNPACK's coordinates as RESIZE_BILINEAR_Q11, the weights kept in
+    # float32, two lerps along the row (t = tl + (tr - tl) * a) then one between them, unfused.
+    RESIZE_BILINEAR_LERP = (22, "XNNPACK float32 RESIZE_BILINEAR: float32 lerps, row first")
 
     @property
     def is_fixed_point(self) -> bool:

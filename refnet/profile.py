@@ -10,8 +10,8 @@ tools/measure_profiles.py (LiteRT 2.3.0, x86-64 AVX2, num_threads=1): each path'
 tensors, exact integer intermediates recomputed, candidate arithmetics applied, and the entry
 is the candidate with 0 mismatches over the three real uint8 models and the generated int8
 models; the comments say what a measurement could not tell apart. Ops not listed equal the
-reference arithmetic on every path (AVERAGE_POOL_2D, float SOFTMAX, HARD_SWISH, RESIZE_BILINEAR,
-CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized int8 ADD and MUL). The forms: refnet/forms.py.
+reference arithmetic on every path (AVERAGE_POOL_2D, float SOFTMAX, HARD_SWISH, int8 RESIZE_BILINEAR on
+the optimized path, CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized int8 ADD and MUL). The forms: refnet/forms.py.
 """
 from __future__ import annotations
 
@@ -123,6 +123,12 @@ DEQUANTIZE_BLOCKS = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_MUL_ADD_8,
 DEQUANTIZE_SWEEP = "DEQUANTIZE single-op sweeps (tests/ops/test_quantize.py), tools/detector_factory.py int8 models"
 DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUANTIZE", "uint8"): Form.DEQUANTIZE_FMA_8}
 
+# The optimized float32 and uint8 RESIZE_BILINEAR (int8 takes the reference's integer kernel). Found by
+# single-op sweeps (tests/ops/test_resize.py): the Coral DeepLab's align_corners upsampling happens to
+# give the reference's bits, random shapes do not.
+RESIZE_OPTIMIZED = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_OPTIMIZED,
+                    ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_OPTIMIZED}
+
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
     f"optimized@{X86_2_3}",
@@ -137,6 +143,7 @@ OPTIMIZED = Profile(
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
+        **RESIZE_OPTIMIZED,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
@@ -154,6 +161,9 @@ XNNPACK = Profile(
         ("MEAN", "int8"): Form.MEAN_FP32,  # keep_dims and not
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
+        ("RESIZE_BILINEAR", "int8"): Form.RESIZE_BILINEAR_Q11,
+        ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_Q11,
+        ("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_LERP,
         **SOFTMAX_TABLE,  # not delegated: the optimized kernel
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
@@ -223,6 +233,7 @@ OPTIMIZED_2_14_X86 = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
         **SOFTMAX_TABLE,
         **NMS_2_14,
+        **RESIZE_OPTIMIZED,
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",

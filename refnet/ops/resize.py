@@ -15,6 +15,11 @@ LiteRT's reference path picks the kernel by dtype:
   and the four products summed in int64 (1/2**20 units), rounded half away from zero.
 The output keeps the input's quantization (LiteRT does not requantize).
 
+XNNPACK (the profile's Form.RESIZE_BILINEAR_Q11) takes 8-bit resizes its own way: float32 source
+coordinates clamped into the input (y * scale, or under half-pixel centers y * scale + (scale / 2 -
+1/2)), 11-bit weights lrintf(alpha * 2**11), the top and bottom rows interpolated across columns
+first, then between them, all in int32, and (acc + 2**21) >> 22.
+
 RESIZE_NEAREST_NEIGHBOR copies, for output row y, input row
     min(floor((y + offset) * scale), in - 1)   (align_corners: round half away instead of floor)
 with offset 0.5 under half_pixel_centers (then also max(., 0)) and the same float32 scale; columns
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..forms import Form
 from . import OpContext, add_nan_first, register
 
 RESIZE_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8))
@@ -170,11 +176,111 @@ def _resize_integer_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, hal
     return value.astype(x.dtype)  # static_cast<int8_t>: the value is within the input's range
 
 
+# --- XNNPACK: its own coordinates; 11-bit weights (8-bit) or float32 lerps --------------------
+
+
+def _xnnpack_axis(in_size: int, out_size: int, align: bool, half: bool):
+    """(lower index, upper index, float32 weight of the upper) per output index, as XNNPACK's
+    indirection setup computes them."""
+    f32 = np.float32
+    adjust = 1 if align and out_size != 1 else 0
+    scale = f32(in_size - adjust) / f32(out_size - adjust)
+    v = np.arange(out_size, dtype=np.float32)
+    last = f32(in_size - 1)
+    if half and not align:
+        source = np.minimum(np.maximum(v * scale + (f32(0.5) * scale - f32(0.5)), f32(0)), last)
+    else:  # XNNPACK's TensorFlow-legacy coordinates (no half-pixel offset) and align_corners
+        source = np.minimum(v * scale, last)
+    lower = source.astype(np.int64)  # truncation: the source is >= 0
+    upper = np.minimum(lower + 1, in_size - 1)
+    return lower, upper, (source - lower.astype(np.float32)).astype(np.float32)
+
+
+def _corners(x: np.ndarray, y0, y1, x0, x1):
+    """top-left, top-right, bottom-left, bottom-right input values per output pixel."""
+    return x[:, y0][:, :, x0], x[:, y0][:, :, x1], x[:, y1][:, :, x0], x[:, y1][:, :, x1]
+
+
+def _resize_q11_kernel(x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+    y0, y1, ay = _xnnpack_axis(x.shape[1], size[0], align, half)
+    x0, x1, ax = _xnnpack_axis(x.shape[2], size[1], align, half)
+    wy = np.rint(ay * np.float32(2048)).astype(np.int64)[None, :, None, None]  # lrintf: half to even
+    wx = np.rint(ax * np.float32(2048)).astype(np.int64)[None, None, :, None]
+    top_left, top_right, bottom_left, bottom_right = _corners(x.astype(np.int64), y0, y1, x0, x1)
+    top = top_left * (1 << 11) + (top_right - top_left) * wx
+    bottom = bottom_left * (1 << 11) + (bottom_right - bottom_left) * wx
+    total = top * (1 << 11) + (bottom - top) * wy  # within int32: |values| < 2**8 * 2**22
+    return ((total + (1 << 21)) >> 22).astype(x.dtype)
+
+
+def _resize_lerp_kernel(x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+    y0, y1, ay = _xnnpack_axis(x.shape[1], size[0], align, half)
+    x0, x1, ax = _xnnpack_axis(x.shape[2], size[1], align, half)
+    ay, ax = ay[None, :, None, None], ax[None, None, :, None]
+    top_left, top_right, bottom_left, bottom_right = _corners(x, y0, y1, x0, x1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = top_left + (top_right - top_left) * ax
+        bottom = bottom_left + (bottom_right - bottom_left) * ax
+        return (top + (bottom - top) * ay).astype(np.float32)
+
+
+# --- LiteRT's optimized kernels (float32, uint8) -----------------------------------------------
+
+
+def _resize_by_2_kernel(x: np.ndarray) -> np.ndarray:
+    """Exactly 2x upsampling, no align_corners, no half-pixel centers: each input pixel, the means
+    of it and its right, lower neighbours, and the mean of those two means' (in float32)."""
+    n, h, w, c = x.shape
+    right = x[:, :, np.minimum(np.arange(w) + 1, w - 1)]
+    below = x[:, np.minimum(np.arange(h) + 1, h - 1)]
+    below_right = right[:, np.minimum(np.arange(h) + 1, h - 1)]
+    half = np.float32(0.5)
+    out = np.empty((n, h, 2, w, 2, c), np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out[:, :, 0, :, 0] = x
+        out[:, :, 0, :, 1] = (x + right) * half
+        left_mean = (x + below) * half
+        out[:, :, 1, :, 0] = left_mean
+        out[:, :, 1, :, 1] = (left_mean + (right + below_right) * half) * half
+    return out.reshape(n, 2 * h, 2 * w, c)
+
+
+def _resize_optimized_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+    _, in_h, in_w, _ = x.shape
+    if x.dtype == np.float32 and not align and not half and tuple(size) == (2 * in_h, 2 * in_w):
+        return _resize_by_2_kernel(x)
+    if x.dtype == np.uint8 and half and not align and x.shape[3] % 8 == 0 and size[0] >= 8 and size[1] >= 8 \
+            and size[0] == 8 * in_h and size[1] == 8 * in_w:
+        raise ctx.unsupported("LiteRT's optimized uint8 8x half-pixel upsampling kernel (its own fixed point) "
+                              "is not modelled: verify this model against the reference or xnnpack path")
+    ys, y0, y1 = _float_axis(in_h, size[0], align, half)
+    xs, x0, x1 = _float_axis(in_w, size[1], align, half)
+    f32 = np.float32
+    dy = (ys - y0.astype(np.float32)).astype(np.float32)[None, :, None, None]
+    dx = (xs - x0.astype(np.float32)).astype(np.float32)[None, None, :, None]
+    weights = ((f32(1) - dy) * (f32(1) - dx), (f32(1) - dy) * dx, dy * (f32(1) - dx), dy * dx)
+    total = np.zeros((x.shape[0], size[0], size[1], x.shape[3]), np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for corner, weight in zip(_corners(x.astype(np.float32), y0, y1, x0, x1), weights):
+            total = add_nan_first(total, corner * weight)
+        if x.dtype == np.float32:
+            return total
+        total = total + f32(0.5)
+    return (np.trunc(total).astype(np.int64) & 0xFF).astype(np.uint8)  # static_cast<uint8_t>, as above
+
+
 @register("RESIZE_BILINEAR", prepare=_prepare_resize)
 def resize_bilinear(ctx: OpContext, inputs: list) -> list:
     plan: ResizePlan = ctx.params
     x = inputs[0]
     size = plan.size if plan.size is not None else _output_size(ctx, inputs[1])
+    form = ctx.profile.rounding("RESIZE_BILINEAR", x.dtype)
+    if form == Form.RESIZE_BILINEAR_Q11 and x.dtype != np.float32:
+        return [_resize_q11_kernel(x, size, plan.align_corners, plan.half_pixel_centers)]
+    if form == Form.RESIZE_BILINEAR_LERP and x.dtype == np.float32:
+        return [_resize_lerp_kernel(x, size, plan.align_corners, plan.half_pixel_centers)]
+    if form == Form.RESIZE_BILINEAR_OPTIMIZED and x.dtype != np.int8:
+        return [_resize_optimized_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
     if x.dtype == np.int8:
         return [_resize_integer_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
     return [_resize_float_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]

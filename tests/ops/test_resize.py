@@ -81,6 +81,47 @@ def test_resize_float_nan_payloads():
             assert_bit_exact(resize_model((1, 3, 4, 1), size, np.float32, align, half), [x])
 
 
+@pytest.mark.parametrize("path", ["optimized", "xnnpack"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8])
+def test_resize_optimized_and_xnnpack(dtype, path):
+    """Each path's own arithmetic (refnet/forms.py RESIZE_BILINEAR_*): random shapes and the
+    segmentation heads' ratios, exact 2x (the optimized float 2x kernel) included."""
+    rng = np.random.default_rng({np.float32: 21, np.uint8: 22, np.int8: 23}[dtype] + 10 * len(path))
+    shapes = [((int(rng.integers(1, 12)), int(rng.integers(1, 12))), (int(rng.integers(1, 40)), int(rng.integers(1, 40))))
+              for _ in range(45)]
+    shapes += [((7, 7), (14, 14)), ((5, 3), (10, 6)), ((8, 8), (128, 128)), ((33, 33), (513, 513)), ((16, 16), (5, 5))]
+    for case, ((in_h, in_w), size) in enumerate(shapes):
+        align, half = MODES[case % 3]
+        if size == (513, 513):  # DeepLab's align_corners upsampling (int8's reference kernel overshoots
+            align, half = True, False  # without it: test_resize_int8_overshooting_scale_is_an_error)
+        shape = (1, in_h, in_w, int(rng.choice([1, 3, 8, 17])))
+        model = resize_model(shape, size, dtype, align, half, quant(dtype, rng))
+        if dtype == np.float32:
+            x = (rng.standard_normal(shape) * rng.choice([1.0, 1e-3, 1e30])).astype(np.float32)
+        else:
+            x = random_input(shape, dtype, rng)
+        assert_bit_exact(model, [x], path=path)
+
+
+def test_resize_optimized_float_specials():
+    """-0, infinities and overflow in the optimized kernels (the 2x kernel's mean of two 3.4e38 is
+    +inf, where the reference's weighted sum is finite)."""
+    shape = (1, 3, 4, 2)
+    x = np.array([0.0, -0.0, np.inf, -np.inf, 2.0, 1.0, -1.0, 3.4e38] * 3, np.float32).reshape(shape)
+    for align, half in MODES:
+        for size in [(6, 8), (2, 3), (5, 7)]:
+            assert_bit_exact(resize_model(shape, size, np.float32, align, half), [x], path="optimized")
+
+
+def test_resize_optimized_uint8_by_8_is_refused_under_that_profile():
+    """LiteRT's optimized uint8 kernel for 8x half-pixel upsampling is its own fixed point, not
+    modelled: refnet says so (typed) rather than answer with other bits."""
+    model = resize_model((1, 2, 2, 8), (16, 16), np.uint8, False, True, {"scale": 0.1, "zero_point": 3})
+    with pytest.raises(UnsupportedOpError, match="8x half-pixel"):
+        run_refnet(model, [np.zeros((1, 2, 2, 8), np.uint8)], profile="optimized")
+    run_refnet(model, [np.zeros((1, 2, 2, 8), np.uint8)], profile="xnnpack")  # the other paths run it
+
+
 def test_resize_size_as_input():
     rng = np.random.default_rng(4)
     shape = (1, 5, 6, 3)
