@@ -26,6 +26,9 @@ enum rn_form {
     RN_RESIZE_BILINEAR_Q11 = 20,  /* XNNPACK 8-bit RESIZE_BILINEAR: 11-bit weights from float32 coordinates, ties up */
     RN_RESIZE_BILINEAR_OPTIMIZED = 21,  /* optimized RESIZE_BILINEAR: corner weights formed first, summed from 0; 2x kernel */
     RN_RESIZE_BILINEAR_LERP = 22,  /* XNNPACK float32 RESIZE_BILINEAR: float32 lerps, row first */
+    RN_RESIZE_BILINEAR_OPTIMIZED_FMA = 23,  /* optimized RESIZE_BILINEAR as RESIZE_BILINEAR_OPTIMIZED, multiply-adds fused */
+    RN_RESIZE_BILINEAR_LERP_FMA = 24,  /* XNNPACK float32 RESIZE_BILINEAR as RESIZE_BILINEAR_LERP, multiply-adds fused */
+    RN_RESIZE_BILINEAR_REFERENCE_FMA = 25,  /* reference float RESIZE_BILINEAR with its multiply-adds fused (aarch64) */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -152,3 +152,14 @@ def fused_multiply_add_scalars(const float[::1] a not None, float b, float c, fl
     with nogil:
         for i in range(a.shape[0]):
             out[i] = fmaf(a[i], b, c)
+
+
+def fused_multiply_add_arrays(const float[::1] a not None, const float[::1] b not None,
+                              const float[::1] c not None, float[::1] out not None):
+    """out[i] = fmaf(a[i], b[i], c[i]): rounded once (a build whose compiler contracts a * b + c)."""
+    if not (a.shape[0] == b.shape[0] == c.shape[0] == out.shape[0]):
+        raise ValueError(f"lengths differ: a {a.shape[0]}, b {b.shape[0]}, c {c.shape[0]}, out {out.shape[0]}")
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(a.shape[0]):
+            out[i] = fmaf(a[i], b[i], c[i])

@@ -100,6 +100,11 @@ class Form(enum.IntEnum):
     # XNNPACK's float32 RESIZE_BILINEAR: XNNPACK's coordinates as RESIZE_BILINEAR_Q11, the weights kept in
     # float32, two lerps along the row (t = tl + (tr - tl) * a) then one between them, unfused.
     RESIZE_BILINEAR_LERP = (22, "XNNPACK float32 RESIZE_BILINEAR: float32 lerps, row first")
+    # The same two on aarch64 builds, each multiply-add fused (NEON fmla, clang's contraction).
+    RESIZE_BILINEAR_OPTIMIZED_FMA = (23, "optimized RESIZE_BILINEAR as RESIZE_BILINEAR_OPTIMIZED, multiply-adds fused")
+    RESIZE_BILINEAR_LERP_FMA = (24, "XNNPACK float32 RESIZE_BILINEAR as RESIZE_BILINEAR_LERP, multiply-adds fused")
+    # The reference float kernel (float32, uint8) on aarch64: its sum and half-pixel coordinates contracted.
+    RESIZE_BILINEAR_REFERENCE_FMA = (25, "reference float RESIZE_BILINEAR with its multiply-adds fused (aarch64)")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -128,6 +128,8 @@ DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUAN
 # give the reference's bits, random shapes do not.
 RESIZE_OPTIMIZED = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_OPTIMIZED,
                     ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_OPTIMIZED}
+RESIZE_OPTIMIZED_ARM = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_OPTIMIZED_FMA,
+                        ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_OPTIMIZED_FMA}
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
@@ -172,7 +174,13 @@ XNNPACK = Profile(
 # ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
 # reference kernels equal x86-64's; float32 sums contract multiply-add into FMA (clang), except in the
 # channel blocks of 8 its loop vectoriser took. x86's NaN-payload rules are not measured here.
-REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
+# aarch64 (ai-edge-litert 2.3.0, clang contracting multiply-adds): RESIZE_BILINEAR's float kernels fused
+# (single-op sweeps, 30 cases x 3 modes per dtype and path). tflite-runtime 2.14.0 aarch64 (-ffast-math)
+# differs again and is not modelled (2-10 of 10 cases per mode differ).
+RESIZE_REFERENCE_ARM = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_REFERENCE_FMA,
+                        ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_REFERENCE_FMA}
+REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64,
+                                                                **RESIZE_REFERENCE_ARM},
                         saturating_conversion=True, float_contracted=frozenset({"CONCATENATION"}),
                         float_sums={"CONV_2D": FloatSum(fused=True, unfused_block=8),
                                     "FULLY_CONNECTED": FloatSum(fused=True, unfused_block=8),
@@ -190,7 +198,7 @@ OPTIMIZED_ARM = dataclasses.replace(
                     # its build defines TFLITE_SOFTMAX_USE_UINT16_LUT (12 of 12 tie cases)
                     ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
                     ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT,
-                    **DEQUANTIZE_BLOCKS_ARM},
+                    **DEQUANTIZE_BLOCKS_ARM, **RESIZE_OPTIMIZED_ARM},
     measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps; {DEQUANTIZE_SWEEP}")
 XNNPACK_ARM = dataclasses.replace(
     XNNPACK, name=f"xnnpack@{ARM_2_3}", saturating_conversion=True,
@@ -199,6 +207,7 @@ XNNPACK_ARM = dataclasses.replace(
                     ("CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
                     ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
                     ("MEAN", "int8"): Form.MEAN_FP32_FMA,  # NEON vfma
+                    ("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_LERP_FMA,  # neonfma ibilinear
                     # not delegated: LiteRT's aarch64 optimized SOFTMAX (V2 int8 96: 1001 of 1001)
                     ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
                     ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT},

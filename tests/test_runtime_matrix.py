@@ -177,6 +177,19 @@ def test_aarch64_semantics_single_op_sweeps(build, monkeypatch):
     shape_ops.test_concatenation_uint8_ties_and_huge_ratios()
 
 
+@pytest.mark.parametrize("build", ["tflite-runtime-2.14.0/x86_64", "ai-edge-litert-2.3.0/aarch64"])
+def test_resize_bilinear_sweeps(build, monkeypatch):
+    """RESIZE_BILINEAR's forms on the other builds: tflite-runtime 2.14 x86-64's optimized kernels are
+    2.3.0's; ai-edge-litert 2.3.0 aarch64 fuses the float kernels' multiply-adds on every path
+    (refnet/profile.py RESIZE_*_ARM). tflite-runtime 2.14 aarch64 (-ffast-math) is not modelled."""
+    monkeypatch.setenv("REFNET_SWEEP_BUILD", f"{build}={_python(build)}")
+    resize = _ops_tests("test_resize")
+    for dtype in (np.float32, np.uint8, np.int8):
+        resize.test_resize_common_ratios(dtype)
+        for path in ("optimized", "xnnpack"):
+            resize.test_resize_optimized_and_xnnpack(dtype, path)
+
+
 @pytest.mark.parametrize("build", ["tflite-runtime-2.14.0/x86_64", "ai-edge-litert-2.3.0/aarch64",
                                    "tflite-runtime-2.14.0/aarch64"])
 def test_softmax_on_ties(build):

@@ -81,15 +81,16 @@ def _prepare_resize(ctx: OpContext) -> ResizePlan:
 # --- float32 / uint8: the float kernel --------------------------------------------------------
 
 
-def _float_axis(in_size: int, out_size: int, align: bool, half: bool):
-    """(source coordinate, lower index, upper index) per output index, in float32."""
+def _float_axis(in_size: int, out_size: int, align: bool, half: bool, fused: bool = False):
+    """(source coordinate, lower index, upper index) per output index, in float32 (`fused`: the
+    half-pixel multiply-add contracted, as aarch64 builds compile it)."""
     f32 = np.float32
     scale = f32(in_size) / f32(out_size)
     if align and out_size > 1:
         scale = f32(in_size - 1) / f32(out_size - 1)
     v = np.arange(out_size, dtype=np.float32)
     if half:
-        source = (v + f32(0.5)) * scale - f32(0.5)
+        source = _fused_multiply_add(v + f32(0.5), scale, f32(-0.5)) if fused else (v + f32(0.5)) * scale - f32(0.5)
     else:
         source = v * scale
     lower = np.maximum(np.floor(source).astype(np.int64), 0)
@@ -97,10 +98,11 @@ def _float_axis(in_size: int, out_size: int, align: bool, half: bool):
     return source.astype(np.float32), lower, upper
 
 
-def _resize_float_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+def _resize_float_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool,
+                         fused: bool = False) -> np.ndarray:
     _, in_h, in_w, _ = x.shape
-    ys, y0, y1 = _float_axis(in_h, size[0], align, half)
-    xs, x0, x1 = _float_axis(in_w, size[1], align, half)
+    ys, y0, y1 = _float_axis(in_h, size[0], align, half, fused)
+    xs, x0, x1 = _float_axis(in_w, size[1], align, half, fused)
     if (y0.size and y0.max() >= in_h) or (x0.size and x0.max() >= in_w):
         # The reference does not clamp the lower index from above; float32 scales keep it
         # inside the input except for outputs tens of millions of pixels long.
@@ -120,10 +122,15 @@ def _resize_float_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half:
         # Summed left to right; each new term is the first operand of its addition, as in
         # LiteRT's x86 build: when both are NaN, x86 returns the first operand's NaN, so the
         # latest NaN term's payload and sign win (measured with distinct NaN payloads).
-        value = p00 * one_dy * one_dx
-        value = add_nan_first(p10 * dy * one_dx, value)
-        value = add_nan_first(p01 * one_dy * dx, value)
-        value = add_nan_first(p11 * dy * dx, value)
+        if fused:  # the sum contracted from the left: each term's last multiply fused with the total
+            value = _fused_multiply_add(p00 * one_dy, one_dx, p10 * dy * one_dx)
+            value = _fused_multiply_add(p01 * one_dy, dx, value)
+            value = _fused_multiply_add(p11 * dy, dx, value)
+        else:
+            value = p00 * one_dy * one_dx
+            value = add_nan_first(p10 * dy * one_dx, value)
+            value = add_nan_first(p01 * one_dy * dx, value)
+            value = add_nan_first(p11 * dy * dx, value)
         if x.dtype == np.float32:
             return value + f32(0.0)
         value = value + f32(0.5)
@@ -179,21 +186,33 @@ def _resize_integer_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, hal
 # --- XNNPACK: its own coordinates; 11-bit weights (8-bit) or float32 lerps --------------------
 
 
-def _xnnpack_axis(in_size: int, out_size: int, align: bool, half: bool):
+def _xnnpack_axis(in_size: int, out_size: int, align: bool, half: bool, fused: bool = False):
     """(lower index, upper index, float32 weight of the upper) per output index, as XNNPACK's
-    indirection setup computes them."""
+    indirection setup computes them (`fused`: its multiply-adds contracted, as on aarch64)."""
     f32 = np.float32
     adjust = 1 if align and out_size != 1 else 0
     scale = f32(in_size - adjust) / f32(out_size - adjust)
     v = np.arange(out_size, dtype=np.float32)
     last = f32(in_size - 1)
     if half and not align:
-        source = np.minimum(np.maximum(v * scale + (f32(0.5) * scale - f32(0.5)), f32(0)), last)
+        offset = _fused_multiply_add(f32(0.5), scale, f32(-0.5)) if fused else f32(0.5) * scale - f32(0.5)
+        source = _fused_multiply_add(v, scale, offset) if fused else v * scale + offset
+        source = np.minimum(np.maximum(source, f32(0)), last)
     else:  # XNNPACK's TensorFlow-legacy coordinates (no half-pixel offset) and align_corners
         source = np.minimum(v * scale, last)
     lower = source.astype(np.int64)  # truncation: the source is >= 0
     upper = np.minimum(lower + 1, in_size - 1)
     return lower, upper, (source - lower.astype(np.float32)).astype(np.float32)
+
+
+def _fused_multiply_add(a, b, c) -> np.ndarray:
+    """float32 a * b + c rounded once, element-wise with broadcasting (fmaf)."""
+    from .. import _kernels_pointwise
+
+    a, b, c = (np.ascontiguousarray(v, np.float32) for v in np.broadcast_arrays(a, b, c))
+    out = np.empty(a.shape, np.float32)
+    _kernels_pointwise.fused_multiply_add_arrays(a.reshape(-1), b.reshape(-1), c.reshape(-1), out.reshape(-1))
+    return out
 
 
 def _corners(x: np.ndarray, y0, y1, x0, x1):
@@ -213,15 +232,18 @@ def _resize_q11_kernel(x: np.ndarray, size, align: bool, half: bool) -> np.ndarr
     return ((total + (1 << 21)) >> 22).astype(x.dtype)
 
 
-def _resize_lerp_kernel(x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
-    y0, y1, ay = _xnnpack_axis(x.shape[1], size[0], align, half)
-    x0, x1, ax = _xnnpack_axis(x.shape[2], size[1], align, half)
+def _resize_lerp_kernel(x: np.ndarray, size, align: bool, half: bool, fused: bool) -> np.ndarray:
+    y0, y1, ay = _xnnpack_axis(x.shape[1], size[0], align, half, fused)
+    x0, x1, ax = _xnnpack_axis(x.shape[2], size[1], align, half, fused)
     ay, ax = ay[None, :, None, None], ax[None, None, :, None]
     top_left, top_right, bottom_left, bottom_right = _corners(x, y0, y1, x0, x1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        top = top_left + (top_right - top_left) * ax
-        bottom = bottom_left + (bottom_right - bottom_left) * ax
-        return (top + (bottom - top) * ay).astype(np.float32)
+
+    def lerp(start, end, weight):  # start + (end - start) * weight
+        with np.errstate(invalid="ignore", over="ignore"):
+            step = (end - start).astype(np.float32)
+            return _fused_multiply_add(step, weight, start) if fused else (start + step * weight).astype(np.float32)
+
+    return lerp(lerp(top_left, top_right, ax), lerp(bottom_left, bottom_right, ax), ay)
 
 
 # --- LiteRT's optimized kernels (float32, uint8) -----------------------------------------------
@@ -245,7 +267,8 @@ def _resize_by_2_kernel(x: np.ndarray) -> np.ndarray:
     return out.reshape(n, 2 * h, 2 * w, c)
 
 
-def _resize_optimized_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool) -> np.ndarray:
+def _resize_optimized_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, half: bool,
+                             fused: bool) -> np.ndarray:
     _, in_h, in_w, _ = x.shape
     if x.dtype == np.float32 and not align and not half and tuple(size) == (2 * in_h, 2 * in_w):
         return _resize_by_2_kernel(x)
@@ -253,16 +276,24 @@ def _resize_optimized_kernel(ctx: OpContext, x: np.ndarray, size, align: bool, h
             and size[0] == 8 * in_h and size[1] == 8 * in_w:
         raise ctx.unsupported("LiteRT's optimized uint8 8x half-pixel upsampling kernel (its own fixed point) "
                               "is not modelled: verify this model against the reference or xnnpack path")
-    ys, y0, y1 = _float_axis(in_h, size[0], align, half)
-    xs, x0, x1 = _float_axis(in_w, size[1], align, half)
+    ys, y0, y1 = _float_axis(in_h, size[0], align, half, fused)
+    xs, x0, x1 = _float_axis(in_w, size[1], align, half, fused)
     f32 = np.float32
     dy = (ys - y0.astype(np.float32)).astype(np.float32)[None, :, None, None]
     dx = (xs - x0.astype(np.float32)).astype(np.float32)[None, None, :, None]
     weights = ((f32(1) - dy) * (f32(1) - dx), (f32(1) - dy) * dx, dy * (f32(1) - dx), dy * dx)
+    corners = _corners(x.astype(np.float32), y0, y1, x0, x1)
     total = np.zeros((x.shape[0], size[0], size[1], x.shape[3]), np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        for corner, weight in zip(_corners(x.astype(np.float32), y0, y1, x0, x1), weights):
-            total = add_nan_first(total, corner * weight)
+        if fused and x.dtype == np.uint8:
+            # one expression p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3 + 0.5, contracted from the left:
+            # the first product fused with the second's rounded value
+            total = _fused_multiply_add(corners[0], weights[0], corners[1] * weights[1])
+            for corner, weight in zip(corners[2:], weights[2:]):
+                total = _fused_multiply_add(corner, weight, total)
+        else:  # float32: four passes accumulating into the zeroed output
+            for corner, weight in zip(corners, weights):
+                total = _fused_multiply_add(corner, weight, total) if fused else add_nan_first(total, corner * weight)
         if x.dtype == np.float32:
             return total
         total = total + f32(0.5)
@@ -277,13 +308,16 @@ def resize_bilinear(ctx: OpContext, inputs: list) -> list:
     form = ctx.profile.rounding("RESIZE_BILINEAR", x.dtype)
     if form == Form.RESIZE_BILINEAR_Q11 and x.dtype != np.float32:
         return [_resize_q11_kernel(x, size, plan.align_corners, plan.half_pixel_centers)]
-    if form == Form.RESIZE_BILINEAR_LERP and x.dtype == np.float32:
-        return [_resize_lerp_kernel(x, size, plan.align_corners, plan.half_pixel_centers)]
-    if form == Form.RESIZE_BILINEAR_OPTIMIZED and x.dtype != np.int8:
-        return [_resize_optimized_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
+    if form in (Form.RESIZE_BILINEAR_LERP, Form.RESIZE_BILINEAR_LERP_FMA) and x.dtype == np.float32:
+        return [_resize_lerp_kernel(x, size, plan.align_corners, plan.half_pixel_centers,
+                                    fused=form == Form.RESIZE_BILINEAR_LERP_FMA)]
+    if form in (Form.RESIZE_BILINEAR_OPTIMIZED, Form.RESIZE_BILINEAR_OPTIMIZED_FMA) and x.dtype != np.int8:
+        return [_resize_optimized_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers,
+                                         fused=form == Form.RESIZE_BILINEAR_OPTIMIZED_FMA)]
     if x.dtype == np.int8:
         return [_resize_integer_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
-    return [_resize_float_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers)]
+    return [_resize_float_kernel(ctx, x, size, plan.align_corners, plan.half_pixel_centers,
+                                 fused=form == Form.RESIZE_BILINEAR_REFERENCE_FMA)]
 
 
 # --- RESIZE_NEAREST_NEIGHBOR ------------------------------------------------------------------
