@@ -23,6 +23,8 @@ enum rn_form {
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
     RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
     RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
+    RN_ROUNDING_TIES_UP_CHANNELS_8 = 20,  /* double rounding: whole blocks of 8 channels ties up, the other channels ties away */
+    RN_ROUNDING_TIES_UP_ELEMENTS_16 = 21,  /* double rounding: whole blocks of 16 flat elements ties up, the tail ties away */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -89,6 +89,14 @@ class Form(enum.IntEnum):
     DEQUANTIZE_MUL_ADD_8 = (18, "optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference")
     # The same on aarch64 (ai-edge-litert 2.3.0, tflite-runtime 2.14.0): the multiply-add fused (one rounding).
     DEQUANTIZE_FMA_8 = (19, "optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference")
+    # LiteRT's optimized TRANSPOSE_CONV requantization (optimized_ops::Quantize, NEON through NEON_2_SSE
+    # on x86-64): the vector body is the double rounding with its final shift ties up (vrshl), the
+    # scalar tail MultiplyByQuantizedMultiplier (ties away). int8 (per channel): the body is every
+    # whole block of 8 channels; uint8 (one multiplier): every whole block of 16 elements of the flat output.
+    ROUNDING_TIES_UP_CHANNELS_8 = (20, "double rounding: whole blocks of 8 channels ties up, the other "
+                                       "channels ties away")
+    ROUNDING_TIES_UP_ELEMENTS_16 = (21, "double rounding: whole blocks of 16 flat elements ties up, the "
+                                        "tail ties away")
 
     @property
     def is_fixed_point(self) -> bool:
