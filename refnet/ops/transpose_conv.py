@@ -15,7 +15,10 @@ Reference semantics (LiteRT BUILTIN_REF) - the kernel scatters each input value 
            MultiplyByQuantizedMultiplier of double(s_x) * double(s_w[c]) / double(s_y) + y_zp.
   uint8    acc = sum (x - x_zp) * (w - w_zp); one multiplier from double(float(s_x * s_w)) /
            double(s_y) (the legacy GetQuantizedConvolutionMultipler), as CONV_2D's uint8.
-The requantization form comes from the profile (refnet/requantize.py requantize_to).
+The requantization form comes from the profile (refnet/requantize.py requantize_to): the optimized
+path's optimized_ops::Quantize is Form.ROUNDING_TIES_UP_CHANNELS_8 (int8) / _ELEMENTS_16 (uint8),
+XNNPACK's is ROUNDING_FP32 (except near halves: unmodelled, tests/ops/test_transpose_conv.py).
+float32 on the optimized and XNNPACK paths sums in other orders: unmodelled (the reference's bits).
 
 Speed: one tap (fy, fx) touches each output at most once, and for a fixed output a larger fy
 means a smaller iy. So looping over the taps in descending (fy, fx) order, and over ci inside,
@@ -120,8 +123,7 @@ def _prepare_transpose_conv(ctx: OpContext) -> TransposeConvPlan:
     return plan
 
 
-def _scatter_extent(plan: TransposeConvPlan, in_size: int, kernel: int, stride: int, pad: int,
-                    out_size: int) -> int:
+def _scatter_extent(in_size: int, kernel: int, stride: int, pad: int, out_size: int) -> int:
     """Rows (or columns) of the scratch output: every scattered position, and the output window
     [pad, pad + out_size) inside it."""
     return max((in_size - 1) * stride + kernel, pad + out_size)
@@ -130,8 +132,8 @@ def _scatter_extent(plan: TransposeConvPlan, in_size: int, kernel: int, stride: 
 def _scratch(plan: TransposeConvPlan, x_shape, kh: int, kw: int, dtype) -> np.ndarray:
     n, in_h, in_w, _ = x_shape
     sh, sw = plan.stride
-    rows = _scatter_extent(plan, in_h, kh, sh, plan.window.pad_top, plan.out_shape[1])
-    cols = _scatter_extent(plan, in_w, kw, sw, plan.window.pad_left, plan.out_shape[2])
+    rows = _scatter_extent(in_h, kh, sh, plan.window.pad_top, plan.out_shape[1])
+    cols = _scatter_extent(in_w, kw, sw, plan.window.pad_left, plan.out_shape[2])
     return np.zeros((n, rows, cols, plan.out_shape[3]), dtype)
 
 
@@ -147,9 +149,12 @@ def transpose_conv_float(plan: TransposeConvPlan, x: np.ndarray, w: np.ndarray, 
     _, kh, kw, _ = w.shape
     sh, sw = plan.stride
     scratch = _scratch(plan, x.shape, kh, kw, np.float32)
-    # x86 keeps the running total's NaN when both operands are NaN; NumPy's loops do not fix it.
-    nan_possible = bool(np.isnan(x).any() or np.isnan(w).any() or not np.isfinite(w).all()
-                        or not np.isfinite(x).all())
+    # When the running total and the product are both NaN, the reference keeps the product's
+    # (measured with distinct payloads, tests/ops/test_transpose_conv.py); NumPy's loops do not
+    # fix which, so add_nan_first makes it explicit. A NaN can also come from inf * 0 or
+    # inf - inf: any non-finite operand takes that path.
+    nan_possible = not (np.isfinite(x).all() and np.isfinite(w).all()
+                        and (bias is None or np.isfinite(bias).all()))
     with np.errstate(invalid="ignore", over="ignore"):
         for fy in reversed(range(kh)):
             for fx in reversed(range(kw)):
@@ -158,7 +163,7 @@ def transpose_conv_float(plan: TransposeConvPlan, x: np.ndarray, w: np.ndarray, 
                 for ci in range(cin):
                     product = x[..., ci:ci + 1] * tap_weights[:, ci]
                     if nan_possible:
-                        tap[...] = add_nan_first(tap, product)
+                        tap[...] = add_nan_first(product, tap)
                     else:
                         tap += product
         total = _output_window(plan, scratch)
