@@ -315,3 +315,22 @@ def test_well_formed_tiny_model_allocates():
     it.set_tensor(it.get_input_details()[0]["index"], np.ones((1, 2, 2, 3), np.float32))
     it.invoke()
     assert it.get_tensor(it.get_output_details()[0]["index"]).shape == (1, 4, 4, 2)
+
+
+@pytest.mark.parametrize("x_dtype, w_dtype, message", [
+    (np.int16, np.int8, r"input int16, weights int8"),  # 16x8: not implemented yet
+    (np.float32, np.int8, r"hybrid"),
+])
+def test_unimplemented_arithmetic_is_refused(x_dtype, w_dtype, message):
+    mb = ModelBuilder()
+    shape = mb.tensor("output_shape", (4,), np.int32, data=np.array([1, 4, 4, 2], np.int32))
+    wq = dict(scale=np.full(2, 0.01, np.float32), zero_point=0, axis=0)
+    xq = {} if x_dtype == np.float32 else dict(scale=0.001, zero_point=0)
+    w = mb.tensor("w", (2, 3, 3, 3), w_dtype, data=np.ones((2, 3, 3, 3)), **wq)
+    x = mb.input("x", (1, 2, 2, 3), x_dtype, **xq)
+    y = mb.tensor("y", (1, 4, 4, 2), x_dtype, **xq)
+    mb.outputs.append(y)
+    mb.op("TRANSPOSE_CONV", [shape, w, x], [y], padding="SAME", stride_h=2, stride_w=2,
+          fused_activation_function="NONE")
+    with pytest.raises(refnet.UnsupportedOpError, match=r"op 0 \(TRANSPOSE_CONV\).*" + message):
+        _allocate(mb.build())
