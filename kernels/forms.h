@@ -29,6 +29,8 @@ enum rn_form {
     RN_RESIZE_BILINEAR_OPTIMIZED_FMA = 23,  /* optimized RESIZE_BILINEAR as RESIZE_BILINEAR_OPTIMIZED, multiply-adds fused */
     RN_RESIZE_BILINEAR_LERP_FMA = 24,  /* XNNPACK float32 RESIZE_BILINEAR as RESIZE_BILINEAR_LERP, multiply-adds fused */
     RN_RESIZE_BILINEAR_REFERENCE_FMA = 25,  /* reference float RESIZE_BILINEAR with its multiply-adds fused (aarch64) */
+    RN_ROUNDING_TIES_UP_CHANNELS_8 = 26,  /* double rounding: whole blocks of 8 channels ties up, the other channels ties away */
+    RN_ROUNDING_TIES_UP_ELEMENTS_16 = 27,  /* double rounding: whole blocks of 16 flat elements ties up, the tail ties away */
 };
 
 #define RN_MIN_SHIFT (-31)

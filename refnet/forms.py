@@ -105,6 +105,14 @@ class Form(enum.IntEnum):
     RESIZE_BILINEAR_LERP_FMA = (24, "XNNPACK float32 RESIZE_BILINEAR as RESIZE_BILINEAR_LERP, multiply-adds fused")
     # The reference float kernel (float32, uint8) on aarch64: its sum and half-pixel coordinates contracted.
     RESIZE_BILINEAR_REFERENCE_FMA = (25, "reference float RESIZE_BILINEAR with its multiply-adds fused (aarch64)")
+    # LiteRT's optimized TRANSPOSE_CONV requantization (optimized_ops::Quantize, NEON through NEON_2_SSE
+    # on x86-64): the vector body is the double rounding with its final shift ties up (vrshl), the
+    # scalar tail MultiplyByQuantizedMultiplier (ties away). int8 (per channel): the body is every
+    # whole block of 8 channels; uint8 (one multiplier): every whole block of 16 elements of the flat output.
+    ROUNDING_TIES_UP_CHANNELS_8 = (26, "double rounding: whole blocks of 8 channels ties up, the other "
+                                       "channels ties away")
+    ROUNDING_TIES_UP_ELEMENTS_16 = (27, "double rounding: whole blocks of 16 flat elements ties up, the "
+                                        "tail ties away")
 
     @property
     def is_fixed_point(self) -> bool:

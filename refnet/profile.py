@@ -143,6 +143,9 @@ OPTIMIZED = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,  # x / s with rint matched too
         # the issue-15 case, reproduced exhaustively (all 65536 input pairs: 1 tie, 8-element blocks)
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
+        # optimized_ops::Quantize after the gemm + col2im (single-op sweeps, tests/ops/test_transpose_conv.py)
+        ("TRANSPOSE_CONV", "int8"): Form.ROUNDING_TIES_UP_CHANNELS_8,
+        ("TRANSPOSE_CONV", "uint8"): Form.ROUNDING_TIES_UP_ELEMENTS_16,
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
         **RESIZE_OPTIMIZED,
@@ -156,6 +159,7 @@ XNNPACK = Profile(
     rounding_by_op={
         "CONV_2D": Form.ROUNDING_FP32,  # int8: half-away, single and float64 matched too
         "DEPTHWISE_CONV_2D": Form.ROUNDING_FP32,
+        "TRANSPOSE_CONV": Form.ROUNDING_FP32,
         "FULLY_CONNECTED": Form.ROUNDING_FP32,  # int8: every candidate matched (1001 outputs)
         ("MUL", "int8"): Form.ROUNDING_FP32,
         ("ADD", "int8"): Form.ADD_XNNPACK,  # the reference matched too (no ties in the data)

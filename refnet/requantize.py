@@ -132,6 +132,8 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
                                        q.multiplier, q.shift, q.zero_point, q.qmin, q.qmax, int(q.rounding),
                                        out.reshape(-1, channels))
         return out
+    if q.rounding in (Form.ROUNDING_TIES_UP_CHANNELS_8, Form.ROUNDING_TIES_UP_ELEMENTS_16):
+        return requantize_ties_up_blocks(acc, q, dtype)
     if q.rounding == Form.ROUNDING_FLOAT64:
         if q.effective_scale is None:
             raise ValueError("the float64 requantization form needs q.effective_scale")
@@ -142,6 +144,20 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
             return requantize_rndnu(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
         return requantize_fp32(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
     raise ValueError(f"requantization form {q.rounding!r} does not apply to int32 accumulators")
+
+
+def requantize_ties_up_blocks(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
+    """Form.ROUNDING_TIES_UP_CHANNELS_8 / ROUNDING_TIES_UP_ELEMENTS_16: a vector body in the
+    double rounding with its final shift ties up, the rest in the reference's double rounding."""
+    acc = np.ascontiguousarray(acc, np.int32)
+    body = requantize_to(acc, dataclasses.replace(q, rounding=Form.ROUNDING_DOUBLE_TIES_UP), dtype)
+    tail = requantize_to(acc, dataclasses.replace(q, rounding=Form.ROUNDING_DOUBLE), dtype)
+    if q.rounding == Form.ROUNDING_TIES_UP_CHANNELS_8:
+        channels = acc.shape[-1]
+        in_body = np.arange(channels) < (channels // 8) * 8
+    else:
+        in_body = (np.arange(acc.size) < (acc.size // 16) * 16).reshape(acc.shape)
+    return np.where(in_body, body, tail).astype(dtype)
 
 
 def requantize_float64(acc: np.ndarray, effective_scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
