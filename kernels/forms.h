@@ -23,6 +23,9 @@ enum rn_form {
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
     RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
     RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
+    RN_LEAKY_RELU_SIGNED_ALPHA = 20,  /* LEAKY_RELU: signed alpha multiplier, double rounding */
+    RN_LEAKY_RELU_XNNPACK = 21,  /* XNNPACK lrelu: 8.8 fixed-point multipliers, one shift ties up */
+    RN_SIGMOID_INT16_GEMMLOWP = 22,  /* optimized int16 LOGISTIC / TANH, power-of-two input scale: gemmlowp int16 fixed point */
 };
 
 #define RN_MIN_SHIFT (-31)

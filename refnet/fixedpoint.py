@@ -43,6 +43,7 @@ __all__ = [
     "down_scale_int32_to_int16_multiplier",
     "HardSwishParams",
     "hard_swish_params",
+    "inverse_sqrt_multiplier",
 ]
 
 INT32_MIN = -(2**31)
@@ -503,3 +504,50 @@ def count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
         bits = bits + np.where(big, step, 0)
         v = np.where(big, v >> step, v)
     return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1
+
+
+# --- inverse square root (quantized L2_NORMALIZATION) -----------------------------------------
+_THREE_HALVES_Q3_28 = (1 << 28) + (1 << 27)  # 1.5 with 3 integer bits
+_ONE_Q3_28 = 1 << 28
+_HALF_SQRT_2_Q0_31 = 1518500250  # sqrt(2) / 2 in Q0.31
+_INVERSE_SQRT_ITERATIONS = 5
+
+
+def inverse_sqrt_multiplier(x) -> tuple[np.ndarray, np.ndarray]:
+    """1 / sqrt(x) as (multiplier, shift), shift <= 0 a right shift: multiplier * 2**(shift - 31)
+    ~= 1 / sqrt(x), for int32 values x (GetInvSqrtQuantizedMultiplierExp with reverse shift).
+
+    x <= 1 gives (2**31 - 1, 0). Otherwise x is scaled by 4**k into [2**27, 2**29), read as Q3.28
+    (halved), and 1 / sqrt of it found by 5 Newton-Raphson steps from 1 in Q3.28 fixed point
+    (x <- 3/2 x - x/2 * x**3, each product a rounding doubling high multiply, each rescale a
+    saturating shift); the result times sqrt(2) / 2 in Q0.31 undoes the halving.
+    """
+    x = _as_int64(x)
+    _check_int32(x, "x")
+    tiny = x <= 1
+    value = np.where(tiny, 2, x)
+    exponent = np.full(value.shape, 11, np.int64)
+    while np.any(value >= (1 << 29)):  # at most once for int32 inputs
+        big = value >= (1 << 29)
+        value = np.where(big, value // 4, value)
+        exponent = exponent + big
+    max_left_shift_bits = count_leading_zeros_32(value) - 1
+    left_shift_bit_pairs = max_left_shift_bits // 2 - 1
+    exponent = exponent - left_shift_bit_pairs
+    value = value << (2 * left_shift_bit_pairs)  # now in [2**27, 2**29)
+    input_q3 = value >> 1
+    half_input_q3 = rdbpot_int64(input_q3, 1)
+    estimate = np.full(value.shape, _ONE_Q3_28, np.int64)
+    for _ in range(_INVERSE_SQRT_ITERATIONS):
+        cube_q9 = srdhm_int64(srdhm_int64(estimate, estimate), estimate)
+        cube_q3 = saturating_shift_left_int32(cube_q9, 6)
+        step_q6 = wrap_to_int32(srdhm_int64(_THREE_HALVES_Q3_28, estimate)
+                                - srdhm_int64(half_input_q3, cube_q3)).astype(np.int64)
+        estimate = saturating_shift_left_int32(step_q6, 3)
+    multiplier = srdhm_int64(estimate, _HALF_SQRT_2_Q0_31)
+    # a negative exponent is folded into the multiplier (a plain, wrapping int32 shift)
+    multiplier = np.where(exponent < 0, wrap_to_int32(multiplier << np.maximum(-exponent, 0)), multiplier)
+    exponent = np.maximum(exponent, 0)
+    multiplier = np.where(tiny, INT32_MAX, multiplier).astype(np.int64)
+    shift = np.where(tiny, 0, -exponent).astype(np.int64)
+    return multiplier, shift

@@ -123,6 +123,13 @@ DEQUANTIZE_BLOCKS = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_MUL_ADD_8,
 DEQUANTIZE_SWEEP = "DEQUANTIZE single-op sweeps (tests/ops/test_quantize.py), tools/detector_factory.py int8 models"
 DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUANTIZE", "uint8"): Form.DEQUANTIZE_FMA_8}
 
+# The optimized int16 kernels (single-op sweeps over every int16 input, tests/ops/test_parametric_relu.py
+# and test_activations.py): LEAKY_RELU keeps the alpha multiplier's sign.
+LEAKY_RELU_INT16 = {("LEAKY_RELU", "int16"): Form.LEAKY_RELU_SIGNED_ALPHA,
+                    # and a power-of-two input scale takes gemmlowp's int16 LOGISTIC / TANH (same sweeps)
+                    ("LOGISTIC", "int16"): Form.SIGMOID_INT16_GEMMLOWP,
+                    ("TANH", "int16"): Form.SIGMOID_INT16_GEMMLOWP}
+
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
     f"optimized@{X86_2_3}",
@@ -137,6 +144,7 @@ OPTIMIZED = Profile(
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
+        **LEAKY_RELU_INT16,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
@@ -155,6 +163,9 @@ XNNPACK = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
         **SOFTMAX_TABLE,  # not delegated: the optimized kernel
+        ("LEAKY_RELU", "int8"): Form.LEAKY_RELU_XNNPACK,
+        ("LEAKY_RELU", "uint8"): Form.LEAKY_RELU_XNNPACK,
+        **LEAKY_RELU_INT16,  # not delegated: the optimized kernel
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
     measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
