@@ -39,8 +39,9 @@ Reference semantics (LiteRT BUILTIN_REF, activations.cc and reference/{logistic,
       |v| >> 8 with 8, both saturating at entry 255; negative v by symmetry.
 Other LiteRT paths: int8/uint8 LOGISTIC and TANH are the same table on the optimized and XNNPACK
 paths (measured). int16 with a power-of-two input scale runs gemmlowp's int16 fixed point on the
-optimized path (XNNPACK does not take int16): Form.SIGMOID_INT16_GEMMLOWP, refused under those
-profiles (not modelled); other int16 scales run the reference there too. float32 TANH on the
+optimized path (XNNPACK does not take int16): Form.SIGMOID_INT16_GEMMLOWP, gemmlowp's logistic /
+tanh on the raw input read as Q3.12 (TANH at 2**-11 first doubled, saturating), refnet/fixedpoint.py
+logistic_int16_q3_12 and tanh_int16; other int16 scales run the reference there too. float32 TANH on the
 optimized path (Eigen's rational approximation) and XNNPACK (its own) differ from tanhf in ~60 % of
 elements by a few ulps: not modelled, like XNNPACK's other float32 kernels (README, "Profiles").
   HARD_SWISH: the Cython kernels in kernels/hard_swish.pyx (float32: x * relu6(x + 3) / 6 in
@@ -66,9 +67,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_fast, _kernels_hard_swish
-from ..fixedpoint import (hard_swish_params, multiply_by_quantized_multiplier, quantize_multiplier,
-                          rounding_divide_by_pot_ties_up, truncate_to_int32, wrap_to_int16,
-                          wrap_to_int32)
+from ..fixedpoint import (hard_swish_params, logistic_int16_q3_12, multiply_by_quantized_multiplier,
+                          quantize_multiplier, rounding_divide_by_pot_ties_up, saturating_left_shift_int16,
+                          truncate_to_int32, wrap_to_int16, wrap_to_int32)
+from ..fixedpoint import tanh_int16 as gemmlowp_tanh_int16
 from ..forms import Form
 from . import OpContext, per_tensor_quantization, register, round_half_away
 
@@ -345,6 +347,7 @@ class Int16SigmoidPlan:
     multiplier: int
     shift: int
     power_of_two: bool = False  # the input scale took LiteRT's power-of-two case
+    power_of_two_shift: int = 0  # then: log2(input scale) + 12 (0, or 1 for TANH)
 
 
 def _checked_log2(x: float) -> tuple[bool, int]:
@@ -361,7 +364,7 @@ def int16_sigmoid_plan(input_scale: float, power_of_two_shifts: tuple) -> Int16S
     is_pot, log2 = _checked_log2(input_scale)
     pot_shift = 12 + log2  # (15 - 3 integer bits) + log2(scale)
     if is_pot and pot_shift in power_of_two_shifts:
-        return Int16SigmoidPlan(3 << pot_shift, 0, power_of_two=True)
+        return Int16SigmoidPlan(3 << pot_shift, 0, power_of_two=True, power_of_two_shift=pot_shift)
     multiplier = float(np.float32(input_scale)) * 4096.0 * 3.0
     shift = 0
     while multiplier <= 32767.0 / 2.0 and shift <= 30:
@@ -414,6 +417,7 @@ SIGMOID_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8), n
 class SigmoidPlan:
     table: np.ndarray | None = None  # int8/uint8: the output of every input value (lut8 order)
     int16: Int16SigmoidPlan | None = None
+    gemmlowp: bool = False  # Form.SIGMOID_INT16_GEMMLOWP: gemmlowp's fixed point on the raw Q3.12 input
 
 
 def _prepare_int16_sigmoid(ctx: OpContext, x_t, y_t, power_of_two_shifts: tuple) -> SigmoidPlan:
@@ -425,10 +429,8 @@ def _prepare_int16_sigmoid(ctx: OpContext, x_t, y_t, power_of_two_shifts: tuple)
     if not is_pot or log2 != -15:
         raise ctx.fail(f"int16 {ctx.op.kind} needs output scale 2^-15, got {s_out!r} (LiteRT rejects others)")
     plan = int16_sigmoid_plan(s_in, power_of_two_shifts)
-    if plan.power_of_two and ctx.profile.rounding(ctx.op.kind, x_t.dtype) == Form.SIGMOID_INT16_GEMMLOWP:
-        raise ctx.unsupported(f"int16 {ctx.op.kind} with input scale {s_in!r} under {ctx.profile.name}: "
-                              f"that path computes gemmlowp's int16 fixed point, not modelled")
-    return SigmoidPlan(int16=plan)
+    gemmlowp = plan.power_of_two and ctx.profile.rounding(ctx.op.kind, x_t.dtype) == Form.SIGMOID_INT16_GEMMLOWP
+    return SigmoidPlan(int16=plan, gemmlowp=gemmlowp)
 
 
 def _prepare_logistic(ctx: OpContext):
@@ -456,6 +458,8 @@ def logistic(ctx: OpContext, inputs: list) -> list:
     plan = ctx.params
     if plan is None:
         return [logistic_float(x)]
+    if plan.gemmlowp:
+        return [logistic_int16_q3_12(x)]
     if plan.int16 is not None:
         return [logistic_int16(x, plan.int16)]
     return [lookup(plan.table, x)]
@@ -480,6 +484,8 @@ def tanh(ctx: OpContext, inputs: list) -> list:
     plan = ctx.params
     if plan is None:
         return [libm_tanhf(x)]
+    if plan.gemmlowp:  # an input scale of 2**-11 is first doubled (saturating) onto Q3.12
+        return [gemmlowp_tanh_int16(saturating_left_shift_int16(x, plan.int16.power_of_two_shift))]
     if plan.int16 is not None:
         return [tanh_int16(x, plan.int16)]
     return [lookup(plan.table, x)]

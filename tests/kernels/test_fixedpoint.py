@@ -467,3 +467,39 @@ def test_inverse_sqrt_multiplier_approximates_one_over_sqrt():
         exact = Fraction(math.isqrt((1 << 124) // v), 1 << 62)
         got = Fraction(m, 1 << (31 - s))
         assert abs(got / exact - 1) < Fraction(2, 10**6), (v, m, s)
+
+
+# ------------------------------------------------------------------------------------------
+# gemmlowp's int16 exp, logistic and tanh (LiteRT's optimized int16 LOGISTIC / TANH)
+
+
+def test_int16_constants_are_the_int32_ones_rounded():
+    for int32_value in (1895147668, 715827883, 1515870810, -1010580540, 1672461947, 242):
+        assert fx._int16_constant(int32_value) == rdbpot(int32_value, 16)
+
+
+EVERY_INT16 = np.arange(INT16_MIN, INT16_MAX + 1)
+
+
+@pytest.mark.parametrize("integer_bits", [3, 4])
+def test_exp_on_negative_values_int16(integer_bits):
+    a = EVERY_INT16[EVERY_INT16 <= 0]
+    got = fx.exp_on_negative_values_int16(a, integer_bits)
+    exact = np.exp(a / 2.0 ** (15 - integer_bits)) * 2.0**15
+    assert np.abs(got - np.minimum(exact, INT16_MAX)).max() <= 8  # 2**-12
+    assert got[a == 0].tolist() == [INT16_MAX]
+    assert (np.diff(got[::-1]) <= 0).all()  # monotone in |a|
+
+
+def test_logistic_and_tanh_int16():
+    """Within 2**-12 (logistic) and 2**-11 (tanh) of the exact functions on every Q3.12 input,
+    odd / mirrored as the functions are, fixed values at 0."""
+    x = EVERY_INT16
+    logistic = fx.logistic_int16_q3_12(x).astype(np.int64)
+    tanh = fx.tanh_int16(x).astype(np.int64)
+    assert np.abs(logistic - 2.0**15 / (1 + np.exp(-x / 4096.0))).max() <= 8
+    assert np.abs(tanh - 2.0**15 * np.tanh(x / 4096.0)).max() <= 16
+    inside = x > INT16_MIN  # -x exists
+    assert (tanh[inside] == -fx.tanh_int16(-x[inside])).all()
+    assert (logistic[inside & (x != 0)] == INT16_MAX - fx.logistic_int16_q3_12(-x[inside & (x != 0)])).all()
+    assert int(fx.logistic_int16_q3_12(0)) == 1 << 14 and int(fx.tanh_int16(0)) == 0
