@@ -125,10 +125,9 @@ DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUAN
 
 # The optimized int16 kernels (single-op sweeps over every int16 input, tests/ops/test_parametric_relu.py
 # and test_activations.py): LEAKY_RELU keeps the alpha multiplier's sign.
-LEAKY_RELU_INT16 = {("LEAKY_RELU", "int16"): Form.LEAKY_RELU_SIGNED_ALPHA,
-                    # and a power-of-two input scale takes gemmlowp's int16 LOGISTIC / TANH (same sweeps)
-                    ("LOGISTIC", "int16"): Form.SIGMOID_INT16_GEMMLOWP,
-                    ("TANH", "int16"): Form.SIGMOID_INT16_GEMMLOWP}
+# A power-of-two input scale takes gemmlowp's int16 LOGISTIC / TANH (same sweeps).
+SIGMOID_INT16 = {("LOGISTIC", "int16"): Form.SIGMOID_INT16_GEMMLOWP, ("TANH", "int16"): Form.SIGMOID_INT16_GEMMLOWP}
+LEAKY_RELU_INT16 = {("LEAKY_RELU", "int16"): Form.LEAKY_RELU_SIGNED_ALPHA, **SIGMOID_INT16}
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
@@ -234,6 +233,7 @@ OPTIMIZED_2_14_X86 = Profile(
         ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
         **SOFTMAX_TABLE,
         **NMS_2_14,
+        **SIGMOID_INT16,  # its int16 LEAKY_RELU is the reference's (single-op sweeps)
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
