@@ -271,6 +271,7 @@ OPTIMIZED_2_14_ARM = Profile(
         **SOFTMAX_TABLE,  # unlike ai-edge-litert 2.3.0 on aarch64: no uint16 table
         **NMS_2_14,
         **DEQUANTIZE_BLOCKS_ARM,
+        **SIGMOID_INT16,  # NEON gemmlowp: the same bits (single-op sweeps)
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
