@@ -31,6 +31,9 @@ enum rn_form {
     RN_RESIZE_BILINEAR_REFERENCE_FMA = 25,  /* reference float RESIZE_BILINEAR with its multiply-adds fused (aarch64) */
     RN_ROUNDING_TIES_UP_CHANNELS_8 = 26,  /* double rounding: whole blocks of 8 channels ties up, the other channels ties away */
     RN_ROUNDING_TIES_UP_ELEMENTS_16 = 27,  /* double rounding: whole blocks of 16 flat elements ties up, the tail ties away */
+    RN_LEAKY_RELU_SIGNED_ALPHA = 28,  /* LEAKY_RELU: signed alpha multiplier, double rounding */
+    RN_LEAKY_RELU_XNNPACK = 29,  /* XNNPACK lrelu: 8.8 fixed-point multipliers, one shift ties up */
+    RN_SIGMOID_INT16_GEMMLOWP = 30,  /* optimized int16 LOGISTIC / TANH, power-of-two input scale: gemmlowp int16 fixed point */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -43,6 +43,9 @@ __all__ = [
     "down_scale_int32_to_int16_multiplier",
     "HardSwishParams",
     "hard_swish_params",
+    "inverse_sqrt_multiplier",
+    "logistic_int16_q3_12",
+    "tanh_int16",
 ]
 
 INT32_MIN = -(2**31)
@@ -503,3 +506,146 @@ def count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
         bits = bits + np.where(big, step, 0)
         v = np.where(big, v >> step, v)
     return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1
+
+
+# --- inverse square root (quantized L2_NORMALIZATION) -----------------------------------------
+_THREE_HALVES_Q3_28 = (1 << 28) + (1 << 27)  # 1.5 with 3 integer bits
+_ONE_Q3_28 = 1 << 28
+_HALF_SQRT_2_Q0_31 = 1518500250  # sqrt(2) / 2 in Q0.31
+_INVERSE_SQRT_ITERATIONS = 5
+
+
+def inverse_sqrt_multiplier(x) -> tuple[np.ndarray, np.ndarray]:
+    """1 / sqrt(x) as (multiplier, shift), shift <= 0 a right shift: multiplier * 2**(shift - 31)
+    ~= 1 / sqrt(x), for int32 values x (GetInvSqrtQuantizedMultiplierExp with reverse shift).
+
+    x <= 1 gives (2**31 - 1, 0). Otherwise x is scaled by 4**k into [2**27, 2**29), read as Q3.28
+    (halved), and 1 / sqrt of it found by 5 Newton-Raphson steps from 1 in Q3.28 fixed point
+    (x <- 3/2 x - x/2 * x**3, each product a rounding doubling high multiply, each rescale a
+    saturating shift); the result times sqrt(2) / 2 in Q0.31 undoes the halving.
+    """
+    x = _as_int64(x)
+    _check_int32(x, "x")
+    tiny = x <= 1
+    value = np.where(tiny, 2, x)
+    exponent = np.full(value.shape, 11, np.int64)
+    while np.any(value >= (1 << 29)):  # at most once for int32 inputs
+        big = value >= (1 << 29)
+        value = np.where(big, value // 4, value)
+        exponent = exponent + big
+    max_left_shift_bits = count_leading_zeros_32(value) - 1
+    left_shift_bit_pairs = max_left_shift_bits // 2 - 1
+    exponent = exponent - left_shift_bit_pairs
+    value = value << (2 * left_shift_bit_pairs)  # now in [2**27, 2**29)
+    input_q3 = value >> 1
+    half_input_q3 = rdbpot_int64(input_q3, 1)
+    estimate = np.full(value.shape, _ONE_Q3_28, np.int64)
+    for _ in range(_INVERSE_SQRT_ITERATIONS):
+        cube_q9 = srdhm_int64(srdhm_int64(estimate, estimate), estimate)
+        cube_q3 = saturating_shift_left_int32(cube_q9, 6)
+        step_q6 = wrap_to_int32(srdhm_int64(_THREE_HALVES_Q3_28, estimate)
+                                - srdhm_int64(half_input_q3, cube_q3)).astype(np.int64)
+        estimate = saturating_shift_left_int32(step_q6, 3)
+    multiplier = srdhm_int64(estimate, _HALF_SQRT_2_Q0_31)
+    # a negative exponent is folded into the multiplier (a plain, wrapping int32 shift)
+    multiplier = np.where(exponent < 0, wrap_to_int32(multiplier << np.maximum(-exponent, 0)), multiplier)
+    exponent = np.maximum(exponent, 0)
+    multiplier = np.where(tiny, INT32_MAX, multiplier).astype(np.int64)
+    shift = np.where(tiny, 0, -exponent).astype(np.int64)
+    return multiplier, shift
+
+
+# --- gemmlowp's int16 logistic and tanh (LiteRT's optimized int16 LOGISTIC / TANH) ------------
+# int64 arrays holding int16 raw values; + and - wrap at 16 bits as the C++ int16 arithmetic does,
+# products are saturating_rounding_doubling_high_mul_int16, rescales saturating shifts. The
+# int32 constants of gemmlowp are narrowed as its RescaleConstantInitializer does: rounded by 2**16.
+
+
+def _int16_constant(int32_value: int) -> int:
+    return int(rounding_divide_by_pot(np.int64(int32_value), 16))
+
+
+def _wrap16(x) -> np.ndarray:
+    return wrap_to_int16(x).astype(np.int64)
+
+
+def _mul16(a, b) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul_int16(a, b).astype(np.int64)
+
+
+def _shl16(x, amount: int) -> np.ndarray:
+    return saturating_left_shift_int16(x, amount).astype(np.int64)
+
+
+_ONE_Q0_15 = INT16_MAX  # FixedPoint<int16, 0>::One() is the largest raw value
+_EXP_MINUS_ONE_EIGHTH_Q0_15 = _int16_constant(_EXP_MINUS_ONE_EIGHTH)
+_ONE_THIRD_Q0_15 = _int16_constant(_ONE_THIRD)
+_FORTY_EIGHT_SEVENTEENTHS_Q2_13 = _int16_constant(1515870810)
+_MINUS_THIRTY_TWO_SEVENTEENTHS_Q2_13 = _int16_constant(-1010580540)
+_ONE_Q2_13 = 1 << 13
+
+
+def _exp_on_interval_minus_quarter_to_zero_int16(a: np.ndarray) -> np.ndarray:
+    """exp(a) for a Q0.15 value a in [-1/4, 0): the Taylor series of exp_on_interval_minus_quarter_to_zero."""
+    x = _wrap16(a + (1 << 12))  # a + 1/8
+    x2 = _mul16(x, x)
+    x3 = _mul16(x2, x)
+    x4 = _mul16(x2, x2)
+    x4_over_4 = rounding_divide_by_pot_int16(x4, 2).astype(np.int64)
+    poly = rounding_divide_by_pot_int16(_wrap16(_mul16(_wrap16(x4_over_4 + x3), _ONE_THIRD_Q0_15) + x2),
+                                        1).astype(np.int64)
+    total = _EXP_MINUS_ONE_EIGHTH_Q0_15 + _mul16(_EXP_MINUS_ONE_EIGHTH_Q0_15, _wrap16(x + poly))
+    return np.clip(total, INT16_MIN, INT16_MAX)  # gemmlowp's add saturates at 16 bits here
+
+
+def exp_on_negative_values_int16(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values for an int16 input with `integer_bits` integer bits (a <= 0);
+    returns Q0.15."""
+    fractional_bits = 15 - integer_bits
+    quarter = 1 << (fractional_bits - 2)
+    a = np.asarray(a, np.int64)
+    a_mod_quarter_minus_quarter = _wrap16((a & (quarter - 1)) - quarter)
+    result = _exp_on_interval_minus_quarter_to_zero_int16(_shl16(a_mod_quarter_minus_quarter, integer_bits))
+    remainder = _wrap16(a_mod_quarter_minus_quarter - a)
+    for exponent, multiplier in _EXP_OF_MINUS_POWERS_OF_TWO.items():
+        if integer_bits > exponent:
+            bit = (remainder >> (fractional_bits + exponent)) & 1
+            result = np.where(bit != 0, _mul16(result, _int16_constant(multiplier)), result)
+    return np.where(a == 0, _ONE_Q0_15, result)
+
+
+def _reciprocal_half_denominator_q2_13(a: np.ndarray) -> np.ndarray:
+    """1 / ((1 + a) / 2) in Q2.13 for a Q0.15 a in [0, 1): Newton-Raphson, 3 steps from 48/17 - 32/17 d."""
+    total = a + _ONE_Q0_15  # RoundingHalfSum at int16: (a + b + sign) / 2, truncating (a >= 0 here)
+    half_denominator = np.where(total >= 0, (total + 1) // 2, -((-total + 1) // 2))
+    x = _wrap16(_FORTY_EIGHT_SEVENTEENTHS_Q2_13 + _mul16(half_denominator, _MINUS_THIRTY_TWO_SEVENTEENTHS_Q2_13))
+    for _ in range(3):
+        one_minus = _wrap16(_ONE_Q2_13 - _mul16(half_denominator, x))
+        x = _wrap16(x + _shl16(_mul16(x, one_minus), 2))
+    return x
+
+
+def logistic_int16_q3_12(a) -> np.ndarray:
+    """gemmlowp logistic of a Q3.12 int16 value, as Q0.15 (LiteRT's optimized int16 LOGISTIC with
+    input scale 2**-12): 1 / (1 + exp(-|a|)), mirrored for a < 0, 1/2 at 0."""
+    a = np.asarray(a, np.int64)
+    positive = a > 0
+    magnitude = np.where(positive, a, _wrap16(-a))
+    exp_minus = exp_on_negative_values_int16(_wrap16(-magnitude), 3)
+    # 1 / (1 + e) = (reciprocal of the half denominator) / 2: Q2.13 read as Q1.14, shifted to Q0.15
+    if_positive = _shl16(_reciprocal_half_denominator_q2_13(exp_minus), 1)
+    if_negative = _wrap16(_ONE_Q0_15 - if_positive)
+    return wrap_to_int16(np.where(a == 0, 1 << 14, np.where(positive, if_positive, if_negative)))
+
+
+def tanh_int16(a, integer_bits: int = 3) -> np.ndarray:
+    """gemmlowp tanh of an int16 value with `integer_bits` integer bits, as Q0.15 (LiteRT's optimized
+    int16 TANH with input scale 2**-12): (1 - exp(-2|a|)) / (1 + exp(-2|a|)), sign restored, 0 at 0."""
+    a = np.asarray(a, np.int64)
+    negative = a < 0
+    minus_magnitude = np.where(negative, a, _wrap16(-a))
+    exp_minus_twice = exp_on_negative_values_int16(minus_magnitude, integer_bits + 1)  # 2x: one more integer bit
+    reciprocal = _reciprocal_half_denominator_q2_13(exp_minus_twice)
+    # (1 - e) / (1 + e) = 2 / (1 + e) - 1 = reciprocal - 1, Q2.13 shifted to Q0.15
+    t = _shl16(_wrap16(reciprocal - _ONE_Q2_13), 2)
+    return wrap_to_int16(np.where(a == 0, 0, np.where(negative, _wrap16(-t), t)))

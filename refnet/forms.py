@@ -113,6 +113,19 @@ class Form(enum.IntEnum):
                                        "channels ties away")
     ROUNDING_TIES_UP_ELEMENTS_16 = (27, "double rounding: whole blocks of 16 flat elements ties up, the "
                                         "tail ties away")
+    # LiteRT's optimized int16 LEAKY_RELU (AVX2 body and scalar tail alike): the alpha multiplier keeps
+    # its sign, MBQM(d, m_alpha, e_alpha) in double rounding, where the reference computes
+    # -MBQM(d, |m_alpha|, e_alpha); the two differ on the high multiply's ties when alpha < 0.
+    LEAKY_RELU_SIGNED_ALPHA = (28, "LEAKY_RELU: signed alpha multiplier, double rounding")
+    # XNNPACK int8/uint8 LEAKY_RELU: 8.8 fixed-point multipliers lrintf(256 * r) for r = float32(s_x /
+    # s_y) and float32(r * alpha), y = zp_y + ((d * m + 128) >> 8). The delegate takes the op only when
+    # 1/256 <= r <= 128 and 1/256 <= |r * alpha|, -127.99609375 <= r * alpha <= 128; otherwise LiteRT's
+    # own kernel runs it (the reference arithmetic).
+    LEAKY_RELU_XNNPACK = (29, "XNNPACK lrelu: 8.8 fixed-point multipliers, one shift ties up")
+    # LiteRT's optimized int16 LOGISTIC / TANH when the input scale is a power of two (2**-12; TANH
+    # also 2**-11): gemmlowp's int16 fixed-point logistic / tanh on the raw input (Q3.12), not the
+    # reference's table. Other input scales run the reference kernel on that path too.
+    SIGMOID_INT16_GEMMLOWP = (30, "optimized int16 LOGISTIC / TANH, power-of-two input scale: gemmlowp int16 fixed point")
 
     @property
     def is_fixed_point(self) -> bool:

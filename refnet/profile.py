@@ -130,6 +130,11 @@ RESIZE_OPTIMIZED = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_OPTIMIZ
                     ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_OPTIMIZED}
 RESIZE_OPTIMIZED_ARM = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_OPTIMIZED_FMA,
                         ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_OPTIMIZED_FMA}
+# The optimized int16 kernels (single-op sweeps over every int16 input, tests/ops/test_parametric_relu.py
+# and test_activations.py): LEAKY_RELU keeps the alpha multiplier's sign.
+# A power-of-two input scale takes gemmlowp's int16 LOGISTIC / TANH (same sweeps).
+SIGMOID_INT16 = {("LOGISTIC", "int16"): Form.SIGMOID_INT16_GEMMLOWP, ("TANH", "int16"): Form.SIGMOID_INT16_GEMMLOWP}
+LEAKY_RELU_INT16 = {("LEAKY_RELU", "int16"): Form.LEAKY_RELU_SIGNED_ALPHA, **SIGMOID_INT16}
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
@@ -149,6 +154,7 @@ OPTIMIZED = Profile(
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
         **RESIZE_OPTIMIZED,
+        **LEAKY_RELU_INT16,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
@@ -171,6 +177,9 @@ XNNPACK = Profile(
         ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_Q11,
         ("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_LERP,
         **SOFTMAX_TABLE,  # not delegated: the optimized kernel
+        ("LEAKY_RELU", "int8"): Form.LEAKY_RELU_XNNPACK,
+        ("LEAKY_RELU", "uint8"): Form.LEAKY_RELU_XNNPACK,
+        **LEAKY_RELU_INT16,  # not delegated: the optimized kernel
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
     measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
@@ -247,6 +256,7 @@ OPTIMIZED_2_14_X86 = Profile(
         **SOFTMAX_TABLE,
         **NMS_2_14,
         **RESIZE_OPTIMIZED,
+        **SIGMOID_INT16,  # its int16 LEAKY_RELU is the reference's (single-op sweeps)
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
@@ -284,6 +294,7 @@ OPTIMIZED_2_14_ARM = Profile(
         **SOFTMAX_TABLE,  # unlike ai-edge-litert 2.3.0 on aarch64: no uint16 table
         **NMS_2_14,
         **DEQUANTIZE_BLOCKS_ARM,
+        **SIGMOID_INT16,  # NEON gemmlowp: the same bits (single-op sweeps)
     },
     undefined=UNDEFINED_2_14,
     description="tflite-runtime builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",

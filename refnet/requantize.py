@@ -308,6 +308,37 @@ def quantize_vcvt(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int, dtype) 
 
 
 # ------------------------------------------------------------------------------------------
+# LEAKY_RELU (XNNPACK)
+
+XNNPACK_LRELU_MIN_SCALE = f32(1.0 / 256.0)
+XNNPACK_LRELU_MAX_SCALE = f32(128.0)
+XNNPACK_LRELU_MIN_NEGATIVE_SCALE = f32(-127.99609375)
+
+
+def leaky_relu_xnnpack_params(x_scale, y_scale, alpha) -> tuple[int, int] | None:
+    """XNNPACK's 8.8 (positive, negative) multipliers for an int8/uint8 LEAKY_RELU, or None when
+    its delegate leaves the op to LiteRT (the scale ratios outside what it accepts)."""
+    with np.errstate(all="ignore"):
+        positive = f32(f32(x_scale) / f32(y_scale))
+        negative = f32(positive * f32(alpha))
+    if not XNNPACK_LRELU_MIN_SCALE <= positive <= XNNPACK_LRELU_MAX_SCALE:
+        return None
+    if not (XNNPACK_LRELU_MIN_NEGATIVE_SCALE <= negative <= XNNPACK_LRELU_MAX_SCALE
+            and abs(negative) >= XNNPACK_LRELU_MIN_SCALE):
+        return None
+    return int(np.rint(f32(256.0) * positive)), int(np.rint(f32(256.0) * negative))
+
+
+def leaky_relu_xnnpack(x: np.ndarray, x_zp: int, y_zp: int, multipliers: tuple[int, int], dtype) -> np.ndarray:
+    """Form.LEAKY_RELU_XNNPACK: y = zp_y + ((d * m + 128) >> 8), m by the sign of d = x - zp_x."""
+    positive, negative = multipliers
+    d = x.astype(np.int64) - int(x_zp)
+    v = int(y_zp) + ((d * np.where(d >= 0, positive, negative) + 128) >> 8)
+    info = np.iinfo(dtype)
+    return np.clip(v, info.min, info.max).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------
 # ADD
 
 

@@ -33,6 +33,7 @@ OPTIONS_TABLE = {
     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions", "CAST": "CastOptions",
     "DEPTH_TO_SPACE": "DepthToSpaceOptions", "SPACE_TO_BATCH_ND": "SpaceToBatchNDOptions",
     "BATCH_TO_SPACE_ND": "BatchToSpaceNDOptions", "TRANSPOSE_CONV": "TransposeConvOptions",
+    "LEAKY_RELU": "LeakyReluOptions", "L2_NORMALIZATION": "L2NormOptions",
 }
 _OPTIONS_TYPE_CODES = {v: k for k, v in OPTIONS_TYPE_NAMES.items()}
 _PADDING_CODES = {v: k for k, v in PADDING_NAMES.items()}

@@ -405,3 +405,101 @@ def test_truncate_to_int32_x86_and_aarch64(dtype):
     in_range = [0, 0, 1, -1, 2**31 - 128, INT32_MIN]
     assert x86.tolist() == in_range + [INT32_MIN] * 7  # cvttss2si: the "integer indefinite"
     assert arm.tolist() == in_range + [INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0, INT32_MAX, INT32_MIN]
+
+
+# ------------------------------------------------------------------------------------------
+# Inverse square root (quantized L2_NORMALIZATION)
+
+
+def sat_lshift32(x: int, amount: int) -> int:
+    return min(max(x * (1 << amount), INT32_MIN), INT32_MAX)
+
+
+def inverse_sqrt_oracle(x: int) -> tuple[int, int]:
+    """GetInvSqrtQuantizedMultiplierExp (reverse shift -1) spelt out on one Python int."""
+    if x <= 1:
+        return INT32_MAX, 0
+    exponent = 11
+    while x >= 1 << 29:
+        x //= 4
+        exponent += 1
+    leading_zeros = 32 - x.bit_length()
+    pairs = (leading_zeros - 1) // 2 - 1
+    exponent -= pairs
+    x <<= 2 * pairs
+    assert (1 << 27) <= x < (1 << 29)
+    half_input = rdbpot(x >> 1, 1)
+    estimate = 1 << 28  # 1.0 in Q3.28
+    for _ in range(5):
+        cube = sat_lshift32(srdhm(srdhm(estimate, estimate), estimate), 6)
+        estimate = sat_lshift32(wrap(srdhm((1 << 28) + (1 << 27), estimate) - srdhm(half_input, cube), 32), 3)
+    multiplier = srdhm(estimate, 1518500250)
+    if exponent < 0:
+        multiplier = wrap(multiplier << -exponent, 32)
+        exponent = 0
+    return multiplier, -exponent
+
+
+INVERSE_SQRT_INPUTS = [0, 1, 2, 3, 4, 5, 127, 128, 255 * 255, 65025 * 64, (1 << 27) - 1, 1 << 27,
+                       (1 << 29) - 1, 1 << 29, (1 << 30) + 12345, INT32_MAX]
+
+
+def test_inverse_sqrt_multiplier_equals_the_integer_oracle():
+    rng = np.random.default_rng(11)
+    x = np.concatenate([np.array(INVERSE_SQRT_INPUTS, np.int64),
+                        rng.integers(0, 2**31, 3000), rng.integers(0, 5000, 1000),
+                        2 ** rng.integers(0, 31, 200)])
+    multiplier, shift = fx.inverse_sqrt_multiplier(x)
+    expected = [inverse_sqrt_oracle(int(v)) for v in x]
+    assert multiplier.tolist() == [m for m, _ in expected]
+    assert shift.tolist() == [s for _, s in expected]
+
+
+def test_inverse_sqrt_multiplier_approximates_one_over_sqrt():
+    """m * 2**(shift - 31) is 1 / sqrt(x) within 2e-6 relative (x >= 2; five Newton steps from 1
+    leave ~1.25e-6 near x = 2**29; the exact value from integer square roots: isqrt(2**124 / x)
+    = 2**62 / sqrt(x), floored)."""
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.integers(2, 2**31, 2000), np.arange(2, 300)])
+    multiplier, shift = fx.inverse_sqrt_multiplier(x)
+    assert (shift <= 0).all()
+    for v, m, s in zip(x.tolist(), multiplier.tolist(), shift.tolist()):
+        exact = Fraction(math.isqrt((1 << 124) // v), 1 << 62)
+        got = Fraction(m, 1 << (31 - s))
+        assert abs(got / exact - 1) < Fraction(2, 10**6), (v, m, s)
+
+
+# ------------------------------------------------------------------------------------------
+# gemmlowp's int16 exp, logistic and tanh (LiteRT's optimized int16 LOGISTIC / TANH)
+
+
+def test_int16_constants_are_the_int32_ones_rounded():
+    for int32_value in (1895147668, 715827883, 1515870810, -1010580540, 1672461947, 242):
+        assert fx._int16_constant(int32_value) == rdbpot(int32_value, 16)
+
+
+EVERY_INT16 = np.arange(INT16_MIN, INT16_MAX + 1)
+
+
+@pytest.mark.parametrize("integer_bits", [3, 4])
+def test_exp_on_negative_values_int16(integer_bits):
+    a = EVERY_INT16[EVERY_INT16 <= 0]
+    got = fx.exp_on_negative_values_int16(a, integer_bits)
+    exact = np.exp(a / 2.0 ** (15 - integer_bits)) * 2.0**15
+    assert np.abs(got - np.minimum(exact, INT16_MAX)).max() <= 8  # 2**-12
+    assert got[a == 0].tolist() == [INT16_MAX]
+    assert (np.diff(got[::-1]) <= 0).all()  # monotone in |a|
+
+
+def test_logistic_and_tanh_int16():
+    """Within 2**-12 (logistic) and 2**-11 (tanh) of the exact functions on every Q3.12 input,
+    odd / mirrored as the functions are, fixed values at 0."""
+    x = EVERY_INT16
+    logistic = fx.logistic_int16_q3_12(x).astype(np.int64)
+    tanh = fx.tanh_int16(x).astype(np.int64)
+    assert np.abs(logistic - 2.0**15 / (1 + np.exp(-x / 4096.0))).max() <= 8
+    assert np.abs(tanh - 2.0**15 * np.tanh(x / 4096.0)).max() <= 16
+    inside = x > INT16_MIN  # -x exists
+    assert (tanh[inside] == -fx.tanh_int16(-x[inside])).all()
+    assert (logistic[inside & (x != 0)] == INT16_MAX - fx.logistic_int16_q3_12(-x[inside & (x != 0)])).all()
+    assert int(fx.logistic_int16_q3_12(0)) == 1 << 14 and int(fx.tanh_int16(0)) == 0

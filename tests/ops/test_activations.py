@@ -1,4 +1,5 @@
-"""RELU, RELU6, RELU_N1_TO_1, LOGISTIC and HARD_SWISH against LiteRT BUILTIN_REF; libm expf."""
+"""RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH and HARD_SWISH against LiteRT (BUILTIN_REF; TANH and int16
+LOGISTIC on every CPU path); libm expf."""
 import ctypes
 import ctypes.util
 
@@ -10,6 +11,7 @@ from refnet.ops.activations import libm_expf
 from refnet.tflite_writer import ModelBuilder
 from support import assert_bit_exact, random_input, run_refnet
 from refnet.bits import same_bits
+from refnet.litert import run_litert
 
 QUANTIZED = [np.int8, np.uint8]
 
@@ -203,3 +205,93 @@ def test_bad_models():
     mb.op("RELU", [x], [y])
     with pytest.raises(InvalidModelError, match="differ"):
         run_refnet(mb.build(), [np.zeros(2, np.float32)])
+
+
+# --- TANH, and LOGISTIC int16 -----------------------------------------------------------------
+
+PATHS = ["reference", "optimized", "xnnpack"]
+
+
+def test_tanh_float32_dense_sweep():
+    """Every float32 in [-12, 12] with a stride, and specials: libm's tanhf, bit for bit. LiteRT's
+    optimized (Eigen) and XNNPACK float32 TANH are approximations refnet does not model: they
+    differ from tanhf in ~60 % of these elements (measured), so only the reference path is a case."""
+    negative = np.arange(0x80000000, int(np.float32(-12).view(np.uint32)), 4099,
+                         dtype=np.uint32).view(np.float32)
+    positive = np.arange(0, int(np.float32(12).view(np.uint32)), 4099, dtype=np.uint32).view(np.float32)
+    specials = np.float32([0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -1e-40, 3e38, -3e38, 9.0, 9.01])
+    x = np.concatenate([negative, positive, specials])
+    assert_bit_exact(build("TANH", np.float32, x.shape), [x])
+
+
+def test_tanh_float32_random():
+    rng = np.random.default_rng(40)
+    for _ in range(30):
+        shape = random_shape(rng)
+        assert_bit_exact(build("TANH", np.float32, shape), [float_values(rng, shape, 3.0)])
+
+
+TANH_8BIT = [(d, p) for d in QUANTIZED for p in PATHS]
+
+
+@pytest.mark.parametrize("dtype,path", TANH_8BIT, ids=[f"{np.dtype(d).name}-{p}" for d, p in TANH_8BIT])
+def test_tanh_quantized(dtype, path):
+    """Every input value under random scales and zero points (the whole 256-entry table), and the
+    usual output quantization 1/128 (XNNPACK's own QS8/QU8 tanh would need it)."""
+    rng = np.random.default_rng(41 + TANH_8BIT.index((dtype, path)))
+    every_value = np.arange(np.iinfo(dtype).min, int(np.iinfo(dtype).max) + 1).astype(dtype)
+    for i in range(40):
+        s_in = random_scale(rng, -4, 1) if i % 10 else random_scale(rng, -40, 37)
+        zp_in = random_zero_point(rng, dtype)
+        if i % 2:
+            out_q = dict(scale=1 / 128, zero_point=0 if dtype == np.int8 else 128)
+        else:
+            out_q = dict(scale=random_scale(rng, -3, 0), zero_point=random_zero_point(rng, dtype))
+        model = build("TANH", dtype, every_value.shape, dict(scale=s_in, zero_point=zp_in), out_q)
+        assert_bit_exact(model, [every_value], path=path)
+
+
+EVERY_INT16 = np.arange(-32768, 32768).astype(np.int16)
+# 2**-12 and 2**-11 are the power-of-two cases (TANH both, LOGISTIC 2**-12: on the optimized path
+# gemmlowp's int16 fixed point, Form.SIGMOID_INT16_GEMMLOWP); the others go through the multiplier,
+# from a left shift of 0 (large scales) to 31 (tiny ones). LiteRT's float32 log2 test accepts a
+# power of two within 1e-3 in log2: 2**-12 * 1.0005 is one (0.00072), 2**-12 * 1.0008 not (0.00115).
+INT16_SCALES = [2.0**-12, 2.0**-11, 2.0**-12 * 1.0005, 2.0**-11 * 0.9994, 2.0**-12 * 1.0008,
+                2.0**-13, 2.0**-10, 3.1e-4, 1e-3, 0.0123, 0.4, 1.0, 7.5, 3e-7, 1e-9]
+SIGMOIDS_INT16 = [(k, p) for k in ("LOGISTIC", "TANH") for p in PATHS]
+
+
+@pytest.mark.parametrize("kind,path", SIGMOIDS_INT16, ids=[f"{k}-{p}" for k, p in SIGMOIDS_INT16])
+def test_sigmoid_int16_every_input(kind, path):
+    """All 65536 int16 inputs under each input scale (XNNPACK does not take int16: its path runs
+    LiteRT's optimized kernel); a tail of 1003 elements for the vector blocks' remainder."""
+    out_q = dict(scale=2.0**-15, zero_point=0)
+    for s_in in INT16_SCALES:
+        model = build(kind, np.int16, EVERY_INT16.shape, dict(scale=s_in, zero_point=0), out_q)
+        assert_bit_exact(model, [EVERY_INT16], path=path)
+    tail = EVERY_INT16[::65]
+    model = build(kind, np.int16, tail.shape, dict(scale=2.0**-12, zero_point=0), out_q)
+    assert_bit_exact(model, [tail], path=path)
+
+
+def test_sigmoid_int16_random_shapes():
+    rng = np.random.default_rng(45)
+    for i in range(30):
+        kind = ("LOGISTIC", "TANH")[i % 2]
+        shape = random_shape(rng)
+        s_in = float(np.float32(10.0 ** rng.uniform(-6, 1)))
+        model = build(kind, np.int16, shape, dict(scale=s_in, zero_point=0), dict(scale=2.0**-15, zero_point=0))
+        assert_bit_exact(model, [random_input(shape, np.int16, rng)])
+
+
+@pytest.mark.parametrize("kind", ["LOGISTIC", "TANH"])
+def test_sigmoid_int16_quantization_refused(kind):
+    x = np.zeros(4, np.int16)
+    for in_q, out_q in [(dict(scale=1e-3, zero_point=1), dict(scale=2.0**-15, zero_point=0)),
+                        (dict(scale=1e-3, zero_point=0), dict(scale=2.0**-15, zero_point=3)),
+                        (dict(scale=1e-3, zero_point=0), dict(scale=2.0**-14, zero_point=0)),
+                        (dict(scale=1e-3, zero_point=0), dict(scale=1e-4, zero_point=0))]:
+        with pytest.raises(InvalidModelError):
+            run_refnet(build(kind, np.int16, (4,), in_q, out_q), [x])
+        with pytest.raises(RuntimeError):  # LiteRT's Prepare refuses them too
+            run_litert(build(kind, np.int16, (4,), in_q, out_q), [x])
