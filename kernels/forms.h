@@ -23,6 +23,7 @@ enum rn_form {
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
     RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
     RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
+    RN_ROUNDING_INT64_REDUCED = 20,  /* int64 accumulator, multiplier reduced to 16 bits, one rounding ties up */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -31,6 +31,7 @@ __all__ = [
     "multiply_by_quantized_multiplier_single_rounding",
     "multiply_by_quantized_multiplier_double_rounding_ties_up",
     "multiply_by_quantized_multiplier_steps",
+    "multiply_int64_by_reduced_multiplier",
     "round_half_away",
     "saturating_rounding_doubling_high_mul_int16",
     "saturating_doubling_high_mul_int16",
@@ -173,6 +174,29 @@ def multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift) -> np
     total_shift = 31 - shift
     rounding_offset = np.int64(1) << (total_shift - 1)
     return wrap_to_int32((x * multiplier + rounding_offset) >> total_shift)
+
+
+def multiply_int64_by_reduced_multiplier(x, multiplier, shift) -> np.ndarray:
+    """Form.ROUNDING_INT64_REDUCED: TFLite's MultiplyByQuantizedMultiplier(int64 x, ...) of the
+    16x8 ops (int64 accumulators): the multiplier is first reduced to 15 fractional bits,
+    m16 = (m + 2**15) >> 16 (0x7FFF when m >= 0x7FFF0000), then one rounding (ties toward +inf):
+    (x * m16 + 2**(14 - shift)) >> (15 - shift), narrowed to int32 (wrapping, as the C cast).
+
+    x must lie in [-2**47, 2**47) (the reference's precondition; the product then fits int64),
+    multiplier in [0, 2**31), shift in [-31, 14] (the reference asserts shift < 8; up to 14 the
+    right shift is still defined)."""
+    x = _as_int64(x)
+    multiplier = _as_int64(multiplier)
+    shift = _as_int64(shift)
+    if x.size and (x.min() < -(2**47) or x.max() >= 2**47):
+        raise ValueError("x must be in [-2**47, 2**47)")
+    if multiplier.size and (multiplier.min() < 0 or multiplier.max() > INT32_MAX):
+        raise ValueError("multiplier must be in [0, 2**31)")
+    _check_exponent(shift, -31, 14, "shift")
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - shift
+    rounding_offset = np.int64(1) << (total_shift - 1)
+    return wrap_to_int32((x * reduced + rounding_offset) >> total_shift)
 
 
 def multiply_by_quantized_multiplier_steps(x: int, multiplier: int, shift: int, form) -> list[tuple[str, int]]:

@@ -89,6 +89,10 @@ class Form(enum.IntEnum):
     DEQUANTIZE_MUL_ADD_8 = (18, "optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference")
     # The same on aarch64 (ai-edge-litert 2.3.0, tflite-runtime 2.14.0): the multiply-add fused (one rounding).
     DEQUANTIZE_FMA_8 = (19, "optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference")
+    # MultiplyByQuantizedMultiplier(int64 acc, m, shift) of the 16x8 ops (int16 activations, int8
+    # weights, int64 accumulators): m reduced to 15 fractional bits ((m + 2**15) >> 16), then one
+    # rounding of the int64 product, ties toward +inf.
+    ROUNDING_INT64_REDUCED = (20, "int64 accumulator, multiplier reduced to 16 bits, one rounding ties up")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -24,7 +24,7 @@ from .forms import Form
 
 f32 = np.float32
 
-__all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
+__all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to", "requantize_16x8",
            "requantize_float64", "requantize_rndnu", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
            "mean_fp32", "quantize_reciprocal_rne", "quantize_float64",
            "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
@@ -142,6 +142,24 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
             return requantize_rndnu(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
         return requantize_fp32(acc, s, q.zero_point, q.qmin, q.qmax, dtype)
     raise ValueError(f"requantization form {q.rounding!r} does not apply to int32 accumulators")
+
+
+def requantize_16x8(acc: np.ndarray, q: QuantizedOutput, saturating_conversion: bool = False) -> np.ndarray:
+    """int64 accumulators (channels last) of a 16x8 op (zero points 0) -> int16, in q's form:
+    Form.ROUNDING_INT64_REDUCED (LiteRT's int64 MultiplyByQuantizedMultiplier), or the float64 form
+    (the reference FULLY_CONNECTED): static_cast<int32>(round(double(acc) * scale)), which for a
+    value beyond int32 is the build's conversion (INT32_MIN on x86-64, saturated on aarch64:
+    Profile.saturating_conversion), then clamped."""
+    if q.rounding == Form.ROUNDING_INT64_REDUCED:
+        scaled = fixedpoint.multiply_int64_by_reduced_multiplier(acc, q.multiplier, q.shift).astype(np.int64)
+        return np.clip(scaled, q.qmin, q.qmax).astype(np.int16)
+    if q.rounding == Form.ROUNDING_FLOAT64:
+        if q.effective_scale is None:
+            raise ValueError("the float64 requantization form needs q.effective_scale")
+        rounded = fixedpoint.round_half_away(np.asarray(acc).astype(np.float64) * q.effective_scale)
+        converted = fixedpoint.truncate_to_int32(rounded, saturating_conversion)
+        return np.clip(converted, q.qmin, q.qmax).astype(np.int16)
+    raise ValueError(f"requantization form {q.rounding!r} does not apply to 16x8 accumulators")
 
 
 def requantize_float64(acc: np.ndarray, effective_scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
