@@ -42,6 +42,8 @@ __all__ = [
     "quantize_multiplier_greater_than_one",
     "quantize_multipliers",
     "down_scale_int32_to_int16_multiplier",
+    "int16_lut_populate",
+    "int16_lut_lookup",
     "HardSwishParams",
     "hard_swish_params",
 ]
@@ -527,3 +529,61 @@ def count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
         bits = bits + np.where(big, step, 0)
         v = np.where(big, v >> step, v)
     return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1
+
+
+# --------------------------------------------------------------------------------------
+# int16 -> int16 lookup tables with interpolation (SOFTMAX int16)
+# --------------------------------------------------------------------------------------
+
+INT16_LUT_STEPS = 512  # the top 9 bits of an int16 index the table, the low 7 interpolate
+
+
+def int16_lut_populate(transform, input_scale: float, input_zero_point: int, output_scale: float,
+                       output_zero_point: int) -> np.ndarray:
+    """TFLite's LUTPopulate<int16_t> with double arithmetic (what LiteRT's SOFTMAX uses): 513
+    samples of `transform` (a double -> double function) over the input range, in output steps
+    of 65536 / (output range); each of the first 512 samples is corrected by half the rounded
+    error of linear interpolation at its interval's midpoint, so that the lookup's interpolation
+    is closer there. Returns int16[513]."""
+    input_min = input_scale * (INT16_MIN - input_zero_point)
+    input_max = input_scale * (INT16_MAX - input_zero_point)
+    output_min = output_scale * (INT16_MIN - output_zero_point)
+    output_max = output_scale * (INT16_MAX - output_zero_point)
+    step = (input_max - input_min) / INT16_LUT_STEPS
+    half_step = step / 2
+    output_scaling_inv = float(INT16_MAX - INT16_MIN + 1) / (output_max - output_min)
+
+    def to_table(v: float) -> int:
+        return int(min(max(v, float(INT16_MIN)), float(INT16_MAX)))
+
+    def rounded(v: float) -> float:
+        return float(round_half_away(np.float64(v)))
+
+    table = np.empty(INT16_LUT_STEPS + 1, np.int16)
+    for i in range(INT16_LUT_STEPS):
+        sample = transform(input_min + i * step)
+        midpoint = transform(input_min + i * step + half_step)
+        following = transform(input_min + (i + 1) * step)
+        sample_value = rounded(sample * output_scaling_inv)
+        interpolated_midpoint = rounded((following * output_scaling_inv + rounded(sample * output_scaling_inv)) / 2)
+        midpoint_error = interpolated_midpoint - rounded(midpoint * output_scaling_inv)
+        table[i] = to_table(sample_value - rounded(midpoint_error / 2))
+    table[INT16_LUT_STEPS] = to_table(rounded(transform(input_max) * output_scaling_inv))
+    return table
+
+
+def int16_lut_lookup(value, table: np.ndarray) -> np.ndarray:
+    """TFLite's LUTLookup (int16 -> int16): entry 256 + (v >> 7), plus the slope to the next
+    entry (narrowed to int16, as the reference stores it) times the low 7 bits, rounded
+    ((slope * offset + 64) >> 7); the sum wraps to int16."""
+    value = _as_int64(value)
+    _check_int16(value, "value")
+    if table.shape != (INT16_LUT_STEPS + 1,):
+        raise ValueError(f"an int16 table has {INT16_LUT_STEPS + 1} entries")
+    entries = table.astype(np.int64)
+    index = 256 + (value >> 7)
+    offset = value & 0x7F
+    base = entries[index]
+    slope = wrap_to_int16(entries[index + 1] - base).astype(np.int64)
+    delta = (slope * offset + 64) >> 7
+    return wrap_to_int16(base + delta)
