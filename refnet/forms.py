@@ -93,6 +93,12 @@ class Form(enum.IntEnum):
     # weights, int64 accumulators): m reduced to 15 fractional bits ((m + 2**15) >> 16), then one
     # rounding of the int64 product, ties toward +inf.
     ROUNDING_INT64_REDUCED = (20, "int64 accumulator, multiplier reduced to 16 bits, one rounding ties up")
+    # LiteRT's optimized same-shape int16 ADD (NEON AddElementwiseInt16; NEON_2_SSE on x86-64): in
+    # whole blocks of 16 elements each input is shifted by 15 + its exponent (<= 0: a flooring right
+    # shift) and high-multiplied (ties up), with no rounding shift after; the sum's rescale and the
+    # scalar tail are the reference's double rounding.
+    ADD_INT16_INPUT_SHIFT_16 = (21, "optimized int16 ADD: inputs' shift folded before the high multiply "
+                                    "in blocks of 16 elements, tail as the reference")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -92,6 +92,11 @@ class Profile:
             return Form(self.rounding_by_op[(op_kind, d)])
         return Form(self.rounding_by_op.get(op_kind, self.default_rounding))
 
+    def exact_rounding(self, op_kind: str, dtype, variant: str, default: int) -> Form:
+        """The form of exactly (op kind, dtype, variant), else `default` (no fallback to the op's
+        broader entries: for a variant measured apart from them)."""
+        return Form(self.rounding_by_op.get((op_kind, _dtype_name(dtype), variant), default))
+
     def rounding_16x8(self, op_kind: str) -> Form:
         """The requantization form of a 16x8 weighted op (int16 input, int8 weights, int64
         accumulators): the (op kind, "int16") entry; else the float64 form where the op's own entry
@@ -138,7 +143,14 @@ DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUAN
 # leaves int16 to it) requantizes in double as the reference does, beyond int32 x86's INT32_MIN
 # conversion (tests/ops/test_weighted_16x8.py: 0 of 40 cases differ; the int64 fixed point missed 82).
 FC_16X8_FLOAT64 = {("FULLY_CONNECTED", "int16"): Form.ROUNDING_FLOAT64}
-SWEEP_16X8 = "16x8 single-op sweeps (tests/ops/test_*_16x8.py)"
+SWEEP_16X8 = "16x8 single-op sweeps (tests/ops/test_*_16x8.py), tools/quant16_factory.py models"
+# The optimized same-shape int16 ADD (XNNPACK does not take int16: the same kernel). Found on the
+# EdgeTPU-style 16x8 model (1 element by 1); on 25 same-shape ADDs (452k elements, 4 where the reference
+# differs) 0 mismatches. Blocks of 8 matched too (the source's NEON loop takes 16).
+ADD_16X8 = {("ADD", "int16"): Form.ADD_INT16_INPUT_SHIFT_16,
+            # float32 -> int16 QUANTIZE as the 8-bit one: x * float32(1 / s), rint (the V3s' QUANTIZEs after
+            # their float32 HARD_SWISH: 0 of 742k elements differ; the reference division missed 36 / 43)
+            ("QUANTIZE", "float32", "int16 output"): Form.QUANTIZE_RECIPROCAL_RNE}
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
@@ -155,6 +167,7 @@ OPTIMIZED = Profile(
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
         **FC_16X8_FLOAT64,
+        **ADD_16X8,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}; {SWEEP_16X8}")
@@ -174,6 +187,7 @@ XNNPACK = Profile(
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
         **SOFTMAX_TABLE,  # not delegated: the optimized kernel
         **FC_16X8_FLOAT64,  # int16 is not delegated
+        **ADD_16X8,
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
     measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {SWEEP_16X8}")

@@ -347,6 +347,27 @@ def add_input_shift_floor_8(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, 
     return (total.astype(np.int64) + y_zp).reshape(a.shape)
 
 
+def add_int16_input_shift_16(a: np.ndarray, b: np.ndarray, input_multipliers, output_multiplier,
+                             left_shift: int) -> np.ndarray:
+    """Form.ADD_INT16_INPUT_SHIFT_16 for same-shape int16 a, b (zero points 0): the raw (unclamped)
+    int64 result. Elements in whole blocks of 16 (flat order) rescale each input as
+    srdhm(x shifted by left_shift + e, m), the shift a flooring right shift when negative; the
+    rest as the reference (srdhm(x << left_shift, m), then a rounding divide by 2**-e). Both then
+    sum (wrapping int32) and rescale the sum in double rounding."""
+    blocked = (a.size // 16) * 16
+    scaled = []
+    for q, (m, e) in ((a, input_multipliers[0]), (b, input_multipliers[1])):
+        x = q.reshape(-1).astype(np.int64)
+        total_shift = left_shift + e
+        folded = (x << total_shift) if total_shift >= 0 else (x >> -total_shift)
+        vector = fixedpoint.saturating_rounding_doubling_high_mul(fixedpoint.wrap_to_int32(folded), m).astype(np.int64)
+        reference = fixedpoint.multiply_by_quantized_multiplier_double_rounding(x << left_shift, m, e).astype(np.int64)
+        scaled.append(np.where(np.arange(x.size) < blocked, vector, reference))
+    m, e = output_multiplier
+    total = fixedpoint.wrap_to_int32(scaled[0] + scaled[1])
+    return fixedpoint.multiply_by_quantized_multiplier_double_rounding(total, m, e).astype(np.int64).reshape(a.shape)
+
+
 def add_xnnpack(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, params, y_zp: int) -> np.ndarray:
     """The raw (unclamped, zero point added) XNNPACK ADD result as int64; broadcasts."""
     ma, mb, shift = params

@@ -395,7 +395,10 @@ def _prepare_int16(ctx: OpContext, a_t, b_t, y_t, out_shape) -> ElementwisePlan:
         raise ctx.fail(f"int16 {kind} needs zero points 0, got {zp1}, {zp2} and {zpo}")
     act_range = checked_quantized_activation_range(ctx, y_t)
     rounding = ctx.profile.rounding(kind, y_t.dtype)
-    if not rounding.is_fixed_point:
+    if rounding == Form.ADD_INT16_INPUT_SHIFT_16:  # the optimized same-shape ADD; broadcasts: reference
+        same_shapes = kind == "ADD" and tuple(a_t.shape) == tuple(b_t.shape) == tuple(out_shape)
+        rounding = Form.ADD_INT16_INPUT_SHIFT_16 if same_shapes else Form.ROUNDING_DOUBLE
+    elif not rounding.is_fixed_point:
         raise ctx.unsupported(f"form {rounding.name} for int16 {kind}")
     f32 = np.float32
     if kind == "MUL":
@@ -441,7 +444,10 @@ def run_int16(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool)
         total = np.clip(unshifted.astype(np.int64) + divided, -(2**15), 2**15 - 1)  # SaturatingAdd
         return np.minimum(hi, np.maximum(lo, total)).astype(np.int16)
     r = plan.rounding
-    if is_add:
+    if r == Form.ADD_INT16_INPUT_SHIFT_16:
+        raw = requantize.add_int16_input_shift_16(a, b, plan.input_multipliers, plan.output_multiplier,
+                                                  ADD_LEFT_SHIFT_INT16)
+    elif is_add:
         (m1, m2) = plan.input_multipliers
         scaled1 = _mbqm(a.astype(np.int64) << ADD_LEFT_SHIFT_INT16, m1, r)  # |.| <= 2**30
         scaled2 = _mbqm(b.astype(np.int64) << ADD_LEFT_SHIFT_INT16, m2, r)
