@@ -100,6 +100,11 @@ class Form(enum.IntEnum):
     ADD_INT16_INPUT_SHIFT_16 = (21, "optimized int16 ADD: inputs' shift folded before the high multiply "
                                     "in blocks of 16 elements, tail as the reference")
 
+    # LiteRT's optimized float32 -> int16 QUANTIZE: whole blocks of 8 elements (flat order) as
+    # QUANTIZE_RECIPROCAL_RNE, the tail in double as QUANTIZE_FLOAT64.
+    QUANTIZE_RECIPROCAL_RNE_8 = (22, "float32 -> int16: multiply by 1/scale, round half to even in blocks of 8; "
+                                     "tail double division, half away")
+
     @property
     def is_fixed_point(self) -> bool:
         """A MultiplyByQuantizedMultiplier form: the Cython and C kernels compute it."""

@@ -287,6 +287,16 @@ def quantize_reciprocal_rne(x: np.ndarray, scale, zero_point, dtype) -> np.ndarr
     return np.clip(v + np.asarray(zero_point, np.int64), info.min, info.max).astype(dtype)
 
 
+def quantize_reciprocal_rne_8(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
+    """Form.QUANTIZE_RECIPROCAL_RNE_8 (per-tensor): elements in whole blocks of 8 (flat order) as
+    quantize_reciprocal_rne, the remaining ones as quantize_float64."""
+    flat = np.asarray(x, f32).reshape(-1)
+    blocked = (flat.size // 8) * 8
+    vector = quantize_reciprocal_rne(flat[:blocked], scale, zero_point, dtype)
+    tail = quantize_float64(flat[blocked:], scale, zero_point, dtype)
+    return np.concatenate([vector, tail]).astype(dtype).reshape(np.shape(x))
+
+
 def quantize_float64(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
     """Form.QUANTIZE_FLOAT64: clamp(round_half_away(double(x) / double(scale)) + zp); outside the
     int32 range (and NaN) the conversion gives INT32_MIN, as x86's cvttsd2si, before the zero point's

@@ -157,6 +157,10 @@ def quantize(ctx: OpContext, inputs: list, plan: QuantizePlan | None = None) -> 
         _kernels_fast.quantize_f(np.ascontiguousarray(x), out, *plan.fast)
         return [out]
     info = np.iinfo(dtype)
+    if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_RECIPROCAL_RNE_8:
+        if plan.per_channel:
+            raise ctx.unsupported("per-channel float32 -> int16 QUANTIZE in the optimized kernel's form")
+        return [requantize.quantize_reciprocal_rne_8(x, plan.scale, plan.zero_point, dtype)]
     if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_RECIPROCAL_RNE:
         return [requantize.quantize_reciprocal_rne(x, plan.scale, plan.zero_point, dtype)]
     if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_FLOAT64:
