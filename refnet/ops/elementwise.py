@@ -27,6 +27,8 @@ int16 (16x8 models; quantized16 plan, the *_int16 functions below):
                 zero points 0: the input with the smaller scale is divided by 2**k (gemmlowp's
                 int16 RoundingDivideByPOT), then a saturating int16 add; same shapes only.
   MUL           the 8-bit MUL's arithmetic on int16 values (the product fits int32).
+  SUB           as ADD, the rescaled inputs subtracted (binary.py registers SUB and calls these);
+                the pot path subtracts with int16 saturation.
 
 Where LiteRT aborts, refnet raises OpExecutionError at allocate_tensors instead:
   ADD   the output multiplier 2 * max(s1, s2) / (2**20 * s_out) is >= 1 (the output scale is
@@ -134,7 +136,7 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
     if dtype in (np.int32, np.int64):
         return ElementwisePlan("int", out_shape, act_range=int_activation_range(ctx, dtype))
     if dtype == np.int16:
-        return _prepare_int16(ctx, a_t, b_t, y_t, out_shape)
+        return prepare_int16(ctx, a_t, b_t, y_t, out_shape)
     if dtype not in (np.int8, np.uint8):
         raise ctx.unsupported(f"{kind} on {dtype.name}")
 
@@ -354,7 +356,7 @@ def _run(ctx: OpContext, inputs: list) -> list:
     lo, hi = plan.act_range
     is_add = ctx.op.kind == "ADD"
     if plan.mode in ("int16 general", "int16 pot"):
-        return [run_int16(plan, a, b, is_add)]
+        return [run_int16(plan, a, b, ctx.op.kind)]
     if plan.mode == "quantized" and a.dtype == b.dtype == dtype and dtype in (np.int8, np.uint8):
         out = None if plan.table is None else _table_quantized(ctx, plan, a, b)
         if out is None:
@@ -385,8 +387,8 @@ def checked_log2(scale) -> tuple[bool, int]:
     return bool(abs(f32(log2 - rounded)) < f32(1e-3)), int(rounded)
 
 
-def _prepare_int16(ctx: OpContext, a_t, b_t, y_t, out_shape) -> ElementwisePlan:
-    """int16 ADD (general or power-of-two path, as LiteRT's Prepare picks) and MUL."""
+def prepare_int16(ctx: OpContext, a_t, b_t, y_t, out_shape) -> ElementwisePlan:
+    """int16 ADD and SUB (general or power-of-two path, as LiteRT's Prepare picks) and MUL."""
     kind = ctx.op.kind
     s1, zp1 = per_tensor_quantization(ctx, a_t, "input1")
     s2, zp2 = per_tensor_quantization(ctx, b_t, "input2")
@@ -416,10 +418,10 @@ def _prepare_int16(ctx: OpContext, a_t, b_t, y_t, out_shape) -> ElementwisePlan:
     if ctx.op.options.get("pot_scale_int16", True) and all(exact for exact, _ in logs):
         shift1, shift2 = logs[0][1] - logs[2][1], logs[1][1] - logs[2][1]
         if not (shift1 == 0 or shift2 == 0) or shift1 > 0 or shift2 > 0:
-            raise ctx.fail(f"power-of-two int16 ADD: input shifts {shift1}, {shift2} must be <= 0 and one "
+            raise ctx.fail(f"power-of-two int16 {kind}: input shifts {shift1}, {shift2} must be <= 0 and one "
                            f"of them 0 (LiteRT rejects others)")
         if not tuple(a_t.shape) == tuple(b_t.shape) == tuple(out_shape):
-            raise ctx.unsupported("power-of-two int16 ADD with broadcasting (LiteRT reads both inputs flat)")
+            raise ctx.unsupported(f"power-of-two int16 {kind} with broadcasting (LiteRT reads both inputs flat)")
         return ElementwisePlan("int16 pot", out_shape, act_range=act_range, input_multipliers=(shift1, shift2))
     plan = ElementwisePlan("int16 general", out_shape, act_range=act_range, rounding=rounding)
     twice_max_input_scale = float(f32(2) * max(f32(s1), f32(s2)))
@@ -434,24 +436,26 @@ def _prepare_int16(ctx: OpContext, a_t, b_t, y_t, out_shape) -> ElementwisePlan:
     return plan
 
 
-def run_int16(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool) -> np.ndarray:
-    """The int16 ADD or MUL of a quantized16 plan (zero points 0), clamped, broadcast."""
+def run_int16(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+    """The int16 ADD, SUB or MUL of an int16 plan (zero points 0), clamped, broadcast."""
     lo, hi = plan.act_range
+    sign = -1 if kind == "SUB" else 1
     if plan.mode == "int16 pot":
         shift1, shift2 = plan.input_multipliers
-        unshifted, shifted, right_shift = (a, b, -shift2) if shift1 == 0 else (b, a, -shift1)
-        divided = rounding_divide_by_pot_int16(shifted, right_shift).astype(np.int64)
-        total = np.clip(unshifted.astype(np.int64) + divided, -(2**15), 2**15 - 1)  # SaturatingAdd
+        # the input with the finer scale is divided onto the other's (which is the output's)
+        first = rounding_divide_by_pot_int16(a, -shift1).astype(np.int64) if shift1 else a.astype(np.int64)
+        second = rounding_divide_by_pot_int16(b, -shift2).astype(np.int64) if shift2 else b.astype(np.int64)
+        total = np.clip(first + sign * second, -(2**15), 2**15 - 1)  # SaturatingAdd / SaturatingSub
         return np.minimum(hi, np.maximum(lo, total)).astype(np.int16)
     r = plan.rounding
     if r == Form.ADD_INT16_INPUT_SHIFT_16:
         raw = requantize.add_int16_input_shift_16(a, b, plan.input_multipliers, plan.output_multiplier,
                                                   ADD_LEFT_SHIFT_INT16)
-    elif is_add:
+    elif kind in ("ADD", "SUB"):
         (m1, m2) = plan.input_multipliers
         scaled1 = _mbqm(a.astype(np.int64) << ADD_LEFT_SHIFT_INT16, m1, r)  # |.| <= 2**30
         scaled2 = _mbqm(b.astype(np.int64) << ADD_LEFT_SHIFT_INT16, m2, r)
-        raw = _mbqm(scaled1 + scaled2, plan.output_multiplier, r)
+        raw = _mbqm(scaled1 + sign * scaled2, plan.output_multiplier, r)
     else:
         raw = _mbqm(a.astype(np.int64) * b.astype(np.int64), plan.output_multiplier, r)  # |.| <= 2**30
     out = np.minimum(hi, np.maximum(lo, raw))

@@ -1,4 +1,4 @@
-"""int16 ADD (general and power-of-two paths) and MUL single-op models vs LiteRT, every path.
+"""int16 ADD and SUB (general and power-of-two paths) and MUL single-op models vs LiteRT, every path.
 
 Generated shapes (same and broadcast), scales (arbitrary for the general path, powers of two for
 the pot path), activations; inputs with the int16 ends over-represented; zero points 0.
@@ -33,7 +33,7 @@ def _model(rng, kind, pot: bool):
         s1, s2 = scales
     else:
         s1, s2 = (np.float32(10.0 ** rng.uniform(-5, -2)) for _ in range(2))
-        so = np.float32(max(s1, s2) * 10.0 ** rng.uniform(-1.5, 1.0)) if kind == "ADD" else \
+        so = np.float32(max(s1, s2) * 10.0 ** rng.uniform(-1.5, 1.0)) if kind != "MUL" else \
             np.float32(s1 * s2 * 10.0 ** rng.uniform(2, 6))
     mb = ModelBuilder()
     a = mb.input("a", a_shape, np.int16, scale=s1, zero_point=0)
@@ -41,16 +41,16 @@ def _model(rng, kind, pot: bool):
     y = mb.tensor("y", np.broadcast_shapes(a_shape, b_shape), np.int16, scale=so, zero_point=0)
     mb.outputs.append(y)
     options = dict(fused_activation_function=str(rng.choice(ACTIVATIONS)))
-    if kind == "ADD":
+    if kind != "MUL":
         options["pot_scale_int16"] = pot
-    mb.op(kind, [a, b], [y], version=3 if kind == "ADD" else 4, **options)
+    mb.op(kind, [a, b], [y], version={"ADD": 3, "SUB": 3, "MUL": 4}[kind], **options)
     return mb
 
 
 @pytest.mark.litert
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("kind, pot", [("ADD", False), ("ADD", True), ("MUL", False)],
-                         ids=["ADD-general", "ADD-pot", "MUL"])
+@pytest.mark.parametrize("kind, pot", [("ADD", False), ("ADD", True), ("SUB", False), ("SUB", True), ("MUL", False)],
+                         ids=["ADD-general", "ADD-pot", "SUB-general", "SUB-pot", "MUL"])
 def test_int16_add_mul_match_litert(kind, pot, path):
     rng = np.random.default_rng(sum(map(ord, f"{kind}{pot}{path}")))
     for case in range(40):
