@@ -23,7 +23,7 @@ enum rn_form {
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
     RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
     RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
-    RN_ROUNDING_INT64_REDUCED = 20,  /* int64 accumulator, multiplier reduced to 16 bits, one rounding ties up */
+    RN_ROUNDING_INT64_REDUCED = 20,  /* int64 accumulator, multiplier reduced to 15 bits, one rounding ties up */
     RN_ADD_INT16_INPUT_SHIFT_16 = 21,  /* optimized int16 ADD: inputs' shift folded before the high multiply in blocks of 16 elements, tail as the reference */
     RN_QUANTIZE_RECIPROCAL_RNE_8 = 22,  /* float32 -> int16: multiply by 1/scale, round half to even in blocks of 8; tail double division, half away */
 };

@@ -92,7 +92,7 @@ class Form(enum.IntEnum):
     # MultiplyByQuantizedMultiplier(int64 acc, m, shift) of the 16x8 ops (int16 activations, int8
     # weights, int64 accumulators): m reduced to 15 fractional bits ((m + 2**15) >> 16), then one
     # rounding of the int64 product, ties toward +inf.
-    ROUNDING_INT64_REDUCED = (20, "int64 accumulator, multiplier reduced to 16 bits, one rounding ties up")
+    ROUNDING_INT64_REDUCED = (20, "int64 accumulator, multiplier reduced to 15 bits, one rounding ties up")
     # LiteRT's optimized same-shape int16 ADD (NEON AddElementwiseInt16; NEON_2_SSE on x86-64): in
     # whole blocks of 16 elements each input is shifted by 15 + its exponent (<= 0: a flooring right
     # shift) and high-multiplied (ties up), with no rounding shift after; the sum's rescale and the

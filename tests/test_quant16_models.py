@@ -55,3 +55,30 @@ def test_16x8_model_bit_exact(shared_dir, family, path):
         compared, departures = _isolated_departures(content, x, path)
         assert compared > 100
         assert all(kind in UNMODELLED_FLOAT and dtype == "float32" for _, kind, dtype in departures), departures
+
+
+@pytest.mark.parametrize("family", ["v2", "v3_small"])
+def test_16x8_explain_matches_interpreter(shared_dir, family):
+    """refnet explain of the 16x8 ops (int64 accumulators, the int16 ADD / MUL forms) recomputes
+    the interpreter's element on each path's profile."""
+    from refnet.explain import EXPLAINED, explain
+
+    content = quant16_factory.get_model(family).read_bytes()
+    rng = np.random.default_rng(1)
+    seen = set()
+    for path in PATHS:
+        it = refnet.Interpreter(model_content=content, experimental_preserve_all_tensors=True, profile=path)
+        it.allocate_tensors()
+        detail = it.get_input_details()[0]
+        it.set_tensor(detail["index"], image_input(shared_dir / "images" / IMAGES[0], detail))
+        it.invoke()
+        for op in it.graph.ops:
+            if op.kind not in EXPLAINED or it.graph.tensors[op.outputs[0]].dtype != np.int16:
+                continue
+            shape = it.get_tensor(op.outputs[0]).shape
+            for _ in range(2):
+                at = tuple(int(rng.integers(0, s)) for s in shape)
+                result = explain(it, op.index, at)
+                assert result.matches, "\n".join(result.lines)
+                seen.add(op.kind)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN"} <= seen
