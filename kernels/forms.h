@@ -34,6 +34,9 @@ enum rn_form {
     RN_LEAKY_RELU_SIGNED_ALPHA = 28,  /* LEAKY_RELU: signed alpha multiplier, double rounding */
     RN_LEAKY_RELU_XNNPACK = 29,  /* XNNPACK lrelu: 8.8 fixed-point multipliers, one shift ties up */
     RN_SIGMOID_INT16_GEMMLOWP = 30,  /* optimized int16 LOGISTIC / TANH, power-of-two input scale: gemmlowp int16 fixed point */
+    RN_ROUNDING_INT64_REDUCED = 31,  /* int64 accumulator, multiplier reduced to 15 bits, one rounding ties up */
+    RN_ADD_INT16_INPUT_SHIFT_16 = 32,  /* optimized int16 ADD: inputs' shift folded before the high multiply in blocks of 16 elements, tail as the reference */
+    RN_QUANTIZE_RECIPROCAL_RNE_8 = 33,  /* float32 -> int16: multiply by 1/scale, round half to even in blocks of 8; tail double division, half away */
 };
 
 #define RN_MIN_SHIFT (-31)

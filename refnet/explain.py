@@ -166,6 +166,8 @@ def _explain_weighted(ctx, op, x, w, bias, out, coords, lines) -> tuple:
     if len(terms) > MAX_TERMS_SHOWN:
         lines.append(f"  ... {len(terms) - MAX_TERMS_SHOWN} more terms")
     b = int(bias[c]) if bias is not None else 0
+    if plan.mode == "quantized16":
+        return _explain_16x8_output(ctx, plan.quant.channel(c), acc + b, b, lines)
     acc = int(fixedpoint.wrap_to_int32(acc + b))
     lines.append(f"int32 accumulator: sum + bias {b} = {acc}")
     q = plan.quant.channel(c)
@@ -173,6 +175,22 @@ def _explain_weighted(ctx, op, x, w, bias, out, coords, lines) -> tuple:
     _requantization_steps(acc, q, lines)
     final = requantize.requantize_to(np.array([[acc]], np.int32), q, out.dtype)[0, 0]
     lines.append(f"+ output zero point {q.zero_point}, clamp to [{q.qmin}, {q.qmax}] -> {int(final)}")
+    return final
+
+
+def _explain_16x8_output(ctx, q, acc: int, b: int, lines) -> int:
+    """The int64 accumulator of a 16x8 weighted op and its requantization to int16."""
+    lines.append(f"int64 accumulator: sum + bias {b} = {acc}")
+    lines.append(_form_line(q.rounding))
+    m, s = int(q.multiplier[0]), int(q.shift[0])
+    if q.rounding == Form.ROUNDING_INT64_REDUCED:
+        reduced = 0x7FFF if m >= 0x7FFF0000 else (m + (1 << 15)) >> 16
+        lines.append(f"  quantized multiplier m = {m}, shift = {s:+d}; reduced to 15 bits: {reduced}")
+        lines.append(f"  ({acc} * {reduced} + 2^{14 - s}) >> {15 - s}")
+    else:
+        lines.append(f"  scale {float(q.effective_scale[0])!r}: round(acc * scale), half away from zero")
+    final = requantize.requantize_16x8(np.array([[acc]], np.int64), q, ctx.profile.saturating_conversion)[0, 0]
+    lines.append(f"clamp to [{q.qmin}, {q.qmax}] -> {int(final)}")
     return final
 
 
@@ -184,12 +202,35 @@ def _broadcast_index(shape, coords) -> tuple:
     return tuple(0 if d == 1 else coords[lead + i] for i, d in enumerate(shape))
 
 
+def _explain_int16_add_mul(ctx, op, plan, a, b, coords, lines):
+    """An int16 ADD / SUB / MUL element: its parameters, then the op's arithmetic (run_int16) on
+    the whole inputs (Form.ADD_INT16_INPUT_SHIFT_16 depends on the element's place in the array)."""
+    if plan.mode == "int16 pot":
+        lines.append(f"int16 power-of-two path: input shifts {plan.input_multipliers}; the finer input is "
+                     f"divided by 2^-shift (gemmlowp int16 rounding divide), then a saturating int16 "
+                     f"{'subtraction' if op.kind == 'SUB' else 'addition'}")
+    else:
+        lines.append(_form_line(plan.rounding))
+        if op.kind == "MUL":
+            lines.append(f"  a * b, then x {plan.output_multiplier[0]} * 2^({plan.output_multiplier[1]} - 31)")
+        else:
+            (m1, e1), (m2, e2) = plan.input_multipliers
+            lines.append(f"  a * 2^{elementwise.ADD_LEFT_SHIFT_INT16} x {m1} * 2^({e1} - 31), b likewise x {m2} * "
+                         f"2^({e2} - 31); {'difference' if op.kind == 'SUB' else 'sum'} x "
+                         f"{plan.output_multiplier[0]} * 2^({plan.output_multiplier[1]} - 31)")
+    final = elementwise.run_int16(plan, a, b, op.kind)[coords]
+    lines.append(f"clamp to [{plan.act_range[0]}, {plan.act_range[1]}] -> {int(final)}")
+    return final
+
+
 def _explain_add_mul(ctx, op, a, b, out, coords, lines):
     plan = ctx.params
     ia, ib = _broadcast_index(a.shape, coords), _broadcast_index(b.shape, coords)
     va, vb = a[ia], b[ib]
     lines.append(f"inputs: a{list(ia)} = {va}, b{list(ib)} = {vb}")
     lo, hi = plan.act_range
+    if plan.mode in ("int16 general", "int16 pot"):
+        return _explain_int16_add_mul(ctx, op, plan, a, b, coords, lines)
     if plan.mode != "quantized":
         with np.errstate(all="ignore"):
             raw = np.add(va, vb) if op.kind == "ADD" else np.multiply(va, vb)

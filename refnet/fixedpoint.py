@@ -31,6 +31,7 @@ __all__ = [
     "multiply_by_quantized_multiplier_single_rounding",
     "multiply_by_quantized_multiplier_double_rounding_ties_up",
     "multiply_by_quantized_multiplier_steps",
+    "multiply_int64_by_reduced_multiplier",
     "round_half_away",
     "saturating_rounding_doubling_high_mul_int16",
     "saturating_doubling_high_mul_int16",
@@ -41,6 +42,8 @@ __all__ = [
     "quantize_multiplier_greater_than_one",
     "quantize_multipliers",
     "down_scale_int32_to_int16_multiplier",
+    "int16_lut_populate",
+    "int16_lut_lookup",
     "HardSwishParams",
     "hard_swish_params",
     "inverse_sqrt_multiplier",
@@ -176,6 +179,29 @@ def multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift) -> np
     total_shift = 31 - shift
     rounding_offset = np.int64(1) << (total_shift - 1)
     return wrap_to_int32((x * multiplier + rounding_offset) >> total_shift)
+
+
+def multiply_int64_by_reduced_multiplier(x, multiplier, shift) -> np.ndarray:
+    """Form.ROUNDING_INT64_REDUCED: TFLite's MultiplyByQuantizedMultiplier(int64 x, ...) of the
+    16x8 ops (int64 accumulators): the multiplier is first reduced to 15 fractional bits,
+    m16 = (m + 2**15) >> 16 (0x7FFF when m >= 0x7FFF0000), then one rounding (ties toward +inf):
+    (x * m16 + 2**(14 - shift)) >> (15 - shift), narrowed to int32 (wrapping, as the C cast).
+
+    x must lie in [-2**47, 2**47) (the reference's precondition; the product then fits int64),
+    multiplier in [0, 2**31), shift in [-31, 14] (the reference asserts shift < 8; up to 14 the
+    right shift is still defined)."""
+    x = _as_int64(x)
+    multiplier = _as_int64(multiplier)
+    shift = _as_int64(shift)
+    if x.size and (x.min() < -(2**47) or x.max() >= 2**47):
+        raise ValueError("x must be in [-2**47, 2**47)")
+    if multiplier.size and (multiplier.min() < 0 or multiplier.max() > INT32_MAX):
+        raise ValueError("multiplier must be in [0, 2**31)")
+    _check_exponent(shift, -31, 14, "shift")
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - shift
+    rounding_offset = np.int64(1) << (total_shift - 1)
+    return wrap_to_int32((x * reduced + rounding_offset) >> total_shift)
 
 
 def multiply_by_quantized_multiplier_steps(x: int, multiplier: int, shift: int, form) -> list[tuple[str, int]]:
@@ -649,3 +675,59 @@ def tanh_int16(a, integer_bits: int = 3) -> np.ndarray:
     # (1 - e) / (1 + e) = 2 / (1 + e) - 1 = reciprocal - 1, Q2.13 shifted to Q0.15
     t = _shl16(_wrap16(reciprocal - _ONE_Q2_13), 2)
     return wrap_to_int16(np.where(a == 0, 0, np.where(negative, _wrap16(-t), t)))
+# --------------------------------------------------------------------------------------
+# int16 -> int16 lookup tables with interpolation (SOFTMAX int16)
+# --------------------------------------------------------------------------------------
+
+INT16_LUT_STEPS = 512  # the top 9 bits of an int16 index the table, the low 7 interpolate
+
+
+def int16_lut_populate(transform, input_scale: float, input_zero_point: int, output_scale: float,
+                       output_zero_point: int) -> np.ndarray:
+    """TFLite's LUTPopulate<int16_t> with double arithmetic (what LiteRT's SOFTMAX uses): 513
+    samples of `transform` (a double -> double function) over the input range, in output steps
+    of 65536 / (output range); each of the first 512 samples is corrected by half the rounded
+    error of linear interpolation at its interval's midpoint, so that the lookup's interpolation
+    is closer there. Returns int16[513]."""
+    input_min = input_scale * (INT16_MIN - input_zero_point)
+    input_max = input_scale * (INT16_MAX - input_zero_point)
+    output_min = output_scale * (INT16_MIN - output_zero_point)
+    output_max = output_scale * (INT16_MAX - output_zero_point)
+    step = (input_max - input_min) / INT16_LUT_STEPS
+    half_step = step / 2
+    output_scaling_inv = float(INT16_MAX - INT16_MIN + 1) / (output_max - output_min)
+
+    def to_table(v: float) -> int:
+        return int(min(max(v, float(INT16_MIN)), float(INT16_MAX)))
+
+    def rounded(v: float) -> float:
+        return float(round_half_away(np.float64(v)))
+
+    table = np.empty(INT16_LUT_STEPS + 1, np.int16)
+    for i in range(INT16_LUT_STEPS):
+        sample = transform(input_min + i * step)
+        midpoint = transform(input_min + i * step + half_step)
+        following = transform(input_min + (i + 1) * step)
+        sample_value = rounded(sample * output_scaling_inv)
+        interpolated_midpoint = rounded((following * output_scaling_inv + rounded(sample * output_scaling_inv)) / 2)
+        midpoint_error = interpolated_midpoint - rounded(midpoint * output_scaling_inv)
+        table[i] = to_table(sample_value - rounded(midpoint_error / 2))
+    table[INT16_LUT_STEPS] = to_table(rounded(transform(input_max) * output_scaling_inv))
+    return table
+
+
+def int16_lut_lookup(value, table: np.ndarray) -> np.ndarray:
+    """TFLite's LUTLookup (int16 -> int16): entry 256 + (v >> 7), plus the slope to the next
+    entry (narrowed to int16, as the reference stores it) times the low 7 bits, rounded
+    ((slope * offset + 64) >> 7); the sum wraps to int16."""
+    value = _as_int64(value)
+    _check_int16(value, "value")
+    if table.shape != (INT16_LUT_STEPS + 1,):
+        raise ValueError(f"an int16 table has {INT16_LUT_STEPS + 1} entries")
+    entries = table.astype(np.int64)
+    index = 256 + (value >> 7)
+    offset = value & 0x7F
+    base = entries[index]
+    slope = wrap_to_int16(entries[index + 1] - base).astype(np.int64)
+    delta = (slope * offset + 64) >> 7
+    return wrap_to_int16(base + delta)

@@ -126,6 +126,21 @@ class Form(enum.IntEnum):
     # also 2**-11): gemmlowp's int16 fixed-point logistic / tanh on the raw input (Q3.12), not the
     # reference's table. Other input scales run the reference kernel on that path too.
     SIGMOID_INT16_GEMMLOWP = (30, "optimized int16 LOGISTIC / TANH, power-of-two input scale: gemmlowp int16 fixed point")
+    # MultiplyByQuantizedMultiplier(int64 acc, m, shift) of the 16x8 ops (int16 activations, int8
+    # weights, int64 accumulators): m reduced to 15 fractional bits ((m + 2**15) >> 16), then one
+    # rounding of the int64 product, ties toward +inf.
+    ROUNDING_INT64_REDUCED = (31, "int64 accumulator, multiplier reduced to 15 bits, one rounding ties up")
+    # LiteRT's optimized same-shape int16 ADD (NEON AddElementwiseInt16; NEON_2_SSE on x86-64): in
+    # whole blocks of 16 elements each input is shifted by 15 + its exponent (<= 0: a flooring right
+    # shift) and high-multiplied (ties up), with no rounding shift after; the sum's rescale and the
+    # scalar tail are the reference's double rounding.
+    ADD_INT16_INPUT_SHIFT_16 = (32, "optimized int16 ADD: inputs' shift folded before the high multiply "
+                                    "in blocks of 16 elements, tail as the reference")
+
+    # LiteRT's optimized float32 -> int16 QUANTIZE: whole blocks of 8 elements (flat order) as
+    # QUANTIZE_RECIPROCAL_RNE, the tail in double as QUANTIZE_FLOAT64.
+    QUANTIZE_RECIPROCAL_RNE_8 = (33, "float32 -> int16: multiply by 1/scale, round half to even in blocks of 8; "
+                                     "tail double division, half away")
 
     @property
     def is_fixed_point(self) -> bool:

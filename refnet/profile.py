@@ -92,6 +92,22 @@ class Profile:
             return Form(self.rounding_by_op[(op_kind, d)])
         return Form(self.rounding_by_op.get(op_kind, self.default_rounding))
 
+    def exact_rounding(self, op_kind: str, dtype, variant: str, default: int) -> Form:
+        """The form of exactly (op kind, dtype, variant), else `default` (no fallback to the op's
+        broader entries: for a variant measured apart from them)."""
+        return Form(self.rounding_by_op.get((op_kind, _dtype_name(dtype), variant), default))
+
+    def rounding_16x8(self, op_kind: str) -> Form:
+        """The requantization form of a 16x8 weighted op (int16 input, int8 weights, int64
+        accumulators): the (op kind, "int16") entry; else the float64 form where the op's own entry
+        is that form (the reference FULLY_CONNECTED requantizes every quantized type in double);
+        else Form.ROUNDING_INT64_REDUCED, the int64 MultiplyByQuantizedMultiplier."""
+        if (op_kind, "int16") in self.rounding_by_op:
+            return Form(self.rounding_by_op[(op_kind, "int16")])
+        if self.rounding_by_op.get(op_kind) == Form.ROUNDING_FLOAT64:
+            return Form.ROUNDING_FLOAT64
+        return Form.ROUNDING_INT64_REDUCED
+
 
 X86_2_3 = "ai-edge-litert-2.3.0/x86_64"
 ARM_2_3 = "ai-edge-litert-2.3.0/aarch64"
@@ -135,6 +151,19 @@ RESIZE_OPTIMIZED_ARM = {("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_OPT
 # A power-of-two input scale takes gemmlowp's int16 LOGISTIC / TANH (same sweeps).
 SIGMOID_INT16 = {("LOGISTIC", "int16"): Form.SIGMOID_INT16_GEMMLOWP, ("TANH", "int16"): Form.SIGMOID_INT16_GEMMLOWP}
 LEAKY_RELU_INT16 = {("LEAKY_RELU", "int16"): Form.LEAKY_RELU_SIGNED_ALPHA, **SIGMOID_INT16}
+# 16x8 FULLY_CONNECTED (int16 input, int64 accumulators): the optimized kernel (and XNNPACK, which
+# leaves int16 to it) requantizes in double as the reference does, beyond int32 x86's INT32_MIN
+# conversion (tests/ops/test_weighted_16x8.py: 0 of 40 cases differ; the int64 fixed point missed 82).
+FC_16X8_FLOAT64 = {("FULLY_CONNECTED", "int16"): Form.ROUNDING_FLOAT64}
+SWEEP_16X8 = "16x8 single-op sweeps (tests/ops/test_*_16x8.py), tools/quant16_factory.py models"
+# The optimized same-shape int16 ADD (XNNPACK does not take int16: the same kernel). Found on the
+# EdgeTPU-style 16x8 model (1 element by 1); on 25 same-shape ADDs (452k elements, 4 where the reference
+# differs) 0 mismatches. Blocks of 8 matched too (the source's NEON loop takes 16).
+ADD_16X8 = {("ADD", "int16"): Form.ADD_INT16_INPUT_SHIFT_16,
+            # float32 -> int16 QUANTIZE: x * float32(1 / s), rint in blocks of 8, the tail in double (the V3s'
+            # QUANTIZEs after their float32 HARD_SWISH: 0 of 742k elements differ, the reference division
+            # missed 36 / 43; 30 single-op cases of ties: 0, blocks of 4 / 16 missed 10 / 20)
+            ("QUANTIZE", "float32", "int16 output"): Form.QUANTIZE_RECIPROCAL_RNE_8}
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
@@ -155,9 +184,11 @@ OPTIMIZED = Profile(
         **DEQUANTIZE_BLOCKS,
         **RESIZE_OPTIMIZED,
         **LEAKY_RELU_INT16,
+        **FC_16X8_FLOAT64,
+        **ADD_16X8,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
-    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
+    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}; {SWEEP_16X8}")
 
 # LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 (measured).
 XNNPACK = Profile(
@@ -180,9 +211,11 @@ XNNPACK = Profile(
         ("LEAKY_RELU", "int8"): Form.LEAKY_RELU_XNNPACK,
         ("LEAKY_RELU", "uint8"): Form.LEAKY_RELU_XNNPACK,
         **LEAKY_RELU_INT16,  # not delegated: the optimized kernel
+        **FC_16X8_FLOAT64,  # int16 is not delegated
+        **ADD_16X8,
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
-    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}")
+    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {SWEEP_16X8}")
 
 # ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
 # reference kernels equal x86-64's; float32 sums contract multiply-add into FMA (clang), except in the

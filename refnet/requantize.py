@@ -24,7 +24,7 @@ from .forms import Form
 
 f32 = np.float32
 
-__all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
+__all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to", "requantize_16x8",
            "requantize_float64", "requantize_rndnu", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
            "mean_fp32", "quantize_reciprocal_rne", "quantize_float64",
            "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
@@ -158,6 +158,22 @@ def requantize_ties_up_blocks(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.
     else:
         in_body = (np.arange(acc.size) < (acc.size // 16) * 16).reshape(acc.shape)
     return np.where(in_body, body, tail).astype(dtype)
+def requantize_16x8(acc: np.ndarray, q: QuantizedOutput, saturating_conversion: bool = False) -> np.ndarray:
+    """int64 accumulators (channels last) of a 16x8 op (zero points 0) -> int16, in q's form:
+    Form.ROUNDING_INT64_REDUCED (LiteRT's int64 MultiplyByQuantizedMultiplier), or the float64 form
+    (the reference FULLY_CONNECTED): static_cast<int32>(round(double(acc) * scale)), which for a
+    value beyond int32 is the build's conversion (INT32_MIN on x86-64, saturated on aarch64:
+    Profile.saturating_conversion), then clamped."""
+    if q.rounding == Form.ROUNDING_INT64_REDUCED:
+        scaled = fixedpoint.multiply_int64_by_reduced_multiplier(acc, q.multiplier, q.shift).astype(np.int64)
+        return np.clip(scaled, q.qmin, q.qmax).astype(np.int16)
+    if q.rounding == Form.ROUNDING_FLOAT64:
+        if q.effective_scale is None:
+            raise ValueError("the float64 requantization form needs q.effective_scale")
+        rounded = fixedpoint.round_half_away(np.asarray(acc).astype(np.float64) * q.effective_scale)
+        converted = fixedpoint.truncate_to_int32(rounded, saturating_conversion)
+        return np.clip(converted, q.qmin, q.qmax).astype(np.int16)
+    raise ValueError(f"requantization form {q.rounding!r} does not apply to 16x8 accumulators")
 
 
 def requantize_float64(acc: np.ndarray, effective_scale: np.ndarray, zero_point: int, qmin: int, qmax: int,
@@ -285,6 +301,16 @@ def quantize_reciprocal_rne(x: np.ndarray, scale, zero_point, dtype) -> np.ndarr
     return np.clip(v + np.asarray(zero_point, np.int64), info.min, info.max).astype(dtype)
 
 
+def quantize_reciprocal_rne_8(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
+    """Form.QUANTIZE_RECIPROCAL_RNE_8 (per-tensor): elements in whole blocks of 8 (flat order) as
+    quantize_reciprocal_rne, the remaining ones as quantize_float64."""
+    flat = np.asarray(x, f32).reshape(-1)
+    blocked = (flat.size // 8) * 8
+    vector = quantize_reciprocal_rne(flat[:blocked], scale, zero_point, dtype)
+    tail = quantize_float64(flat[blocked:], scale, zero_point, dtype)
+    return np.concatenate([vector, tail]).astype(dtype).reshape(np.shape(x))
+
+
 def quantize_float64(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
     """Form.QUANTIZE_FLOAT64: clamp(round_half_away(double(x) / double(scale)) + zp); outside the
     int32 range (and NaN) the conversion gives INT32_MIN, as x86's cvttsd2si, before the zero point's
@@ -374,6 +400,27 @@ def add_input_shift_floor_8(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, 
     m, e = output_multiplier
     total = fixedpoint.multiply_by_quantized_multiplier_double_rounding(scaled[0] + scaled[1], m, e)
     return (total.astype(np.int64) + y_zp).reshape(a.shape)
+
+
+def add_int16_input_shift_16(a: np.ndarray, b: np.ndarray, input_multipliers, output_multiplier,
+                             left_shift: int) -> np.ndarray:
+    """Form.ADD_INT16_INPUT_SHIFT_16 for same-shape int16 a, b (zero points 0): the raw (unclamped)
+    int64 result. Elements in whole blocks of 16 (flat order) rescale each input as
+    srdhm(x shifted by left_shift + e, m), the shift a flooring right shift when negative; the
+    rest as the reference (srdhm(x << left_shift, m), then a rounding divide by 2**-e). Both then
+    sum (wrapping int32) and rescale the sum in double rounding."""
+    blocked = (a.size // 16) * 16
+    scaled = []
+    for q, (m, e) in ((a, input_multipliers[0]), (b, input_multipliers[1])):
+        x = q.reshape(-1).astype(np.int64)
+        total_shift = left_shift + e
+        folded = (x << total_shift) if total_shift >= 0 else (x >> -total_shift)
+        vector = fixedpoint.saturating_rounding_doubling_high_mul(fixedpoint.wrap_to_int32(folded), m).astype(np.int64)
+        reference = fixedpoint.multiply_by_quantized_multiplier_double_rounding(x << left_shift, m, e).astype(np.int64)
+        scaled.append(np.where(np.arange(x.size) < blocked, vector, reference))
+    m, e = output_multiplier
+    total = fixedpoint.wrap_to_int32(scaled[0] + scaled[1])
+    return fixedpoint.multiply_by_quantized_multiplier_double_rounding(total, m, e).astype(np.int64).reshape(a.shape)
 
 
 def add_xnnpack(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, params, y_zp: int) -> np.ndarray:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import OpContext, float_activation_range, register
-from .elementwise import _broadcast_shape, clamp_like_cpp, int_activation_range
+from .elementwise import (ElementwisePlan, _broadcast_shape, clamp_like_cpp, int_activation_range, prepare_int16,
+                          run_int16)
 
 F32, I32 = np.dtype(np.float32), np.dtype(np.int32)
 DTYPES = {"SUB": (F32, I32), "DIV": (F32,), "FLOOR_DIV": (F32, I32),
@@ -42,6 +43,8 @@ def _prepare_binary(ctx: OpContext) -> BinaryPlan:
         raise ctx.fail("an input tensor is missing")
     if not a_t.dtype == b_t.dtype == y_t.dtype:
         raise ctx.fail(f"inputs {a_t.dtype.name}, {b_t.dtype.name} and output {y_t.dtype.name} differ")
+    if kind == "SUB" and y_t.dtype == np.int16:  # the 16x8 SUB: elementwise.py's int16 arithmetic
+        return prepare_int16(ctx, a_t, b_t, y_t, _broadcast_shape(ctx, a_t, b_t))
     if y_t.dtype not in DTYPES[kind]:
         raise ctx.unsupported(f"{kind} on {y_t.dtype.name} (refnet runs {', '.join(d.name for d in DTYPES[kind])})")
     if y_t.dtype in (np.int8, np.uint8):
@@ -71,6 +74,8 @@ def _run_binary(ctx: OpContext, inputs: list) -> list:
     plan: BinaryPlan = ctx.params
     a, b = inputs
     kind = ctx.op.kind
+    if isinstance(plan, ElementwisePlan):  # int16 SUB
+        return [run_int16(plan, a, b, kind)]
     with np.errstate(all="ignore"):  # float overflow and int32 wrap-around, as in C
         if kind == "SUB":
             raw = np.subtract(a, b, dtype=a.dtype)

@@ -7,6 +7,9 @@ Reference semantics (LiteRT BUILTIN_REF):
   uint8    acc = bias + sum (w - w_zp) * (x - x_zp); one multiplier from
            double(float(x_scale * w_scale)) / double(y_scale) (legacy: float product first).
   hybrid   float input, int8 weights: see hybrid.py.
+  16x8     int16 input and output, int8 per-channel weights, int64 bias, zero points 0:
+           acc = bias + sum w * x in int64; out = clamp(MBQM64(acc, m[c], s[c])), MBQM64 the
+           int64 MultiplyByQuantizedMultiplier (Form.ROUNDING_INT64_REDUCED), in NumPy.
 Padded taps are skipped, which is the same as padding with the input zero point.
 A 1x1, stride-1 convolution runs on the pointwise (matrix) kernel: same sums, same order.
 
@@ -22,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_conv, _kernels_pointwise
-from ..requantize import QuantizedOutput, requantize_to
+from ..requantize import QuantizedOutput, requantize_16x8, requantize_to
 from . import OpContext, register
-from .weighted import prepare_fast_conv, prepare_weighted, run_fast_conv, weighted_inputs
+from .weighted import padded_taps, prepare_fast_conv, prepare_weighted, run_fast_conv, weighted_inputs
 from .window import compute_window
 
 
@@ -86,6 +89,22 @@ def int_conv_accumulators(x, w, bias, plan: ConvPlan) -> np.ndarray:
         plan.window.pad_top, plan.window.pad_left, out))
 
 
+def int64_conv_accumulators(x, w, bias, plan: ConvPlan) -> np.ndarray:
+    """int64 accumulators of a 16x8 (possibly grouped) convolution, bias included: per tap, the
+    strided input view times the tap's weights (exact integer sums, any order)."""
+    _, kh, kw, fcin = w.shape
+    acc = np.zeros(plan.out_shape, np.int64)
+    per_group = w.shape[0] // max(plan.groups, 1)
+    weights = w.astype(np.int64)
+    for ky, kx, view in padded_taps(x, kh, kw, plan):
+        for g in range(plan.groups):
+            outs = slice(g * per_group, (g + 1) * per_group)
+            acc[..., outs] += view[..., g * fcin:(g + 1) * fcin] @ weights[outs, ky, kx, :].T
+    if bias is not None:
+        acc += bias.astype(np.int64)
+    return acc
+
+
 def _grouped(x, w, bias, plan: ConvPlan, out, kernel):
     if plan.groups == 1:
         kernel(x, w, bias, out)
@@ -125,5 +144,8 @@ def conv_2d(ctx: OpContext, inputs: list) -> list:
         from .hybrid import hybrid_conv
 
         return [hybrid_conv(ctx, plan, x, w, bias)]
+    if plan.mode == "quantized16":
+        return [requantize_16x8(int64_conv_accumulators(x, w, bias, plan), plan.quant,
+                                ctx.profile.saturating_conversion)]
     acc = int_conv_accumulators(x, w, bias, plan)
     return [requantize_to(acc, plan.quant, ctx.output_tensor().dtype)]

@@ -3,7 +3,8 @@
 Output channel oc = ic * M + m reads input channel ic, where the depth multiplier M is the
 filter's channel count over the input's (as LiteRT computes it, whatever the option says).
 Float sums run over (ky, kx), then + bias, then clamp; integer paths requantize exactly as
-CONV_2D does (refnet/requantize.py).  Multiplier-1 depthwise with constant weights
+CONV_2D does (refnet/requantize.py); 16x8 (int16 input and output, int8 weights, int64 bias)
+sums in int64 NumPy and requantizes as CONV_2D's 16x8 path.  Multiplier-1 depthwise with constant weights
 runs on _kernels_fast (weights packed at prepare, requantization fused), same bits.
 """
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_depthwise
-from ..requantize import QuantizedOutput, requantize_to
+from ..requantize import QuantizedOutput, requantize_16x8, requantize_to
 from . import OpContext, register
-from .weighted import prepare_fast_conv, prepare_weighted, run_fast_conv, weighted_inputs
+from .weighted import padded_taps, prepare_fast_conv, prepare_weighted, run_fast_conv, weighted_inputs
 from .window import compute_window
 
 
@@ -68,6 +69,20 @@ def int_depthwise_accumulators(x, w, bias, plan: DepthwisePlan, input_offset=Non
     return acc
 
 
+def int64_depthwise_accumulators(x, w, bias, plan: DepthwisePlan) -> np.ndarray:
+    """int64 accumulators of a 16x8 depthwise convolution, bias included: output channel oc
+    reads input channel oc // M."""
+    _, kh, kw, cout = w.shape
+    source_channel = np.arange(cout) // plan.depth_multiplier
+    acc = np.zeros(plan.out_shape, np.int64)
+    weights = w.astype(np.int64)
+    for ky, kx, view in padded_taps(x, kh, kw, plan):
+        acc += view[..., source_channel] * weights[0, ky, kx, :]
+    if bias is not None:
+        acc += bias.astype(np.int64)
+    return acc
+
+
 @register("DEPTHWISE_CONV_2D", prepare=_prepare_depthwise)
 def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
     plan: DepthwisePlan = ctx.params
@@ -87,5 +102,8 @@ def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
         from .hybrid import hybrid_depthwise
 
         return [hybrid_depthwise(ctx, plan, x, w, bias)]
+    if plan.mode == "quantized16":
+        return [requantize_16x8(int64_depthwise_accumulators(x, w, bias, plan), plan.quant,
+                                ctx.profile.saturating_conversion)]
     acc = int_depthwise_accumulators(x, w, bias, plan)
     return [requantize_to(acc, plan.quant, ctx.output_tensor().dtype)]

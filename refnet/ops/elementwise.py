@@ -20,6 +20,16 @@ Reference semantics (LiteRT BUILTIN_REF, add.cc / mul.cc and reference/{add,mul}
            the reference's int32 `x * (1 << shift)`.
 MBQM is the profile's MultiplyByQuantizedMultiplier (double rounding on the reference path).
 
+int16 (16x8 models; quantized16 plan, the *_int16 functions below):
+  ADD general   as the 8-bit ADD with 15 bits of headroom instead of 20 (65535 * 2**15 < 2**31),
+                the output multiplier from 2 * max(s1, s2) / (2**15 * s_out).
+  ADD pot       the option pot_scale_int16 (the schema's default) with power-of-two scales and
+                zero points 0: the input with the smaller scale is divided by 2**k (gemmlowp's
+                int16 RoundingDivideByPOT), then a saturating int16 add; same shapes only.
+  MUL           the 8-bit MUL's arithmetic on int16 values (the product fits int32).
+  SUB           as ADD, the rescaled inputs subtracted (binary.py registers SUB and calls these);
+                the pot path subtracts with int16 saturation.
+
 Where LiteRT aborts, refnet raises OpExecutionError at allocate_tensors instead:
   ADD   the output multiplier 2 * max(s1, s2) / (2**20 * s_out) is >= 1 (the output scale is
         ~2**-19 of the input scales or less): QuantizeMultiplierSmallerThanOneExp's CHECK fails.
@@ -32,18 +42,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_fast, requantize
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..fixedpoint import (multiply_by_quantized_multiplier, quantize_multiplier, round_half_away,
+                          rounding_divide_by_pot_int16)
 from ..forms import Form, max_shift
 from . import OpContext, float_activation_range, per_tensor_quantization, quantized_activation_range, quieted, register
 
 # LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
 MAX_BROADCAST_RANK = 6
-ADD_LEFT_SHIFT = 20  # headroom bits of the 8-bit quantized ADD (15 would be int16's)
+ADD_LEFT_SHIFT = 20  # headroom bits of the 8-bit quantized ADD
+ADD_LEFT_SHIFT_INT16 = 15  # and of the int16 general ADD
 
 
 @dataclass
 class ElementwisePlan:
-    mode: str  # "float", "int", "quantized"
+    mode: str  # "float", "int", "quantized", "int16 general", "int16 pot"
     out_shape: tuple
     act_range: tuple = (0, 0)
     rounding: int = Form.ROUNDING_DOUBLE
@@ -123,6 +135,8 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
         return ElementwisePlan("float", out_shape, act_range=float_activation_range(ctx))
     if dtype in (np.int32, np.int64):
         return ElementwisePlan("int", out_shape, act_range=int_activation_range(ctx, dtype))
+    if dtype == np.int16:
+        return prepare_int16(ctx, a_t, b_t, y_t, out_shape)
     if dtype not in (np.int8, np.uint8):
         raise ctx.unsupported(f"{kind} on {dtype.name}")
 
@@ -341,6 +355,8 @@ def _run(ctx: OpContext, inputs: list) -> list:
     dtype = ctx.output_tensor().dtype
     lo, hi = plan.act_range
     is_add = ctx.op.kind == "ADD"
+    if plan.mode in ("int16 general", "int16 pot"):
+        return [run_int16(plan, a, b, ctx.op.kind)]
     if plan.mode == "quantized" and a.dtype == b.dtype == dtype and dtype in (np.int8, np.uint8):
         out = None if plan.table is None else _table_quantized(ctx, plan, a, b)
         if out is None:
@@ -357,6 +373,93 @@ def _run(ctx: OpContext, inputs: list) -> list:
         raw = _keep_profile_nan(np.asarray(raw, dtype), a, b, ctx.profile.nan_block("ADD"))
     out = clamp_like_cpp(np.asarray(raw, dtype), lo, hi)
     return [np.broadcast_to(out, plan.out_shape).copy()]  # .copy(): contiguous, keeps rank 0
+
+
+# --- int16 (16x8 models) ---------------------------------------------------------------------
+
+
+def checked_log2(scale) -> tuple[bool, int]:
+    """TFLite's CheckedLog2 in float32: (|log2(s) - round(log2(s))| < 1e-3, round(log2(s)))."""
+    f32 = np.float32
+    with np.errstate(all="ignore"):
+        log2 = f32(np.log(f32(scale)) * f32(f32(1.0) / np.log(f32(2.0))))
+    rounded = round_half_away(log2)
+    return bool(abs(f32(log2 - rounded)) < f32(1e-3)), int(rounded)
+
+
+def prepare_int16(ctx: OpContext, a_t, b_t, y_t, out_shape) -> ElementwisePlan:
+    """int16 ADD and SUB (general or power-of-two path, as LiteRT's Prepare picks) and MUL."""
+    kind = ctx.op.kind
+    s1, zp1 = per_tensor_quantization(ctx, a_t, "input1")
+    s2, zp2 = per_tensor_quantization(ctx, b_t, "input2")
+    so, zpo = per_tensor_quantization(ctx, y_t, "output")
+    if (zp1, zp2, zpo) != (0, 0, 0):
+        raise ctx.fail(f"int16 {kind} needs zero points 0, got {zp1}, {zp2} and {zpo}")
+    act_range = checked_quantized_activation_range(ctx, y_t)
+    rounding = ctx.profile.rounding(kind, y_t.dtype)
+    if rounding == Form.ADD_INT16_INPUT_SHIFT_16:  # the optimized same-shape ADD; broadcasts: reference
+        same_shapes = kind == "ADD" and tuple(a_t.shape) == tuple(b_t.shape) == tuple(out_shape)
+        rounding = Form.ADD_INT16_INPUT_SHIFT_16 if same_shapes else Form.ROUNDING_DOUBLE
+    elif not rounding.is_fixed_point:
+        raise ctx.unsupported(f"form {rounding.name} for int16 {kind}")
+    f32 = np.float32
+    if kind == "MUL":
+        plan = ElementwisePlan("int16 general", out_shape, act_range=act_range, rounding=rounding)
+        with np.errstate(all="ignore"):
+            real = float(f32(f32(s1) * f32(s2)) / f32(so))
+        if not np.isfinite(real):
+            raise ctx.arithmetic_error(f"multiplier s1*s2/s_out = {real} is not finite")
+        multiplier, shift = quantize_multiplier(real)
+        if shift > 31:
+            raise ctx.arithmetic_error(f"multiplier s1*s2/s_out = {real:g} needs a left shift of {shift} (> 31)")
+        plan.output_multiplier = (multiplier, shift)
+        return plan
+    logs = [checked_log2(s) for s in (s1, s2, so)]
+    if ctx.op.options.get("pot_scale_int16", True) and all(exact for exact, _ in logs):
+        shift1, shift2 = logs[0][1] - logs[2][1], logs[1][1] - logs[2][1]
+        if not (shift1 == 0 or shift2 == 0) or shift1 > 0 or shift2 > 0:
+            raise ctx.fail(f"power-of-two int16 {kind}: input shifts {shift1}, {shift2} must be <= 0 and one "
+                           f"of them 0 (LiteRT rejects others)")
+        if not tuple(a_t.shape) == tuple(b_t.shape) == tuple(out_shape):
+            raise ctx.unsupported(f"power-of-two int16 {kind} with broadcasting (LiteRT reads both inputs flat)")
+        return ElementwisePlan("int16 pot", out_shape, act_range=act_range, input_multipliers=(shift1, shift2))
+    plan = ElementwisePlan("int16 general", out_shape, act_range=act_range, rounding=rounding)
+    twice_max_input_scale = float(f32(2) * max(f32(s1), f32(s2)))
+    with np.errstate(over="ignore"):
+        real_output = twice_max_input_scale / float(f32(1 << ADD_LEFT_SHIFT_INT16) * f32(so))
+    if not 0.0 < real_output < 1.0:
+        raise ctx.arithmetic_error(f"output multiplier 2*max(s1, s2)/(2**15*s_out) = {real_output:g} is not "
+                                   f"below 1 (scales {s1:g}, {s2:g} -> {so:g}); LiteRT's ADD aborts on this model")
+    plan.input_multipliers = (quantize_multiplier(float(f32(s1)) / twice_max_input_scale),
+                              quantize_multiplier(float(f32(s2)) / twice_max_input_scale))
+    plan.output_multiplier = quantize_multiplier(real_output)
+    return plan
+
+
+def run_int16(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+    """The int16 ADD, SUB or MUL of an int16 plan (zero points 0), clamped, broadcast."""
+    lo, hi = plan.act_range
+    sign = -1 if kind == "SUB" else 1
+    if plan.mode == "int16 pot":
+        shift1, shift2 = plan.input_multipliers
+        # the input with the finer scale is divided onto the other's (which is the output's)
+        first = rounding_divide_by_pot_int16(a, -shift1).astype(np.int64) if shift1 else a.astype(np.int64)
+        second = rounding_divide_by_pot_int16(b, -shift2).astype(np.int64) if shift2 else b.astype(np.int64)
+        total = np.clip(first + sign * second, -(2**15), 2**15 - 1)  # SaturatingAdd / SaturatingSub
+        return np.minimum(hi, np.maximum(lo, total)).astype(np.int16)
+    r = plan.rounding
+    if r == Form.ADD_INT16_INPUT_SHIFT_16:
+        raw = requantize.add_int16_input_shift_16(a, b, plan.input_multipliers, plan.output_multiplier,
+                                                  ADD_LEFT_SHIFT_INT16)
+    elif kind in ("ADD", "SUB"):
+        (m1, m2) = plan.input_multipliers
+        scaled1 = _mbqm(a.astype(np.int64) << ADD_LEFT_SHIFT_INT16, m1, r)  # |.| <= 2**30
+        scaled2 = _mbqm(b.astype(np.int64) << ADD_LEFT_SHIFT_INT16, m2, r)
+        raw = _mbqm(scaled1 + sign * scaled2, plan.output_multiplier, r)
+    else:
+        raw = _mbqm(a.astype(np.int64) * b.astype(np.int64), plan.output_multiplier, r)  # |.| <= 2**30
+    out = np.minimum(hi, np.maximum(lo, raw))
+    return np.broadcast_to(out, plan.out_shape).astype(np.int16)
 
 
 register("ADD", prepare=_prepare)(_run)

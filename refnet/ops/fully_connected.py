@@ -4,7 +4,8 @@ The input is viewed as (batches, K) with K the filter's second dimension. LiteRT
 path sums like the pointwise kernel (k in order; float: + bias after, then clamp), and
 requantizes int8/uint8 in double precision: round(double(acc) * double(s_x) * double(s_w[c]) /
 double(s_y)) with ties away from zero (Form.ROUNDING_FLOAT64); other profiles can ask
-for the fixed-point forms.  With constant weights, prepare packs them for _kernels_fast (the
+for the fixed-point forms.  16x8 (int16 input and output, int8 weights, int64 bias) sums in int64
+NumPy and requantizes in the profile's 16x8 form (refnet/requantize.py requantize_16x8).  With constant weights, prepare packs them for _kernels_fast (the
 same sums as a 1x1 convolution over `batches` pixels), same bits.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from .. import _kernels_fast, _kernels_pointwise
 from ..forms import ORDERED
-from ..requantize import QuantizedOutput, requantize_to
+from ..requantize import QuantizedOutput, requantize_16x8, requantize_to
 from . import OpContext, register
 from .weighted import constant_data, prepare_weighted, threads_of, weighted_inputs
 
@@ -103,6 +104,11 @@ def fully_connected(ctx: OpContext, inputs: list) -> list:
         from .hybrid import hybrid_fully_connected
 
         return [hybrid_fully_connected(ctx, plan, x, w, bias).reshape(plan.out_shape)]
+    if plan.mode == "quantized16":
+        acc = x.astype(np.int64) @ w.astype(np.int64).T
+        if bias is not None:
+            acc += bias.astype(np.int64)
+        return [requantize_16x8(acc, plan.quant, ctx.profile.saturating_conversion).reshape(plan.out_shape)]
     acc = np.empty((plan.batches, plan.units), np.int32)
     if fast:
         _kernels_fast.conv_q(x.reshape(1, plan.batches, 1, plan.depth), plan.fast_weights,

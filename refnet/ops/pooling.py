@@ -1,4 +1,4 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D: float32, int8 and uint8, as LiteRT's reference kernels.
+"""AVERAGE_POOL_2D and MAX_POOL_2D: float32, int8, uint8 and int16, as LiteRT's reference kernels.
 
 Window geometry (output size, SAME/VALID padding) is TFLite's ComputePaddingHeightWidth.
 Padded positions are not part of a window: an average divides by the number of input
@@ -11,6 +11,7 @@ elements the window actually covers.
 - int8/uint8 average: int32 sum of the raw quantized values, divided by the count rounding
   half away from zero ((sum +- count/2) / count, C division); uint8's sum is never negative.
 - int8/uint8 max: maximum of the raw values.
+- int16 (16x8 models): as int8 (int32 sum of 16-bit values, rounded half away from zero).
 - Quantized pools do not requantize: LiteRT assumes the output has the input's scale and
   zero point (only checked in debug builds) and uses the output's only for the activation
   clamp. refnet does the same.
@@ -25,7 +26,7 @@ from .. import _kernels_fast
 from . import OpContext, float_activation_range, quantized_activation_range, register
 from .window import Window, compute_window
 
-POOL_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
+POOL_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _prepare_pool(ctx: OpContext) -> PoolPlan:
     if x_t.dtype != y_t.dtype:
         raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
     if x_t.dtype not in POOL_DTYPES:
-        raise ctx.unsupported(f"{x_t.dtype.name} pooling (supported: float32, int8, uint8)")
+        raise ctx.unsupported(f"{x_t.dtype.name} pooling (supported: float32, int8, uint8, int16)")
     o = ctx.op.options
     filter_hw = (int(o.get("filter_height", 0)), int(o.get("filter_width", 0)))
     stride_hw = (int(o.get("stride_h", 0)), int(o.get("stride_w", 0)))

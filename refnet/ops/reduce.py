@@ -1,4 +1,4 @@
-"""MEAN: float32, int8 and uint8, as LiteRT's reference kernel (Register_MEAN_REF).
+"""MEAN: float32, int8, uint8 and int16, as LiteRT's reference kernel (Register_MEAN_REF).
 
 LiteRT's reference path has no special case for 4-D inputs reduced over height and width
 (that fast path belongs to the optimized kernel); every shape goes through one generic kernel:
@@ -14,6 +14,7 @@ LiteRT's reference path has no special case for 4-D inputs reduced over height a
   shift' = shift - s. Each output is then
       MultiplyByQuantizedMultiplier(sum - input_zero_point * count, multiplier', shift')
       + output_zero_point, clamped to the type's range.
+- int16 (16x8 models): the same arithmetic on every measured path (zero points 0).
 - An input with no elements gives NaN (float32) or 0 (integer types) everywhere.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .. import _kernels_fast, _kernels_requantize, fixedpoint, requantize
 from ..forms import Form
 from . import OpContext, register
 
-MEAN_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8))
+MEAN_DTYPES = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
     if axis_t.dtype != np.int32:
         raise ctx.fail(f"the axis tensor must be int32, not {axis_t.dtype.name}")
     if x_t.dtype not in MEAN_DTYPES:
-        raise ctx.unsupported(f"{x_t.dtype.name} MEAN (supported: float32, int8, uint8)")
+        raise ctx.unsupported(f"{x_t.dtype.name} MEAN (supported: float32, int8, uint8, int16)")
     if y_t.dtype != x_t.dtype:
         raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
     keep_dims = bool(ctx.op.options.get("keep_dims", False))
@@ -161,7 +162,7 @@ def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, p
     shifted = fixedpoint.wrap_to_int32(total - plan.input_zero_point * count)
     form = ctx.profile.rounding(ctx.op.kind)
     info = np.iinfo(dtype)
-    if form.is_fixed_point and -31 <= shift <= 0 and count < 2**22 and abs(plan.input_zero_point) <= 255 \
+    if np.dtype(dtype).itemsize == 1 and form.is_fixed_point and -31 <= shift <= 0 and count < 2**22 and abs(plan.input_zero_point) <= 255 \
             and abs(plan.output_zero_point) < 2**16:
         # the Cython MBQM: |MBQM(x)| <= |x| <= 510 * count here, so its int32 addition of the zero
         # point cannot wrap and equals the int64 one below

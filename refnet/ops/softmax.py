@@ -1,4 +1,4 @@
-"""SOFTMAX over the last axis: float32, and int8/uint8 input to int8/uint8/int16 output.
+"""SOFTMAX over the last axis: float32, int8/uint8 input to int8/uint8/int16 output, int16 to int16.
 
 Reference semantics (LiteRT BUILTIN_REF, activations.cc SoftmaxPrepare/SoftmaxEval and
 reference/softmax.h):
@@ -23,6 +23,15 @@ reference/softmax.h):
       min, whatever the output tensor says for uint8/int16 (LiteRT only checks int8:
       zero point -128, scale 1/256 within 0.1%).
 
+  int16 -> int16 (16x8 models; zero points 0), per row, with two 513-entry interpolated tables
+      (fixedpoint.int16_lut_populate/_lookup): exp over [-10, 0] and 1 / (1 + x) over [0, 1]:
+      prepare: (multiplier, shift) = QuantizeMultiplier(double(float32(s_in * beta)) / (10 / 65535))
+      e_c = exp_lut(clamp(MBQM(x_c - max, multiplier, shift) + 32767))     Q0.15
+      sum = sum of e_c (int32); h = clz(sum)
+      r = one_over_one_plus_x_lut(clamp((((sum << (h - 1)) + 2**13) >> 14) - 3 * 2**15))
+      out_c = clamp((e_c * r + 2**(30 - h)) >> (31 - h), 0, 32767)   (scale 1/32768 whatever
+      the output tensor says)
+
 Where LiteRT's reference aborts (TFLITE_CHECK), refnet does not:
   * Eval: TFLITE_CHECK(0 <= exponent && exponent <= 31) with exponent = bits_over_unit + 23
     for int8/uint8 outputs fails as soon as a row's Q12.19 sum of exponentials reaches 2**28,
@@ -42,11 +51,13 @@ Where LiteRT's reference aborts (TFLITE_CHECK), refnet does not:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import (INT32_MAX, SCALED_DIFF_INTEGER_BITS, rdbpot_int64, srdhm_int64,
+from ..fixedpoint import (INT16_MAX, INT16_MIN, INT32_MAX, SCALED_DIFF_INTEGER_BITS, int16_lut_lookup,
+                          int16_lut_populate, rdbpot_int64, srdhm_int64,
                           count_leading_zeros_32, exp_on_negative_values_q5_26,
                           one_over_one_plus_x_for_x_in_0_1, multiply_by_quantized_multiplier,
                           quantize_multiplier, round_half_away, wrap_to_int32)
@@ -143,6 +154,8 @@ def _prepare_softmax(ctx: OpContext):
         if y_t.dtype != np.float32:
             raise ctx.unsupported(f"float32 SOFTMAX to {y_t.dtype.name}")
         return None
+    if x_t.dtype == y_t.dtype == np.int16:
+        return _prepare_int16(ctx, x_t, y_t, beta)
     if x_t.dtype not in (np.int8, np.uint8) or y_t.dtype not in (x_t.dtype, np.dtype(np.int16)):
         raise ctx.unsupported(f"SOFTMAX from {x_t.dtype.name} to {y_t.dtype.name}")
     if x_t.quantization is None or x_t.quantization.per_channel:
@@ -177,6 +190,61 @@ def _prepare_softmax(ctx: OpContext):
     return QuantizedSoftmaxPlan(input_multiplier=multiplier, input_left_shift=left_shift,
                                 diff_min=-int(np.floor(radius)), output_bits=info.bits,
                                 output_min=int(info.min), output_max=int(info.max))
+
+
+@dataclass(frozen=True)
+class Int16SoftmaxPlan:
+    input_multiplier: int
+    input_shift: int
+    rounding: Form
+    exp_table: np.ndarray  # int16[513]: exp over [-10, 0]
+    reciprocal_table: np.ndarray  # int16[513]: 1 / (1 + x) over [0, 1]
+
+
+INT16_RANGE = 65535  # int16 max - min: the tables' input steps
+EXP_TABLE_RADIUS = 10.0  # exp(-10) is taken as insignificant to the sum
+
+
+def _prepare_int16(ctx: OpContext, x_t, y_t, beta: float) -> Int16SoftmaxPlan:
+    for t, role in ((x_t, "input"), (y_t, "output")):
+        if t.quantization is None or t.quantization.per_channel or t.quantization.scalar()[1] != 0:
+            raise ctx.fail(f"int16 SOFTMAX needs a per-tensor {role} quantization with zero point 0 "
+                           f"(LiteRT rejects others)")
+    rounding = ctx.profile.rounding("SOFTMAX", "int16")
+    if not rounding.is_fixed_point:
+        raise ctx.unsupported(f"form {rounding.name} for int16 SOFTMAX")
+    # float32 * float32 in the C++, then a double division
+    with np.errstate(all="ignore"):
+        scale_beta = float(np.float32(np.float32(x_t.quantization.scalar()[0]) * np.float32(beta)))
+    real = scale_beta / (EXP_TABLE_RADIUS / INT16_RANGE)
+    if not (np.isfinite(real) and real > 0):
+        raise ctx.arithmetic_error(f"input scale * beta / (10 / 65535) = {real!r} is not a positive number")
+    multiplier, shift = quantize_multiplier(real)
+    if shift > 31:
+        raise ctx.arithmetic_error(f"input scale * beta / (10 / 65535) = {real:g} needs a left shift of {shift}")
+    exp_table = int16_lut_populate(math.exp, EXP_TABLE_RADIUS / INT16_RANGE, INT16_MAX, 2.0 / INT16_RANGE, 0)
+    reciprocal_table = int16_lut_populate(lambda v: 1.0 / (1.0 + v), 1.0 / INT16_RANGE, INT16_MIN,
+                                          2.0 / INT16_RANGE, 0)
+    return Int16SoftmaxPlan(multiplier, shift, rounding, exp_table, reciprocal_table)
+
+
+def softmax_int16(x: np.ndarray, plan: Int16SoftmaxPlan) -> np.ndarray:
+    """int16 -> int16 SOFTMAX over the last axis (see the module docstring)."""
+    rows = x.astype(np.int64).reshape(-1, x.shape[-1])
+    diff = rows - rows.max(axis=-1, keepdims=True)  # <= 0, >= -65535
+    scaled = multiply_by_quantized_multiplier(diff, plan.input_multiplier, plan.input_shift, plan.rounding)
+    centred = np.clip(scaled.astype(np.int64) + INT16_MAX, INT16_MIN, INT16_MAX)
+    exps = int16_lut_lookup(centred, plan.exp_table).astype(np.int64)  # Q0.15
+    total = wrap_to_int32(exps.sum(axis=-1, keepdims=True)).astype(np.int64)  # Q16.15
+    if (total <= 0).any():  # the clz-based reciprocal below is defined for positive sums
+        raise ValueError("int16 SOFTMAX: a row's sum of exponentials is not positive")
+    headroom_plus_one = count_leading_zeros_32(total).astype(np.int64)
+    shifted_sum = ((total << (headroom_plus_one - 1)) + (1 << 13)) >> 14
+    centred_sum = np.clip(shifted_sum - ((1 << 15) + (1 << 16)), INT16_MIN, INT16_MAX)
+    reciprocal = int16_lut_lookup(centred_sum, plan.reciprocal_table).astype(np.int64)  # Q0.15
+    right_shift = 31 - headroom_plus_one  # >= 1: a positive int32 sum has a leading zero
+    result = (exps * reciprocal + (np.int64(1) << (right_shift - 1))) >> right_shift
+    return np.clip(result, 0, INT16_MAX).astype(np.int16).reshape(x.shape)
 
 
 @dataclass(frozen=True)
@@ -259,6 +327,8 @@ def softmax(ctx: OpContext, inputs: list) -> list:
         return [np.empty(x.shape, ctx.output_tensor().dtype)]
     if plan is None:
         return [softmax_float(x, softmax_beta(ctx), "SOFTMAX" in ctx.profile.float_reciprocal)]
+    if isinstance(plan, Int16SoftmaxPlan):
+        return [softmax_int16(x, plan)]
     if isinstance(plan, TableSoftmaxPlan):
         return [TABLE_FORMS[plan.form][1](x, plan)]
     return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]

@@ -1,13 +1,17 @@
 """What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: the weighted ops' common prepare.
 
-- arithmetic_mode: float, hybrid (float input, int8 weights) or quantized, from the tensor types;
+- arithmetic_mode: float, hybrid (float input, int8 weights), quantized or quantized16 (16x8:
+  int16 input and output, int8 weights, int64 bias), from the tensor types;
 - prepare_weighted: the mode, the activation range, and for quantized ops the zero-point offsets
   and the output requantization (refnet/requantize.py), for hybrid ops hybrid.prepare_hybrid;
+- padded_taps: the int16 input zero-padded for a window, and each tap's strided view of it (the
+  16x8 ops sum in int64 NumPy: the fast and Cython kernels take 8-bit inputs only);
 - FastConv / prepare_fast_conv: the weights packed once for _kernels_fast, when it takes the op.
 Not an op: registers nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +20,9 @@ from .. import _kernels_fast
 from ..forms import ORDERED, Form, max_shift
 from ..requantize import quantized_output_params
 from . import OpContext, float_activation_range
+
+# Form.ROUNDING_INT64_REDUCED shifts the product right by 15 - shift: defined up to shift 14.
+MAX_SHIFT_INT64_REDUCED = 14
 
 
 def arithmetic_mode(ctx: OpContext, x_t, w_t, b_t, y_t) -> str:
@@ -27,6 +34,10 @@ def arithmetic_mode(ctx: OpContext, x_t, w_t, b_t, y_t) -> str:
         return "float"
     if x_t.dtype == np.float32 and w_t.dtype == np.int8:
         return "hybrid"
+    if x_t.dtype == np.int16 and w_t.dtype == np.int8 and y_t.dtype == np.int16:
+        if b_t is not None and b_t.dtype != np.int64:
+            raise ctx.unsupported(f"16x8 (int16 x int8) with a {b_t.dtype.name} bias (refnet takes int64)")
+        return "quantized16"
     if x_t.dtype == w_t.dtype and x_t.dtype in (np.int8, np.uint8) and y_t.dtype == x_t.dtype:
         if b_t is not None and b_t.dtype != np.int32:
             raise ctx.unsupported(f"{x_t.dtype.name} weights with a {b_t.dtype.name} bias")
@@ -58,6 +69,48 @@ def prepare_weighted(ctx: OpContext, plan, channels: int, channel_axis: int, leg
                                              float_product_first=legacy_per_tensor)
         plan.input_offset = -zero_point_of(x_t)
         plan.filter_offset = -zero_point_of(w_t) if legacy_per_tensor else 0
+    elif plan.mode == "quantized16":
+        if b_t is None and ctx.op.kind == "CONV_2D":
+            raise ctx.fail("a 16x8 CONV_2D needs a bias (LiteRT rejects it without one)")
+        plan.quant = prepare_16x8_output(ctx, x_t, w_t, y_t, channels, channel_axis, legacy_per_tensor)
+
+
+def prepare_16x8_output(ctx: OpContext, x_t, w_t, y_t, channels: int, channel_axis: int,
+                        float_product_first: bool):
+    """The requantization of a 16x8 weighted op: symmetric tensors (LiteRT rejects other zero
+    points), per-channel multipliers from double(s_x) * double(s_w[c]) / double(s_y) (per-tensor
+    FULLY_CONNECTED: the float32 product first, as its 8-bit path), in the
+    profile's form for (op kind, int16) (Form.ROUNDING_INT64_REDUCED unless it says otherwise)."""
+    for t, role in ((x_t, "input"), (w_t, "filter"), (y_t, "output")):
+        if t.quantization is None:
+            raise ctx.fail(f"{role} tensor {t.index} '{t.name}' is {t.dtype.name} but has no quantization")
+        if np.any(np.asarray(t.quantization.zero_point) != 0):
+            raise ctx.fail(f"16x8: the {role} zero point must be 0 (LiteRT rejects others)")
+    quant = quantized_output_params(ctx, x_t, w_t, y_t, channels, channel_axis, float_product_first)
+    form = ctx.profile.rounding_16x8(ctx.op.kind)
+    if form == Form.ROUNDING_INT64_REDUCED and quant.shift.size and quant.shift.max() > MAX_SHIFT_INT64_REDUCED:
+        raise ctx.arithmetic_error(f"output multiplier needs a left shift of {int(quant.shift.max())}, beyond "
+                                   f"{MAX_SHIFT_INT64_REDUCED}, where the int64 requantization is undefined")
+    return dataclasses.replace(quant, rounding=form)
+
+
+def padded_taps(x: np.ndarray, kh: int, kw: int, plan):
+    """Yield (ky, kx, view): for each filter tap the (N, out_h, out_w, C) input values it reads,
+    as int64, from the input zero-padded by the plan's window (padding with 0 is skipping the
+    tap: 16x8 inputs have zero point 0)."""
+    n, h, w, c = x.shape
+    _, out_h, out_w, _ = plan.out_shape
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    need_h = max((out_h - 1) * sh + (kh - 1) * dh + 1, 0)
+    need_w = max((out_w - 1) * sw + (kw - 1) * dw + 1, 0)
+    top, left = plan.window.pad_top, plan.window.pad_left
+    padded = np.zeros((n, need_h, need_w, c), np.int64)
+    rows, cols = min(max(need_h - top, 0), h), min(max(need_w - left, 0), w)
+    padded[:, top:top + rows, left:left + cols] = x[:, :rows, :cols]
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dh, kx * dw
+            yield ky, kx, padded[:, y0:y0 + (out_h - 1) * sh + 1:sh, x0:x0 + (out_w - 1) * sw + 1:sw]
 
 
 def contiguous(a):

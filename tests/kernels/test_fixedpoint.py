@@ -503,3 +503,35 @@ def test_logistic_and_tanh_int16():
     assert (tanh[inside] == -fx.tanh_int16(-x[inside])).all()
     assert (logistic[inside & (x != 0)] == INT16_MAX - fx.logistic_int16_q3_12(-x[inside & (x != 0)])).all()
     assert int(fx.logistic_int16_q3_12(0)) == 1 << 14 and int(fx.tanh_int16(0)) == 0
+# The int64 MultiplyByQuantizedMultiplier of the 16x8 ops (Form.ROUNDING_INT64_REDUCED)
+# ------------------------------------------------------------------------------------------
+
+
+def int64_reduced_oracle(x: int, m: int, shift: int) -> int:
+    """Python-integer arithmetic: the multiplier rounded (half up) to its top 15 bits, saturated at
+    0x7FFF; x times it over 2**(15 - shift), rounded half toward +inf; the low 32 bits, signed."""
+    reduced = 0x7FFF if m >= 0x7FFF0000 else math.floor(Fraction(m, 2**16) + Fraction(1, 2))
+    exact = Fraction(x * reduced, 2 ** (15 - shift))
+    return wrap(math.floor(exact + Fraction(1, 2)), 32)
+
+
+@SETTINGS
+@given(st.integers(-(2**47), 2**47 - 1), st.integers(0, INT32_MAX), st.integers(-31, 14))
+@example(2**47 - 1, INT32_MAX, 14)  # the largest product; wraps at 32 bits
+@example(-(2**47), 0x7FFF0000, -31)
+@example(-3 * 2**14, 1 << 30, 0)  # a negative tie: rounds toward +inf
+@example(12345, 0x7FFEFFFF, 0)  # the largest multiplier that is still rounded, not saturated
+def test_multiply_int64_by_reduced_multiplier(x, m, shift):
+    got = fx.multiply_int64_by_reduced_multiplier(np.array([x], np.int64), m, shift)
+    assert got.dtype == np.int32
+    assert int(got[0]) == int64_reduced_oracle(x, m, shift)
+
+
+def test_multiply_int64_by_reduced_multiplier_broadcasts_and_rejects_out_of_range():
+    x = np.array([[-(2**40), 7, 2**33]], np.int64)
+    m, s = np.array([1 << 30, 1500000000, 2**31 - 1]), np.array([-3, 5, -31])
+    got = fx.multiply_int64_by_reduced_multiplier(x, m, s)
+    assert got.tolist() == [[int64_reduced_oracle(int(v), int(a), int(b)) for v, a, b in zip(x[0], m, s)]]
+    for bad in ((2**47, 1, 0), (0, -1, 0), (0, 1, 15), (0, 1, -32)):
+        with pytest.raises(ValueError):
+            fx.multiply_int64_by_reduced_multiplier(*bad)
