@@ -23,6 +23,9 @@ enum rn_form {
     RN_NMS_NEW_FIRST = 17,  /* regular NMS: a class's picks before the kept ones on ties (tflite-runtime 2.14) */
     RN_DEQUANTIZE_MUL_ADD_8 = 18,  /* optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference */
     RN_DEQUANTIZE_FMA_8 = 19,  /* optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference */
+    RN_SUM_FP32_ROUND = 20,  /* optimized quantized SUM: float32 scale and bias, round half away */
+    RN_SUM_FP32 = 21,  /* XNNPACK quantized SUM (raw int32 sum, float32 scale s_x/s_y, round half to even) */
+    RN_REDUCE_FROM_FIRST = 22,  /* optimized SUM/REDUCE_MAX/REDUCE_MIN: from each output's first input, MAX/MIN keep the running value only when strictly better */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -89,6 +89,19 @@ class Form(enum.IntEnum):
     DEQUANTIZE_MUL_ADD_8 = (18, "optimized DEQUANTIZE: q * s + (-zp * s) in float32, blocks of 8, tail as the reference")
     # The same on aarch64 (ai-edge-litert 2.3.0, tflite-runtime 2.14.0): the multiply-add fused (one rounding).
     DEQUANTIZE_FMA_8 = (19, "optimized DEQUANTIZE: fmaf(q, s, -zp * s), blocks of 8, tail as the reference")
+    # LiteRT's optimized int8/uint8 SUM (optimized_ops::QuantizedMeanOrSum): the raw int32 sum, then
+    # int32(round(float32(sum) * s + b)) + zp_out in float32, s = float32(s_in / s_out),
+    # b = float32(float32(-zp_in * s) * count), round half away from zero; int8 read as int8.
+    SUM_FP32_ROUND = (20, "optimized quantized SUM: float32 scale and bias, round half away")
+    # LiteRT's optimized SUM / REDUCE_MAX / REDUCE_MIN (optimized_ops::ReduceGeneric): every output
+    # starts at its first input (no identity: an all -0.0 SUM stays -0.0) and takes the rest in
+    # row-major order; MAX keeps the running value only when `current > input` (MIN: `<`), so NaN
+    # and ties take the input; an empty axis list copies the input.
+    # XNNPACK's int8/uint8 SUM: MEAN_FP32 with s = float32(s_x / s_y): clamp(rint(float32(sum) * s + zp')),
+    # zp' = float32(y_zp - float32(count * x_zp) * s), unfused (measured on sums where fused differs).
+    SUM_FP32 = (21, "XNNPACK quantized SUM (raw int32 sum, float32 scale s_x/s_y, round half to even)")
+    REDUCE_FROM_FIRST = (22, "optimized SUM/REDUCE_MAX/REDUCE_MIN: from each output's first input, "
+                             "MAX/MIN keep the running value only when strictly better")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -123,6 +123,12 @@ DEQUANTIZE_BLOCKS = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_MUL_ADD_8,
 DEQUANTIZE_SWEEP = "DEQUANTIZE single-op sweeps (tests/ops/test_quantize.py), tools/detector_factory.py int8 models"
 DEQUANTIZE_BLOCKS_ARM = {("DEQUANTIZE", "int8"): Form.DEQUANTIZE_FMA_8, ("DEQUANTIZE", "uint8"): Form.DEQUANTIZE_FMA_8}
 
+# The optimized SUM / REDUCE_MAX / REDUCE_MIN (optimized_ops::ReduceGeneric, QuantizedMeanOrSum):
+# single-op sweeps (tests/ops/test_reduce.py), ai-edge-litert 2.3.0 x86-64.
+REDUCE_OPTIMIZED = {("SUM", "float32"): Form.REDUCE_FROM_FIRST, ("REDUCE_MAX", "float32"): Form.REDUCE_FROM_FIRST,
+                    ("REDUCE_MIN", "float32"): Form.REDUCE_FROM_FIRST,
+                    ("SUM", "int8"): Form.SUM_FP32_ROUND, ("SUM", "uint8"): Form.SUM_FP32_ROUND}
+
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
     f"optimized@{X86_2_3}",
@@ -137,6 +143,7 @@ OPTIMIZED = Profile(
         ("ADD", "uint8"): Form.ADD_INPUT_SHIFT_FLOOR_8,
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
+        **REDUCE_OPTIMIZED,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
@@ -152,6 +159,11 @@ XNNPACK = Profile(
         ("ADD", "int8"): Form.ADD_XNNPACK,  # the reference matched too (no ties in the data)
         ("ADD", "uint8"): Form.ADD_XNNPACK,  # the reference missed 1 tie in ~3.7M elements
         ("MEAN", "int8"): Form.MEAN_FP32,  # keep_dims and not
+        ("SUM", "int8"): Form.SUM_FP32,  # single-op sweeps and sums searched where the fma differs
+        ("SUM", "uint8"): Form.SUM_FP32,
+        # float32 REDUCE_MAX / MIN: NaN, ties and -inf as the optimized kernel (single-op sweeps);
+        # float32 SUM sums in another order, not modelled (README, "Profiles")
+        ("REDUCE_MAX", "float32"): Form.REDUCE_FROM_FIRST, ("REDUCE_MIN", "float32"): Form.REDUCE_FROM_FIRST,
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
         **SOFTMAX_TABLE,  # not delegated: the optimized kernel
