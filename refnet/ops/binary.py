@@ -1,5 +1,6 @@
 """SUB, DIV, FLOOR_DIV, MAXIMUM and MINIMUM on float32 (and int32 for SUB, FLOOR_DIV, MAXIMUM,
-MINIMUM; MAXIMUM / MINIMUM also int8 / uint8 whose inputs share the output's quantization), with
+MINIMUM; MAXIMUM / MINIMUM also int8 / uint8 whose inputs share the output's quantization; int8 /
+uint8 SUB is ADD's arithmetic, refnet/ops/elementwise.py), with
 NumPy broadcasting up to rank 6, as LiteRT's reference kernels compute them:
 
   SUB        a - b, then the fused activation's clamp (float: to [lowest, max] even without one)
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import OpContext, float_activation_range, register
-from .elementwise import _broadcast_shape, clamp_like_cpp, int_activation_range
+from .elementwise import (ElementwisePlan, _broadcast_shape, clamp_like_cpp, int_activation_range,
+                          prepare_elementwise, run_elementwise)
 
 F32, I32 = np.dtype(np.float32), np.dtype(np.int32)
-DTYPES = {"SUB": (F32, I32), "DIV": (F32,), "FLOOR_DIV": (F32, I32),
+DTYPES = {"SUB": (F32, I32, np.dtype(np.int8), np.dtype(np.uint8)), "DIV": (F32,), "FLOOR_DIV": (F32, I32),
           "MAXIMUM": (F32, I32, np.dtype(np.int8), np.dtype(np.uint8)),
           "MINIMUM": (F32, I32, np.dtype(np.int8), np.dtype(np.uint8))}
 WITH_ACTIVATION = ("SUB", "DIV")
@@ -44,6 +46,8 @@ def _prepare_binary(ctx: OpContext) -> BinaryPlan:
         raise ctx.fail(f"inputs {a_t.dtype.name}, {b_t.dtype.name} and output {y_t.dtype.name} differ")
     if y_t.dtype not in DTYPES[kind]:
         raise ctx.unsupported(f"{kind} on {y_t.dtype.name} (refnet runs {', '.join(d.name for d in DTYPES[kind])})")
+    if kind == "SUB" and y_t.dtype in (np.int8, np.uint8):  # ADD's arithmetic, input2 negated
+        return prepare_elementwise(ctx)
     if y_t.dtype in (np.int8, np.uint8):
         pairs = {t.quantization.scalar() if t.quantization else None for t in (a_t, b_t, y_t)}
         if len(pairs) != 1 or None in pairs:
@@ -68,6 +72,8 @@ def _floor_div(ctx: OpContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _run_binary(ctx: OpContext, inputs: list) -> list:
+    if isinstance(ctx.params, ElementwisePlan):  # 8-bit SUB
+        return run_elementwise(ctx, inputs)
     plan: BinaryPlan = ctx.params
     a, b = inputs
     kind = ctx.op.kind

@@ -107,3 +107,92 @@ def test_typed_errors():
     mb.outputs.append(y)
     with pytest.raises(UnsupportedOpError, match="not quantized alike"):
         run_refnet(mb.build(), [np.zeros(3, np.int8)] * 2)
+
+
+# --- quantized SUB ---------------------------------------------------------------------------------
+
+def _random_sub_quantization(rng, dtype, case):
+    info = np.iinfo(dtype)
+
+    def one():
+        scale = float(rng.choice([0.003, 0.02, 0.05, 0.1, 0.37, 1.0, 4.0]))
+        zp = int(rng.choice([info.min, info.max, 0, int(rng.integers(info.min, int(info.max) + 1))]))
+        return scale, zp
+
+    q1, q2, qo = one(), one(), one()
+    if case % 5 == 0:  # equal input scales: every rescale is a tie candidate
+        q2 = (q1[0], q2[1])
+    if case % 7 == 3:  # an output scale ~2**-19 of the inputs': the output multiplier exceeds 1
+        qo = (max(q1[0], q2[0]) * 2.0 ** -21 * float(rng.choice([1.0, 3.0, 7.5])), qo[1])
+    return q1, q2, qo
+
+
+SUB_Q = [(d, p) for d in (np.int8, np.uint8) for p in PATHS]
+
+
+@pytest.mark.parametrize("dtype, path", SUB_Q, ids=[f"{np.dtype(d).name}-{p}" for d, p in SUB_Q])
+def test_quantized_sub(dtype, path):
+    rng = np.random.default_rng(100 + SUB_Q.index((dtype, path)))
+    for case in range(40):
+        sa, sb = _shapes(rng)
+        if case % 2:
+            sa, sb = sb, sa
+        if case % 9 == 0:  # long same-shape rows: the vector blocks of an optimized kernel
+            sa = sb = (int(rng.integers(1, 4)), int(rng.integers(1, 40)))
+        out = np.broadcast_shapes(sa, sb)
+        q1, q2, qo = _random_sub_quantization(rng, dtype, case)
+        mb = ModelBuilder()
+        a = mb.input("a", sa, dtype, scale=q1[0], zero_point=q1[1])
+        b = mb.input("b", sb, dtype, scale=q2[0], zero_point=q2[1])
+        y = mb.tensor("y", out, dtype, scale=qo[0], zero_point=qo[1])
+        mb.op("SUB", [a, b], [y], fused_activation_function=ACTS[case % 4])
+        mb.outputs.append(y)
+        info = np.iinfo(dtype)
+        va = rng.integers(info.min, int(info.max) + 1, size=sa).astype(dtype)
+        vb = rng.integers(info.min, int(info.max) + 1, size=sb).astype(dtype)
+        assert_bit_exact(mb.build(), [va, vb], path=path)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_quantized_sub_every_pair(dtype):
+    """Every input pair of quantizations where the reference's double rounding and XNNPACK's one
+    shift (ties up) differ (found by comparing the two over random quantizations); on the
+    optimized path LiteRT runs the reference code."""
+    values = np.arange(256, dtype=np.uint8).view(dtype)
+    a_values, b_values = np.repeat(values, 256), np.tile(values, 256)
+    differ = 0
+    quantizations = {np.int8: [((0.05, -4), (0.05, 61), (0.1, -54)), ((0.1, -61), (0.25, -88), (0.3, 49))],
+                     np.uint8: [((0.02, 72), (0.02, 132), (1.0, 140)), ((0.05, 2), (0.1, 60), (0.1, 16))]}
+    for q1, q2, qo in quantizations[dtype]:
+        mb = ModelBuilder()
+        a = mb.input("a", (65536,), dtype, scale=q1[0], zero_point=q1[1])
+        b = mb.input("b", (65536,), dtype, scale=q2[0], zero_point=q2[1])
+        y = mb.tensor("y", (65536,), dtype, scale=qo[0], zero_point=qo[1])
+        mb.op("SUB", [a, b], [y])
+        mb.outputs.append(y)
+        for path in PATHS:
+            assert_bit_exact(mb.build(), [a_values, b_values], path=path)
+        reference = run_refnet(mb.build(), [a_values, b_values])[y]
+        xnnpack = run_refnet(mb.build(), [a_values, b_values], profile="xnnpack")[y]
+        differ += int((reference != xnnpack).sum())
+    assert differ > 0  # the pairs tell the two arithmetics apart
+
+
+def test_quantized_sub_output_multiplier_above_one():
+    """An output scale below 2**-20 of the inputs' makes the output multiplier exceed 1: LiteRT's
+    rescale then returns the sign of the high multiply (zp +- 1); XNNPACK refuses the node."""
+    rng = np.random.default_rng(5)
+    for dtype in (np.int8, np.uint8):
+        for ratio in (1.33, 3.0, 100.0, 2.0 ** 20):
+            out_scale = 8.0 / (2 ** 20 * ratio)
+            mb = ModelBuilder()
+            a = mb.input("a", (64,), dtype, scale=0.02, zero_point=1)
+            b = mb.input("b", (64,), dtype, scale=4.0, zero_point=2)
+            y = mb.tensor("y", (64,), dtype, scale=out_scale, zero_point=5)
+            mb.op("SUB", [a, b], [y])
+            mb.outputs.append(y)
+            info = np.iinfo(dtype)
+            va = rng.integers(info.min, int(info.max) + 1, 64).astype(dtype)
+            vb = rng.integers(info.min, int(info.max) + 1, 64).astype(dtype)
+            for path in PATHS:
+                assert_bit_exact(mb.build(), [va, vb], path=path)
