@@ -237,13 +237,28 @@ def logistic_float(x: np.ndarray) -> np.ndarray:
 
 def logistic_table(input_scale: float, input_zero_point: int, output_scale: float,
                    output_zero_point: int, dtype, saturating: bool = False) -> np.ndarray:
-    """LUTPopulate for int8/uint8: out[q - type_min] for every input value q, in float32."""
+    """LUTPopulate of the logistic for int8/uint8: out[q - type_min] for every input value q."""
+    f32 = np.float32
+
+    def logistic_of(v: np.ndarray) -> np.ndarray:
+        return f32(1) / (f32(1) + libm_expf(-v))
+
+    return lut_populate_8bit(logistic_of, input_scale, input_zero_point, output_scale, output_zero_point,
+                             dtype, saturating)
+
+
+def lut_populate_8bit(transform, input_scale: float, input_zero_point: int, output_scale: float,
+                      output_zero_point: int, dtype, saturating: bool = False) -> np.ndarray:
+    """LiteRT's LUTPopulate for int8/uint8: out[q - type_min] for every input value q of
+    transform(s_in * (q - zp_in)) requantized in float32: int32(round_half_away(t * (1 / s_out))
+    + zp_out), clamped. transform maps a float32 array to a float32 array. A value that does not
+    fit int32 (an overflowed exp: inf) converts as the CPU does (fixedpoint.truncate_to_int32)."""
     f32 = np.float32
     info = np.iinfo(dtype)
     values = np.arange(int(info.min), int(info.max) + 1, dtype=np.int64)
     with np.errstate(all="ignore"):
         dequantized = f32(input_scale) * (values - input_zero_point).astype(np.float32)
-        transformed = f32(1) / (f32(1) + libm_expf(-dequantized))
+        transformed = np.asarray(transform(dequantized), np.float32)
         inverse_scale = f32(1) / f32(output_scale)
         rescaled = round_half_away(transformed * inverse_scale)
         shifted = rescaled + f32(output_zero_point)  # float + int is a float32 addition

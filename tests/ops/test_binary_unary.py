@@ -196,3 +196,38 @@ def test_quantized_sub_output_multiplier_above_one():
             vb = rng.integers(info.min, int(info.max) + 1, 64).astype(dtype)
             for path in PATHS:
                 assert_bit_exact(mb.build(), [va, vb], path=path)
+
+
+# --- EXP -------------------------------------------------------------------------------------------
+
+def _exp_model(shape, dtype, in_q=(None, None), out_q=(None, None)):
+    mb = ModelBuilder()
+    x = mb.input("x", shape, dtype, scale=in_q[0], zero_point=in_q[1])
+    y = mb.tensor("y", shape, dtype, scale=out_q[0], zero_point=out_q[1])
+    mb.op("EXP", [x], [y])
+    mb.outputs.append(y)
+    return mb.build()
+
+
+@pytest.mark.parametrize("path", FLOAT_PATHS)
+def test_exp_float(path):
+    """libm's expf over its whole range (underflow to subnormals and 0, overflow to inf), the
+    points near ties that float64 rounding would get wrong, and the specials."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(-110, 95, 20000), rng.normal(0, 3, 5000)]).astype(np.float32)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.72283, 88.72284, -87.33655, -103.97208,
+                         -103.97209, 1e-30, -1e-30, 1e-40], np.float32)
+    x = np.concatenate([x, specials])
+    assert_bit_exact(_exp_model(x.shape, np.float32), [x], path=path)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_exp_int8(path):
+    """The 256-entry table of every input value under random quantizations, overflowing ones
+    (exp beyond int32 or inf, which LiteRT's table saturates to 127) included."""
+    rng = np.random.default_rng(13 + PATHS.index(path))
+    every = np.arange(-128, 128, dtype=np.int8)
+    for case in range(40):
+        in_q = (float(rng.choice([0.01, 0.05, 0.1, 0.5, 1.0, 3.0])), int(rng.integers(-128, 128)))
+        out_q = (float(rng.choice([0.001, 0.01, 0.1, 1.0, 100.0, 1e30])), int(rng.integers(-128, 128)))
+        assert_bit_exact(_exp_model(every.shape, np.int8, in_q, out_q), [every], path=path)
