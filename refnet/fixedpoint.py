@@ -516,3 +516,37 @@ def count_leading_zeros_32(x: np.ndarray) -> np.ndarray:
         bits = bits + np.where(big, step, 0)
         v = np.where(big, v >> step, v)
     return np.where(x == 0, 32, 31 - bits)  # bits = floor(log2(x)) for x >= 1
+
+
+def count_leading_sign_bits_32(x: np.ndarray) -> np.ndarray:
+    """TFLite's CountLeadingSignBits for int32 values: the redundant sign bits (31 for 0 and -1)."""
+    x = _as_int64(x)
+    magnitude = np.where(x >= 0, x, -x - 1)  # ~x for negatives: the same count of sign bits
+    return count_leading_zeros_32(magnitude) - 1
+
+
+def get_reciprocal(x: np.ndarray, integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetReciprocal for positive int32 x with `integer_digits` integer bits: (1 / x as
+    Q0.31 of x normalised into [1, 2), the number of bits x has above the unit)."""
+    x = _as_int64(x)
+    headroom_plus_one = count_leading_zeros_32(x)
+    bits_over_unit = integer_digits - headroom_plus_one
+    shifted_minus_one = ((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)  # in [0, 2**31)
+    return one_over_one_plus_x_for_x_in_0_1(shifted_minus_one), bits_over_unit
+
+
+def rounding_divide_by_pot_out_of_range(x, exponent) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT for exponents in [-32, -1] or [32, 63], which C leaves
+    undefined, as LiteRT 2.3.0's quantized DIV computes it on x86-64 (measured over every input
+    pair of 24 quantizations, exponents -15 to 44): the mask (1ll << e) - 1 keeps its low 32 bits
+    (all ones: x86 counts a 64-bit shift mod 64), and the int32 shift x >> e counts e mod 32.
+    So 0 gives 1, and other values a quotient that usually clamps."""
+    x = _as_int64(x)
+    exponent = _as_int64(exponent)
+    _check_int32(x, "x")
+    if np.any(((exponent >= 0) & (exponent <= 31)) | (exponent < -32) | (exponent > 63)):
+        raise ValueError("exponent must be in [-32, -1] or [32, 63]")
+    all_ones = np.int64(-1)  # the low 32 bits of (1 << e) - 1, read as int32
+    remainder = x & all_ones
+    threshold = (all_ones >> 1) + (x < 0)
+    return ((x >> (exponent % 32)) + (remainder > threshold)).astype(np.int32)

@@ -7,6 +7,7 @@ import pytest
 
 from refnet.errors import OpExecutionError, UnsupportedOpError
 from refnet.tflite_writer import ModelBuilder
+from refnet.litert import run_litert
 from support import assert_bit_exact, run_refnet
 
 PATHS = ["reference", "optimized", "xnnpack"]
@@ -231,3 +232,70 @@ def test_exp_int8(path):
         in_q = (float(rng.choice([0.01, 0.05, 0.1, 0.5, 1.0, 3.0])), int(rng.integers(-128, 128)))
         out_q = (float(rng.choice([0.001, 0.01, 0.1, 1.0, 100.0, 1e30])), int(rng.integers(-128, 128)))
         assert_bit_exact(_exp_model(every.shape, np.int8, in_q, out_q), [every], path=path)
+
+
+# --- quantized DIV ---------------------------------------------------------------------------------
+
+def _div_model(sa, sb, dtype, q1, q2, qo, act="NONE"):
+    mb = ModelBuilder()
+    a = mb.input("a", sa, dtype, scale=q1[0], zero_point=q1[1])
+    b = mb.input("b", sb, dtype, scale=q2[0], zero_point=q2[1])
+    y = mb.tensor("y", np.broadcast_shapes(sa, sb), dtype, scale=qo[0], zero_point=qo[1])
+    mb.op("DIV", [a, b], [y], fused_activation_function=act)
+    mb.outputs.append(y)
+    return mb.build()
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_quantized_div_every_pair(dtype):
+    """Every (dividend, divisor) pair but a zero divisor, under quantizations whose rescale shifts
+    right by up to 44 bits (beyond 31 LiteRT's shifts are undefined in C; measured), on each path
+    (LiteRT's optimized DIV and XNNPACK, which does not take it, run the same arithmetic)."""
+    rng = np.random.default_rng(71 + (dtype == np.uint8))
+    info = np.iinfo(dtype)
+    values = np.arange(256, dtype=np.uint8).view(dtype)
+    a_all, b_all = np.repeat(values, 256), np.tile(values, 256)
+    for case in range(4):
+        q1 = (float(rng.choice([0.01, 0.1, 0.5, 2.0])), int(rng.integers(info.min, int(info.max) + 1)))
+        q2 = (float(rng.choice([0.01, 0.1, 0.5, 2.0])), int(rng.integers(info.min, int(info.max) + 1)))
+        qo = (float(rng.choice([0.001, 0.01, 0.1, 1.0, 10.0])), int(rng.integers(info.min, int(info.max) + 1)))
+        keep = b_all.astype(np.int64) != q2[1]
+        a, b = a_all[keep], b_all[keep]
+        model = _div_model(a.shape, b.shape, dtype, q1, q2, qo)
+        for path in PATHS:
+            assert_bit_exact(model, [a, b], path=path)
+    keep = b_all.astype(np.int64) != 5
+    for out_scale in (2.0 ** -20, 1e-9):  # a scale ratio of ~1e5 and ~1e11: shifts of -5 and -15 bits
+        model = _div_model((int(keep.sum()),), (int(keep.sum()),), dtype, (4.0, 3), (0.02, 5), (out_scale, 9))
+        assert_bit_exact(model, [a_all[keep], b_all[keep]])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_quantized_div_broadcast_activations(dtype):
+    rng = np.random.default_rng(73 + (dtype == np.uint8))
+    info = np.iinfo(dtype)
+    for case in range(20):
+        sa, sb = _shapes(rng)
+        if case % 2:
+            sa, sb = sb, sa
+        q1, q2, qo = _random_sub_quantization(rng, dtype, case + 1 if case % 7 == 2 else case)
+        va = rng.integers(info.min, int(info.max) + 1, size=sa).astype(dtype)
+        vb = rng.integers(info.min, int(info.max) + 1, size=sb).astype(dtype)
+        vb = np.where(vb == q2[1], q2[1] + (1 if q2[1] < info.max else -1), vb).astype(dtype)
+        model = _div_model(sa, sb, dtype, q1, q2, qo, ACTS[case % 4])
+        for path in PATHS:
+            assert_bit_exact(model, [va, vb], path=path)
+
+
+def test_quantized_div_zero_divisor_is_a_typed_error():
+    """LiteRT checks every stored divisor against its zero point and fails the invoke; refnet
+    raises OpExecutionError."""
+    model = _div_model((3,), (3,), np.uint8, (0.1, 3), (0.2, 7), (0.05, 10))
+    with pytest.raises(OpExecutionError, match="division by zero"):
+        run_refnet(model, [np.array([1, 2, 3], np.uint8), np.array([8, 7, 9], np.uint8)])
+    with pytest.raises(RuntimeError, match="zero_point"):
+        run_litert(model, [np.array([1, 2, 3], np.uint8), np.array([8, 7, 9], np.uint8)])
+    # A scale ratio of ~1e22: shifts beyond what was measured (C leaves them undefined)
+    model = _div_model((3,), (3,), np.int8, (4.0, 3), (0.02, 5), (1e-20, 9))
+    with pytest.raises(OpExecutionError, match="measured for -32 to 63"):
+        run_refnet(model, [np.array([1, 2, 3], np.int8), np.array([8, 7, 9], np.int8)])
