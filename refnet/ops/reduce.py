@@ -305,13 +305,6 @@ def _identity(kind: str, dtype) -> np.generic:
     return np.dtype(dtype).type(info.min if kind == "REDUCE_MAX" else info.max)
 
 
-def _keeps_input(kind: str, value: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Reference MAX / MIN step: the input replaces the running value only when strictly
-    greater (MAX) or less (MIN); NaN compares false."""
-    with np.errstate(invalid="ignore"):
-        return value > current if kind == "REDUCE_MAX" else value < current
-
-
 def _reduce_rows_reference(kind: str, rows: np.ndarray, start_at_first: bool) -> np.ndarray:
     """Each row reduced in order; from its first element (start_at_first) or from the identity."""
     dtype = rows.dtype
@@ -325,26 +318,41 @@ def _reduce_rows_reference(kind: str, rows: np.ndarray, start_at_first: bool) ->
             return fixedpoint.wrap_to_int32(rows.astype(np.int64).sum(axis=-1)).astype(dtype)
     if dtype.kind != "f":  # integers: no NaN, no signed zero; the extreme is the answer
         return rows.max(axis=-1) if kind == "REDUCE_MAX" else rows.min(axis=-1)
-    if start_at_first:
-        current, rest = rows[..., 0].copy(), rows[..., 1:]
-    else:
-        current, rest = np.full(rows.shape[:-1], _identity(kind, dtype), dtype), rows
-    for i in range(rest.shape[-1]):
-        value = rest[..., i]
-        current = np.where(_keeps_input(kind, value, current), value, current)
-    return current
+    # The running value changes only for a strictly better input, and NaN compares false: the
+    # result is the first best non-NaN element, or the starting value when none beats it.
+    key = _ordering_key(kind, rows)
+    first_best = np.argmax(np.where(np.isnan(rows), -np.inf, key), axis=-1)[..., None]
+    best = np.take_along_axis(rows, first_best, axis=-1)[..., 0]
+    if start_at_first:  # the first element is the start (a NaN start is never replaced)
+        first = rows[..., 0]
+        return np.where(np.isnan(first), first, best)
+    best_key = np.take_along_axis(key, first_best, axis=-1)[..., 0]
+    identity = _identity(kind, dtype)
+    with np.errstate(invalid="ignore"):
+        return np.where(best_key > _ordering_key(kind, identity), best, identity).astype(dtype)
+
+
+def _ordering_key(kind: str, values):
+    """values for MAX, their negation for MIN: 'better' is always 'greater' (NaN stays NaN, and
+    -0 and +0 stay equal); the elements themselves are always taken from the input."""
+    return values if kind == "REDUCE_MAX" else -values
 
 
 def _reduce_rows_from_first(kind: str, rows: np.ndarray) -> np.ndarray:
     """Form.REDUCE_FROM_FIRST: each row from its first element; MAX / MIN keep the running value
-    only when `current > input` (`<`), so NaN and ties take the input."""
+    only when `current > input` (`<`), so NaN and ties take the input. Hence a NaN last is the
+    result; otherwise the result is the last best element after the last NaN."""
     if kind == "SUM" or rows.dtype.kind != "f":
         return _reduce_rows_reference(kind, rows, start_at_first=True)
-    current = rows[..., 0].copy()
-    for i in range(1, rows.shape[-1]):
-        value = rows[..., i]
-        current = np.where(_keeps_input(kind, current, value), current, value)
-    return current
+    count = rows.shape[-1]
+    position = np.arange(count)
+    is_nan = np.isnan(rows)
+    last_nan = np.where(is_nan, position, -1).max(axis=-1)
+    after_last_nan = position > last_nan[..., None]
+    key = np.where(after_last_nan, _ordering_key(kind, rows), -np.inf)
+    last_best = count - 1 - np.argmax(key[..., ::-1], axis=-1)  # the last of equal best keys
+    best = np.take_along_axis(rows, last_best[..., None], axis=-1)[..., 0]
+    return np.where(last_nan == count - 1, rows[..., -1], best)
 
 
 def _reduce_values(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], out_shape: tuple,

@@ -382,3 +382,21 @@ def test_reduce_bad_models_raise_typed_errors():
                 run_refnet(reduce_model(kind, (2, 3), np.int8, [1], True, (0.1, 0), out_q), [np.zeros((2, 3), np.int8)])
     with pytest.raises(UnsupportedOpError):
         run_refnet(reduce_model("SUM", (2, 3), np.int16, [1], True, (1.0, 0)), [np.zeros((2, 3), np.int16)])
+
+
+@pytest.mark.parametrize("path", ["reference", "optimized"])
+@pytest.mark.parametrize("kind", ["REDUCE_MAX", "REDUCE_MIN"])
+def test_reduce_max_min_nan_positions(kind, path):
+    """A NaN at every position of a row, with the best value before or after it and ties of
+    signed zeros: the reference never takes a NaN (unless it starts there), the optimized kernel
+    takes it and then the next element."""
+    rows = []
+    for best_first in (True, False):
+        for nan_at in range(9):
+            row = np.array([0.0, -0.0, 3.0, -2.0, 0.0, -0.0, 1.0, -5.0, 0.5], np.float32)
+            row = row if best_first else row[::-1].copy()
+            row[nan_at] = np.nan
+            rows.append(row)
+    x = np.stack(rows)
+    for axes in ([1], [0, 1], [0]):
+        assert_bit_exact(reduce_model(kind, x.shape, np.float32, axes, False), [x], path=path)
