@@ -102,6 +102,9 @@ class Form(enum.IntEnum):
     SUM_FP32 = (21, "XNNPACK quantized SUM (raw int32 sum, float32 scale s_x/s_y, round half to even)")
     REDUCE_FROM_FIRST = (22, "optimized SUM/REDUCE_MAX/REDUCE_MIN: from each output's first input, "
                              "MAX/MIN keep the running value only when strictly better")
+    # SUM_FP32 rounding half away from zero (TensorFlow 2.21's XNNPACK on x86-64; measured on sums
+    # where the fused multiply-add, the exact product and half-to-even would round elsewhere).
+    SUM_FP32_HALF_AWAY = (23, "XNNPACK quantized SUM as SUM_FP32, rounded half away from zero")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -26,7 +26,8 @@ f32 = np.float32
 
 __all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to",
            "requantize_float64", "requantize_rndnu", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
-           "mean_fp32", "sum_optimized_fp32", "sum_fp32", "quantize_reciprocal_rne", "quantize_float64",
+           "mean_fp32", "sum_optimized_fp32", "sum_fp32",
+           "quantize_reciprocal_rne", "quantize_float64",
            "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
 
 
@@ -262,17 +263,19 @@ def sum_optimized_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_
     return np.clip(rounded + int(y_zp), info.min, info.max).astype(dtype)
 
 
-def sum_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int, dtype) -> np.ndarray:
+def sum_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int, dtype,
+             half_away: bool = False) -> np.ndarray:
     """Form.SUM_FP32, XNNPACK's int8/uint8 SUM from the raw int32 sums: MEAN_FP32's arithmetic with
-    s = float32(s_x / s_y) (no 1/count), unfused."""
+    s = float32(s_x / s_y) (no 1/count), unfused; half_away=True is Form.SUM_FP32_HALF_AWAY."""
     with np.errstate(all="ignore"):
         s = f32(f32(x_scale) / f32(y_scale))
-    return _scaled_sums_fp32(total_raw, count, s, x_zp, y_zp, dtype, False)
+    return _scaled_sums_fp32(total_raw, count, s, x_zp, y_zp, dtype, False, half_away)
 
 
 def _scaled_sums_fp32(total_raw: np.ndarray, count: int, s, x_zp: int, y_zp: int, dtype,
-                      fused: bool) -> np.ndarray:
-    """XNNPACK's reduction tail: clamp(rint(float32(sum) * s + zp')), zp' = y_zp - count * x_zp * s."""
+                      fused: bool, half_away: bool = False) -> np.ndarray:
+    """XNNPACK's reduction tail: clamp(rint(float32(sum) * s + zp')), zp' = y_zp - count * x_zp * s
+    (half_away: rounded half away from zero instead of to even)."""
     with np.errstate(all="ignore"):
         zpf = f32(f32(y_zp) - f32(f32(int(count) * int(x_zp)) * s))
         total = np.asarray(total_raw).astype(f32)
@@ -281,7 +284,8 @@ def _scaled_sums_fp32(total_raw: np.ndarray, count: int, s, x_zp: int, y_zp: int
         else:
             v = (total * s).astype(f32) + zpf
     info = np.iinfo(dtype)
-    return np.clip(np.rint(v), info.min, info.max).astype(dtype)
+    rounded = fixedpoint.round_half_away(v) if half_away else np.rint(v)
+    return np.clip(rounded, info.min, info.max).astype(dtype)
 
 
 # ------------------------------------------------------------------------------------------

@@ -233,9 +233,9 @@ def mean(ctx: OpContext, inputs: list) -> list:
 # - An input with no elements gives the identity everywhere (0 for quantized SUM).
 
 REDUCE_KINDS = ("SUM", "REDUCE_MAX", "REDUCE_MIN")
-REDUCE_DTYPES = {"SUM": (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int8), np.dtype(np.uint8)),
-                 "REDUCE_MAX": (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int8), np.dtype(np.uint8)),
-                 "REDUCE_MIN": (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int8), np.dtype(np.uint8))}
+REDUCE_DTYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int8), np.dtype(np.uint8))
+# The optimized and XNNPACK requantizations of an 8-bit SUM (refnet/requantize.py)
+QUANTIZED_SUM_FORMS = (Form.SUM_FP32_ROUND, Form.SUM_FP32, Form.SUM_FP32_HALF_AWAY)
 
 
 @dataclass(frozen=True)
@@ -262,9 +262,8 @@ def _prepare_reduce(ctx: OpContext) -> ReducePlan:
         raise ctx.fail("the data and axis inputs are required")
     if axis_t.dtype != np.int32:
         raise ctx.fail(f"the axis tensor must be int32, not {axis_t.dtype.name}")
-    supported = REDUCE_DTYPES[kind]
-    if x_t.dtype not in supported:
-        raise ctx.unsupported(f"{x_t.dtype.name} {kind} (supported: {', '.join(d.name for d in supported)})")
+    if x_t.dtype not in REDUCE_DTYPES:
+        raise ctx.unsupported(f"{x_t.dtype.name} {kind} (supported: {', '.join(d.name for d in REDUCE_DTYPES)})")
     if y_t.dtype != x_t.dtype:
         raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
     keep_dims = bool(ctx.op.options.get("keep_dims", False))
@@ -273,7 +272,7 @@ def _prepare_reduce(ctx: OpContext) -> ReducePlan:
         axes = resolve_axes(ctx, axis_t.data, len(x_t.shape))
         _check_output_shape(ctx, axes, keep_dims)
     form = ctx.profile.rounding(kind, x_t.dtype)
-    if kind == "SUM" and x_t.dtype in (np.int8, np.uint8) and not (form.is_fixed_point or form in (Form.SUM_FP32_ROUND, Form.SUM_FP32)):
+    if kind == "SUM" and x_t.dtype in (np.int8, np.uint8) and not (form.is_fixed_point or form in QUANTIZED_SUM_FORMS):
         raise ctx.unsupported(f"form {form.name} for {x_t.dtype.name} SUM")
     if x_t.dtype not in (np.int8, np.uint8):
         return ReducePlan(axes, keep_dims, form)
@@ -284,13 +283,14 @@ def _prepare_reduce(ctx: OpContext) -> ReducePlan:
     in_scale, in_zp = x_t.quantization.scalar()
     out_scale, out_zp = y_t.quantization.scalar()
     if kind != "SUM":
-        # LiteRT compares the stored float32 scales and the zero points exactly.
+        # LiteRT compares the stored float32 scales and the zero points exactly. (Its XNNPACK
+        # delegate takes such a model and rescales; refnet refuses it as the kernels do.)
         if np.float32(in_scale) != np.float32(out_scale) or in_zp != out_zp:
             raise ctx.fail(f"quantized {kind} needs the input's scale and zero point on its output "
                            f"({in_scale:g}, {in_zp} vs {out_scale:g}, {out_zp}); LiteRT rejects it")
         return ReducePlan(axes, keep_dims, form)
     multiplier, shift = fixedpoint.quantize_multiplier(float(in_scale) / float(out_scale))
-    if shift > 31:
+    if shift > 31 and form.is_fixed_point:
         raise ctx.arithmetic_error(
             f"input_scale / output_scale = {float(in_scale) / float(out_scale):g} needs a left shift of "
             f"{shift} bits; the reference's int32 shift is undefined beyond 31")
@@ -369,15 +369,16 @@ def _reduce_values(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], out_sha
 
 def _quantized_sum_optimized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: ReducePlan,
                              out_shape: tuple) -> np.ndarray:
-    """Form.SUM_FP32_ROUND (requantize.sum_optimized_fp32) or Form.SUM_FP32 (XNNPACK,
-    requantize.sum_fp32); int8 read as int8."""
+    """Form.SUM_FP32_ROUND (requantize.sum_optimized_fp32) or XNNPACK's SUM_FP32 and its variants
+    (requantize.sum_fp32); int8 read as int8."""
     if x.size == 0:  # LiteRT's optimized kernel leaves the output unwritten; refnet writes 0
         return np.zeros(out_shape, x.dtype)
     sums, count = raw_sums(x, axes)
     total = fixedpoint.wrap_to_int32(sums)
-    if plan.form == Form.SUM_FP32:
+    if plan.form != Form.SUM_FP32_ROUND:
         return requantize.sum_fp32(total, count, plan.input_scale, plan.input_zero_point, plan.output_scale,
-                                   plan.output_zero_point, x.dtype).reshape(out_shape)
+                                   plan.output_zero_point, x.dtype,
+                                   half_away=plan.form == Form.SUM_FP32_HALF_AWAY).reshape(out_shape)
     return requantize.sum_optimized_fp32(total, count, plan.input_scale, plan.input_zero_point,
                                          plan.output_scale, plan.output_zero_point, x.dtype,
                                          ctx.profile.saturating_conversion).reshape(out_shape)
@@ -404,7 +405,7 @@ def reduce_generic(ctx: OpContext, inputs: list) -> list:
         axes = resolve_axes(ctx, axis_values, x.ndim)
         _check_output_shape(ctx, axes, plan.keep_dims)
     out_shape = tuple(ctx.output_tensor().shape)
-    if plan.quantized_sum and plan.form in (Form.SUM_FP32_ROUND, Form.SUM_FP32):
+    if plan.quantized_sum and not plan.form.is_fixed_point:
         return [_quantized_sum_optimized(ctx, x, axes, plan, out_shape)]
     if plan.quantized_sum:
         return [_quantized_sum_reference(ctx, x, axes, plan, out_shape)]
