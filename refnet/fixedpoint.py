@@ -199,15 +199,17 @@ def multiply_by_quantized_multiplier_steps(x: int, multiplier: int, shift: int, 
     return steps
 
 
-def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, shift) -> np.ndarray:
+def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, shift, above_one: int) -> np.ndarray:
     """TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp: RoundingDivideByPOT(SRDHM(x, m),
     -shift), the reference SUB's output rescale. For shift <= 0 it is the double-rounding MBQM.
     A shift > 0 (an output multiplier above 1, which sub.cc allows) makes the exponent negative,
-    undefined in C: LiteRT 2.3.0 x86-64 then returns +1 where SRDHM(x, m) >= 0 and -1 elsewhere
-    (its all-ones mask from 1ll << exponent; measured for shifts 1 to 21 on every path)."""
+    undefined in C; `above_one` is what the build computes then: Form.SUB_ABOVE_ONE_SIGN, +1 where
+    SRDHM(x, m) >= 0 and -1 elsewhere (ai-edge-litert 2.3.0 x86-64, every path, shifts 1 to 21)."""
     shift = int(shift)
     if shift <= 0:
         return multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift)
+    if above_one != Form.SUB_ABOVE_ONE_SIGN:
+        raise ValueError(f"form {above_one!r} is not a SUB_ABOVE_ONE form")
     high = saturating_rounding_doubling_high_mul(x, multiplier)
     return np.where(np.asarray(high) >= 0, 1, -1).astype(np.int32)
 

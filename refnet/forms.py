@@ -105,6 +105,10 @@ class Form(enum.IntEnum):
     # SUM_FP32 rounding half away from zero (TensorFlow 2.21's XNNPACK on x86-64; measured on sums
     # where the fused multiply-add, the exact product and half-to-even would round elsewhere).
     SUM_FP32_HALF_AWAY = (23, "XNNPACK quantized SUM as SUM_FP32, rounded half away from zero")
+    # LiteRT's 8-bit SUB when its output multiplier exceeds 1 (sub.cc allows it; the rescale after the
+    # high multiply is RoundingDivideByPOT with a negative exponent, undefined in C). The profile key
+    # is (SUB, dtype, "output multiplier above 1"); x86-64 gives zp +- 1 by the high multiply's sign.
+    SUB_ABOVE_ONE_SIGN = (24, "8-bit SUB, output multiplier above 1: the sign of the high multiply (x86-64)")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -103,8 +103,23 @@ FACTORY = ("tools.model_factory int8, int8_io and uint8_io V2, V3-Large, V3-Smal
            "and 128 (python -m tools.measure_builds)")
 FACTORY_FLOAT = "tools.model_factory float32 V2, V3-Large, V3-Small, EdgeTPU-style at 96 and 128"
 
+# An 8-bit SUB whose output multiplier exceeds 1 (C leaves its rescale undefined): what ai-edge-litert
+# 2.3.0 x86-64 computes on every path, same shapes or broadcast (tests/ops/test_binary_unary.py; also
+# TensorFlow 2.21). Not given for aarch64: there the result depends on the loop and the path (the
+# reference same-shape loop shifts the high multiply left, its broadcast loop and the optimized path
+# give the sign), so refnet refuses such a SUB under those profiles.
+SUB_ABOVE_ONE = "output multiplier above 1"
+SUB_ABOVE_ONE_X86 = {("SUB", "int8", SUB_ABOVE_ONE): Form.SUB_ABOVE_ONE_SIGN,
+                     ("SUB", "uint8", SUB_ABOVE_ONE): Form.SUB_ABOVE_ONE_SIGN}
+
+
+def _without_sub_above_one(rounding_by_op: dict) -> dict:
+    return {key: form for key, form in rounding_by_op.items() if key not in SUB_ABOVE_ONE_X86}
+
+
 # LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
-REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
+REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64,
+                                                            **SUB_ABOVE_ONE_X86},
                     # LiteRT 2.3.0 x86-64: channel loops unrolled by 4, ADD vectorized by 16
                     float_nan_blocks={"CONV_2D": 4, "FULLY_CONNECTED": 4, "ADD": 16},
                     description="LiteRT reference kernels (BUILTIN_REF)",
@@ -146,6 +161,7 @@ OPTIMIZED = Profile(
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
         **REDUCE_OPTIMIZED,
+        **SUB_ABOVE_ONE_X86,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}")
@@ -168,6 +184,7 @@ XNNPACK = Profile(
         # float32 REDUCE_MAX / MIN: NaN, ties and -inf as the optimized kernel (single-op sweeps);
         # float32 SUM sums in another order, not modelled (README, "Profiles")
         ("REDUCE_MAX", "float32"): Form.REDUCE_FROM_FIRST, ("REDUCE_MIN", "float32"): Form.REDUCE_FROM_FIRST,
+        **SUB_ABOVE_ONE_X86,  # XNNPACK leaves such a SUB to LiteRT's kernel
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
         **SOFTMAX_TABLE,  # not delegated: the optimized kernel
@@ -188,7 +205,7 @@ REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED
                                  f"(tools/measure_builds.py --sweep)")
 OPTIMIZED_ARM = dataclasses.replace(
     OPTIMIZED, name=f"optimized@{ARM_2_3}", saturating_conversion=True,
-    rounding_by_op={**OPTIMIZED.rounding_by_op,
+    rounding_by_op={**_without_sub_above_one(OPTIMIZED.rounding_by_op),
                     "CONV_2D": Form.ROUNDING_SINGLE,  # NEON: one exact product, one rounding shift
                     # a one-pixel output (the logits conv) takes the matrix-vector path
                     ("CONV_2D", "uint8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
@@ -200,7 +217,7 @@ OPTIMIZED_ARM = dataclasses.replace(
     measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps; {DEQUANTIZE_SWEEP}")
 XNNPACK_ARM = dataclasses.replace(
     XNNPACK, name=f"xnnpack@{ARM_2_3}", saturating_conversion=True,
-    rounding_by_op={**XNNPACK.rounding_by_op,
+    rounding_by_op={**_without_sub_above_one(XNNPACK.rounding_by_op),
                     # NEON rndnu: the exact product with the float32 scale, ties up
                     ("CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
                     ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_RNDNU,

@@ -13,7 +13,7 @@ from refnet import fixedpoint, requantize
 from refnet.images import image_input
 from refnet.litert import run_litert
 from refnet.forms import Form
-from refnet.profile import (OPTIMIZED, PROFILES, REFERENCE, XNNPACK, Profile, get_profile, installed_build,
+from refnet.profile import (OPTIMIZED, PROFILES, REFERENCE, SUB_ABOVE_ONE_X86, XNNPACK, Profile, get_profile, installed_build,
                             machine, resolve_id)
 from refnet.verify import run_op_isolated
 from support import assert_bit_exact
@@ -29,7 +29,8 @@ PATHS = ["optimized", "xnnpack"]
 # --- the profiles as data ------------------------------------------------------------------
 
 def test_reference_profile_is_unchanged():
-    assert REFERENCE.rounding_by_op == {"FULLY_CONNECTED": Form.ROUNDING_FLOAT64}
+    # besides FULLY_CONNECTED only the undefined rescale of an 8-bit SUB with an output multiplier above 1
+    assert REFERENCE.rounding_by_op == {"FULLY_CONNECTED": Form.ROUNDING_FLOAT64, **SUB_ABOVE_ONE_X86}
     assert REFERENCE.default_rounding == Form.ROUNDING_DOUBLE
     assert REFERENCE.rounding("CONV_2D", np.int8) == Form.ROUNDING_DOUBLE
     assert REFERENCE.rounding("FULLY_CONNECTED", np.uint8) == Form.ROUNDING_FLOAT64

@@ -22,8 +22,8 @@ Reference semantics (LiteRT BUILTIN_REF, add.cc / mul.cc and reference/{add,mul}
            ADD's arithmetic with input2's offset value negated: LiteRT's reference SUB subtracts
            the two rescaled inputs, and MBQM is odd (ties away from zero on both sides), so
            MBQM(-x) = -MBQM(x). Unlike ADD, the output multiplier may exceed 1
-           (QuantizeMultiplierGreaterThanOne); the rescale that follows only divides, so
-           LiteRT's output is then zp_out +- 1 by the sign of the high multiply (fixedpoint.
+           (QuantizeMultiplierGreaterThanOne), and the rescale that follows only divides: what a
+           build computes then is its profile's Form.SUB_ABOVE_ONE_* (fixedpoint.
            multiply_by_quantized_multiplier_smaller_than_one_exp). LiteRT's optimized kernels
            run the reference code for 8-bit SUB (sub.cc calls reference_ops for int8 and uint8).
 MBQM is the profile's MultiplyByQuantizedMultiplier (double rounding on the reference path).
@@ -43,6 +43,7 @@ from .. import _kernels_fast, requantize
 from ..fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp,
                           quantize_multiplier)
 from ..forms import Form, max_shift
+from ..profile import SUB_ABOVE_ONE  # the profile variant of an 8-bit SUB with an output multiplier > 1
 from . import OpContext, float_activation_range, per_tensor_quantization, quantized_activation_range, quieted, register
 
 # LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
@@ -64,6 +65,8 @@ class ElementwisePlan:
     # and column q2 read as uint8, tabulated at prepare by the op's own arithmetic (pair_table)
     table: np.ndarray | None = None
     table_swapped: np.ndarray | None = None  # the same, row q2 and column q1 (made at first use)
+    # 8-bit SUB whose output multiplier exceeds 1: the build's Form.SUB_ABOVE_ONE_* (0 otherwise)
+    sub_above_one: int = 0
 
 
 def clamp_like_cpp(x: np.ndarray, lo, hi) -> np.ndarray:
@@ -182,6 +185,11 @@ def prepare_elementwise(ctx: OpContext) -> ElementwisePlan:
                 raise ctx.arithmetic_error(
                     f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is beyond what "
                     f"QuantizeMultiplierGreaterThanOne can express")
+            plan.sub_above_one = ctx.profile.rounding(kind, dtype, SUB_ABOVE_ONE)
+            if plan.sub_above_one != Form.SUB_ABOVE_ONE_SIGN:
+                raise ctx.unsupported(
+                    f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is above 1: what LiteRT "
+                    f"computes then is undefined in C and not measured for {ctx.profile.name}")
         elif not 0.0 < real_output < 1.0:
             raise ctx.arithmetic_error(
                 f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is not below 1 "
@@ -229,8 +237,9 @@ def quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, subtract:
     scaled2 = _mbqm(sign2 * ((b.astype(np.int64) - zp2) << ADD_LEFT_SHIFT), m2, r)
     raw_sum = scaled1 + scaled2  # broadcasts; each term is below 2**27 in magnitude
     multiplier, shift = plan.output_multiplier
-    if subtract and shift > 0:  # an output multiplier above 1 (ADD refuses it): LiteRT's result is a sign
-        return multiply_by_quantized_multiplier_smaller_than_one_exp(raw_sum, multiplier, shift).astype(np.int64) + zpo
+    if subtract and shift > 0:  # an output multiplier above 1 (ADD refuses it): undefined in C, measured
+        return multiply_by_quantized_multiplier_smaller_than_one_exp(raw_sum, multiplier, shift,
+                                                                     plan.sub_above_one).astype(np.int64) + zpo
     return _mbqm(raw_sum, plan.output_multiplier, r) + zpo
 
 
