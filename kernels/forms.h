@@ -28,6 +28,7 @@ enum rn_form {
     RN_REDUCE_FROM_FIRST = 22,  /* optimized SUM/REDUCE_MAX/REDUCE_MIN: from each output's first input, MAX/MIN keep the running value only when strictly better */
     RN_SUM_FP32_HALF_AWAY = 23,  /* XNNPACK quantized SUM as SUM_FP32, rounded half away from zero */
     RN_SUB_ABOVE_ONE_SIGN = 24,  /* 8-bit SUB, output multiplier above 1: the sign of the high multiply (x86-64) */
+    RN_LUT_SATURATING = 25,  /* int8 lookup table built with a saturating float-to-int32 conversion */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -109,6 +109,10 @@ class Form(enum.IntEnum):
     # high multiply is RoundingDivideByPOT with a negative exponent, undefined in C). The profile key
     # is (SUB, dtype, "output multiplier above 1"); x86-64 gives zp +- 1 by the high multiply's sign.
     SUB_ABOVE_ONE_SIGN = (24, "8-bit SUB, output multiplier above 1: the sign of the high multiply (x86-64)")
+    # An int8 lookup table (LUTPopulate) whose float-to-int32 conversion saturates: a value beyond
+    # int32 (an exp overflowing to inf) gives the type's max where a bare x86 conversion gives INT32_MIN
+    # (ai-edge-litert 2.3.0 x86-64's EXP table; tflite-runtime 2.14.0 x86-64 converts bare).
+    LUT_SATURATING = (25, "int8 lookup table built with a saturating float-to-int32 conversion")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -6,7 +6,8 @@ EXP (exp.cc; it has only a reference kernel, so the optimized path is the same):
   float32  std::exp(float), i.e. libm's expf (activations.libm_expf, as LOGISTIC's).
   int8     a 256-entry table built at prepare by LUTPopulate (activations.lut_populate_8bit) of
            expf(s_in * (q - zp_in)); a value beyond int32 (an exp overflowing to inf included)
-           saturates to 127, as measured. LiteRT does not check the quantizations.
+           saturates to 127 on ai-edge-litert 2.3.0 (Form.LUT_SATURATING) and on aarch64, and is
+           INT32_MIN (so -128) on tflite-runtime 2.14.0 x86-64. LiteRT does not check the quantizations.
   uint8 is not an EXP type in LiteRT; int16 (a 512-step interpolated table) is not done here.
 XNNPACK delegates float32 EXP to its own approximation (measured on 50 000 inputs in [-80, 80]:
 93 % differ from expf, median 8 ulp, relative error up to 3.8e-6; subnormal results flushed to
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..forms import Form
 from . import OpContext, per_tensor_quantization, register
 from .activations import every_byte, libm_expf, lookup, lut_populate_8bit
 
@@ -61,10 +63,9 @@ def _prepare_exp(ctx: OpContext) -> np.ndarray | None:
         raise ctx.unsupported(f"EXP on {x_t.dtype.name} (refnet runs float32 and int8)")
     s_in, zp_in = per_tensor_quantization(ctx, x_t, "input")
     s_out, zp_out = per_tensor_quantization(ctx, y_t, "output")
-    # saturating=True: LiteRT 2.3.0 x86-64's compiled table turns an exp beyond int32 (large or inf)
-    # into 127 (measured over every input value of 40 quantizations), not the INT32_MIN of a bare
-    # cvttss2si as LOGISTIC's table on x86-64 would; aarch64 conversions saturate anyway.
-    table = lut_populate_8bit(libm_expf, s_in, zp_in, s_out, zp_out, x_t.dtype, saturating=True)
+    # A value beyond int32 (large or inf): the profile says how the build's table converts it
+    saturating = ctx.profile.saturating_conversion or ctx.profile.rounding("EXP", x_t.dtype) == Form.LUT_SATURATING
+    table = lut_populate_8bit(libm_expf, s_in, zp_in, s_out, zp_out, x_t.dtype, saturating)
     return table[every_byte(x_t.dtype).astype(np.int64) + 128]  # lut8 order (index q - int8 min)
 
 
