@@ -37,6 +37,12 @@ enum rn_form {
     RN_ROUNDING_INT64_REDUCED = 31,  /* int64 accumulator, multiplier reduced to 15 bits, one rounding ties up */
     RN_ADD_INT16_INPUT_SHIFT_16 = 32,  /* optimized int16 ADD: inputs' shift folded before the high multiply in blocks of 16 elements, tail as the reference */
     RN_QUANTIZE_RECIPROCAL_RNE_8 = 33,  /* float32 -> int16: multiply by 1/scale, round half to even in blocks of 8; tail double division, half away */
+    RN_SUM_FP32_ROUND = 34,  /* optimized quantized SUM: float32 scale and bias, round half away */
+    RN_SUM_FP32 = 35,  /* XNNPACK quantized SUM (raw int32 sum, float32 scale s_x/s_y, round half to even) */
+    RN_REDUCE_FROM_FIRST = 36,  /* optimized SUM/REDUCE_MAX/REDUCE_MIN: from each output's first input, MAX/MIN keep the running value only when strictly better */
+    RN_SUM_FP32_HALF_AWAY = 37,  /* XNNPACK quantized SUM as SUM_FP32, rounded half away from zero */
+    RN_SUB_ABOVE_ONE_SIGN = 38,  /* 8-bit SUB, output multiplier above 1: the sign of the high multiply (x86-64) */
+    RN_LUT_SATURATING = 39,  /* int8 lookup table built with a saturating float-to-int32 conversion */
 };
 
 #define RN_MIN_SHIFT (-31)

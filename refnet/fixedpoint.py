@@ -228,6 +228,21 @@ def multiply_by_quantized_multiplier_steps(x: int, multiplier: int, shift: int, 
     return steps
 
 
+def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, shift, above_one: int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp: RoundingDivideByPOT(SRDHM(x, m),
+    -shift), the reference SUB's output rescale. For shift <= 0 it is the double-rounding MBQM.
+    A shift > 0 (an output multiplier above 1, which sub.cc allows) makes the exponent negative,
+    undefined in C; `above_one` is what the build computes then: Form.SUB_ABOVE_ONE_SIGN, +1 where
+    SRDHM(x, m) >= 0 and -1 elsewhere (ai-edge-litert 2.3.0 x86-64, every path, shifts 1 to 21)."""
+    shift = int(shift)
+    if shift <= 0:
+        return multiply_by_quantized_multiplier_double_rounding(x, multiplier, shift)
+    if above_one != Form.SUB_ABOVE_ONE_SIGN:
+        raise ValueError(f"form {above_one!r} is not a SUB_ABOVE_ONE form")
+    high = saturating_rounding_doubling_high_mul(x, multiplier)
+    return np.where(np.asarray(high) >= 0, 1, -1).astype(np.int32)
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift,
                                      rounding: int = Form.ROUNDING_DOUBLE) -> np.ndarray:
     """MultiplyByQuantizedMultiplier in a fixed-point form (refnet/forms.py); broadcasts."""
@@ -731,3 +746,35 @@ def int16_lut_lookup(value, table: np.ndarray) -> np.ndarray:
     slope = wrap_to_int16(entries[index + 1] - base).astype(np.int64)
     delta = (slope * offset + 64) >> 7
     return wrap_to_int16(base + delta)
+def count_leading_sign_bits_32(x: np.ndarray) -> np.ndarray:
+    """TFLite's CountLeadingSignBits for int32 values: the redundant sign bits (31 for 0 and -1)."""
+    x = _as_int64(x)
+    magnitude = np.where(x >= 0, x, -x - 1)  # ~x for negatives: the same count of sign bits
+    return count_leading_zeros_32(magnitude) - 1
+
+
+def get_reciprocal(x: np.ndarray, integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetReciprocal for positive int32 x with `integer_digits` integer bits: (1 / x as
+    Q0.31 of x normalised into [1, 2), the number of bits x has above the unit)."""
+    x = _as_int64(x)
+    headroom_plus_one = count_leading_zeros_32(x)
+    bits_over_unit = integer_digits - headroom_plus_one
+    shifted_minus_one = ((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)  # in [0, 2**31)
+    return one_over_one_plus_x_for_x_in_0_1(shifted_minus_one), bits_over_unit
+
+
+def rounding_divide_by_pot_out_of_range(x, exponent) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT for exponents in [-32, -1] or [32, 63], which C leaves
+    undefined, as LiteRT 2.3.0's quantized DIV computes it on x86-64 (measured over every input
+    pair of 24 quantizations, exponents -15 to 44): the mask (1ll << e) - 1 keeps its low 32 bits
+    (all ones: x86 counts a 64-bit shift mod 64), and the int32 shift x >> e counts e mod 32.
+    So 0 gives 1, and other values a quotient that usually clamps."""
+    x = _as_int64(x)
+    exponent = _as_int64(exponent)
+    _check_int32(x, "x")
+    if np.any(((exponent >= 0) & (exponent <= 31)) | (exponent < -32) | (exponent > 63)):
+        raise ValueError("exponent must be in [-32, -1] or [32, 63]")
+    all_ones = np.int64(-1)  # the low 32 bits of (1 << e) - 1, read as int32
+    remainder = x & all_ones
+    threshold = (all_ones >> 1) + (x < 0)
+    return ((x >> (exponent % 32)) + (remainder > threshold)).astype(np.int32)

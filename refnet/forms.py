@@ -141,6 +141,30 @@ class Form(enum.IntEnum):
     # QUANTIZE_RECIPROCAL_RNE, the tail in double as QUANTIZE_FLOAT64.
     QUANTIZE_RECIPROCAL_RNE_8 = (33, "float32 -> int16: multiply by 1/scale, round half to even in blocks of 8; "
                                      "tail double division, half away")
+    # LiteRT's optimized int8/uint8 SUM (optimized_ops::QuantizedMeanOrSum): the raw int32 sum, then
+    # int32(round(float32(sum) * s + b)) + zp_out in float32, s = float32(s_in / s_out),
+    # b = float32(float32(-zp_in * s) * count), round half away from zero; int8 read as int8.
+    SUM_FP32_ROUND = (34, "optimized quantized SUM: float32 scale and bias, round half away")
+    # LiteRT's optimized SUM / REDUCE_MAX / REDUCE_MIN (optimized_ops::ReduceGeneric): every output
+    # starts at its first input (no identity: an all -0.0 SUM stays -0.0) and takes the rest in
+    # row-major order; MAX keeps the running value only when `current > input` (MIN: `<`), so NaN
+    # and ties take the input; an empty axis list copies the input.
+    # XNNPACK's int8/uint8 SUM: MEAN_FP32 with s = float32(s_x / s_y): clamp(rint(float32(sum) * s + zp')),
+    # zp' = float32(y_zp - float32(count * x_zp) * s), unfused (measured on sums where fused differs).
+    SUM_FP32 = (35, "XNNPACK quantized SUM (raw int32 sum, float32 scale s_x/s_y, round half to even)")
+    REDUCE_FROM_FIRST = (36, "optimized SUM/REDUCE_MAX/REDUCE_MIN: from each output's first input, "
+                             "MAX/MIN keep the running value only when strictly better")
+    # SUM_FP32 rounding half away from zero (TensorFlow 2.21's XNNPACK on x86-64; measured on sums
+    # where the fused multiply-add, the exact product and half-to-even would round elsewhere).
+    SUM_FP32_HALF_AWAY = (37, "XNNPACK quantized SUM as SUM_FP32, rounded half away from zero")
+    # LiteRT's 8-bit SUB when its output multiplier exceeds 1 (sub.cc allows it; the rescale after the
+    # high multiply is RoundingDivideByPOT with a negative exponent, undefined in C). The profile key
+    # is (SUB, dtype, "output multiplier above 1"); x86-64 gives zp +- 1 by the high multiply's sign.
+    SUB_ABOVE_ONE_SIGN = (38, "8-bit SUB, output multiplier above 1: the sign of the high multiply (x86-64)")
+    # An int8 lookup table (LUTPopulate) whose float-to-int32 conversion saturates: a value beyond
+    # int32 (an exp overflowing to inf) gives the type's max where a bare x86 conversion gives INT32_MIN
+    # (ai-edge-litert 2.3.0 x86-64's EXP table; tflite-runtime 2.14.0 x86-64 converts bare).
+    LUT_SATURATING = (39, "int8 lookup table built with a saturating float-to-int32 conversion")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -11,7 +11,9 @@ tensors, exact integer intermediates recomputed, candidate arithmetics applied, 
 is the candidate with 0 mismatches over the three real uint8 models and the generated int8
 models; the comments say what a measurement could not tell apart. Ops not listed equal the
 reference arithmetic on every path (AVERAGE_POOL_2D, float SOFTMAX, HARD_SWISH, int8 RESIZE_BILINEAR on
-the optimized path, CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized int8 ADD and MUL). The forms: refnet/forms.py.
+the optimized path, CONCATENATION, RESHAPE, ARG_MAX, DEQUANTIZE, optimized int8 ADD and MUL; optimized
+8-bit SUB, quantized DIV and int8 EXP, which run LiteRT's reference code on every path: single-op
+sweeps). The forms: refnet/forms.py.
 """
 from __future__ import annotations
 
@@ -117,8 +119,28 @@ FACTORY = ("tools.model_factory int8, int8_io and uint8_io V2, V3-Large, V3-Smal
            "and 128 (python -m tools.measure_builds)")
 FACTORY_FLOAT = "tools.model_factory float32 V2, V3-Large, V3-Small, EdgeTPU-style at 96 and 128"
 
+# An 8-bit SUB whose output multiplier exceeds 1 (C leaves its rescale undefined): what ai-edge-litert
+# 2.3.0 x86-64 computes on every path, same shapes or broadcast (tests/ops/test_binary_unary.py; also
+# TensorFlow 2.21). Not given for aarch64: there the result depends on the loop and the path (the
+# reference same-shape loop shifts the high multiply left, its broadcast loop and the optimized path
+# give the sign), so refnet refuses such a SUB under those profiles.
+SUB_ABOVE_ONE = "output multiplier above 1"
+SUB_ABOVE_ONE_X86 = {("SUB", "int8", SUB_ABOVE_ONE): Form.SUB_ABOVE_ONE_SIGN,
+                     ("SUB", "uint8", SUB_ABOVE_ONE): Form.SUB_ABOVE_ONE_SIGN}
+
+
+# ai-edge-litert 2.3.0 x86-64's int8 EXP table saturates its conversions (every input value of 40
+# quantizations, tests/ops/test_binary_unary.py; TensorFlow 2.21 too, tflite-runtime 2.14.0 not).
+EXP_SATURATING = {("EXP", "int8"): Form.LUT_SATURATING}
+
+
+def _without_sub_above_one(rounding_by_op: dict) -> dict:
+    return {key: form for key, form in rounding_by_op.items() if key not in SUB_ABOVE_ONE_X86}
+
+
 # LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
-REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64},
+REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64,
+                                                            **SUB_ABOVE_ONE_X86, **EXP_SATURATING},
                     # LiteRT 2.3.0 x86-64: channel loops unrolled by 4, ADD vectorized by 16
                     float_nan_blocks={"CONV_2D": 4, "FULLY_CONNECTED": 4, "ADD": 16},
                     description="LiteRT reference kernels (BUILTIN_REF)",
@@ -164,6 +186,11 @@ ADD_16X8 = {("ADD", "int16"): Form.ADD_INT16_INPUT_SHIFT_16,
             # QUANTIZEs after their float32 HARD_SWISH: 0 of 742k elements differ, the reference division
             # missed 36 / 43; 30 single-op cases of ties: 0, blocks of 4 / 16 missed 10 / 20)
             ("QUANTIZE", "float32", "int16 output"): Form.QUANTIZE_RECIPROCAL_RNE_8}
+# The optimized SUM / REDUCE_MAX / REDUCE_MIN (optimized_ops::ReduceGeneric, QuantizedMeanOrSum):
+# single-op sweeps (tests/ops/test_reduce.py), ai-edge-litert 2.3.0 x86-64.
+REDUCE_OPTIMIZED = {("SUM", "float32"): Form.REDUCE_FROM_FIRST, ("REDUCE_MAX", "float32"): Form.REDUCE_FROM_FIRST,
+                    ("REDUCE_MIN", "float32"): Form.REDUCE_FROM_FIRST,
+                    ("SUM", "int8"): Form.SUM_FP32_ROUND, ("SUM", "uint8"): Form.SUM_FP32_ROUND}
 
 # LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on x86-64 (measured).
 OPTIMIZED = Profile(
@@ -186,6 +213,9 @@ OPTIMIZED = Profile(
         **LEAKY_RELU_INT16,
         **FC_16X8_FLOAT64,
         **ADD_16X8,
+        **REDUCE_OPTIMIZED,
+        **SUB_ABOVE_ONE_X86,
+        **EXP_SATURATING,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}; {SWEEP_16X8}")
@@ -201,7 +231,16 @@ XNNPACK = Profile(
         ("MUL", "int8"): Form.ROUNDING_FP32,
         ("ADD", "int8"): Form.ADD_XNNPACK,  # the reference matched too (no ties in the data)
         ("ADD", "uint8"): Form.ADD_XNNPACK,  # the reference missed 1 tie in ~3.7M elements
+        # vadd with input2's scale negated (single-op sweeps, tests/ops/test_binary_unary.py)
+        ("SUB", "int8"): Form.ADD_XNNPACK, ("SUB", "uint8"): Form.ADD_XNNPACK,
         ("MEAN", "int8"): Form.MEAN_FP32,  # keep_dims and not
+        ("SUM", "int8"): Form.SUM_FP32,  # single-op sweeps and sums searched where the fma differs
+        ("SUM", "uint8"): Form.SUM_FP32,
+        # float32 REDUCE_MAX / MIN: NaN, ties and -inf as the optimized kernel (single-op sweeps);
+        # float32 SUM sums in another order, not modelled (README, "Profiles")
+        ("REDUCE_MAX", "float32"): Form.REDUCE_FROM_FIRST, ("REDUCE_MIN", "float32"): Form.REDUCE_FROM_FIRST,
+        **SUB_ABOVE_ONE_X86,  # XNNPACK leaves such a SUB to LiteRT's kernel
+        **EXP_SATURATING,  # XNNPACK leaves int8 EXP to LiteRT's kernel
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
         ("RESIZE_BILINEAR", "int8"): Form.RESIZE_BILINEAR_Q11,
@@ -236,7 +275,7 @@ REFERENCE_ARM = Profile(f"reference@{ARM_2_3}", rounding_by_op={"FULLY_CONNECTED
                                  f"(tools/measure_builds.py --sweep)")
 OPTIMIZED_ARM = dataclasses.replace(
     OPTIMIZED, name=f"optimized@{ARM_2_3}", saturating_conversion=True,
-    rounding_by_op={**OPTIMIZED.rounding_by_op,
+    rounding_by_op={**_without_sub_above_one(OPTIMIZED.rounding_by_op),
                     "CONV_2D": Form.ROUNDING_SINGLE,  # NEON: one exact product, one rounding shift
                     # a one-pixel output (the logits conv) takes the matrix-vector path
                     ("CONV_2D", "uint8", "single pixel"): Form.ROUNDING_DOUBLE_TIES_UP,
@@ -248,12 +287,15 @@ OPTIMIZED_ARM = dataclasses.replace(
     measured=f"{ARM_2_3}: {CORAL}; {FACTORY}; SOFTMAX tie sweeps; {DEQUANTIZE_SWEEP}")
 XNNPACK_ARM = dataclasses.replace(
     XNNPACK, name=f"xnnpack@{ARM_2_3}", saturating_conversion=True,
-    rounding_by_op={**XNNPACK.rounding_by_op,
+    rounding_by_op={**_without_sub_above_one(XNNPACK.rounding_by_op),
                     # NEON rndnu: the exact product with the float32 scale, ties up
                     ("CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
                     ("DEPTHWISE_CONV_2D", "uint8"): Form.ROUNDING_RNDNU,
                     ("MEAN", "int8"): Form.MEAN_FP32_FMA,  # NEON vfma
                     ("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_LERP_FMA,  # neonfma ibilinear
+                    # Its quantized SUM (x86's form inherited) is not reproduced: on sums searched where
+                    # the candidates differ, neither SUM_FP32, its fused nor its half-away variants
+                    # matched every element (int8 fused: 12 of 13).
                     # not delegated: LiteRT's aarch64 optimized SOFTMAX (V2 int8 96: 1001 of 1001)
                     ("SOFTMAX", "int8"): Form.SOFTMAX_UINT16_LUT,
                     ("SOFTMAX", "uint8"): Form.SOFTMAX_UINT16_LUT},
@@ -273,6 +315,7 @@ UNDEFINED_2_14 = {"FULLY_CONNECTED per-channel keep_num_dims": "tflite-runtime 2
 # Its detection post-process puts each class's regular-NMS picks before the kept ones on ties (single-op
 # tests/ops/test_detection_postprocess.py: every output equal on 13 cases x float32 / uint8, ties included).
 NMS_2_14 = {"TFLite_Detection_PostProcess": Form.NMS_NEW_FIRST}
+# (Its 8-bit SUB aborts on an output multiplier above 1, as its ADD does: refnet refuses it.)
 REFERENCE_2_14_X86 = dataclasses.replace(REFERENCE, name=f"reference@{TFL_2_14_X86}", rounding_by_op=NMS_2_14,
                                          undefined=UNDEFINED_2_14,
                                          measured=f"{TFL_2_14_X86}: {CORAL}; {FACTORY}")
@@ -287,6 +330,7 @@ OPTIMIZED_2_14_X86 = Profile(
         # 0 of 12288 elements differ on a random single-op sweep with 2000 exact float32 ties
         ("QUANTIZE", "float32"): Form.QUANTIZE_FLOAT64,
         **SOFTMAX_TABLE,
+        **REDUCE_OPTIMIZED,  # the reduce sweeps under this build pass (tests/ops/test_reduce.py)
         **NMS_2_14,
         **RESIZE_OPTIMIZED,
         **SIGMOID_INT16,  # its int16 LEAKY_RELU is the reference's (single-op sweeps)
@@ -344,7 +388,11 @@ ALIASES_TF_2_21 = [dataclasses.replace(p, name=f"{p.path}@{TF_2_21_X86}",
                                        measured=f"{TF_2_21_X86}: {CORAL}; {FACTORY}; {SOFTMAX_TIES} (= {p.name})")
                    for p in (REFERENCE, OPTIMIZED)] + [
     dataclasses.replace(XNNPACK, name=f"xnnpack@{TF_2_21_X86}",
-                        rounding_by_op={**XNNPACK.rounding_by_op, ("MEAN", "int8"): Form.MEAN_FP32_FMA},
+                        rounding_by_op={**XNNPACK.rounding_by_op, ("MEAN", "int8"): Form.MEAN_FP32_FMA,
+                                        # its XNNPACK SUM rounds half away (tests/ops/test_reduce.py swept
+                                        # under this build, and sums searched where the roundings differ)
+                                        ("SUM", "int8"): Form.SUM_FP32_HALF_AWAY,
+                                        ("SUM", "uint8"): Form.SUM_FP32_HALF_AWAY},
                         description="TensorFlow's tf.lite with its default XNNPACK delegate (BUILTIN)",
                         measured=f"{TF_2_21_X86} (AVX-512 + VNNI CPU): {CORAL}; {FACTORY}; {SOFTMAX_TIES}")]
 

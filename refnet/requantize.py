@@ -26,7 +26,8 @@ f32 = np.float32
 
 __all__ = ["QuantizedOutput", "quantized_output_params", "output_multipliers", "requantize_to", "requantize_16x8",
            "requantize_float64", "requantize_rndnu", "fp32_scale", "requantize_fp32", "rint_scaled_fp32", "mean_optimized_4d",
-           "mean_fp32", "quantize_reciprocal_rne", "quantize_float64",
+           "mean_fp32", "sum_optimized_fp32", "sum_fp32",
+           "quantize_reciprocal_rne", "quantize_float64",
            "quantize_vcvt", "add_xnnpack_params", "add_xnnpack"]
 
 
@@ -277,6 +278,37 @@ def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_
     2**22 values), so rounding that double to float32 once is the fma."""
     with np.errstate(all="ignore"):
         s = f32(f32(f32(x_scale) / f32(y_scale)) * f32(f32(1.0) / f32(count)))
+    return _scaled_sums_fp32(total_raw, count, s, x_zp, y_zp, dtype, fused)
+
+
+def sum_optimized_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,
+                       dtype, saturating: bool = False) -> np.ndarray:
+    """Form.SUM_FP32_ROUND, LiteRT's optimized int8/uint8 SUM from the raw int32 sums:
+    clamp(int32(round(float32(sum) * s + b)) + y_zp), s = float32(s_x / s_y),
+    b = float32(float32(-x_zp * s) * float32(count)), round half away from zero (std::round)."""
+    with np.errstate(all="ignore"):
+        s = f32(f32(x_scale) / f32(y_scale))
+        bias = f32(f32(f32(-int(x_zp)) * s) * f32(count))
+        v = (np.asarray(total_raw).astype(f32) * s).astype(f32) + bias
+    rounded = fixedpoint.truncate_to_int32(fixedpoint.round_half_away(v), saturating)
+    info = np.iinfo(dtype)
+    return np.clip(rounded + int(y_zp), info.min, info.max).astype(dtype)
+
+
+def sum_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int, dtype,
+             half_away: bool = False) -> np.ndarray:
+    """Form.SUM_FP32, XNNPACK's int8/uint8 SUM from the raw int32 sums: MEAN_FP32's arithmetic with
+    s = float32(s_x / s_y) (no 1/count), unfused; half_away=True is Form.SUM_FP32_HALF_AWAY."""
+    with np.errstate(all="ignore"):
+        s = f32(f32(x_scale) / f32(y_scale))
+    return _scaled_sums_fp32(total_raw, count, s, x_zp, y_zp, dtype, False, half_away)
+
+
+def _scaled_sums_fp32(total_raw: np.ndarray, count: int, s, x_zp: int, y_zp: int, dtype,
+                      fused: bool, half_away: bool = False) -> np.ndarray:
+    """XNNPACK's reduction tail: clamp(rint(float32(sum) * s + zp')), zp' = y_zp - count * x_zp * s
+    (half_away: rounded half away from zero instead of to even)."""
+    with np.errstate(all="ignore"):
         zpf = f32(f32(y_zp) - f32(f32(int(count) * int(x_zp)) * s))
         total = np.asarray(total_raw).astype(f32)
         if fused:
@@ -284,7 +316,8 @@ def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_
         else:
             v = (total * s).astype(f32) + zpf
     info = np.iinfo(dtype)
-    return np.clip(np.rint(v), info.min, info.max).astype(dtype)
+    rounded = fixedpoint.round_half_away(v) if half_away else np.rint(v)
+    return np.clip(rounded, info.min, info.max).astype(dtype)
 
 
 # ------------------------------------------------------------------------------------------

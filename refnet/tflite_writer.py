@@ -20,7 +20,8 @@ from .tflite_reader import (ACTIVATION_NAMES, BUILTIN_OP_CODES, DTYPE_TO_TENSOR_
 OPTIONS_TABLE = {
     "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
     "FULLY_CONNECTED": "FullyConnectedOptions", "ADD": "AddOptions", "MUL": "MulOptions",
-    "SUB": "SubOptions", "MEAN": "ReducerOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
+    "SUB": "SubOptions", "MEAN": "ReducerOptions", "SUM": "ReducerOptions",
+    "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
     "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions", "RESHAPE": "ReshapeOptions",
     "SQUEEZE": "SqueezeOptions", "SHAPE": "ShapeOptions", "STRIDED_SLICE": "StridedSliceOptions",
     "PACK": "PackOptions", "PAD": "PadOptions", "CONCATENATION": "ConcatenationOptions",

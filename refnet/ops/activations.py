@@ -289,16 +289,18 @@ def _logistic_transform(x: np.ndarray) -> np.ndarray:
         return one / (one + libm_expf(-x))
 
 
-def float_transform_table(transform, input_scale: float, input_zero_point: int, output_scale: float,
-                          output_zero_point: int, dtype, saturating: bool = False) -> np.ndarray:
-    """LUTPopulate for int8/uint8: out[q - type_min] for every input value q, in float32:
-    clamp(int32(round_half_away(transform(s_in * (q - zp_in)) * (1 / s_out)) + zp_out))."""
+def lut_populate_8bit(transform, input_scale: float, input_zero_point: int, output_scale: float,
+                      output_zero_point: int, dtype, saturating: bool = False) -> np.ndarray:
+    """LiteRT's LUTPopulate for int8/uint8: out[q - type_min] for every input value q of
+    transform(s_in * (q - zp_in)) requantized in float32: int32(round_half_away(t * (1 / s_out))
+    + zp_out), clamped. transform maps a float32 array to a float32 array. A value that does not
+    fit int32 (an overflowed exp: inf) converts as the CPU does (fixedpoint.truncate_to_int32)."""
     f32 = np.float32
     info = np.iinfo(dtype)
     values = np.arange(int(info.min), int(info.max) + 1, dtype=np.int64)
     with np.errstate(all="ignore"):
         dequantized = f32(input_scale) * (values - input_zero_point).astype(np.float32)
-        transformed = transform(dequantized)
+        transformed = np.asarray(transform(dequantized), np.float32)
         inverse_scale = f32(1) / f32(output_scale)
         rescaled = round_half_away(transformed * inverse_scale)
         shifted = rescaled + f32(output_zero_point)  # float + int is a float32 addition
@@ -308,8 +310,8 @@ def float_transform_table(transform, input_scale: float, input_zero_point: int, 
 
 def logistic_table(input_scale: float, input_zero_point: int, output_scale: float,
                    output_zero_point: int, dtype, saturating: bool = False) -> np.ndarray:
-    """LUTPopulate of LOGISTIC for int8/uint8 (see float_transform_table)."""
-    return float_transform_table(_logistic_transform, input_scale, input_zero_point, output_scale,
+    """LUTPopulate of LOGISTIC for int8/uint8 (see lut_populate_8bit)."""
+    return lut_populate_8bit(_logistic_transform, input_scale, input_zero_point, output_scale,
                                  output_zero_point, dtype, saturating)
 
 
@@ -473,7 +475,7 @@ def _prepare_tanh(ctx: OpContext):
         return _prepare_int16_sigmoid(ctx, x_t, y_t, (0, 1))
     s_in, zp_in = per_tensor_quantization(ctx, x_t, "input")
     s_out, zp_out = per_tensor_quantization(ctx, y_t, "output")
-    table = float_transform_table(libm_tanhf, s_in, zp_in, s_out, zp_out, x_t.dtype,
+    table = lut_populate_8bit(libm_tanhf, s_in, zp_in, s_out, zp_out, x_t.dtype,
                                   ctx.profile.saturating_conversion)
     return SigmoidPlan(table=table[every_byte(x_t.dtype).astype(np.int64) - int(np.iinfo(x_t.dtype).min)])
 

@@ -18,6 +18,14 @@ Reference semantics (LiteRT BUILTIN_REF, add.cc / mul.cc and reference/{add,mul}
            float32 expression s1 * s2 / s_out (rounded to float32 twice), widened to double.
            The multiplier may exceed 1: MBQM then shifts left first, wrapping at 32 bits like
            the reference's int32 `x * (1 << shift)`.
+  SUB int8/uint8
+           ADD's arithmetic with input2's offset value negated: LiteRT's reference SUB subtracts
+           the two rescaled inputs, and MBQM is odd (ties away from zero on both sides), so
+           MBQM(-x) = -MBQM(x). Unlike ADD, the output multiplier may exceed 1
+           (QuantizeMultiplierGreaterThanOne), and the rescale that follows only divides: what a
+           build computes then is its profile's Form.SUB_ABOVE_ONE_* (fixedpoint.
+           multiply_by_quantized_multiplier_smaller_than_one_exp). LiteRT's optimized kernels
+           run the reference code for 8-bit SUB (sub.cc calls reference_ops for int8 and uint8).
 MBQM is the profile's MultiplyByQuantizedMultiplier (double rounding on the reference path).
 
 int16 (16x8 models; quantized16 plan, the *_int16 functions below):
@@ -42,9 +50,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _kernels_fast, requantize
-from ..fixedpoint import (multiply_by_quantized_multiplier, quantize_multiplier, round_half_away,
-                          rounding_divide_by_pot_int16)
+from ..fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp,
+                          quantize_multiplier, round_half_away, rounding_divide_by_pot_int16)
 from ..forms import Form, max_shift
+from ..profile import SUB_ABOVE_ONE  # the profile variant of an 8-bit SUB with an output multiplier > 1
 from . import OpContext, float_activation_range, per_tensor_quantization, quantized_activation_range, quieted, register
 
 # LiteRT's broadcasting kernels (BroadcastAdd6DSlow, BroadcastMul6DSlow) stop at rank 6.
@@ -67,6 +76,8 @@ class ElementwisePlan:
     # and column q2 read as uint8, tabulated at prepare by the op's own arithmetic (pair_table)
     table: np.ndarray | None = None
     table_swapped: np.ndarray | None = None  # the same, row q2 and column q1 (made at first use)
+    # 8-bit SUB whose output multiplier exceeds 1: the build's Form.SUB_ABOVE_ONE_* (0 otherwise)
+    sub_above_one: int = 0
 
 
 def clamp_like_cpp(x: np.ndarray, lo, hi) -> np.ndarray:
@@ -116,7 +127,8 @@ def _broadcast_shape(ctx: OpContext, a_t, b_t) -> tuple:
     return tuple(shape)
 
 
-def _prepare(ctx: OpContext) -> ElementwisePlan:
+def prepare_elementwise(ctx: OpContext) -> ElementwisePlan:
+    """ADD, MUL, and 8-bit SUB (refnet/ops/binary.py hands it over)."""
     kind = ctx.op.kind
     if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
         raise ctx.fail(f"{kind} takes 2 inputs and 1 output, got {len(ctx.op.inputs)} and "
@@ -149,6 +161,16 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
                                rounding=rounding, zero_points=(zp1, zp2, zpo))
         plan.input_multipliers = requantize.add_xnnpack_params(s1, s2, so)
         return plan
+    if rounding == Form.ADD_XNNPACK and kind == "SUB":  # XNNPACK's vadd with input2's scale negated
+        try:
+            params = requantize.add_xnnpack_params(s1, -s2, so)
+        except ValueError:  # XNNPACK leaves the node to LiteRT's kernel: the reference arithmetic
+            rounding = Form.ROUNDING_DOUBLE
+        else:
+            plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
+                                   rounding=rounding, zero_points=(zp1, zp2, zpo))
+            plan.input_multipliers = params
+            return plan
     if rounding == Form.ROUNDING_FP32 and kind == "MUL":  # XNNPACK's fp32 MUL
         plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
                                rounding=rounding, zero_points=(zp1, zp2, zpo))
@@ -163,7 +185,7 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
     plan = ElementwisePlan("quantized", out_shape, act_range=checked_quantized_activation_range(ctx, y_t),
                            rounding=rounding, zero_points=(zp1, zp2, zpo))
     f32 = np.float32
-    if kind == "ADD":
+    if kind in ("ADD", "SUB"):
         # float32 arithmetic where the C++ multiplies float by int, double elsewhere.
         twice_max_input_scale = float(f32(2) * max(f32(s1), f32(s2)))
         real_input1 = float(f32(s1)) / twice_max_input_scale
@@ -171,7 +193,17 @@ def _prepare(ctx: OpContext) -> ElementwisePlan:
         with np.errstate(over="ignore"):
             denominator = float(f32(1 << ADD_LEFT_SHIFT) * f32(so))
         real_output = twice_max_input_scale / denominator
-        if not 0.0 < real_output < 1.0:
+        if kind == "SUB" and real_output >= 1.0:
+            if not np.isfinite(real_output) or quantize_multiplier(real_output)[1] > 31:
+                raise ctx.arithmetic_error(
+                    f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is beyond what "
+                    f"QuantizeMultiplierGreaterThanOne can express")
+            plan.sub_above_one = ctx.profile.rounding(kind, dtype, SUB_ABOVE_ONE)
+            if plan.sub_above_one != Form.SUB_ABOVE_ONE_SIGN:
+                raise ctx.unsupported(
+                    f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is above 1: what LiteRT "
+                    f"computes then is undefined in C and not measured for {ctx.profile.name}")
+        elif not 0.0 < real_output < 1.0:
             raise ctx.arithmetic_error(
                 f"output multiplier 2*max(s1, s2)/(2**20*s_out) = {real_output:g} is not below 1 "
                 f"(scales {s1:g}, {s2:g} -> {so:g}); LiteRT's reference ADD aborts on this model")
@@ -201,8 +233,9 @@ def _mbqm(x, multiplier_and_shift, rounding) -> np.ndarray:
     return multiply_by_quantized_multiplier(x, multiplier, shift, rounding).astype(np.int64)
 
 
-def quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The raw (zero point added, not clamped) int64 ADD result; broadcasts (any shapes)."""
+def quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, subtract: bool = False) -> np.ndarray:
+    """The raw (zero point added, not clamped) int64 ADD result, or SUB's with subtract=True
+    (ADD_XNNPACK's SUB parameters carry the negated scale already); broadcasts (any shapes)."""
     zp1, zp2, zpo = plan.zero_points
     if plan.rounding == Form.ADD_XNNPACK:
         return requantize.add_xnnpack(a, zp1, b, zp2, plan.input_multipliers, zpo)
@@ -210,10 +243,16 @@ def quantized_add(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.nda
         return requantize.add_input_shift_floor_8(a, zp1, b, zp2, plan.input_multipliers, plan.output_multiplier,
                                                   zpo, ADD_LEFT_SHIFT)
     (m1, m2), r = plan.input_multipliers, plan.rounding
+    # SUB rescales input2's negated offset value (MBQM is odd: see the module docstring).
+    sign2 = -1 if subtract else 1
     # |q - zp| <= 255, so the shifted values stay below 2**28: no int32 overflow.
     scaled1 = _mbqm((a.astype(np.int64) - zp1) << ADD_LEFT_SHIFT, m1, r)
-    scaled2 = _mbqm((b.astype(np.int64) - zp2) << ADD_LEFT_SHIFT, m2, r)
+    scaled2 = _mbqm(sign2 * ((b.astype(np.int64) - zp2) << ADD_LEFT_SHIFT), m2, r)
     raw_sum = scaled1 + scaled2  # broadcasts; each term is below 2**27 in magnitude
+    multiplier, shift = plan.output_multiplier
+    if subtract and shift > 0:  # an output multiplier above 1 (ADD refuses it): undefined in C, measured
+        return multiply_by_quantized_multiplier_smaller_than_one_exp(raw_sum, multiplier, shift,
+                                                                     plan.sub_above_one).astype(np.int64) + zpo
     return _mbqm(raw_sum, plan.output_multiplier, r) + zpo
 
 
@@ -285,12 +324,19 @@ def _quantized_values(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: n
                       shape: tuple) -> np.ndarray:
     """The 8-bit op on a and b (broadcasting to `shape`): _kernels_fast when it takes the case,
     else NumPy."""
-    out = _fast_quantized(ctx, plan, a, b, is_add, shape)
+    out = None if ctx.op.kind == "SUB" else _fast_quantized(ctx, plan, a, b, is_add, shape)
     if out is not None:
         return out
     lo, hi = plan.act_range
-    raw = quantized_add(plan, a, b) if is_add else quantized_mul(plan, a, b)
+    raw = _quantized_raw(ctx, plan, a, b)
     return np.broadcast_to(np.minimum(hi, np.maximum(lo, raw)), shape).astype(a.dtype)
+
+
+def _quantized_raw(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The op's raw (zero point added, not clamped) int64 result in NumPy."""
+    if ctx.op.kind == "MUL":
+        return quantized_mul(plan, a, b)
+    return quantized_add(plan, a, b, subtract=ctx.op.kind == "SUB")
 
 
 def pair_table(ctx: OpContext, plan: ElementwisePlan, dtype) -> np.ndarray:
@@ -359,12 +405,12 @@ def _run(ctx: OpContext, inputs: list) -> list:
         return [run_int16(plan, a, b, ctx.op.kind)]
     if plan.mode == "quantized" and a.dtype == b.dtype == dtype and dtype in (np.int8, np.uint8):
         out = None if plan.table is None else _table_quantized(ctx, plan, a, b)
-        if out is None:
+        if out is None and ctx.op.kind != "SUB":
             out = _fast_quantized(ctx, plan, a, b, is_add)
         if out is not None:
             return [out]
     if plan.mode == "quantized":
-        raw = quantized_add(plan, a, b) if is_add else quantized_mul(plan, a, b)
+        raw = _quantized_raw(ctx, plan, a, b)
         out = np.minimum(hi, np.maximum(lo, raw))
         return [np.broadcast_to(out, plan.out_shape).astype(dtype)]
     with np.errstate(all="ignore"):  # float overflow to inf, int wrap-around: both intended
@@ -462,5 +508,10 @@ def run_int16(plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, kind: str) ->
     return np.broadcast_to(out, plan.out_shape).astype(np.int16)
 
 
-register("ADD", prepare=_prepare)(_run)
-register("MUL", prepare=_prepare)(_run)
+def run_elementwise(ctx: OpContext, inputs: list) -> list:
+    """ADD, MUL, and 8-bit SUB (refnet/ops/binary.py hands it over)."""
+    return _run(ctx, inputs)
+
+
+register("ADD", prepare=prepare_elementwise)(_run)
+register("MUL", prepare=prepare_elementwise)(_run)

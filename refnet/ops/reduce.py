@@ -213,3 +213,201 @@ def mean(ctx: OpContext, inputs: list) -> list:
     else:
         result = _mean_quantized(ctx, x, axes, plan)
     return [result.reshape(out_shape)]
+
+
+# --- SUM, REDUCE_MAX, REDUCE_MIN ---------------------------------------------------------------
+#
+# LiteRT's reference kernels (reduce.cc EvalSum / EvalGeneric with kReference, reference/reduce.h):
+# - float32, int32 (and 8-bit MAX/MIN) run one reducer over the input in row-major order. When the
+#   axes cover every dimension, the single output starts at the first input and takes the others
+#   in order; otherwise every output starts at the identity (0 for SUM, lowest() for MAX, max()
+#   for MIN) and takes all of its inputs. SUM adds (int32 wraps), MAX keeps an input only when
+#   `input > current`, MIN only when `input < current`: NaN never replaces the running value, a
+#   tie keeps the earlier element (so -0 and +0 stay in input order), and a float32 MAX over -inf
+#   alone is lowest() = -FLT_MAX when it started at the identity.
+# - int8/uint8 MAX/MIN need equal input and output scale and zero point (LiteRT checks at Eval).
+# - int8/uint8 SUM goes through QuantizedMeanOrSum without MEAN's 1/count fold:
+#       out = clamp(MBQM(wrap32(sum - zp_in * count), m, e) + zp_out)
+#   with (m, e) = QuantizeMultiplier(double(s_in) / double(s_out)). LiteRT 2.3.0's reference
+#   kernel instantiates it for uint8_t whatever the tensor type: an int8 SUM reads its inputs'
+#   bytes as uint8 (-1 is 255), clamps to [0, 255] and stores that byte (255 reads back as -1).
+# - An input with no elements gives the identity everywhere (0 for quantized SUM).
+
+REDUCE_KINDS = ("SUM", "REDUCE_MAX", "REDUCE_MIN")
+REDUCE_DTYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int8), np.dtype(np.uint8))
+# The optimized and XNNPACK requantizations of an 8-bit SUM (refnet/requantize.py)
+QUANTIZED_SUM_FORMS = (Form.SUM_FP32_ROUND, Form.SUM_FP32, Form.SUM_FP32_HALF_AWAY)
+
+
+@dataclass(frozen=True)
+class ReducePlan:
+    axes: tuple[int, ...] | None  # resolved axes, None when the axis tensor is not constant
+    keep_dims: bool
+    form: int  # the profile's form for this op and dtype
+    quantized_sum: bool = False
+    multiplier: int = 0  # quantized SUM: QuantizeMultiplier(input_scale / output_scale)
+    shift: int = 0
+    input_scale: float = 0.0
+    output_scale: float = 0.0
+    input_zero_point: int = 0
+    output_zero_point: int = 0
+
+
+def _prepare_reduce(ctx: OpContext) -> ReducePlan:
+    kind = ctx.op.kind
+    if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
+        raise ctx.fail(f"needs 2 inputs (data, axis) and 1 output, has {len(ctx.op.inputs)} "
+                       f"and {len(ctx.op.outputs)}")
+    x_t, axis_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.output_tensor()
+    if x_t is None or axis_t is None:
+        raise ctx.fail("the data and axis inputs are required")
+    if axis_t.dtype != np.int32:
+        raise ctx.fail(f"the axis tensor must be int32, not {axis_t.dtype.name}")
+    if x_t.dtype not in REDUCE_DTYPES:
+        raise ctx.unsupported(f"{x_t.dtype.name} {kind} (supported: {', '.join(d.name for d in REDUCE_DTYPES)})")
+    if y_t.dtype != x_t.dtype:
+        raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
+    keep_dims = bool(ctx.op.options.get("keep_dims", False))
+    axes = None
+    if axis_t.is_constant:
+        axes = resolve_axes(ctx, axis_t.data, len(x_t.shape))
+        _check_output_shape(ctx, axes, keep_dims)
+    form = ctx.profile.rounding(kind, x_t.dtype)
+    if kind == "SUM" and x_t.dtype in (np.int8, np.uint8) and not (form.is_fixed_point or form in QUANTIZED_SUM_FORMS):
+        raise ctx.unsupported(f"form {form.name} for {x_t.dtype.name} SUM")
+    if x_t.dtype not in (np.int8, np.uint8):
+        return ReducePlan(axes, keep_dims, form)
+    if x_t.quantization is None or y_t.quantization is None:
+        raise ctx.fail(f"{x_t.dtype.name} {kind} needs quantized input and output tensors")
+    if x_t.quantization.per_channel or y_t.quantization.per_channel:
+        raise ctx.unsupported(f"per-channel quantized {kind}")
+    in_scale, in_zp = x_t.quantization.scalar()
+    out_scale, out_zp = y_t.quantization.scalar()
+    if kind != "SUM":
+        # LiteRT compares the stored float32 scales and the zero points exactly. (Its XNNPACK
+        # delegate takes such a model and rescales; refnet refuses it as the kernels do.)
+        if np.float32(in_scale) != np.float32(out_scale) or in_zp != out_zp:
+            raise ctx.fail(f"quantized {kind} needs the input's scale and zero point on its output "
+                           f"({in_scale:g}, {in_zp} vs {out_scale:g}, {out_zp}); LiteRT rejects it")
+        return ReducePlan(axes, keep_dims, form)
+    multiplier, shift = fixedpoint.quantize_multiplier(float(in_scale) / float(out_scale))
+    if shift > 31 and form.is_fixed_point:
+        raise ctx.arithmetic_error(
+            f"input_scale / output_scale = {float(in_scale) / float(out_scale):g} needs a left shift of "
+            f"{shift} bits; the reference's int32 shift is undefined beyond 31")
+    return ReducePlan(axes, keep_dims, form, True, multiplier, shift, float(in_scale), float(out_scale),
+                      in_zp, out_zp)
+
+
+def _identity(kind: str, dtype) -> np.generic:
+    if kind == "SUM":
+        return np.dtype(dtype).type(0)
+    info = np.finfo(dtype) if np.dtype(dtype).kind == "f" else np.iinfo(dtype)
+    return np.dtype(dtype).type(info.min if kind == "REDUCE_MAX" else info.max)
+
+
+def _reduce_rows_reference(kind: str, rows: np.ndarray, start_at_first: bool) -> np.ndarray:
+    """Each row reduced in order; from its first element (start_at_first) or from the identity."""
+    dtype = rows.dtype
+    if kind == "SUM":
+        with np.errstate(over="ignore", invalid="ignore"):
+            if dtype.kind == "f":
+                total = np.add.accumulate(rows, axis=-1, dtype=dtype)[..., -1]
+                # From the identity, (0 + x0) + x1 ... equals x0 + x1 ... + 0: only an all -0.0
+                # row tells them apart (+0.0 from the identity).
+                return total if start_at_first else total + dtype.type(0)
+            return fixedpoint.wrap_to_int32(rows.astype(np.int64).sum(axis=-1)).astype(dtype)
+    if dtype.kind != "f":  # integers: no NaN, no signed zero; the extreme is the answer
+        return rows.max(axis=-1) if kind == "REDUCE_MAX" else rows.min(axis=-1)
+    # The running value changes only for a strictly better input, and NaN compares false: the
+    # result is the first best non-NaN element, or the starting value when none beats it.
+    key = _ordering_key(kind, rows)
+    first_best = np.argmax(np.where(np.isnan(rows), -np.inf, key), axis=-1)[..., None]
+    best = np.take_along_axis(rows, first_best, axis=-1)[..., 0]
+    if start_at_first:  # the first element is the start (a NaN start is never replaced)
+        first = rows[..., 0]
+        return np.where(np.isnan(first), first, best)
+    best_key = np.take_along_axis(key, first_best, axis=-1)[..., 0]
+    identity = _identity(kind, dtype)
+    with np.errstate(invalid="ignore"):
+        return np.where(best_key > _ordering_key(kind, identity), best, identity).astype(dtype)
+
+
+def _ordering_key(kind: str, values):
+    """values for MAX, their negation for MIN: 'better' is always 'greater' (NaN stays NaN, and
+    -0 and +0 stay equal); the elements themselves are always taken from the input."""
+    return values if kind == "REDUCE_MAX" else -values
+
+
+def _reduce_rows_from_first(kind: str, rows: np.ndarray) -> np.ndarray:
+    """Form.REDUCE_FROM_FIRST: each row from its first element; MAX / MIN keep the running value
+    only when `current > input` (`<`), so NaN and ties take the input. Hence a NaN last is the
+    result; otherwise the result is the last best element after the last NaN."""
+    if kind == "SUM" or rows.dtype.kind != "f":
+        return _reduce_rows_reference(kind, rows, start_at_first=True)
+    count = rows.shape[-1]
+    position = np.arange(count)
+    is_nan = np.isnan(rows)
+    last_nan = np.where(is_nan, position, -1).max(axis=-1)
+    after_last_nan = position > last_nan[..., None]
+    key = np.where(after_last_nan, _ordering_key(kind, rows), -np.inf)
+    last_best = count - 1 - np.argmax(key[..., ::-1], axis=-1)  # the last of equal best keys
+    best = np.take_along_axis(rows, last_best[..., None], axis=-1)[..., 0]
+    return np.where(last_nan == count - 1, rows[..., -1], best)
+
+
+def _reduce_values(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], out_shape: tuple,
+                   form: int) -> np.ndarray:
+    kind = ctx.op.kind
+    if x.size == 0:
+        return np.full(out_shape, _identity(kind, x.dtype), x.dtype)
+    rows, _ = rows_in_input_order(x, axes)
+    if form == Form.REDUCE_FROM_FIRST:  # (an empty axis list: rows of one element, a copy)
+        return _reduce_rows_from_first(kind, rows).reshape(out_shape)
+    all_axes = len(axes) == x.ndim  # (a rank-0 input included: its one element is the result)
+    return _reduce_rows_reference(kind, rows, all_axes).reshape(out_shape)
+
+
+def _quantized_sum_optimized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: ReducePlan,
+                             out_shape: tuple) -> np.ndarray:
+    """Form.SUM_FP32_ROUND (requantize.sum_optimized_fp32) or XNNPACK's SUM_FP32 and its variants
+    (requantize.sum_fp32); int8 read as int8."""
+    if x.size == 0:  # LiteRT's optimized kernel leaves the output unwritten; refnet writes 0
+        return np.zeros(out_shape, x.dtype)
+    sums, count = raw_sums(x, axes)
+    total = fixedpoint.wrap_to_int32(sums)
+    if plan.form != Form.SUM_FP32_ROUND:
+        return requantize.sum_fp32(total, count, plan.input_scale, plan.input_zero_point, plan.output_scale,
+                                   plan.output_zero_point, x.dtype,
+                                   half_away=plan.form == Form.SUM_FP32_HALF_AWAY).reshape(out_shape)
+    return requantize.sum_optimized_fp32(total, count, plan.input_scale, plan.input_zero_point,
+                                         plan.output_scale, plan.output_zero_point, x.dtype,
+                                         ctx.profile.saturating_conversion).reshape(out_shape)
+
+
+def _quantized_sum_reference(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: ReducePlan,
+                             out_shape: tuple) -> np.ndarray:
+    if x.size == 0:
+        return np.zeros(out_shape, x.dtype)
+    as_bytes = x.view(np.uint8)  # the uint8_t instantiation, whatever the tensor type (see above)
+    sums, count = raw_sums(as_bytes, axes)
+    shifted = fixedpoint.wrap_to_int32(sums - plan.input_zero_point * count)
+    scaled = fixedpoint.multiply_by_quantized_multiplier(shifted, plan.multiplier, plan.shift, plan.form)
+    result = np.clip(scaled.astype(np.int64) + plan.output_zero_point, 0, 255).astype(np.uint8)
+    return result.view(x.dtype).reshape(out_shape)
+
+
+@register(*REDUCE_KINDS, prepare=_prepare_reduce)
+def reduce_generic(ctx: OpContext, inputs: list) -> list:
+    x, axis_values = inputs[0], inputs[1]
+    plan: ReducePlan = ctx.params
+    axes = plan.axes
+    if axes is None:  # axis computed at run time
+        axes = resolve_axes(ctx, axis_values, x.ndim)
+        _check_output_shape(ctx, axes, plan.keep_dims)
+    out_shape = tuple(ctx.output_tensor().shape)
+    if plan.quantized_sum and not plan.form.is_fixed_point:
+        return [_quantized_sum_optimized(ctx, x, axes, plan, out_shape)]
+    if plan.quantized_sum:
+        return [_quantized_sum_reference(ctx, x, axes, plan, out_shape)]
+    return [_reduce_values(ctx, x, axes, out_shape, plan.form)]
