@@ -592,6 +592,39 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
     }
 }
 
+/* Float helpers: x86's NaN rule spelt out, the activation clamp, partial vector loads / stores. */
+
+/* r with x86's NaN rule applied: first's NaN (quieted) if first is NaN, else second's. */
+RN_INLINE VSF RN_SFX(nan_first)(VSF r, VSF first, VSF second) {
+    const VSI quiet_bit = (VSI){0} + 0x00400000;
+    r = RN_SFX(select_f)((VSI)(second != second), (VSF)((VSI)second | quiet_bit), r);
+    return RN_SFX(select_f)((VSI)(first != first), (VSF)((VSI)first | quiet_bit), r);
+}
+
+/* std::min(std::max(v, lo), hi): max keeps v unless v < lo, min keeps it unless hi < it (NaN
+ * passes through). */
+RN_INLINE VSF RN_SFX(clamp_f)(VSF v, float lo, float hi) {
+    const VSF zero = {0};
+    v = RN_SFX(select_f)((VSI)(v < lo), zero + lo, v);
+    return RN_SFX(select_f)((VSI)(hi < v), zero + hi, v);
+}
+
+RN_INLINE VSF RN_SFX(load_f)(const float *src, int count) {
+    VSF v;
+    if (count >= RN_L32) { memcpy(&v, src, RN_VB); return v; }
+    float tail[RN_L32] = {0};
+    memcpy(tail, src, sizeof(float) * (size_t)count);
+    memcpy(&v, tail, RN_VB);
+    return v;
+}
+
+RN_INLINE void RN_SFX(store_f)(float *dst, VSF v, int count) {
+    if (count >= RN_L32) { memcpy(dst, &v, RN_VB); return; }
+    float tail[RN_L32];
+    memcpy(tail, &v, RN_VB);
+    memcpy(dst, tail, sizeof(float) * (size_t)count);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Float convolution.  Each output's sum runs k = 0, 1, ... from 0.0f, one float32 product and
  * one float32 add per tap; lanes are output channels.  A tile of pixels all of whose taps are
@@ -660,6 +693,30 @@ static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv
     return 1;
 }
 
+/* One pixel x np (1..4) panels from pan, every tap present: a tile of fewer than RN_TMR pixels
+ * (a FULLY_CONNECTED of batch 1, the last tile), whose sums would otherwise wait on one add
+ * chain per panel and compute the absent pixels' zeros. */
+RN_INLINE void RN_SFX(f_pixel4)(VSF acc[4][RN_NV], const float *a, const float *wf, int pan, int np, int K) {
+    const float *W[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        W[j] = wf + (size_t)(pan + (j < np ? j : 0)) * K * RN_NR;
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[j][v] = (VSF){0};
+    }
+    for (int k = 0; k < K; k++) {
+        const float am = a[k];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++) {
+                VSF w;
+                memcpy(&w, W[j] + (size_t)k * RN_NR + v * RN_L32, RN_VB);
+                acc[j][v] = acc[j][v] + am * w;
+            }
+    }
+}
+
 /* RN_TMR pixels x one panel, every tap present: a[m * K + k] is pixel m's tap k (the gathered
  * tile, or a pointwise op's input rows themselves), W the panel's weights [k][RN_NR]. */
 RN_INLINE void RN_SFX(f_tile)(VSF acc[RN_TMR][RN_NV], const float *a, const float *W, int K) {
@@ -718,6 +775,22 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
             int clean = direct ? 1 : RN_SFX(gather_f)(p, in, p0, mv, K, At);
             const float *rows = direct ? in + (size_t)p0 * C : At;
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
+            if (clean && mv < RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
+                for (int pan = block * bpan; pan < pan_end; pan += 4) {
+                    const int np = pan_end - pan < 4 ? pan_end - pan : 4;
+                    for (int m = 0; m < mv; m++) {
+                        VSF acc[4][RN_NV];
+                        RN_SFX(f_pixel4)(acc, rows + (size_t)m * K, p->wf, pan, np, K);
+                        for (int j = 0; j < np; j++) {
+                            const int c0 = (pan + j) * RN_NR;
+                            const int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+                            RN_SFX(store_panel_f)(acc[j], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
+                        }
+                    }
+                }
+                nan_seen |= RN_SFX(any_lane)(nan_lanes);
+                continue;
+            }
             for (int pan = block * bpan; pan < pan_end; pan++) {
                 const float *W = p->wf + (size_t)pan * K * RN_NR;
                 int c0 = pan * RN_NR;
@@ -918,52 +991,113 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     }
 }
 
-/* Float depthwise convolution; returns 1 when an output is NaN (as conv_f). */
+/* One output row of one channel panel, float (all RN_NV vectors full, or the op's last, partial
+ * panel): the panel's tap weights wv [tap][RN_NV] and its bias held while the pixels go by; filter
+ * rows outside the image skipped once per row, columns checked only outside the interior
+ * [ox_lo, ox_hi).  Each output: acc = 0, then acc + x * w over the present taps in order (ky, kx),
+ * + bias, the clamp (as finish_f); lanes holding a NaN are marked in *nan. */
+RN_INLINE void RN_SFX(depthwise_f_row)(const rn_conv_t *p, const float *in, float *out, int b, int oy,
+                                       int pan, const VSF *wv, int ox_lo, int ox_hi, const int full,
+                                       const int KW, VSI *nan) {
+    const rn_conv_t params = *p;  /* a local copy, as in q8_tile */
+    p = &params;
+    const int kw = KW ? KW : p->kw;  /* 3 and 5 are constants: the column taps unrolled */
+    const int C = p->out_c, c0 = pan * RN_NR;
+    const int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
+    const int y0 = oy * p->sh - p->pad_t;
+    int ky0 = 0, ky1 = p->kh;
+    while (ky0 < ky1 && y0 + ky0 * p->dh < 0) ky0++;
+    while (ky1 > ky0 && y0 + (ky1 - 1) * p->dh >= p->in_h) ky1--;
+    VSF bias[RN_NV];  /* no bias: the reference adds 0.0f */
+#pragma GCC unroll 4
+    for (int v = 0; v < RN_NV; v++) {
+        bias[v] = (VSF){0};
+        if (p->bias_f) memcpy(&bias[v], p->bias_f + c0 + v * RN_L32, RN_VB);
+    }
+    const size_t row_floats = (size_t)p->in_w * C;
+    const float *image = in + (size_t)b * p->in_h * row_floats + c0;
+    float *dst = out + (((size_t)b * p->out_h + oy) * p->out_w) * C + c0;
+    VSI nan_lanes = *nan;
+    for (int ox = 0; ox < p->out_w; ox++, dst += C) {
+        const int x0 = ox * p->sw - p->pad_l;
+        const int inside = ox >= ox_lo && ox < ox_hi;
+        VSF acc[RN_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *row = image + (size_t)(y0 + ky * p->dh) * row_floats;
+            const VSF *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+            for (int kx = 0; kx < kw; kx++) {
+                const int ix = x0 + kx * p->dw;
+                if (!inside && (ix < 0 || ix >= p->in_w)) continue;
+                const float *src = row + (size_t)ix * C;
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) {
+                    if (!full && v * RN_L32 >= nc) continue;
+                    VSF x;
+                    if (full) memcpy(&x, src + v * RN_L32, RN_VB);
+                    else x = RN_SFX(load_f)(src + v * RN_L32, nc - v * RN_L32);
+                    acc[v] = acc[v] + x * wk[kx * RN_NV + v];
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) {
+            if (!full && v * RN_L32 >= nc) continue;
+            VSF r = RN_SFX(clamp_f)(acc[v] + bias[v], p->act_min, p->act_max);
+            nan_lanes |= (VSI)(r != r);
+            if (full) memcpy(dst + v * RN_L32, &r, RN_VB);
+            else RN_SFX(store_f)(dst + v * RN_L32, r, nc - v * RN_L32);
+        }
+    }
+    *nan = nan_lanes;
+}
+
+/* Float depthwise convolution; returns 1 when an output is NaN (as conv_f: the caller then takes
+ * the plain kernel, whose operand order fixes which NaN a sum keeps). */
 static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) {
     const int C = p->out_c;
     const int npanels = (C + RN_NR - 1) / RN_NR;
     const int cpad = npanels * RN_NR;
+    const int taps = p->kh * p->kw;
     const long rows = (long)p->batches * p->out_h;
     const int threads = p->threads > 0 ? p->threads : 1;
+    if (rows == 0 || C == 0 || p->out_w == 0) return 0;
+    /* interior columns: every tap inside the image */
+    int ox_lo = 0, ox_hi = p->out_w;
+    while (ox_lo < p->out_w && ox_lo * p->sw - p->pad_l < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * p->sw - p->pad_l + (p->kw - 1) * p->dw >= p->in_w) ox_hi--;
     int nan_seen = 0;
-#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1) reduction(|:nan_seen)
-    for (long row = 0; row < rows; row++) {
-        int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
-        int y0 = oy * p->sh - p->pad_t;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(|:nan_seen)
+    {
+        VSF *wv = (VSF *)aligned_alloc(RN_VB, sizeof(VSF) * ((size_t)taps * RN_NV + 1));
+        int loaded = -1;  /* the panel whose weights wv holds */
         VSI nan_lanes = {0};
-        for (int ox = 0; ox < p->out_w; ox++) {
-            int x0 = ox * p->sw - p->pad_l;
-            float *dst_pixel = out + (((size_t)b * p->out_h + oy) * p->out_w + ox) * C;
-            for (int pan = 0; pan < npanels; pan++) {
-                int c0 = pan * RN_NR;
-                int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
-                VSF acc[RN_NV];
-#pragma GCC unroll 4
-                for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
-                for (int ky = 0; ky < p->kh; ky++) {
-                    int iy = y0 + ky * p->dh;
-                    if (iy < 0 || iy >= p->in_h) continue;
-                    for (int kx = 0; kx < p->kw; kx++) {
-                        int ix = x0 + kx * p->dw;
-                        if (ix < 0 || ix >= p->in_w) continue;
-                        const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C + c0;
-                        float xb[16];
-                        if (nc == 16) memcpy(xb, src, sizeof xb);
-                        else { memset(xb, 0, sizeof xb); memcpy(xb, src, sizeof(float) * nc); }
-                        const float *wrow = p->wf + (size_t)(ky * p->kw + kx) * cpad + c0;
-#pragma GCC unroll 4
-                        for (int v = 0; v < RN_NV; v++) {
-                            VSF x, w;
-                            memcpy(&x, xb + v * RN_L32, RN_VB);
-                            memcpy(&w, wrow + v * RN_L32, RN_VB);
-                            acc[v] = acc[v] + x * w;
-                        }
-                    }
-                }
-                RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0, &nan_lanes);
+#pragma omp for schedule(dynamic, 4)
+        for (long work = 0; work < (long)npanels * rows; work++) {
+            if (!wv) continue;
+            int pan = (int)(work / rows);
+            long row = work % rows;
+            if (pan != loaded) {
+                loaded = pan;
+                for (int t = 0; t < taps; t++)
+                    memcpy(wv + (size_t)t * RN_NV, p->wf + (size_t)t * cpad + pan * RN_NR, sizeof(float) * RN_NR);
             }
+            int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
+            int full = (pan + 1) * RN_NR <= C;
+#define RN_DWF_ROW(full, kw) \
+    RN_SFX(depthwise_f_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, full, kw, &nan_lanes)
+#define RN_DWF_ROW_KW(full) \
+    do { if (p->kw == 3) RN_DWF_ROW(full, 3); else if (p->kw == 5) RN_DWF_ROW(full, 5); \
+         else RN_DWF_ROW(full, 0); } while (0)
+            if (full) RN_DWF_ROW_KW(1);
+            else RN_DWF_ROW_KW(0);
+#undef RN_DWF_ROW_KW
+#undef RN_DWF_ROW
         }
         nan_seen |= RN_SFX(any_lane)(nan_lanes);
+        free(wv);
     }
     return nan_seen;
 }
@@ -1128,37 +1262,6 @@ static void RN_SFX(sum_rows8)(const void *x, int is_signed, long outer, long row
  * operands, x86's rule (the first NaN operand, quieted) is spelt out by selects: the compiler
  * may commute the operands of a float add or multiply, which would change the NaN kept.
  * ---------------------------------------------------------------------------------------- */
-
-/* r with x86's NaN rule applied: first's NaN (quieted) if first is NaN, else second's. */
-RN_INLINE VSF RN_SFX(nan_first)(VSF r, VSF first, VSF second) {
-    const VSI quiet_bit = (VSI){0} + 0x00400000;
-    r = RN_SFX(select_f)((VSI)(second != second), (VSF)((VSI)second | quiet_bit), r);
-    return RN_SFX(select_f)((VSI)(first != first), (VSF)((VSI)first | quiet_bit), r);
-}
-
-/* std::min(std::max(v, lo), hi): max keeps v unless v < lo, min keeps it unless hi < it (NaN
- * passes through). */
-RN_INLINE VSF RN_SFX(clamp_f)(VSF v, float lo, float hi) {
-    const VSF zero = {0};
-    v = RN_SFX(select_f)((VSI)(v < lo), zero + lo, v);
-    return RN_SFX(select_f)((VSI)(hi < v), zero + hi, v);
-}
-
-RN_INLINE VSF RN_SFX(load_f)(const float *src, int count) {
-    VSF v;
-    if (count >= RN_L32) { memcpy(&v, src, RN_VB); return v; }
-    float tail[RN_L32] = {0};
-    memcpy(tail, src, sizeof(float) * (size_t)count);
-    memcpy(&v, tail, RN_VB);
-    return v;
-}
-
-RN_INLINE void RN_SFX(store_f)(float *dst, VSF v, int count) {
-    if (count >= RN_L32) { memcpy(dst, &v, RN_VB); return; }
-    float tail[RN_L32];
-    memcpy(tail, &v, RN_VB);
-    memcpy(dst, tail, sizeof(float) * (size_t)count);
-}
 
 /* out[i] = clamp(a[i] op b[i]) for i < n, one of the two read with a period dividing n:
  * b_repeats: b[i % period], else a[i % period] (a broadcast operand stays the first).  Where both

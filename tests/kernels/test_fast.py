@@ -45,6 +45,9 @@ def fvalues(rng, shape, kind):
         return rng.standard_normal(shape).astype(np.float32)
     if kind == "wide":
         return (rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, size=shape)).astype(np.float32)
+    if kind == "signed":  # signed zeros and subnormals, no NaN (so the bits are compared)
+        return rng.choice(np.array([0.0, -0.0, -0.0, 1.0, -1.0, 1e-45, -1e-45, 1.1754942e-38, 3.0, -2.5],
+                                   np.float32), size=shape)
     special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-45, 3.0, -2.5], np.float32)
     return rng.choice(special, size=shape)
 
@@ -66,7 +69,7 @@ def conv_geometry(draw, depthwise=False):
     oh, ow = max(oh, 1), max(ow, 1)
     n = draw(st.integers(1, 2))
     cin = draw(st.sampled_from([1, 2, 3, 5, 8, 15, 16, 17, 24, 33]))
-    cout = cin if depthwise else draw(st.sampled_from([1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 40]))
+    cout = cin if depthwise else draw(st.sampled_from([1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 40, 70]))
     return n, h, w, cin, cout, oh, ow, (kh, kw, sh, sw, dh, dw, pad_t, pad_l)
 
 
@@ -203,7 +206,7 @@ def test_conv_f_matches_plain_kernel(geometry, data, seed):
     n, h, w, cin, cout, oh, ow, geom = geometry
     kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
     rng = np.random.default_rng(seed)
-    kind = data.draw(st.sampled_from(["normal", "normal", "wide", "special"]))
+    kind = data.draw(st.sampled_from(["normal", "normal", "wide", "special", "signed"]))
     x = fvalues(rng, (n, h, w, cin), kind)
     wt = fvalues(rng, (cout, kh, kw, cin), kind)
     bias = None if data.draw(st.booleans()) else fvalues(rng, (cout,), kind)
@@ -257,7 +260,7 @@ def test_depthwise_f_matches_plain_kernel(geometry, data, seed):
     n, h, w, c, _, oh, ow, geom = geometry
     kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
     rng = np.random.default_rng(seed)
-    kind = data.draw(st.sampled_from(["normal", "wide", "special"]))
+    kind = data.draw(st.sampled_from(["normal", "wide", "special", "signed"]))
     x = fvalues(rng, (n, h, w, c), kind)
     wt = fvalues(rng, (1, kh, kw, c), kind)
     bias = None if data.draw(st.booleans()) else fvalues(rng, (c,), kind)
