@@ -991,6 +991,8 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     }
 }
 
+#define RN_DW_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)  /* interior pixels per pass of depthwise_f_row */
+
 /* One output row of one channel panel, float (all RN_NV vectors full, or the op's last, partial
  * panel): the panel's tap weights wv [tap][RN_NV] and its bias held while the pixels go by; filter
  * rows outside the image skipped once per row, columns checked only outside the interior
@@ -1021,6 +1023,47 @@ RN_INLINE void RN_SFX(depthwise_f_row)(const rn_conv_t *p, const float *in, floa
     for (int ox = 0; ox < p->out_w; ox++, dst += C) {
         const int x0 = ox * p->sw - p->pad_l;
         const int inside = ox >= ox_lo && ox < ox_hi;
+        if (inside && ox + RN_DW_PIX <= ox_hi) {
+            /* RN_DW_PIX interior pixels at once: their add chains interleave (one pixel's taps
+             * are a chain of dependent adds, each waiting on the last) */
+            VSF accs[RN_DW_PIX][RN_NV];
+#pragma GCC unroll 8
+            for (int j = 0; j < RN_DW_PIX; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) accs[j][v] = (VSF){0};
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *row = image + (size_t)(y0 + ky * p->dh) * row_floats + (size_t)x0 * C;
+                const VSF *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+                for (int kx = 0; kx < kw; kx++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) {
+                        if (!full && v * RN_L32 >= nc) continue;
+                        const VSF w = wk[kx * RN_NV + v];
+#pragma GCC unroll 8
+                        for (int j = 0; j < RN_DW_PIX; j++) {
+                            const float *src = row + ((size_t)j * p->sw + (size_t)kx * p->dw) * C + v * RN_L32;
+                            VSF x;
+                            if (full) memcpy(&x, src, RN_VB);
+                            else x = RN_SFX(load_f)(src, nc - v * RN_L32);
+                            accs[j][v] = accs[j][v] + x * w;
+                        }
+                    }
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < RN_DW_PIX; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) {
+                    if (!full && v * RN_L32 >= nc) continue;
+                    VSF r = RN_SFX(clamp_f)(accs[j][v] + bias[v], p->act_min, p->act_max);
+                    nan_lanes |= (VSI)(r != r);
+                    if (full) memcpy(dst + (size_t)j * C + v * RN_L32, &r, RN_VB);
+                    else RN_SFX(store_f)(dst + (size_t)j * C + v * RN_L32, r, nc - v * RN_L32);
+                }
+            ox += RN_DW_PIX - 1;
+            dst += (size_t)(RN_DW_PIX - 1) * C;
+            continue;
+        }
         VSF acc[RN_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
@@ -1077,8 +1120,10 @@ static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) 
 #pragma omp for schedule(dynamic, 4)
         for (long work = 0; work < (long)npanels * rows; work++) {
             if (!wv) continue;
-            int pan = (int)(work / rows);
-            long row = work % rows;
+            /* an output row's panels one after another: the input rows they read stay in cache
+             * (panel by panel over the image, a wide early layer streams it once per panel) */
+            long row = work / npanels;
+            int pan = (int)(work % npanels);
             if (pan != loaded) {
                 loaded = pan;
                 for (int t = 0; t < taps; t++)
@@ -1367,6 +1412,7 @@ static void RN_SFX(sum_rows_f)(const float *x, long outer, long rows, long inner
 #undef VQ32
 #undef VUQ32
 #undef VH32
+#undef RN_DW_PIX
 #undef RN_NV
 #undef RN_L32
 #undef RN_L64

@@ -57,7 +57,8 @@ def conv_geometry(draw, depthwise=False):
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if draw(st.booleans()) else (1, 1)
-    h, w = draw(st.integers(1, 13)), draw(st.integers(1, 13))
+    # depthwise: rows wide enough for the interior blocks of 8 pixels at strides 1-3
+    h, w = draw(st.integers(1, 13)), draw(st.integers(1, 30 if depthwise else 13))
     pad_t, pad_l = draw(st.integers(0, kh)), draw(st.integers(0, kw))
     pad_b, pad_r = draw(st.integers(0, kh)), draw(st.integers(0, kw))
     oh = (h + pad_t + pad_b - ((kh - 1) * dh + 1)) // sh + 1
