@@ -27,6 +27,7 @@ Where LiteRT aborts, refnet raises OpExecutionError at allocate_tensors instead:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -376,7 +377,7 @@ def _fast_float(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndar
     if a.size == 0 or b.size == 0:
         return None
     lo, hi = plan.act_range
-    run, limit = nan_second_run(ctx.profile, ctx.op.kind, a.size, b.size, int(np.prod(shape)))
+    run, limit = nan_second_run(ctx.profile, ctx.op.kind, a.size, b.size, math.prod(shape))
     out = np.empty(shape, np.float32)
     _kernels_fast.binary_f(a, b, out, not is_add, lo, hi, run, limit)
     return out

@@ -18,6 +18,7 @@ LiteRT's reference path has no special case for 4-D inputs reduced over height a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,9 +117,9 @@ def _mean_float(x: np.ndarray, axes: tuple[int, ...], reciprocal: bool = False) 
     if reduced and reduced == list(range(reduced[0], reduced[-1] + 1)) and x.flags.c_contiguous:
         # adjacent axes (NHWC over H, W): x is (outer, count, inner) in memory, summed in the
         # reference order from +0.0, channels in vector lanes
-        outer = int(np.prod(x.shape[:reduced[0]], dtype=np.int64))
-        count = int(np.prod(x.shape[reduced[0]:reduced[-1] + 1], dtype=np.int64))
-        inner = int(np.prod(x.shape[reduced[-1] + 1:], dtype=np.int64))
+        outer = math.prod(x.shape[:reduced[0]])  # math.prod: np.prod costs microseconds per call
+        count = math.prod(x.shape[reduced[0]:reduced[-1] + 1])
+        inner = math.prod(x.shape[reduced[-1] + 1:])
         total = np.empty(tuple(d for i, d in enumerate(x.shape) if i not in axes), np.float32)
         _kernels_fast.sum_rows_f(x, outer, count, inner, total)
     else:
