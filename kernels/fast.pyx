@@ -67,6 +67,10 @@ cdef extern from "fast_dispatch.h" nogil:
         int32_t zp, lo, hi
     void rn_quantize_f(const rn_quantize_t *q, const float *x, void *out)
     void rn_sum_rows8(const void *x, int is_signed, long outer, long rows, long inner, int32_t *out)
+    void rn_binary_f(const float *a, const float *b, float *out, long n, long period, int b_repeats,
+                     int is_mul, float lo, float hi, long nan_run, long second_limit)
+    void rn_hard_swish_f(const float *x, float *out, long n, int reciprocal)
+    void rn_sum_rows_f(const float *x, long outer, long rows, long inner, float *out)
     void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n)
     void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n,
                   long period)
@@ -617,3 +621,51 @@ def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not 
     cdef long n = a.size, period = b.size
     with nogil:
         rn_lut16(tp, ap, bp, outp, n, period)
+
+
+def binary_f(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None, bint is_mul,
+             float lo, float hi, long nan_run=0, long second_limit=0):
+    """Float32 ADD / MUL, fused clamp: out = clamp(a op b) with x86's NaN rule spelt out (a NaN
+    operand's NaN, quieted; a's when both are, except b's at the flat positions i with
+    i % nan_run < second_limit: a profile's NaN blocks).  One of a, b has out's size, the other a
+    size dividing it (repeated along the flat array: broadcast over leading dimensions)."""
+    if _kind(a, "a") != 3 or _kind(b, "b") != 3 or _kind(out, "out") != 3:
+        raise TypeError("a, b and out must be float32")
+    cdef long n = out.size
+    cdef int b_repeats = a.size == n
+    cdef long period = b.size if b_repeats else a.size
+    if (b.size if b_repeats else a.size) == 0 or (a.size != n and b.size != n) or n % period:
+        raise ValueError("one operand must have out's size and the other a size dividing it")
+    if second_limit > 0 and nan_run <= 0:
+        raise ValueError("a positive second_limit needs a positive nan_run")
+    cdef const float* ap = <const float*>cnp.PyArray_DATA(a)
+    cdef const float* bp = <const float*>cnp.PyArray_DATA(b)
+    cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    with nogil:
+        rn_binary_f(ap, bp, outp, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit)
+
+
+def hard_swish_f(cnp.ndarray x not None, cnp.ndarray out not None, bint reciprocal=False):
+    """Float32 HARD_SWISH as hard_swish.pyx's hard_swish_float, vectorised."""
+    if _kind(x, "x") != 3 or _kind(out, "out") != 3:
+        raise TypeError("x and out must be float32")
+    if out.size != x.size:
+        raise ValueError("out must have x's size")
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
+    cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    cdef long n = x.size
+    with nogil:
+        rn_hard_swish_f(xp, outp, n, reciprocal)
+
+
+def sum_rows_f(cnp.ndarray x not None, long outer, long rows, long inner, cnp.ndarray out not None):
+    """out[o, c] = sum_p x[o, p, c] in order p = 0, 1, ... from +0.0 (float32 adds, the running sum
+    the first operand), x an (outer, rows, inner) float32 array, out float32 (outer, inner)."""
+    if _kind(x, "x") != 3 or _kind(out, "out") != 3:
+        raise TypeError("x and out must be float32")
+    if outer < 0 or rows < 0 or inner < 0 or x.size != outer * rows * inner or out.size != outer * inner:
+        raise ValueError("x must hold outer * rows * inner values and out outer * inner")
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
+    cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    with nogil:
+        rn_sum_rows_f(xp, outer, rows, inner, outp)

@@ -592,6 +592,39 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
     }
 }
 
+/* Float helpers: x86's NaN rule spelt out, the activation clamp, partial vector loads / stores. */
+
+/* r with x86's NaN rule applied: first's NaN (quieted) if first is NaN, else second's. */
+RN_INLINE VSF RN_SFX(nan_first)(VSF r, VSF first, VSF second) {
+    const VSI quiet_bit = (VSI){0} + 0x00400000;
+    r = RN_SFX(select_f)((VSI)(second != second), (VSF)((VSI)second | quiet_bit), r);
+    return RN_SFX(select_f)((VSI)(first != first), (VSF)((VSI)first | quiet_bit), r);
+}
+
+/* std::min(std::max(v, lo), hi): max keeps v unless v < lo, min keeps it unless hi < it (NaN
+ * passes through). */
+RN_INLINE VSF RN_SFX(clamp_f)(VSF v, float lo, float hi) {
+    const VSF zero = {0};
+    v = RN_SFX(select_f)((VSI)(v < lo), zero + lo, v);
+    return RN_SFX(select_f)((VSI)(hi < v), zero + hi, v);
+}
+
+RN_INLINE VSF RN_SFX(load_f)(const float *src, int count) {
+    VSF v;
+    if (count >= RN_L32) { memcpy(&v, src, RN_VB); return v; }
+    float tail[RN_L32] = {0};
+    memcpy(tail, src, sizeof(float) * (size_t)count);
+    memcpy(&v, tail, RN_VB);
+    return v;
+}
+
+RN_INLINE void RN_SFX(store_f)(float *dst, VSF v, int count) {
+    if (count >= RN_L32) { memcpy(dst, &v, RN_VB); return; }
+    float tail[RN_L32];
+    memcpy(tail, &v, RN_VB);
+    memcpy(dst, tail, sizeof(float) * (size_t)count);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Float convolution.  Each output's sum runs k = 0, 1, ... from 0.0f, one float32 product and
  * one float32 add per tap; lanes are output channels.  A tile of pixels all of whose taps are
@@ -632,30 +665,76 @@ RN_INLINE int RN_SFX(any_lane)(VSI v) {
     return any != 0;
 }
 
-/* Returns 1 when every tap of every present pixel lies inside the image. */
+/* The tile's taps pixel-major, At[m * K + k] = x[pixel p0 + m, tap k] (absent pixels 0); returns
+ * 1 when every tap of every present pixel lies inside the image (else At is incomplete). */
 static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv, int K,
                             float *At) {
     const int C = p->in_c;
-    if (mv < RN_TMR) memset(At, 0, sizeof(float) * (size_t)K * RN_TMR);
+    if (mv < RN_TMR) memset(At + (size_t)mv * K, 0, sizeof(float) * (size_t)K * (RN_TMR - mv));
     for (int m = 0; m < mv; m++) {
+        float *dst = At + (size_t)m * K;
         if (p->pointwise) {
-            const float *src = in + (size_t)(p0 + m) * C;
-            for (int k = 0; k < K; k++) At[k * RN_TMR + m] = src[k];
+            memcpy(dst, in + (size_t)(p0 + m) * C, sizeof(float) * (size_t)K);
             continue;
         }
-        int b, y0, x0, k = 0;
+        int b, y0, x0;
         RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
         for (int ky = 0; ky < p->kh; ky++) {
             int iy = y0 + ky * p->dh;
-            for (int kx = 0; kx < p->kw; kx++, k += C) {
+            if (iy < 0 || iy >= p->in_h) return 0;
+            const float *line = in + ((size_t)b * p->in_h + iy) * p->in_w * C;
+            for (int kx = 0; kx < p->kw; kx++, dst += C) {
                 int ix = x0 + kx * p->dw;
-                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) return 0;
-                const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
-                for (int ci = 0; ci < C; ci++) At[(k + ci) * RN_TMR + m] = src[ci];
+                if (ix < 0 || ix >= p->in_w) return 0;
+                memcpy(dst, line + (size_t)ix * C, sizeof(float) * (size_t)C);
             }
         }
     }
     return 1;
+}
+
+/* One pixel x np (1..4) panels from pan, every tap present: a tile of fewer than RN_TMR pixels
+ * (a FULLY_CONNECTED of batch 1, the last tile), whose sums would otherwise wait on one add
+ * chain per panel and compute the absent pixels' zeros. */
+RN_INLINE void RN_SFX(f_pixel4)(VSF acc[4][RN_NV], const float *a, const float *wf, int pan, int np, int K) {
+    const float *W[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        W[j] = wf + (size_t)(pan + (j < np ? j : 0)) * K * RN_NR;
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[j][v] = (VSF){0};
+    }
+    for (int k = 0; k < K; k++) {
+        const float am = a[k];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++) {
+                VSF w;
+                memcpy(&w, W[j] + (size_t)k * RN_NR + v * RN_L32, RN_VB);
+                acc[j][v] = acc[j][v] + am * w;
+            }
+    }
+}
+
+/* RN_TMR pixels x one panel, every tap present: a[m * K + k] is pixel m's tap k (the gathered
+ * tile, or a pointwise op's input rows themselves), W the panel's weights [k][RN_NR]. */
+RN_INLINE void RN_SFX(f_tile)(VSF acc[RN_TMR][RN_NV], const float *a, const float *W, int K) {
+#pragma GCC unroll 16
+    for (int m = 0; m < RN_TMR; m++)
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[m][v] = (VSF){0};
+    for (int k = 0; k < K; k++) {
+        VSF w[RN_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) memcpy(&w[v], W + (size_t)k * RN_NR + v * RN_L32, RN_VB);
+#pragma GCC unroll 16
+        for (int m = 0; m < RN_TMR; m++) {
+            const float am = a[(size_t)m * K + k];
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++) acc[m][v] = acc[m][v] + am * w[v];
+        }
+    }
 }
 
 /* Float convolution; returns 1 when an output is NaN (or a padded lane, which only a NaN or inf
@@ -678,6 +757,10 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     int nan_seen = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(|:nan_seen)
     {
+        /* a local copy: the float output stores may alias *p (act_min, the bias pointer), which
+         * would make the compiler reload them for every pixel */
+        const rn_conv_t params = *p;
+        const rn_conv_t *p = &params;
         float *At = (float *)malloc(sizeof(float) * ((size_t)K * RN_TMR + 16));
 #pragma omp for schedule(dynamic, 4)
         for (long it = 0; it < total; it++) {
@@ -687,30 +770,34 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
             long p0 = tile * RN_TMR;
             int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
             VSI nan_lanes = {0};
-            int clean = RN_SFX(gather_f)(p, in, p0, mv, K, At);
+            /* a whole tile of a pointwise op reads its input rows in place */
+            const int direct = p->pointwise && mv == RN_TMR;
+            int clean = direct ? 1 : RN_SFX(gather_f)(p, in, p0, mv, K, At);
+            const float *rows = direct ? in + (size_t)p0 * C : At;
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
+            if (clean && mv < RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
+                for (int pan = block * bpan; pan < pan_end; pan += 4) {
+                    const int np = pan_end - pan < 4 ? pan_end - pan : 4;
+                    for (int m = 0; m < mv; m++) {
+                        VSF acc[4][RN_NV];
+                        RN_SFX(f_pixel4)(acc, rows + (size_t)m * K, p->wf, pan, np, K);
+                        for (int j = 0; j < np; j++) {
+                            const int c0 = (pan + j) * RN_NR;
+                            const int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+                            RN_SFX(store_panel_f)(acc[j], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
+                        }
+                    }
+                }
+                nan_seen |= RN_SFX(any_lane)(nan_lanes);
+                continue;
+            }
             for (int pan = block * bpan; pan < pan_end; pan++) {
                 const float *W = p->wf + (size_t)pan * K * RN_NR;
                 int c0 = pan * RN_NR;
                 int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
                 if (clean) {
                     VSF acc[RN_TMR][RN_NV];
-#pragma GCC unroll 16
-                    for (int m = 0; m < RN_TMR; m++)
-#pragma GCC unroll 4
-                        for (int v = 0; v < RN_NV; v++) acc[m][v] = (VSF){0};
-                    for (int k = 0; k < K; k++) {
-                        VSF w[RN_NV];
-#pragma GCC unroll 4
-                        for (int v = 0; v < RN_NV; v++) memcpy(&w[v], W + (size_t)k * RN_NR + v * RN_L32, RN_VB);
-                        const float *a = At + (size_t)k * RN_TMR;
-#pragma GCC unroll 16
-                        for (int m = 0; m < RN_TMR; m++) {
-                            float am = a[m];
-#pragma GCC unroll 4
-                            for (int v = 0; v < RN_NV; v++) acc[m][v] = acc[m][v] + am * w[v];
-                        }
-                    }
+                    RN_SFX(f_tile)(acc, rows, W, K);
                     for (int m = 0; m < mv; m++)
                         RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
                     continue;
@@ -904,52 +991,158 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     }
 }
 
-/* Float depthwise convolution; returns 1 when an output is NaN (as conv_f). */
+#define RN_DW_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)  /* interior pixels per pass of depthwise_f_row */
+
+/* One output row of one channel panel, float (all RN_NV vectors full, or the op's last, partial
+ * panel): the panel's tap weights wv [tap][RN_NV] and its bias held while the pixels go by; filter
+ * rows outside the image skipped once per row, columns checked only outside the interior
+ * [ox_lo, ox_hi).  Each output: acc = 0, then acc + x * w over the present taps in order (ky, kx),
+ * + bias, the clamp (as finish_f); lanes holding a NaN are marked in *nan. */
+RN_INLINE void RN_SFX(depthwise_f_row)(const rn_conv_t *p, const float *in, float *out, int b, int oy,
+                                       int pan, const VSF *wv, int ox_lo, int ox_hi, const int full,
+                                       const int KW, VSI *nan) {
+    const rn_conv_t params = *p;  /* a local copy, as in q8_tile */
+    p = &params;
+    const int kw = KW ? KW : p->kw;  /* 3 and 5 are constants: the column taps unrolled */
+    const int C = p->out_c, c0 = pan * RN_NR;
+    const int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
+    const int y0 = oy * p->sh - p->pad_t;
+    int ky0 = 0, ky1 = p->kh;
+    while (ky0 < ky1 && y0 + ky0 * p->dh < 0) ky0++;
+    while (ky1 > ky0 && y0 + (ky1 - 1) * p->dh >= p->in_h) ky1--;
+    VSF bias[RN_NV];  /* no bias: the reference adds 0.0f */
+#pragma GCC unroll 4
+    for (int v = 0; v < RN_NV; v++) {
+        bias[v] = (VSF){0};
+        if (p->bias_f) memcpy(&bias[v], p->bias_f + c0 + v * RN_L32, RN_VB);
+    }
+    const size_t row_floats = (size_t)p->in_w * C;
+    const float *image = in + (size_t)b * p->in_h * row_floats + c0;
+    float *dst = out + (((size_t)b * p->out_h + oy) * p->out_w) * C + c0;
+    VSI nan_lanes = *nan;
+    for (int ox = 0; ox < p->out_w; ox++, dst += C) {
+        const int x0 = ox * p->sw - p->pad_l;
+        const int inside = ox >= ox_lo && ox < ox_hi;
+        if (inside && ox + RN_DW_PIX <= ox_hi) {
+            /* RN_DW_PIX interior pixels at once: their add chains interleave (one pixel's taps
+             * are a chain of dependent adds, each waiting on the last) */
+            VSF accs[RN_DW_PIX][RN_NV];
+#pragma GCC unroll 8
+            for (int j = 0; j < RN_DW_PIX; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) accs[j][v] = (VSF){0};
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *row = image + (size_t)(y0 + ky * p->dh) * row_floats + (size_t)x0 * C;
+                const VSF *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+                for (int kx = 0; kx < kw; kx++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) {
+                        if (!full && v * RN_L32 >= nc) continue;
+                        const VSF w = wk[kx * RN_NV + v];
+#pragma GCC unroll 8
+                        for (int j = 0; j < RN_DW_PIX; j++) {
+                            const float *src = row + ((size_t)j * p->sw + (size_t)kx * p->dw) * C + v * RN_L32;
+                            VSF x;
+                            if (full) memcpy(&x, src, RN_VB);
+                            else x = RN_SFX(load_f)(src, nc - v * RN_L32);
+                            accs[j][v] = accs[j][v] + x * w;
+                        }
+                    }
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < RN_DW_PIX; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) {
+                    if (!full && v * RN_L32 >= nc) continue;
+                    VSF r = RN_SFX(clamp_f)(accs[j][v] + bias[v], p->act_min, p->act_max);
+                    nan_lanes |= (VSI)(r != r);
+                    if (full) memcpy(dst + (size_t)j * C + v * RN_L32, &r, RN_VB);
+                    else RN_SFX(store_f)(dst + (size_t)j * C + v * RN_L32, r, nc - v * RN_L32);
+                }
+            ox += RN_DW_PIX - 1;
+            dst += (size_t)(RN_DW_PIX - 1) * C;
+            continue;
+        }
+        VSF acc[RN_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *row = image + (size_t)(y0 + ky * p->dh) * row_floats;
+            const VSF *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+            for (int kx = 0; kx < kw; kx++) {
+                const int ix = x0 + kx * p->dw;
+                if (!inside && (ix < 0 || ix >= p->in_w)) continue;
+                const float *src = row + (size_t)ix * C;
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) {
+                    if (!full && v * RN_L32 >= nc) continue;
+                    VSF x;
+                    if (full) memcpy(&x, src + v * RN_L32, RN_VB);
+                    else x = RN_SFX(load_f)(src + v * RN_L32, nc - v * RN_L32);
+                    acc[v] = acc[v] + x * wk[kx * RN_NV + v];
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) {
+            if (!full && v * RN_L32 >= nc) continue;
+            VSF r = RN_SFX(clamp_f)(acc[v] + bias[v], p->act_min, p->act_max);
+            nan_lanes |= (VSI)(r != r);
+            if (full) memcpy(dst + v * RN_L32, &r, RN_VB);
+            else RN_SFX(store_f)(dst + v * RN_L32, r, nc - v * RN_L32);
+        }
+    }
+    *nan = nan_lanes;
+}
+
+/* Float depthwise convolution; returns 1 when an output is NaN (as conv_f: the caller then takes
+ * the plain kernel, whose operand order fixes which NaN a sum keeps). */
 static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) {
     const int C = p->out_c;
     const int npanels = (C + RN_NR - 1) / RN_NR;
     const int cpad = npanels * RN_NR;
+    const int taps = p->kh * p->kw;
     const long rows = (long)p->batches * p->out_h;
     const int threads = p->threads > 0 ? p->threads : 1;
+    if (rows == 0 || C == 0 || p->out_w == 0) return 0;
+    /* interior columns: every tap inside the image */
+    int ox_lo = 0, ox_hi = p->out_w;
+    while (ox_lo < p->out_w && ox_lo * p->sw - p->pad_l < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * p->sw - p->pad_l + (p->kw - 1) * p->dw >= p->in_w) ox_hi--;
     int nan_seen = 0;
-#pragma omp parallel for schedule(dynamic, 2) num_threads(threads) if (threads > 1) reduction(|:nan_seen)
-    for (long row = 0; row < rows; row++) {
-        int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
-        int y0 = oy * p->sh - p->pad_t;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(|:nan_seen)
+    {
+        VSF *wv = (VSF *)aligned_alloc(RN_VB, sizeof(VSF) * ((size_t)taps * RN_NV + 1));
+        int loaded = -1;  /* the panel whose weights wv holds */
         VSI nan_lanes = {0};
-        for (int ox = 0; ox < p->out_w; ox++) {
-            int x0 = ox * p->sw - p->pad_l;
-            float *dst_pixel = out + (((size_t)b * p->out_h + oy) * p->out_w + ox) * C;
-            for (int pan = 0; pan < npanels; pan++) {
-                int c0 = pan * RN_NR;
-                int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
-                VSF acc[RN_NV];
-#pragma GCC unroll 4
-                for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
-                for (int ky = 0; ky < p->kh; ky++) {
-                    int iy = y0 + ky * p->dh;
-                    if (iy < 0 || iy >= p->in_h) continue;
-                    for (int kx = 0; kx < p->kw; kx++) {
-                        int ix = x0 + kx * p->dw;
-                        if (ix < 0 || ix >= p->in_w) continue;
-                        const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C + c0;
-                        float xb[16];
-                        if (nc == 16) memcpy(xb, src, sizeof xb);
-                        else { memset(xb, 0, sizeof xb); memcpy(xb, src, sizeof(float) * nc); }
-                        const float *wrow = p->wf + (size_t)(ky * p->kw + kx) * cpad + c0;
-#pragma GCC unroll 4
-                        for (int v = 0; v < RN_NV; v++) {
-                            VSF x, w;
-                            memcpy(&x, xb + v * RN_L32, RN_VB);
-                            memcpy(&w, wrow + v * RN_L32, RN_VB);
-                            acc[v] = acc[v] + x * w;
-                        }
-                    }
-                }
-                RN_SFX(store_panel_f)(acc, p, c0, nc, dst_pixel + c0, &nan_lanes);
+#pragma omp for schedule(dynamic, 4)
+        for (long work = 0; work < (long)npanels * rows; work++) {
+            if (!wv) continue;
+            /* an output row's panels one after another: the input rows they read stay in cache
+             * (panel by panel over the image, a wide early layer streams it once per panel) */
+            long row = work / npanels;
+            int pan = (int)(work % npanels);
+            if (pan != loaded) {
+                loaded = pan;
+                for (int t = 0; t < taps; t++)
+                    memcpy(wv + (size_t)t * RN_NV, p->wf + (size_t)t * cpad + pan * RN_NR, sizeof(float) * RN_NR);
             }
+            int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
+            int full = (pan + 1) * RN_NR <= C;
+#define RN_DWF_ROW(full, kw) \
+    RN_SFX(depthwise_f_row)(p, in, out, b, oy, pan, wv, ox_lo, ox_hi, full, kw, &nan_lanes)
+#define RN_DWF_ROW_KW(full) \
+    do { if (p->kw == 3) RN_DWF_ROW(full, 3); else if (p->kw == 5) RN_DWF_ROW(full, 5); \
+         else RN_DWF_ROW(full, 0); } while (0)
+            if (full) RN_DWF_ROW_KW(1);
+            else RN_DWF_ROW_KW(0);
+#undef RN_DWF_ROW_KW
+#undef RN_DWF_ROW
         }
         nan_seen |= RN_SFX(any_lane)(nan_lanes);
+        free(wv);
     }
     return nan_seen;
 }
@@ -1108,6 +1301,105 @@ static void RN_SFX(sum_rows8)(const void *x, int is_signed, long outer, long row
     }
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Float elementwise: ADD / MUL with a fused clamp, HARD_SWISH, the sums of MEAN.  One float32
+ * operation per step as the reference, lanes independent.  Where an operation can see two NaN
+ * operands, x86's rule (the first NaN operand, quieted) is spelt out by selects: the compiler
+ * may commute the operands of a float add or multiply, which would change the NaN kept.
+ * ---------------------------------------------------------------------------------------- */
+
+/* out[i] = clamp(a[i] op b[i]) for i < n, one of the two read with a period dividing n:
+ * b_repeats: b[i % period], else a[i % period] (a broadcast operand stays the first).  Where both
+ * are NaN, a's NaN is kept, except b's where i % nan_run < second_limit (the profile's NaN
+ * blocks, refnet.ops.elementwise.nan_second_run; second_limit 0: a's everywhere). */
+static void RN_SFX(binary_f)(const float *a, const float *b, float *out, long n, long period,
+                             int b_repeats, int is_mul, float lo, float hi, long nan_run,
+                             long second_limit) {
+    if (n <= 0 || period <= 0) return;
+    const long rows = n / period;
+    if (nan_run <= 0) second_limit = 0;
+    for (long r = 0; r < rows; r++) {
+        const float *ar = b_repeats ? a + (size_t)r * period : a;
+        const float *br = b_repeats ? b : b + (size_t)r * period;
+        float *o = out + (size_t)r * period;
+        for (long j = 0; j < period; j += RN_L32) {
+            const int count = period - j < RN_L32 ? (int)(period - j) : RN_L32;
+            VSF x = RN_SFX(load_f)(ar + j, count), y = RN_SFX(load_f)(br + j, count);
+            VSF raw = is_mul ? x * y : x + y;
+            raw = RN_SFX(nan_first)(raw, x, y);
+            if (second_limit && RN_SFX(any_lane)((VSI)(x != x) & (VSI)(y != y))) {
+                /* rare: lanes where both are NaN and the block rule keeps b's */
+                float xs[RN_L32], ys[RN_L32], rs[RN_L32];
+                memcpy(xs, &x, RN_VB);
+                memcpy(ys, &y, RN_VB);
+                memcpy(rs, &raw, RN_VB);
+                for (int l = 0; l < count; l++) {
+                    const long i = r * period + j + l;
+                    if (xs[l] != xs[l] && ys[l] != ys[l] && i % nan_run < second_limit) {
+                        uint32_t bits;
+                        memcpy(&bits, &ys[l], 4);
+                        bits |= 0x00400000u;
+                        memcpy(&rs[l], &bits, 4);
+                    }
+                }
+                memcpy(&raw, rs, RN_VB);
+            }
+            RN_SFX(store_f)(o + j, RN_SFX(clamp_f)(raw, lo, hi), count);
+        }
+    }
+}
+
+/* out = x * min(6, max(0, x + 3)) / 6 in float32 (reciprocal: (x * (1/6)) * relu6); only x can
+ * be a NaN operand at any step, so the operand order cannot change a NaN. */
+static void RN_SFX(hard_swish_f)(const float *x, float *out, long n, int reciprocal) {
+    const VSF zero = {0}, three = zero + 3.0f, six = zero + 6.0f;
+    const float sixth_scalar = 1.0f / 6.0f;  /* a float32 quotient, as the reference's */
+    const VSF sixth = zero + sixth_scalar;
+    for (long i = 0; i < n; i += RN_L32) {
+        const int count = n - i < RN_L32 ? (int)(n - i) : RN_L32;
+        VSF v = RN_SFX(load_f)(x + i, count);
+        VSF shifted = v + three;
+        VSF relu6 = RN_SFX(select_f)((VSI)(zero < shifted), shifted, zero);  /* std::max(0, s) */
+        relu6 = RN_SFX(select_f)((VSI)(relu6 < six), relu6, six);            /* std::min(6, r) */
+        VSF r = reciprocal ? (v * sixth) * relu6 : (v * relu6) / six;
+        RN_SFX(store_f)(out + i, r, count);
+    }
+}
+
+/* out[o, c] = sum over p of x[o, p, c] in order p = 0, 1, ... from +0.0f (MEAN's sum), the
+ * running sum the first operand of each add. */
+static void RN_SFX(sum_rows_f)(const float *x, long outer, long rows, long inner, float *out) {
+    for (long o = 0; o < outer; o++) {
+        const float *base = x + (size_t)o * rows * inner;
+        for (long c = 0; c < inner; c += 4 * RN_L32) {
+            const long width = inner - c < 4 * RN_L32 ? inner - c : 4 * RN_L32;
+            VSF acc[4] = {{0}, {0}, {0}, {0}};
+            if (width == 4 * RN_L32) {
+                for (long p = 0; p < rows; p++) {
+                    const float *src = base + (size_t)p * inner + c;
+#pragma GCC unroll 4
+                    for (int v = 0; v < 4; v++) {
+                        VSF xv;
+                        memcpy(&xv, src + v * RN_L32, RN_VB);
+                        acc[v] = RN_SFX(nan_first)(acc[v] + xv, acc[v], xv);
+                    }
+                }
+            } else {
+                for (long p = 0; p < rows; p++) {
+                    const float *src = base + (size_t)p * inner + c;
+                    for (int v = 0; v * RN_L32 < width; v++) {
+                        VSF xv = RN_SFX(load_f)(src + v * RN_L32, (int)(width - v * RN_L32));
+                        acc[v] = RN_SFX(nan_first)(acc[v] + xv, acc[v], xv);
+                    }
+                }
+            }
+            float sums[4 * RN_L32];
+            memcpy(sums, acc, sizeof sums);
+            memcpy(out + (size_t)o * inner + c, sums, sizeof(float) * (size_t)width);
+        }
+    }
+}
+
 #undef VSI
 #undef VSU
 #undef VHI
@@ -1120,6 +1412,7 @@ static void RN_SFX(sum_rows8)(const void *x, int is_signed, long outer, long row
 #undef VQ32
 #undef VUQ32
 #undef VH32
+#undef RN_DW_PIX
 #undef RN_NV
 #undef RN_L32
 #undef RN_L64

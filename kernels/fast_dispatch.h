@@ -152,6 +152,17 @@ static void rn_sum_rows8(const void *x, int is_signed, long outer, long rows, lo
     RN_DISPATCH(sum_rows8, (x, is_signed, outer, rows, inner, out));
 }
 
+static void rn_binary_f(const float *a, const float *b, float *out, long n, long period, int b_repeats,
+                        int is_mul, float lo, float hi, long nan_run, long second_limit) {
+    RN_DISPATCH(binary_f, (a, b, out, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit));
+}
+static void rn_hard_swish_f(const float *x, float *out, long n, int reciprocal) {
+    RN_DISPATCH(hard_swish_f, (x, out, n, reciprocal));
+}
+static void rn_sum_rows_f(const float *x, long outer, long rows, long inner, float *out) {
+    RN_DISPATCH(sum_rows_f, (x, outer, rows, inner, out));
+}
+
 /* out[i] = table[(uint8_t)x[i]]: a 256-entry byte table (a unary 8-bit op, tabulated at prepare).
  * AVX-512 VBMI (ISA level >= 2 with VBMI): two vpermi2b over the table's halves, the index's top
  * bit choosing; otherwise one byte at a time. */

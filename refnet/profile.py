@@ -47,6 +47,11 @@ class Profile:
     # product; ADD's input2) and the others the first's (the running total; input1). Absent:
     # always the first. Measured with distinct NaN payloads (tests/ops/test_nan_payloads.py).
     float_nan_blocks: dict = field(default_factory=dict)
+    # The same for a float ADD / MUL whose one operand repeats along the other (broadcast over the
+    # leading dimensions): op kind -> N, input2's NaN kept at the positions of each repeated run
+    # (the repeated operand's size) in whole blocks of N, input1's elsewhere; a single-value
+    # input1 keeps input2's NaN everywhere. Absent: always input1's.
+    float_nan_broadcast_blocks: dict = field(default_factory=dict)
     # How float32 sums of products are formed (refnet/forms.py FloatSum): op kind -> FloatSum.
     # Absent: ORDERED (products rounded, added in order, as LiteRT's reference on x86-64).
     float_sums: dict = field(default_factory=dict)
@@ -80,6 +85,9 @@ class Profile:
 
     def nan_block(self, op_kind: str) -> int:
         return int(self.float_nan_blocks.get(op_kind, 0))
+
+    def nan_broadcast_block(self, op_kind: str) -> int:
+        return int(self.float_nan_broadcast_blocks.get(op_kind, 0))
 
     def float_sum(self, op_kind: str) -> FloatSum:
         return self.float_sums.get(op_kind, ORDERED)
@@ -141,8 +149,10 @@ def _without_sub_above_one(rounding_by_op: dict) -> dict:
 # LiteRT's reference FullyConnected (int8 and uint8) requantizes in double precision since 2025.
 REFERENCE = Profile(f"reference@{X86_2_3}", rounding_by_op={"FULLY_CONNECTED": Form.ROUNDING_FLOAT64,
                                                             **SUB_ABOVE_ONE_X86, **EXP_SATURATING},
-                    # LiteRT 2.3.0 x86-64: channel loops unrolled by 4, ADD vectorized by 16
-                    float_nan_blocks={"CONV_2D": 4, "FULLY_CONNECTED": 4, "ADD": 16},
+                    # LiteRT 2.3.0 x86-64: channel loops unrolled by 4, ADD and MUL vectorized by
+                    # 16, their broadcast loops by 16 then 8
+                    float_nan_blocks={"CONV_2D": 4, "FULLY_CONNECTED": 4, "ADD": 16, "MUL": 16},
+                    float_nan_broadcast_blocks={"ADD": 8, "MUL": 8},
                     description="LiteRT reference kernels (BUILTIN_REF)",
                     measured=f"{X86_2_3}: {CORAL}; {FACTORY}; single-op sweeps (tests/ops)")
 

@@ -534,8 +534,7 @@ def _hard_swish_quantized(x: np.ndarray, params) -> np.ndarray:
 def hard_swish(ctx: OpContext, inputs: list) -> list:
     x = inputs[0] if inputs[0].flags.c_contiguous else inputs[0].copy()  # keeps rank 0
     if ctx.params is None:
-        out = np.empty(x.shape, x.dtype)
-        _kernels_hard_swish.hard_swish_float(x.reshape(-1), out.reshape(-1),
-                                             "HARD_SWISH" in ctx.profile.float_reciprocal)
+        out = np.empty(x.shape, x.dtype)  # hard_swish.pyx's arithmetic, vectorised
+        _kernels_fast.hard_swish_f(x, out, "HARD_SWISH" in ctx.profile.float_reciprocal)
         return [out]
     return [lookup(ctx.params.table, x)]

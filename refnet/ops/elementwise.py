@@ -45,6 +45,7 @@ Where LiteRT aborts, refnet raises OpExecutionError at allocate_tensors instead:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -380,7 +381,8 @@ def _table_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np
 def _keep_profile_nan(total: np.ndarray, a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
     """Where a and b are both NaN, the NaN the runtime keeps (Profile.float_nan_blocks): b's at
     the positions in whole blocks of `block` (of the flat array for equal shapes, else of each
-    innermost row when both have it), a's elsewhere; quieted, as x86 returns it."""
+    innermost row when both have it), a's elsewhere; quieted, as x86 returns it.  For the float
+    broadcasts _fast_float does not take (there nan_second_run says)."""
     both = np.isnan(a) & np.isnan(b)
     if not both.any():
         return total
@@ -393,6 +395,52 @@ def _keep_profile_nan(total: np.ndarray, a: np.ndarray, b: np.ndarray, block: in
         second = np.broadcast_to(np.arange(shape[-1]) < (shape[-1] // block) * block, shape)
     winner = quieted(np.where(second, np.broadcast_to(b, shape), np.broadcast_to(a, shape)).astype(total.dtype))
     return np.where(np.broadcast_to(both, shape), winner, total)
+
+
+def _repeats_within(small: np.ndarray, shape: tuple) -> bool:
+    """small broadcast to shape is small's flat values repeated: its shape (left-padded with 1s)
+    is 1s followed by shape's trailing dimensions."""
+    dims = (1,) * (len(shape) - small.ndim) + small.shape
+    lead = 0
+    while lead < len(dims) and dims[lead] == 1 and lead < len(shape):
+        lead += 1
+    return len(dims) == len(shape) and dims[lead:] == tuple(shape[lead:])
+
+
+def nan_second_run(profile, kind: str, a_size: int, b_size: int, n: int) -> tuple[int, int]:
+    """(run, limit): where both operands of a float ADD / MUL are NaN, the profile keeps b's NaN at
+    the flat output positions i with i % run < limit, a's elsewhere (Profile.float_nan_blocks for
+    equal shapes, float_nan_broadcast_blocks when one operand of a_size / b_size values repeats
+    along the other's n)."""
+    if a_size == b_size == n:
+        block = profile.nan_block(kind)
+        return n, (n // block) * block if block else 0
+    block = profile.nan_broadcast_block(kind)
+    if not block:
+        return n, 0
+    if a_size == 1:
+        return n, n
+    period = b_size if a_size == n else a_size
+    return period, (period // block) * block
+
+
+def _fast_float(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndarray, is_add: bool) -> np.ndarray | None:
+    """float32 a + b (a * b) and the clamp in one pass of _kernels_fast.binary_f, when one operand
+    has the output's shape and the other repeats along it; else None.  A NaN operand's NaN,
+    quieted; where both are NaN, the one nan_second_run says."""
+    shape = tuple(plan.out_shape)
+    if a.dtype != np.float32 or b.dtype != np.float32 or not shape:
+        return None
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if not ((a.shape == shape and _repeats_within(b, shape)) or (b.shape == shape and _repeats_within(a, shape))):
+        return None
+    if a.size == 0 or b.size == 0:
+        return None
+    lo, hi = plan.act_range
+    run, limit = nan_second_run(ctx.profile, ctx.op.kind, a.size, b.size, math.prod(shape))
+    out = np.empty(shape, np.float32)
+    _kernels_fast.binary_f(a, b, out, not is_add, lo, hi, run, limit)
+    return out
 
 
 def _run(ctx: OpContext, inputs: list) -> list:
@@ -413,10 +461,14 @@ def _run(ctx: OpContext, inputs: list) -> list:
         raw = _quantized_raw(ctx, plan, a, b)
         out = np.minimum(hi, np.maximum(lo, raw))
         return [np.broadcast_to(out, plan.out_shape).astype(dtype)]
+    if plan.mode == "float":
+        out = _fast_float(ctx, plan, a, b, is_add)
+        if out is not None:
+            return [out]
     with np.errstate(all="ignore"):  # float overflow to inf, int wrap-around: both intended
         raw = np.add(a, b, dtype=dtype) if is_add else np.multiply(a, b, dtype=dtype)
-    if is_add and plan.mode == "float":
-        raw = _keep_profile_nan(np.asarray(raw, dtype), a, b, ctx.profile.nan_block("ADD"))
+    if plan.mode == "float":
+        raw = _keep_profile_nan(np.asarray(raw, dtype), a, b, ctx.profile.nan_block(ctx.op.kind))
     out = clamp_like_cpp(np.asarray(raw, dtype), lo, hi)
     return [np.broadcast_to(out, plan.out_shape).copy()]  # .copy(): contiguous, keeps rank 0
 

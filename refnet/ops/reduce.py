@@ -19,6 +19,7 @@ LiteRT's reference path has no special case for 4-D inputs reduced over height a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,11 +114,22 @@ def rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarra
 
 def _mean_float(x: np.ndarray, axes: tuple[int, ...], reciprocal: bool = False) -> np.ndarray:
     """sum / count; reciprocal: sum * float32(1 / count) (Profile.float_reciprocal)."""
-    rows, count = rows_in_input_order(x, axes)
+    reduced = sorted(axes)
+    if reduced and reduced == list(range(reduced[0], reduced[-1] + 1)) and x.flags.c_contiguous:
+        # adjacent axes (NHWC over H, W): x is (outer, count, inner) in memory, summed in the
+        # reference order from +0.0, channels in vector lanes
+        outer = math.prod(x.shape[:reduced[0]])  # math.prod: np.prod costs microseconds per call
+        count = math.prod(x.shape[reduced[0]:reduced[-1] + 1])
+        inner = math.prod(x.shape[reduced[-1] + 1:])
+        total = np.empty(tuple(d for i, d in enumerate(x.shape) if i not in axes), np.float32)
+        _kernels_fast.sum_rows_f(x, outer, count, inner, total)
+    else:
+        rows, count = rows_in_input_order(x, axes)
+        with np.errstate(invalid="ignore", over="ignore"):
+            # accumulate is strictly sequential; the reference starts from +0.0, and adding +0.0
+            # at the end is the only difference that can make (an all -0.0 sum becomes +0.0).
+            total = np.add.accumulate(rows, axis=-1, dtype=np.float32)[..., -1] + np.float32(0.0)
     with np.errstate(invalid="ignore", over="ignore"):
-        # accumulate is strictly sequential; the reference starts from +0.0, and adding +0.0
-        # at the end is the only difference that can make (an all -0.0 sum becomes +0.0).
-        total = np.add.accumulate(rows, axis=-1, dtype=np.float32)[..., -1] + np.float32(0.0)
         if reciprocal:
             return (total * (np.float32(1.0) / np.float32(count))).astype(np.float32)
         return (total / np.float32(count)).astype(np.float32)

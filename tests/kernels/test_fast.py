@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from refnet import _kernels_conv as kc
 from refnet import _kernels_depthwise as kd
 from refnet import _kernels_fast as kf
+from refnet import _kernels_hard_swish as kh
 from refnet import _kernels_requantize as kr
 from refnet import requantize
 from refnet.forms import Form
+from refnet.ops import add_nan_first, elementwise, multiply_nan_first, quieted
 from refnet.ops.elementwise import ElementwisePlan, quantized_add, quantized_mul
 from refnet.bits import same_bits
 
@@ -43,6 +45,9 @@ def fvalues(rng, shape, kind):
         return rng.standard_normal(shape).astype(np.float32)
     if kind == "wide":
         return (rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, size=shape)).astype(np.float32)
+    if kind == "signed":  # signed zeros and subnormals, no NaN (so the bits are compared)
+        return rng.choice(np.array([0.0, -0.0, -0.0, 1.0, -1.0, 1e-45, -1e-45, 1.1754942e-38, 3.0, -2.5],
+                                   np.float32), size=shape)
     special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-45, 3.0, -2.5], np.float32)
     return rng.choice(special, size=shape)
 
@@ -52,7 +57,8 @@ def conv_geometry(draw, depthwise=False):
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if draw(st.booleans()) else (1, 1)
-    h, w = draw(st.integers(1, 13)), draw(st.integers(1, 13))
+    # depthwise: rows wide enough for the interior blocks of 8 pixels at strides 1-3
+    h, w = draw(st.integers(1, 13)), draw(st.integers(1, 30 if depthwise else 13))
     pad_t, pad_l = draw(st.integers(0, kh)), draw(st.integers(0, kw))
     pad_b, pad_r = draw(st.integers(0, kh)), draw(st.integers(0, kw))
     oh = (h + pad_t + pad_b - ((kh - 1) * dh + 1)) // sh + 1
@@ -64,7 +70,7 @@ def conv_geometry(draw, depthwise=False):
     oh, ow = max(oh, 1), max(ow, 1)
     n = draw(st.integers(1, 2))
     cin = draw(st.sampled_from([1, 2, 3, 5, 8, 15, 16, 17, 24, 33]))
-    cout = cin if depthwise else draw(st.sampled_from([1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 40]))
+    cout = cin if depthwise else draw(st.sampled_from([1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 40, 70]))
     return n, h, w, cin, cout, oh, ow, (kh, kw, sh, sw, dh, dw, pad_t, pad_l)
 
 
@@ -201,7 +207,7 @@ def test_conv_f_matches_plain_kernel(geometry, data, seed):
     n, h, w, cin, cout, oh, ow, geom = geometry
     kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
     rng = np.random.default_rng(seed)
-    kind = data.draw(st.sampled_from(["normal", "normal", "wide", "special"]))
+    kind = data.draw(st.sampled_from(["normal", "normal", "wide", "special", "signed"]))
     x = fvalues(rng, (n, h, w, cin), kind)
     wt = fvalues(rng, (cout, kh, kw, cin), kind)
     bias = None if data.draw(st.booleans()) else fvalues(rng, (cout,), kind)
@@ -255,7 +261,7 @@ def test_depthwise_f_matches_plain_kernel(geometry, data, seed):
     n, h, w, c, _, oh, ow, geom = geometry
     kh, kw, sh, sw, dh, dw, pad_t, pad_l = geom
     rng = np.random.default_rng(seed)
-    kind = data.draw(st.sampled_from(["normal", "wide", "special"]))
+    kind = data.draw(st.sampled_from(["normal", "wide", "special", "signed"]))
     x = fvalues(rng, (n, h, w, c), kind)
     wt = fvalues(rng, (1, kh, kw, c), kind)
     bias = None if data.draw(st.booleans()) else fvalues(rng, (c,), kind)
@@ -496,4 +502,88 @@ def test_elementwise_q_xnnpack_forms_match_numpy(dtype, is_mul, period, repeats,
         out = np.empty(n, dtype)
         kf.elementwise_q(a, b, out, is_mul, *zps, *args, (0, 0), lo, hi, int(form), 1 + (isa % 2),
                          float(plan.fp32_scale))
+        assert same_bits(out, expected), f"isa {isa}"
+
+
+# --- float elementwise: ADD / MUL, HARD_SWISH, MEAN's sums -----------------------------------
+
+def fvalues_nans(rng, shape):
+    """Special values with NaNs of random sign and payload (quiet and signalling) among them."""
+    x = fvalues(rng, shape, "special")
+    bits = x.view(np.uint32).copy()
+    nan = rng.random(shape) < 0.3
+    payload = rng.integers(1, 1 << 23, size=shape).astype(np.uint32)
+    bits[nan] = (np.uint32(0x7F800000) | payload[nan] | (rng.integers(0, 2, size=shape).astype(np.uint32)[nan] << 31))
+    return bits.view(np.float32)
+
+
+def float_operands(rng, kind, shape):
+    if kind == "nans":
+        return fvalues_nans(rng, shape)
+    x = fvalues(rng, shape, kind)
+    return np.where(rng.random(shape) < 0.2, np.float32(1e-40), x).astype(np.float32) if kind == "normal" else x
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=4), st.integers(0, 4), st.booleans(), st.booleans(),
+       st.sampled_from(["normal", "special", "nans"]), st.data(), st.integers(0, 2**32 - 1))
+def test_binary_f_matches_numpy(shape, trailing, small_first, is_mul, kind, data, seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(shape)
+    trailing = min(trailing, len(shape))  # the small operand: 1s, then shape's last `trailing` dims
+    small_shape = (1,) * data.draw(st.integers(0, len(shape) - trailing)) + shape[len(shape) - trailing:]
+    big, small = float_operands(rng, kind, shape), float_operands(rng, kind, small_shape)
+    a, b = (small, big) if small_first else (big, small)
+    lo, hi = data.draw(st.sampled_from(ACT_RANGES + [(-np.inf, np.inf)]))
+    n = big.size
+    run = data.draw(st.sampled_from([n, small.size]))
+    limit = data.draw(st.integers(0, run))
+    # x86's NaN rule made explicit (add_nan_first: a's NaN where both are), then b's NaN at the
+    # positions i % run < limit where both are, then std::min(std::max(x, lo), hi)
+    raw = (multiply_nan_first if is_mul else add_nan_first)(a, b)
+    both = np.broadcast_to(np.isnan(a) & np.isnan(b), shape)
+    second = (np.arange(n) % run < limit).reshape(shape)
+    raw = np.where(both & second, quieted(np.broadcast_to(b, shape).copy()), raw)
+    expected = elementwise.clamp_like_cpp(np.asarray(raw, np.float32), lo, hi)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(shape, 5.0, np.float32)
+        kf.binary_f(a, b, out, is_mul, lo, hi, run, limit)
+        assert same_bits(out, expected), f"isa {isa}: {int((out.view(np.uint32) != expected.view(np.uint32)).sum())} differ"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 300), st.booleans(), st.sampled_from(["normal", "wide", "special", "nans"]),
+       st.integers(0, 2**32 - 1))
+def test_hard_swish_f_matches_plain_kernel(n, reciprocal, kind, seed):
+    rng = np.random.default_rng(seed)
+    x = float_operands(rng, kind, (n,))
+    if kind == "normal":
+        x = (x * np.float32(4.0)).astype(np.float32)  # around the -3 and 3 corners
+        x[: n // 8] = rng.choice(np.float32([-3.0, 3.0, -0.0, 0.0, np.nextafter(np.float32(-3), 0)]), n // 8)
+    expected = np.empty(n, np.float32)
+    kh.hard_swish_float(x, expected, reciprocal)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full(n, 5.0, np.float32)
+        kf.hard_swish_f(x, out, reciprocal)
+        assert same_bits(out, expected), f"isa {isa}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(0, 70), st.integers(1, 80), st.sampled_from(["normal", "wide", "special", "nans"]),
+       st.integers(0, 2**32 - 1))
+def test_sum_rows_f_matches_sequential_sum(outer, rows, inner, kind, seed):
+    rng = np.random.default_rng(seed)
+    x = float_operands(rng, kind, (outer, rows, inner))
+    if kind == "special":  # all -0.0 columns: the sum from +0.0 is +0.0
+        x[:, :, : inner // 3] = np.float32(-0.0)
+    # sequential from +0.0, the running sum the first operand (x86: its NaN kept)
+    expected = np.zeros((outer, inner), np.float32)
+    for p in range(rows):
+        expected = add_nan_first(expected, x[:, p, :])
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.full((outer, inner), 5.0, np.float32)
+        kf.sum_rows_f(x, outer, rows, inner, out)
         assert same_bits(out, expected), f"isa {isa}"

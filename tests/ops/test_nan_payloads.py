@@ -79,3 +79,41 @@ def test_add(shape_a, shape_b):
     mb.op("ADD", [a, b], [y], fused_activation_function="NONE")
     mb.outputs.append(y)
     assert_bit_exact(mb.build(), [_payloads(shape_a), _payloads(shape_b, base=0x7FC10001, sign=0x80000000)])
+
+
+BROADCASTS = [  # one operand repeating along the other: rows around the 8- and 16-wide blocks
+    ((1, 2, 3, 8), (1, 1, 1, 8)), ((1, 2, 3, 9), (1, 1, 1, 9)), ((1, 2, 3, 12), (1, 1, 1, 12)),
+    ((1, 3, 3, 24), (1, 1, 1, 24)), ((1, 1, 1, 17), (1, 2, 3, 17)), ((2, 3, 20), (3, 20)),
+    ((1,), (1, 1, 1, 37)), ((1, 1, 1, 37), (1,)),
+]
+
+
+@pytest.mark.parametrize("shape_a,shape_b", BROADCASTS)
+def test_add_repeating(shape_a, shape_b):
+    test_add(shape_a, shape_b)
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [
+    ((1, 2, 2, 20), (1, 2, 2, 20)), ((1, 1, 1, 37), (1, 1, 1, 37)), ((1, 1, 1, 7), (1, 1, 1, 7)),
+    ((1, 2, 1, 20), (1, 2, 2, 20)),
+] + BROADCASTS)
+def test_mul(shape_a, shape_b):
+    mb = ModelBuilder()
+    a = mb.input("a", shape_a, np.float32)
+    b = mb.input("b", shape_b, np.float32)
+    y = mb.tensor("y", np.broadcast_shapes(shape_a, shape_b), np.float32)
+    mb.op("MUL", [a, b], [y], fused_activation_function="NONE")
+    mb.outputs.append(y)
+    assert_bit_exact(mb.build(), [_payloads(shape_a), _payloads(shape_b, base=0x7FC10001, sign=0x80000000)])
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 3, 20), (2, 4, 5, 37)])
+def test_mean(shape):
+    # every input a NaN of its own payload: the running sum's NaN (the first element's) is kept
+    mb = ModelBuilder()
+    x = mb.input("x", shape, np.float32)
+    axes = mb.tensor("axes", (2,), np.int32, data=np.array([1, 2], np.int32))
+    y = mb.tensor("y", (shape[0], 1, 1, shape[3]), np.float32)
+    mb.op("MEAN", [x, axes], [y], keep_dims=True)
+    mb.outputs.append(y)
+    assert_bit_exact(mb.build(), [_payloads(shape)])
