@@ -134,6 +134,19 @@ SUB_ABOVE_ONE_X86 = {("SUB", "int8", SUB_ABOVE_ONE): Form.SUB_ABOVE_ONE_SIGN,
 EXP_SATURATING = {("EXP", "int8"): Form.LUT_SATURATING}
 
 
+# The variant of an op that XNNPACK's delegate leaves to LiteRT's own kernel (its form says when):
+# (QUANTIZE, int8 / uint8, NOT_DELEGATED) is what then runs an 8-bit -> 8-bit QUANTIZE.
+NOT_DELEGATED = "not delegated"
+# LiteRT's optimized 8-bit -> 8-bit requantizing QUANTIZE (optimized_ops::Requantize, NEON through
+# NEON_2_SSE on x86-64): whole blocks of 16 flat elements in MultiplyByQuantizedMultiplier4Rows (its
+# final vrshl shift ties up), the scalar tail as the reference; int16 outputs and int16 inputs take
+# the reference code. Single-op sweeps (tests/ops/test_quantize.py, int8/uint8 -> int8/uint8: every case
+# on both paths; where the reference differs, only this form matched).
+REQUANTIZE_OPTIMIZED = {("QUANTIZE", "int8"): Form.ROUNDING_TIES_UP_ELEMENTS_16,
+                        ("QUANTIZE", "uint8"): Form.ROUNDING_TIES_UP_ELEMENTS_16}
+REQUANTIZE_SWEEP = "requantizing QUANTIZE single-op sweeps (tests/ops/test_quantize.py)"
+
+
 def _without_sub_above_one(rounding_by_op: dict) -> dict:
     return {key: form for key, form in rounding_by_op.items() if key not in SUB_ABOVE_ONE_X86}
 
@@ -209,6 +222,7 @@ OPTIMIZED = Profile(
         ("TRANSPOSE_CONV", "uint8"): Form.ROUNDING_TIES_UP_ELEMENTS_16,
         **SOFTMAX_TABLE,
         **DEQUANTIZE_BLOCKS,
+        **REQUANTIZE_OPTIMIZED,
         **RESIZE_OPTIMIZED,
         **LEAKY_RELU_INT16,
         **FC_16X8_FLOAT64,
@@ -218,7 +232,7 @@ OPTIMIZED = Profile(
         **EXP_SATURATING,
     },
     description="LiteRT builtin optimized kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)",
-    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}; {SWEEP_16X8}")
+    measured=f"{X86_2_3}: {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {DEQUANTIZE_SWEEP}; {SWEEP_16X8}; {REQUANTIZE_SWEEP}")
 
 # LiteRT BUILTIN (XNNPACK delegate applied by default) on x86-64 (measured).
 XNNPACK = Profile(
@@ -242,7 +256,12 @@ XNNPACK = Profile(
         **SUB_ABOVE_ONE_X86,  # XNNPACK leaves such a SUB to LiteRT's kernel
         **EXP_SATURATING,  # XNNPACK leaves int8 EXP to LiteRT's kernel
         ("QUANTIZE", "float32"): Form.QUANTIZE_RECIPROCAL_RNE,
+        # int8 -> int8 and uint8 -> uint8 within the delegate's scale ratios: its convert (tools/head_factory.py
+        # movenet_like int8, op 59; single-op sweeps); int8 <-> uint8 and other ratios: the optimized kernel
+        ("QUANTIZE", "int8"): Form.QUANTIZE_VCVT,
         ("QUANTIZE", "uint8"): Form.QUANTIZE_VCVT,
+        ("QUANTIZE", "int8", NOT_DELEGATED): Form.ROUNDING_TIES_UP_ELEMENTS_16,
+        ("QUANTIZE", "uint8", NOT_DELEGATED): Form.ROUNDING_TIES_UP_ELEMENTS_16,
         ("RESIZE_BILINEAR", "int8"): Form.RESIZE_BILINEAR_Q11,
         ("RESIZE_BILINEAR", "uint8"): Form.RESIZE_BILINEAR_Q11,
         ("RESIZE_BILINEAR", "float32"): Form.RESIZE_BILINEAR_LERP,
@@ -254,7 +273,8 @@ XNNPACK = Profile(
         **ADD_16X8,
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
-    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {SWEEP_16X8}")
+    measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {SWEEP_16X8}; "
+             f"{REQUANTIZE_SWEEP}")
 
 # ai-edge-litert 2.3.0 aarch64 (emulated Cortex-A76, ../shared/tools/arm-litert.sh): the quantized
 # reference kernels equal x86-64's; float32 sums contract multiply-add into FMA (clang), except in the
