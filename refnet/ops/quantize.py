@@ -40,7 +40,7 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, truncate_to_int32, wrap_to_int32
 from .. import _kernels_fast, requantize
 from ..forms import Form
-from ..profile import NOT_DELEGATED
+from ..profile import NOT_DELEGATED, QUANTIZE_8BIT_TO_INT16
 from . import OpContext, flushed_denormals, register, round_half_away
 
 QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
@@ -124,6 +124,9 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
             # left to LiteRT's own kernel: the profile's (QUANTIZE, dtype, "not delegated") entry
             rounding = ctx.profile.exact_rounding(ctx.op.kind, x_t.dtype, NOT_DELEGATED, Form.ROUNDING_DOUBLE)
     elif y_t.dtype == np.int16 and x_t.dtype in eight_bit:  # measured apart: the reference unless listed
+        rejected = ctx.profile.undefined.get(QUANTIZE_8BIT_TO_INT16)
+        if rejected:
+            raise ctx.unsupported(f"{rejected}: {ctx.profile.name} has no output to reproduce")
         rounding = ctx.profile.exact_rounding(ctx.op.kind, x_t.dtype, "int16 output", Form.ROUNDING_DOUBLE)
     else:  # int16 input
         rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
