@@ -356,8 +356,23 @@ def quantize_float64(x: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
     return np.clip(total, info.min, info.max).astype(dtype)
 
 
+# The scale ratios XNNPACK's delegate accepts for an int8 -> int8 or uint8 -> uint8 QUANTIZE (its
+# convert); int8 <-> uint8 it never takes.
+XNNPACK_CVT_MIN_SCALE = f32(1.0 / 256.0)
+XNNPACK_CVT_MAX_SCALE = f32(128.0)
+
+
+def quantize_vcvt_delegated(x_scale, y_scale) -> bool:
+    """Whether XNNPACK's delegate takes a same-type 8-bit QUANTIZE: 1/256 <= float32(s_x / s_y) <= 128
+    (xnnpack_delegate.cc); outside, LiteRT's own kernel runs it."""
+    with np.errstate(all="ignore"):
+        ratio = f32(f32(x_scale) / f32(y_scale))
+    return bool(XNNPACK_CVT_MIN_SCALE <= ratio <= XNNPACK_CVT_MAX_SCALE)
+
+
 def quantize_vcvt(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int, dtype) -> np.ndarray:
-    """XNNPACK q8 -> q8 convert: 8.8 fixed-point multiplier, arithmetic shift (ties up)."""
+    """XNNPACK q8 -> q8 convert: 8.8 fixed-point multiplier, arithmetic shift (ties up); only for
+    the ratios quantize_vcvt_delegated accepts (the multiplier is then 1..32768)."""
     with np.errstate(all="ignore"):
         m = int(np.rint(f32(256.0) * f32(f32(x_scale) / f32(y_scale))))
     bias = (int(y_zp) << 8) - m * int(x_zp) + 128

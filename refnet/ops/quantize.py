@@ -13,6 +13,13 @@ requantize.h, dequantize.h):
       q = clamp(MBQM(x - zp_in, m, e) + zp_out), m and e from double(s_in) / double(s_out);
       the multiplier may be above 1 (left shift, wrapping at 32 bits as the C++ int32 does).
       The int8 <-> uint8 "xor 0x80" fast path of the reference is the same function.
+  Requantize on the other paths (the profile's entries; measured by single-op sweeps):
+      8-bit -> 8-bit, (QUANTIZE, input dtype): LiteRT's optimized kernel is
+      Form.ROUNDING_TIES_UP_ELEMENTS_16 (whole blocks of 16 flat elements round the final shift ties
+      up, the tail as above); XNNPACK's convert is Form.QUANTIZE_VCVT, which its delegate takes only
+      for int8 -> int8 / uint8 -> uint8 with 1/256 <= float32(s_in / s_out) <= 128; otherwise the
+      (QUANTIZE, input dtype, "not delegated") entry runs. int16 outputs ((QUANTIZE, input dtype,
+      "int16 output")) and int16 inputs take the reference code on every measured path.
   DEQUANTIZE int8/uint8/int16 -> float32
       per tensor: float32(double(scale) * (q - zp)); per channel: float32 scale[c] * (q - zp[c]).
       Both are the exact product rounded once to float32.
@@ -26,13 +33,14 @@ LiteRT's int32 shift is undefined, raises OpExecutionError at allocate_tensors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, truncate_to_int32, wrap_to_int32
 from .. import _kernels_fast, requantize
 from ..forms import Form
+from ..profile import NOT_DELEGATED, QUANTIZE_8BIT_TO_INT16
 from . import OpContext, flushed_denormals, register, round_half_away
 
 QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
@@ -55,6 +63,8 @@ class QuantizePlan:
     rounding: int = Form.ROUNDING_DOUBLE
     per_channel: bool = False
     table: np.ndarray | None = None  # 8-bit -> 8-bit: the output of every input value (read as uint8)
+    # Form.ROUNDING_TIES_UP_ELEMENTS_16: plan.table is the vector body's, tail_table the scalar tail's
+    tail_table: np.ndarray | None = None
     fast: tuple | None = None  # float32 -> 8-bit: _kernels_fast.quantize_f's arguments
 
 
@@ -104,12 +114,24 @@ def _prepare_quantize(ctx: OpContext) -> QuantizePlan:
     s_out, zp_out, _ = _quantization(ctx, y_t, "output", allow_per_channel=False)
     if x_t.dtype == y_t.dtype == np.int16 and (int(zp_in) != 0 or int(zp_out) != 0):
         raise ctx.fail("int16 -> int16 requantization needs zero points 0 (LiteRT rejects others)")
-    rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
-    if rounding == Form.QUANTIZE_VCVT and y_t.dtype in (np.int8, np.uint8):
-        return QuantizePlan("vcvt", scale=(s_in, s_out), zero_point=zp_out, input_zero_point=int(zp_in),
-                            rounding=rounding)
-    if not rounding.is_fixed_point:
-        raise ctx.unsupported(f"form {rounding.name} for QUANTIZE")
+    eight_bit = (np.dtype(np.int8), np.dtype(np.uint8))
+    if x_t.dtype in eight_bit and y_t.dtype in eight_bit:  # 8-bit -> 8-bit: the (QUANTIZE, dtype) entry
+        rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
+        if rounding == Form.QUANTIZE_VCVT:
+            if x_t.dtype == y_t.dtype and requantize.quantize_vcvt_delegated(s_in, s_out):
+                return QuantizePlan("vcvt", scale=(s_in, s_out), zero_point=zp_out, input_zero_point=int(zp_in),
+                                    rounding=rounding)
+            # left to LiteRT's own kernel: the profile's (QUANTIZE, dtype, "not delegated") entry
+            rounding = ctx.profile.exact_rounding(ctx.op.kind, x_t.dtype, NOT_DELEGATED, Form.ROUNDING_DOUBLE)
+    elif y_t.dtype == np.int16 and x_t.dtype in eight_bit:  # measured apart: the reference unless listed
+        rejected = ctx.profile.undefined.get(QUANTIZE_8BIT_TO_INT16)
+        if rejected:
+            raise ctx.unsupported(f"{rejected}: {ctx.profile.name} has no output to reproduce")
+        rounding = ctx.profile.exact_rounding(ctx.op.kind, x_t.dtype, "int16 output", Form.ROUNDING_DOUBLE)
+    else:  # int16 input
+        rounding = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
+    if not (rounding.is_fixed_point or rounding == Form.ROUNDING_TIES_UP_ELEMENTS_16):
+        raise ctx.unsupported(f"form {rounding.name} for QUANTIZE from {x_t.dtype.name} to {y_t.dtype.name}")
     real = float(s_in) / float(s_out)  # double division of the float32 scales
     if not np.isfinite(real):
         raise ctx.arithmetic_error(f"requantization multiplier {real} is not finite")
@@ -131,7 +153,12 @@ def _prepare_quantize_fast(ctx: OpContext) -> QuantizePlan:
     eight_bit = (np.dtype(np.int8), np.dtype(np.uint8))
     if plan.mode in ("requantize", "vcvt") and x_t.dtype in eight_bit and y_t.dtype in eight_bit:
         every_value = np.arange(256, dtype=np.uint8).view(x_t.dtype)
-        plan.table = quantize(ctx, [every_value], plan)[0]
+        if plan.rounding == Form.ROUNDING_TIES_UP_ELEMENTS_16:  # by position: one table per part
+            body = quantize(ctx, [every_value], replace(plan, rounding=Form.ROUNDING_DOUBLE_TIES_UP))[0]
+            plan.tail_table = quantize(ctx, [every_value], replace(plan, rounding=Form.ROUNDING_DOUBLE))[0]
+            plan.table = body
+        else:
+            plan.table = quantize(ctx, [every_value], plan)[0]
     elif plan.mode == "quantize" and not plan.per_channel and y_t.dtype in eight_bit:
         reciprocal = "QUANTIZE" in ctx.profile.float_reciprocal
         with np.errstate(all="ignore"):
@@ -151,6 +178,9 @@ def quantize(ctx: OpContext, inputs: list, plan: QuantizePlan | None = None) -> 
     if plan.table is not None and x.dtype.itemsize == 1:  # an 8-bit requantization, tabulated
         out = np.empty(x.shape, dtype)
         _kernels_fast.lut8(plan.table, np.ascontiguousarray(x), out)
+        if plan.tail_table is not None:  # the scalar tail after the whole blocks of 16
+            flat, body = out.reshape(-1), x.size // 16 * 16
+            flat[body:] = plan.tail_table[x.reshape(-1)[body:].view(np.uint8)]
         return [out]
     if plan.fast is not None and x.dtype == np.float32:
         out = np.empty(x.shape, dtype)
@@ -180,6 +210,11 @@ def quantize(ctx: OpContext, inputs: list, plan: QuantizePlan | None = None) -> 
         # int32 conversion, then the int32 (wrapping) addition of the zero point.
         converted = truncate_to_int32(steps, ctx.profile.saturating_conversion)
         raw = wrap_to_int32(converted + plan.zero_point).astype(np.int64)
+    elif plan.rounding == Form.ROUNDING_TIES_UP_ELEMENTS_16:
+        body = quantize(ctx, [x], replace(plan, rounding=Form.ROUNDING_DOUBLE_TIES_UP, table=None))[0]
+        tail = quantize(ctx, [x], replace(plan, rounding=Form.ROUNDING_DOUBLE, table=None))[0]
+        in_body = (np.arange(x.size) < x.size // 16 * 16).reshape(x.shape)
+        return [np.where(in_body, body, tail).astype(dtype)]
     else:
         multiplier, shift = plan.multiplier
         raw = multiply_by_quantized_multiplier(x.astype(np.int64) - plan.input_zero_point,

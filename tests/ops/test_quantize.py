@@ -4,7 +4,9 @@ import pytest
 
 from refnet import InvalidModelError, OpExecutionError, UnsupportedOpError
 from refnet.tflite_writer import ModelBuilder
-from support import assert_bit_exact, random_input, run_refnet
+from refnet.litert import LiteRTCrashed
+from refnet.profile import QUANTIZE_8BIT_TO_INT16, get_profile
+from support import assert_bit_exact, random_input, run_refnet, sweep_build
 
 QUANTIZED = [np.int8, np.uint8, np.int16]
 
@@ -46,6 +48,20 @@ def float_values(rng, shape, scale):
         k = int(rng.integers(1, min(flat.size, 8) + 1))
         flat[rng.choice(flat.size, k, replace=False)] = rng.choice(specials, k)
     return x
+
+
+def assert_requantize(model, x, path, out_dtype):
+    """assert_bit_exact, except under a swept build whose profile has no 8-bit -> int16 QUANTIZE:
+    there refnet refuses with a typed error and the build's LiteRT fails to prepare the model."""
+    sweep = sweep_build()
+    if sweep is not None and np.dtype(x.dtype).itemsize == 1 and np.dtype(out_dtype) == np.int16 and \
+            QUANTIZE_8BIT_TO_INT16 in get_profile(f"{path}@{sweep[0]}").undefined:
+        with pytest.raises(UnsupportedOpError, match="rejects a QUANTIZE"):
+            run_refnet(model, [x], profile=f"{path}@{sweep[0]}")
+        with pytest.raises(LiteRTCrashed, match="failed to prepare"):
+            sweep[1].run(model, [x], path)
+        return
+    assert_bit_exact(model, [x], path=path)
 
 
 def build(kind, in_dtype, out_dtype, shape, in_quant=None, out_quant=None, constant=None):
@@ -94,8 +110,12 @@ REQUANTIZE = [(a, b) for a in (np.int8, np.uint8) for b in QUANTIZED] + [
     (np.int16, np.int8), (np.int16, np.int16)]
 
 
+@pytest.mark.parametrize("path", ["reference", "optimized", "xnnpack"])
 @pytest.mark.parametrize("in_dtype,out_dtype", REQUANTIZE)
-def test_requantize(in_dtype, out_dtype):
+def test_requantize(in_dtype, out_dtype, path):
+    """Every path: the optimized 8-bit -> 8-bit kernel rounds ties up in whole blocks of 16
+    (Form.ROUNDING_TIES_UP_ELEMENTS_16); XNNPACK converts int8 -> int8 and uint8 -> uint8 within its
+    scale ratios (Form.QUANTIZE_VCVT) and leaves the rest to LiteRT's kernels."""
     rng = np.random.default_rng(30 + REQUANTIZE.index((in_dtype, out_dtype)))
     for i in range(150):
         shape = random_shape(rng)
@@ -114,7 +134,31 @@ def test_requantize(in_dtype, out_dtype):
         model = build("QUANTIZE", in_dtype, out_dtype, shape,
                       in_quant=dict(scale=s_in, zero_point=zp_in),
                       out_quant=dict(scale=s_out, zero_point=zp_out))
-        assert_bit_exact(model, [random_input(shape, in_dtype, rng)])
+        assert_requantize(model, random_input(shape, in_dtype, rng), path, out_dtype)
+
+
+@pytest.mark.parametrize("path", ["reference", "optimized", "xnnpack"])
+@pytest.mark.parametrize("in_dtype,out_dtype", REQUANTIZE)
+def test_requantize_ties(in_dtype, out_dtype, path):
+    """Tie-rich requantizations: power-of-two scale ratios (every odd centred input is a tie of the
+    final shift for 2**-1, ...), ratios at and just past XNNPACK's bounds 1/256 and 128, and sizes
+    around the 16-element vector blocks."""
+    rng = np.random.default_rng(70 + REQUANTIZE.index((in_dtype, out_dtype)) + 20 * ["reference", "optimized",
+                                                                                    "xnnpack"].index(path))
+    ratios = [2.0 ** -k for k in (1, 2, 3, 5, 8)] + [1.0, 3.0 / 8.0, 2.0 ** -8 * 0.999, 128.0, 128.5, 1.5 * 2 ** -9]
+    for i, ratio in enumerate(ratios):
+        for n in (7, 16, 17, 33, 300):
+            s_in = random_scale(rng)
+            s_out = float(np.float32(s_in / ratio))
+            if in_dtype == out_dtype == np.int16:
+                zp_in = zp_out = 0
+            else:
+                zp_in, zp_out = random_zero_point(rng, in_dtype), random_zero_point(rng, out_dtype)
+            info = np.iinfo(in_dtype)
+            x = np.resize(np.arange(info.min, int(info.max) + 1), n) if i % 2 else random_input((n,), in_dtype, rng)
+            model = build("QUANTIZE", in_dtype, out_dtype, (n,), in_quant=dict(scale=s_in, zero_point=zp_in),
+                          out_quant=dict(scale=s_out, zero_point=zp_out))
+            assert_requantize(model, np.asarray(x, in_dtype), path, out_dtype)
 
 
 @pytest.mark.parametrize("dtype", QUANTIZED)
