@@ -124,3 +124,10 @@ def test_forms_outside_the_kernels_are_refused_typed():
         fixedpoint.multiply_by_quantized_multiplier(1, 1, 0, Form.ADD_XNNPACK)
     with pytest.raises(ValueError, match="shift"):
         kf.multiply_by_quantized_multiplier([1], [1], [31], int(Form.ROUNDING_SINGLE))
+
+
+def test_every_form_has_its_own_number():
+    """Form is an IntEnum: a second form given a taken number would silently become an alias of the
+    first (branches that each add forms collide this way), so every name must be a member of its own."""
+    aliases = [name for name, member in Form.__members__.items() if member.name != name]
+    assert not aliases, f"forms sharing a number with an earlier one: {aliases}"
