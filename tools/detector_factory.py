@@ -94,11 +94,12 @@ def _detector(keras, name: str):
     return model, _anchors(shapes)
 
 
-def _crops(res: int, n: int = 24) -> np.ndarray:
+def _crops(res: int, n: int = 24, raw: bool = False, seed: int = 7) -> np.ndarray:
+    """Calibration inputs: the shared images ([-1, 1], or pixels with raw), then flipped and dimmed copies."""
     from tools.keras_patterns import images
 
-    rng = np.random.default_rng(7)
-    xs = images(res, raw=False)[:, 0]
+    rng = np.random.default_rng(seed)
+    xs = images(res, raw=raw)[:, 0]
     out = []
     for k in range(n):
         x = xs[k % len(xs)]

@@ -119,21 +119,6 @@ def _seg_keras(keras, res: int, alpha: float):
     return keras.Model(x, logits)
 
 
-def _calibration(res: int, raw: bool, n: int = 24) -> np.ndarray:
-    """Crops of the shared images (flipped and dimmed copies past the six), [n, res, res, 3]."""
-    from tools.keras_patterns import images
-
-    rng = np.random.default_rng(11)
-    xs = images(res, raw=raw)[:, 0]
-    out = []
-    for k in range(n):
-        x = xs[k % len(xs)]
-        if k >= len(xs):
-            x = np.flip(x, axis=1) * np.float32(rng.uniform(0.7, 1.0))
-        out.append(x.astype(np.float32))
-    return np.stack(out)
-
-
 def build(name: str) -> dict[str, Path]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -162,7 +147,9 @@ def build(name: str) -> dict[str, Path]:
             return tf.math.argmax(logits, axis=3, output_type=tf.int32)
     seed_weights(model, seed=sum(map(ord, name)))
     concrete = convert_variables_to_constants_v2(tf.function(forward).get_concrete_function(spec))
-    rep = _calibration(res, raw=name == "movenet_like")
+    from tools.detector_factory import _crops
+
+    rep = _crops(res, raw=name == "movenet_like", seed=11)
     if name == "movenet_like":
         rep = np.clip(np.round(rep), 0, 255).astype(np.uint8)
     out = {}

@@ -69,7 +69,9 @@ def _check_output_shape(ctx: OpContext, axes: tuple[int, ...], keep_dims: bool) 
                        f"(input {list(x_t.shape)}, axes {list(axes)}, keep_dims={keep_dims})")
 
 
-def _prepare_mean(ctx: OpContext) -> MeanPlan:
+def _reduction_axes(ctx: OpContext, dtypes) -> tuple:
+    """The checks MEAN, SUM, REDUCE_MAX and REDUCE_MIN share: (x_t, y_t, axes or None when the axis
+    tensor is not constant, keep_dims)."""
     if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
         raise ctx.fail(f"needs 2 inputs (data, axis) and 1 output, has {len(ctx.op.inputs)} "
                        f"and {len(ctx.op.outputs)}")
@@ -78,8 +80,8 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
         raise ctx.fail("the data and axis inputs are required")
     if axis_t.dtype != np.int32:
         raise ctx.fail(f"the axis tensor must be int32, not {axis_t.dtype.name}")
-    if x_t.dtype not in MEAN_DTYPES:
-        raise ctx.unsupported(f"{x_t.dtype.name} MEAN (supported: float32, int8, uint8, int16)")
+    if x_t.dtype not in dtypes:
+        raise ctx.unsupported(f"{x_t.dtype.name} {ctx.op.kind} (supported: {', '.join(d.name for d in dtypes)})")
     if y_t.dtype != x_t.dtype:
         raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
     keep_dims = bool(ctx.op.options.get("keep_dims", False))
@@ -87,6 +89,11 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
     if axis_t.is_constant:
         axes = resolve_axes(ctx, axis_t.data, len(x_t.shape))
         _check_output_shape(ctx, axes, keep_dims)
+    return x_t, y_t, axes, keep_dims
+
+
+def _prepare_mean(ctx: OpContext) -> MeanPlan:
+    x_t, y_t, axes, keep_dims = _reduction_axes(ctx, MEAN_DTYPES)
     if x_t.dtype == np.float32:
         return MeanPlan(axes, keep_dims)
     if x_t.quantization is None or y_t.quantization is None:
@@ -267,23 +274,7 @@ class ReducePlan:
 
 def _prepare_reduce(ctx: OpContext) -> ReducePlan:
     kind = ctx.op.kind
-    if len(ctx.op.inputs) != 2 or len(ctx.op.outputs) != 1:
-        raise ctx.fail(f"needs 2 inputs (data, axis) and 1 output, has {len(ctx.op.inputs)} "
-                       f"and {len(ctx.op.outputs)}")
-    x_t, axis_t, y_t = ctx.input_tensor(0), ctx.input_tensor(1), ctx.output_tensor()
-    if x_t is None or axis_t is None:
-        raise ctx.fail("the data and axis inputs are required")
-    if axis_t.dtype != np.int32:
-        raise ctx.fail(f"the axis tensor must be int32, not {axis_t.dtype.name}")
-    if x_t.dtype not in REDUCE_DTYPES:
-        raise ctx.unsupported(f"{x_t.dtype.name} {kind} (supported: {', '.join(d.name for d in REDUCE_DTYPES)})")
-    if y_t.dtype != x_t.dtype:
-        raise ctx.fail(f"input is {x_t.dtype.name} but output is {y_t.dtype.name}")
-    keep_dims = bool(ctx.op.options.get("keep_dims", False))
-    axes = None
-    if axis_t.is_constant:
-        axes = resolve_axes(ctx, axis_t.data, len(x_t.shape))
-        _check_output_shape(ctx, axes, keep_dims)
+    x_t, y_t, axes, keep_dims = _reduction_axes(ctx, REDUCE_DTYPES)
     form = ctx.profile.rounding(kind, x_t.dtype)
     if kind == "SUM" and x_t.dtype in (np.int8, np.uint8) and not (form.is_fixed_point or form in QUANTIZED_SUM_FORMS):
         raise ctx.unsupported(f"form {form.name} for {x_t.dtype.name} SUM")
