@@ -77,6 +77,7 @@ class QuantizedSoftmaxPlan:
     output_bits: int
     output_min: int
     output_max: int
+    by_distance: tuple = ()  # _exponentials of the distances 0..255 (8-bit inputs), set at prepare
 
 
 # --- float32 ----------------------------------------------------------------------------------
@@ -100,17 +101,22 @@ def softmax_float(x: np.ndarray, beta: float, reciprocal: bool = False) -> np.nd
 # --- int8/uint8 -------------------------------------------------------------------------------
 
 
-def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
-                      arithmetic_error) -> np.ndarray:
-    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
-    diff = rows - rows.max(axis=1, keepdims=True)  # <= 0
+def _exponentials(diff: np.ndarray, plan: QuantizedSoftmaxPlan):
+    """Per element, from its distance to the row maximum (diff <= 0, int64): (kept, Q0.31 exp,
+    Q12.19 term of the sum); elements below diff_min are not kept and add 0."""
     kept = diff >= plan.diff_min
     # diff * 2**shift fits int32 for every kept element (that is what diff_min guarantees).
     scaled = srdhm_int64(np.where(kept, diff, 0) << plan.input_left_shift, plan.input_multiplier)
     exps = exp_on_negative_values_q5_26(scaled)  # Q0.31
     terms = np.where(kept, rdbpot_int64(exps, ACCUMULATION_INTEGER_BITS), 0)  # Q12.19
-    sums = terms.sum(axis=1)  # int64: never wraps (>= 2**19 since the max contributes 1.0)
-    out = np.empty(rows.shape, np.int64)
+    return kept, exps, terms
+
+
+def _probabilities(kept: np.ndarray, exps: np.ndarray, sums: np.ndarray, plan: QuantizedSoftmaxPlan,
+                   out_dtype, arithmetic_error) -> np.ndarray:
+    """The outputs of rows (axis 0) whose sums of terms are `sums`, for the elements (axis 1)
+    whose kept flags and exps are given."""
+    out = np.empty(exps.shape, np.int64)
     fits = sums <= INT32_MAX
     if not np.all(fits) and plan.output_bits == 16:
         raise arithmetic_error(
@@ -130,7 +136,36 @@ def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
         out[selected] = rdbpot_int64(product[selected], int(e))
     out[~in_range] = 0
     out = np.where(kept, out + plan.output_min, plan.output_min)
-    return np.clip(out, plan.output_min, plan.output_max).astype(out_dtype).reshape(x.shape)
+    return np.clip(out, plan.output_min, plan.output_max).astype(out_dtype)
+
+
+def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
+                      arithmetic_error) -> np.ndarray:
+    """Element by element (the definition; softmax_quantized_tabulated is what the op runs)."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    kept, exps, terms = _exponentials(rows - rows.max(axis=1, keepdims=True), plan)
+    sums = terms.sum(axis=1)  # int64: never wraps (>= 2**19 since the max contributes 1.0)
+    return _probabilities(kept, exps, sums, plan, out_dtype, arithmetic_error).reshape(x.shape)
+
+
+DISTANCES = -np.arange(256, dtype=np.int64)  # an 8-bit value's distance below its row's maximum
+
+
+def softmax_quantized_tabulated(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
+                                arithmetic_error) -> np.ndarray:
+    """softmax_quantized for 8-bit inputs: every per-element quantity depends only on the element's
+    distance below its row's maximum (0..255), so each row's sum is its distance histogram times
+    the 256 terms, and its outputs are those of the 256 distances, indexed."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    distance = rows.max(axis=1, keepdims=True) - rows  # 0..255
+    kept, exps, terms = plan.by_distance or _exponentials(DISTANCES, plan)
+    count = rows.shape[0]
+    histogram = np.bincount((np.arange(count)[:, None] * 256 + distance).ravel(),
+                            minlength=count * 256).reshape(count, 256)
+    sums = histogram @ terms  # int64, exact (as the element-wise sum)
+    table = _probabilities(np.broadcast_to(kept, histogram.shape), np.broadcast_to(exps, histogram.shape),
+                           sums, plan, out_dtype, arithmetic_error)
+    return np.take_along_axis(table, distance, axis=1).reshape(x.shape)
 
 
 # --- the op -----------------------------------------------------------------------------------
@@ -187,9 +222,11 @@ def _prepare_softmax(ctx: OpContext):
     radius = (((1 << SCALED_DIFF_INTEGER_BITS) - 1) * (1 << (31 - SCALED_DIFF_INTEGER_BITS))
               / (1 << left_shift))
     info = np.iinfo(y_t.dtype)
-    return QuantizedSoftmaxPlan(input_multiplier=multiplier, input_left_shift=left_shift,
+    plan = QuantizedSoftmaxPlan(input_multiplier=multiplier, input_left_shift=left_shift,
                                 diff_min=-int(np.floor(radius)), output_bits=info.bits,
                                 output_min=int(info.min), output_max=int(info.max))
+    plan.by_distance = _exponentials(DISTANCES, plan)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -331,4 +368,4 @@ def softmax(ctx: OpContext, inputs: list) -> list:
         return [softmax_int16(x, plan)]
     if isinstance(plan, TableSoftmaxPlan):
         return [TABLE_FORMS[plan.form][1](x, plan)]
-    return [softmax_quantized(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]
+    return [softmax_quantized_tabulated(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]

@@ -224,3 +224,36 @@ def test_optimized_and_xnnpack_float_table_on_ties():
     for content, xv in softmax_tie_cases(8, Form.SOFTMAX_FLOAT_TABLE):
         for path in ("reference", "optimized", "xnnpack"):
             assert_bit_exact(content, [xv], path=path)
+
+
+def test_tabulated_equals_element_by_element():
+    """The op's 8-bit path (each row's outputs read from the 256 distances' outputs) against the
+    element-by-element definition, on generated rows: ties, constant rows, wide and tiny scales,
+    every output type, and the rows whose sums LiteRT aborts on."""
+    from refnet.ops import softmax as S
+    from refnet.fixedpoint import quantize_multiplier
+    rng = np.random.default_rng(7)
+    outputs = [(np.int8, 8, -128, 127), (np.uint8, 8, 0, 255), (np.int16, 16, -32768, 32767)]
+    for trial in range(240):
+        scale = float(np.exp(rng.uniform(np.log(1e-5), np.log(4.0))))
+        dtype, bits, lo, hi = outputs[trial % 3]
+        multiplier, shift = quantize_multiplier(min(scale * 2 ** 26, S.MAX_REAL_MULTIPLIER))
+        plan = S.QuantizedSoftmaxPlan(multiplier, shift, -int(np.floor(31 * 2 ** 26 / 2 ** shift)), bits, lo, hi)
+        if trial % 2:
+            plan.by_distance = S._exponentials(S.DISTANCES, plan)
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 1300)))
+        x = rng.integers(-128, 128, shape).astype(np.int8) if trial % 4 < 2 else \
+            rng.integers(0, 256, shape).astype(np.uint8)
+        if trial % 5 == 0:
+            x[0, :] = x[0, 0]  # a constant row: every element at the maximum
+        results = []
+        for kernel in (S.softmax_quantized, S.softmax_quantized_tabulated):
+            try:
+                results.append(kernel(x, plan, dtype, OpExecutionError))
+            except OpExecutionError as e:
+                results.append(str(e))
+        expected, got = results
+        if isinstance(expected, str):
+            assert got == expected
+        else:
+            assert same_bits(got, expected), (trial, scale, shape)
