@@ -77,7 +77,7 @@ class QuantizedSoftmaxPlan:
     output_bits: int
     output_min: int
     output_max: int
-    by_distance: tuple = ()  # _exponentials of the distances 0..255 (8-bit inputs), set at prepare
+    by_distance: tuple = ()  # _exponentials of the distances 0..255 (quantized_softmax_plan sets it)
 
 
 # --- float32 ----------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def softmax_quantized_tabulated(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_d
     the 256 terms, and its outputs are those of the 256 distances, indexed."""
     rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
     distance = rows.max(axis=1, keepdims=True) - rows  # 0..255
-    kept, exps, terms = plan.by_distance or _exponentials(DISTANCES, plan)
+    kept, exps, terms = plan.by_distance
     count = rows.shape[0]
     histogram = np.bincount((np.arange(count)[:, None] * 256 + distance).ravel(),
                             minlength=count * 256).reshape(count, 256)
@@ -218,10 +218,15 @@ def _prepare_softmax(ctx: OpContext):
         raise ctx.arithmetic_error(
             f"beta * input_scale * 2**26 = {real:g} is not above 1 (beta {beta:g}, input scale "
             f"{input_scale:g}); LiteRT's reference SOFTMAX aborts on this model")
-    multiplier, left_shift = quantize_multiplier(real)
+    return quantized_softmax_plan(*quantize_multiplier(real), y_t.dtype)
+
+
+def quantized_softmax_plan(multiplier: int, left_shift: int, out_dtype) -> QuantizedSoftmaxPlan:
+    """The 8-bit-input plan from the quantized beta * s_in * 2**26: diff_min, the output range and
+    the exponentials of the 256 distances."""
     radius = (((1 << SCALED_DIFF_INTEGER_BITS) - 1) * (1 << (31 - SCALED_DIFF_INTEGER_BITS))
               / (1 << left_shift))
-    info = np.iinfo(y_t.dtype)
+    info = np.iinfo(out_dtype)
     plan = QuantizedSoftmaxPlan(input_multiplier=multiplier, input_left_shift=left_shift,
                                 diff_min=-int(np.floor(radius)), output_bits=info.bits,
                                 output_min=int(info.min), output_max=int(info.max))
