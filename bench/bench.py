@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Before anything loads libgomp (with refnet._kernels_fast): idle OpenMP threads sleep instead
-# of spinning (refnet/__init__.py sets the same default).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before anything loads libgomp (with refnet._kernels_fast): refnet/__init__.py's spin-then-sleep
+# default for idle OpenMP threads (LiteRT's own pool is not OpenMP).
+os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

@@ -25,6 +25,24 @@
 
 #define RN_NR 16  /* output channels per micro-tile (one packed weight panel) */
 
+/* Weight panels per work item of a convolution (a work item: one tile of pixels x one block of
+ * panels).  As many as keep the block's weights (panel_bytes each) within `budget` bytes of L2
+ * while the tiles stream by, a multiple of `align`; with threads > 1, few enough that each thread
+ * gets ~8 items even where the op has few pixel tiles (the 3x3 and 1x1 maps at a network's end,
+ * which otherwise ran on one thread).  The division never changes a result: every output is
+ * computed whole, in its own order, by one item. */
+static inline int rn_panels_per_block(long budget, long panel_bytes, int npanels, long ntiles,
+                                      int threads, int align) {
+    long per = budget / (panel_bytes > 0 ? panel_bytes : 1) / align * align;
+    if (per < align) per = align;
+    if (threads > 1 && ntiles > 0) {
+        long blocks = (8L * threads + ntiles - 1) / ntiles;  /* blocks giving ~8 items a thread */
+        long fair = ((npanels + blocks - 1) / blocks + align - 1) / align * align;
+        if (fair < per) per = fair;
+    }
+    return per > npanels ? (npanels > 0 ? npanels : 1) : (int)per;
+}
+
 
 typedef struct {
     /* geometry (NHWC input and output, filter taps (ky, kx, ci)) */

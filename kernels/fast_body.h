@@ -322,17 +322,16 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
     const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
     const long ntiles = (P + RN_TMR - 1) / RN_TMR;
     if (P == 0 || p->out_c == 0) return;
+    const int threads = p->threads > 0 ? p->threads : 1;
     /* a block of panels whose int16 weights stay in L2 while the pixel tiles stream by */
-    long per_block = 196608L / ((long)(Kp > 0 ? Kp : 1) * RN_NR * 4);
-    int bpan = per_block < 1 ? 1 : (per_block > npanels ? npanels : (int)per_block);
+    const int bpan = rn_panels_per_block(196608L, (long)Kp * RN_NR * 4, npanels, ntiles, threads, 1);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
-    const int threads = p->threads > 0 ? p->threads : 1;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int16_t *Ah = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp * RN_TMR + 32));
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < total; it++) {
             if (!Ah) continue;
             long tile = it % ntiles;
@@ -551,19 +550,18 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
     const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
     const long ntiles = (P + RN_Q8_TILE - 1) / RN_Q8_TILE;
     if (P == 0 || p->out_c == 0) return;
+    const int threads = p->threads > 0 ? p->threads : 1;
     /* a block of panels (a multiple of 4) whose weights stay in L2 while the tiles stream by */
-    long per_block = (262144L / ((long)(K4 > 0 ? K4 : 1) * RN_NR * 4)) / 4 * 4;
-    int bpan = per_block < 4 ? 4 : (per_block > npanels ? npanels : (int)per_block);
+    const int bpan = rn_panels_per_block(262144L, (long)K4 * RN_NR * 4, npanels, ntiles, threads, 4);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
-    const int threads = p->threads > 0 ? p->threads : 1;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         uint32_t *At = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)K4 * RN_Q8_TILE + 16));
         uint8_t *row = (uint8_t *)malloc((size_t)K4 * 4 + 16);
         int32_t usum[RN_Q8_TILE] = {0};
-#pragma omp for schedule(dynamic, 2)
+#pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < total; it++) {
             if (!At || !row) continue;
             long tile = it % ntiles;
@@ -747,11 +745,10 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     const int npanels = (p->out_c + RN_NR - 1) / RN_NR;
     const long ntiles = (P + RN_TMR - 1) / RN_TMR;
     if (P == 0 || p->out_c == 0) return 0;
-    long per_block = 196608L / ((long)(K > 0 ? K : 1) * RN_NR * 4);
-    int bpan = per_block < 1 ? 1 : (per_block > npanels ? npanels : (int)per_block);
+    const int threads = p->threads > 0 ? p->threads : 1;
+    const int bpan = rn_panels_per_block(196608L, (long)K * RN_NR * 4, npanels, ntiles, threads, 1);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
-    const int threads = p->threads > 0 ? p->threads : 1;
     const int C = p->in_c;
 
     int nan_seen = 0;
@@ -762,7 +759,7 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
         const rn_conv_t params = *p;
         const rn_conv_t *p = &params;
         float *At = (float *)malloc(sizeof(float) * ((size_t)K * RN_TMR + 16));
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < total; it++) {
             if (!At) continue;
             long tile = it % ntiles;

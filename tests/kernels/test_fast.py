@@ -192,6 +192,41 @@ def test_conv_q8_matches_plain_kernels(geometry, dtype, data, seed):
         assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([17, 96, 160, 330]),
+       st.sampled_from([1, 24, 97]), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_conv_work_division_keeps_every_output(h, w, cout, cin, threads, seed):
+    """Few pixels and many panels (the 3x3 and 1x1 maps at a network's end): with threads > 1
+    the panels are split into blocks of work (rn_panels_per_block) that each compute whole
+    outputs, so every thread count gives the plain kernels' bits."""
+    rng = np.random.default_rng(seed)
+    geom = (1, 1, 1, 1, 1, 1, 0, 0)
+    x = rng.integers(-128, 128, size=(1, h, w, cin)).astype(np.int8)
+    wt = rng.integers(-128, 128, size=(cout, 1, 1, cin)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, size=cout).astype(np.int32)
+    acc = np.empty((1, h, w, cout), np.int32)
+    kc.conv2d_int(x, wt, bias, 3, 0, 1, 1, 1, 1, 0, 0, acc)
+    packed = kf.pack_q(wt.reshape(cout, -1), 0)
+    packed8, beta, sums = kf.pack_q8(wt.reshape(cout, -1), 0)
+    pb = kf.pad_channels(bias, cout, np.int32)
+    pb8 = kf.fold_q8_bias(bias, sums, cin, kf.q8_alpha(3, True), beta)
+    xf, wf = x.astype(np.float32) * 0.37, wt.astype(np.float32) * 0.011
+    expected_f = np.empty(acc.shape, np.float32)
+    kc.conv2d_float(xf, wf, None, 1, 1, 1, 1, 0, 0, -FLT_MAX, FLT_MAX, expected_f)
+    packed_f = kf.pack_f(wf.reshape(cout, -1))
+    for isa in ISAS:
+        kf.set_isa(isa)
+        raw = np.full(acc.shape, 99, np.int32)
+        kf.conv_q(x, packed, pb, None, None, geom, 3, 0, 0, 0, 0, raw, threads)
+        assert same_bits(raw, acc), f"isa {isa}, conv_q, {threads} threads"
+        raw = np.full(acc.shape, 99, np.int32)
+        kf.conv_q8(x, packed8, pb8, None, None, geom, 3, beta, 0, 0, 0, 0, raw, threads)
+        assert same_bits(raw, acc), f"isa {isa}, conv_q8, {threads} threads"
+        out = np.full(acc.shape, 5.0, np.float32)
+        assert not kf.conv_f(xf, packed_f, None, geom, -FLT_MAX, FLT_MAX, out, threads)
+        assert same_bits(out, expected_f), f"isa {isa}, conv_f, {threads} threads"
+
+
 def test_pack_q8_shifts_weights_into_a_byte_or_refuses():
     w = np.array([[-128, 127]], np.int8)
     packed, beta, sums = kf.pack_q8(w, 0)
