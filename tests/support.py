@@ -12,9 +12,10 @@ from refnet import bits
 from refnet.litert import BuildRunner, compare_tensors, run_litert
 
 
-def run_refnet(model_content: bytes, inputs: list, profile: str = "reference") -> dict[int, np.ndarray]:
+def run_refnet(model_content: bytes, inputs: list, profile: str = "reference",
+               num_threads: int = 1) -> dict[int, np.ndarray]:
     it = refnet.Interpreter(model_content=model_content, experimental_preserve_all_tensors=True,
-                            profile=profile)
+                            profile=profile, num_threads=num_threads)
     it.allocate_tensors()
     for detail, value in zip(it.get_input_details(), inputs):
         it.set_tensor(detail["index"], value)
@@ -61,16 +62,17 @@ def sweep_build():
     return build, _SWEEP_RUNNERS[spec]
 
 
-def assert_bit_exact(model_content: bytes, inputs: list, path: str = "reference") -> int:
-    """Every activation tensor of refnet equals LiteRT's bit for bit. Returns the count."""
+def assert_bit_exact(model_content: bytes, inputs: list, path: str = "reference", num_threads: int = 1) -> int:
+    """Every activation tensor of refnet (on num_threads threads) equals LiteRT's bit for bit.
+    Returns the count."""
     graph = refnet.read_tflite(model_content=model_content)
     sweep = sweep_build()
     if sweep is None:
-        ours = run_refnet(model_content, inputs, profile=path)
+        ours = run_refnet(model_content, inputs, profile=path, num_threads=num_threads)
         theirs = run_litert(model_content, inputs, path=path)
     else:
         build, runner = sweep
-        ours = run_refnet(model_content, inputs, profile=f"{path}@{build}")
+        ours = run_refnet(model_content, inputs, profile=f"{path}@{build}", num_threads=num_threads)
         theirs = runner.run(model_content, inputs, path)
     rows = compare_tensors(graph, ours, theirs)
     bad = [r for r in rows if not r.equal]
