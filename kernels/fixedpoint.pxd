@@ -149,6 +149,53 @@ cdef inline int32_t clamp_int32(int32_t value, int32_t lo, int32_t hi) noexcept 
     return value
 
 
+cdef inline int32_t saturating_shift_left_int32(int32_t x, int exponent) noexcept nogil:
+    """gemmlowp SaturatingRoundingMultiplyByPOT with exponent in [1, 30]: x * 2**exponent,
+    saturated to [INT32_MIN, INT32_MAX]."""
+    cdef int32_t threshold = <int32_t>((<int64_t>1 << (31 - exponent)) - 1)
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return wrapping_shift_left_int32(x, exponent)
+
+
+@cython.cdivision(True)
+cdef inline int32_t rounding_half_sum(int32_t a, int32_t b) noexcept nogil:
+    """gemmlowp RoundingHalfSum: (a + b + sign) / 2, C's truncating division, in 64 bits."""
+    cdef int64_t total = <int64_t>a + <int64_t>b
+    total += 1 if total >= 0 else -1
+    return <int32_t>(total / 2)
+
+
+cdef inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) noexcept nogil:
+    """gemmlowp: 1 / (1 + a) for a Q0.31 value a in [0, 1), as Q0.31: three Newton-Raphson steps
+    from 48/17 - 32/17 * (1 + a) / 2 in Q2.29 (refnet/fixedpoint.py has the NumPy form)."""
+    cdef int32_t half_denominator = rounding_half_sum(a, INT32_MAX)  # (1 + a) / 2, Q0.31
+    cdef int32_t x = wrap_to_int32(<int64_t>1515870810 +
+                                   saturating_rounding_doubling_high_mul(half_denominator, -1010580540))
+    cdef int32_t one_minus
+    cdef int step
+    for step in range(3):
+        one_minus = wrap_to_int32((<int64_t>1 << 29) -
+                                  saturating_rounding_doubling_high_mul(half_denominator, x))
+        # Q2.29 * Q2.29 = Q4.27, back to Q2.29 by a saturating left shift of 2
+        x = wrap_to_int32(<int64_t>x + saturating_shift_left_int32(
+            saturating_rounding_doubling_high_mul(x, one_minus), 2))
+    return saturating_shift_left_int32(x, 1)  # x / 2 read as Q1.30, to Q0.31
+
+
+cdef inline int count_leading_zeros_32(uint32_t x) noexcept nogil:
+    """Leading zero bits of a 32-bit value (32 for 0)."""
+    cdef int n = 0
+    if x == 0:
+        return 32
+    while not (x & 0x80000000u):
+        x <<= 1
+        n += 1
+    return n
+
+
 # --------------------------------------------------------------------------------------
 # int16 helpers (quantized HARD_SWISH)
 # --------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from ..fixedpoint import (INT16_MAX, INT16_MIN, INT32_MAX, SCALED_DIFF_INTEGER_B
                           count_leading_zeros_32, exp_on_negative_values_q5_26,
                           one_over_one_plus_x_for_x_in_0_1, multiply_by_quantized_multiplier,
                           quantize_multiplier, round_half_away, wrap_to_int32)
+from .. import _kernels_softmax
 from ..forms import Form
 from . import OpContext, register
 from .activations import libm_expf
@@ -77,7 +78,7 @@ class QuantizedSoftmaxPlan:
     output_bits: int
     output_min: int
     output_max: int
-    by_distance: tuple = ()  # _exponentials of the distances 0..255 (quantized_softmax_plan sets it)
+    by_distance: tuple = ()  # (kept uint8, exps, terms) of the distances 0..255 (quantized_softmax_plan)
 
 
 # --- float32 ----------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def _probabilities(kept: np.ndarray, exps: np.ndarray, sums: np.ndarray, plan: Q
 
 def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
                       arithmetic_error) -> np.ndarray:
-    """Element by element (the definition; softmax_quantized_tabulated is what the op runs)."""
+    """Element by element (the definition; softmax_quantized_kernel is what the op runs)."""
     rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
     kept, exps, terms = _exponentials(rows - rows.max(axis=1, keepdims=True), plan)
     sums = terms.sum(axis=1)  # int64: never wraps (>= 2**19 since the max contributes 1.0)
@@ -151,21 +152,21 @@ def softmax_quantized(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
 DISTANCES = -np.arange(256, dtype=np.int64)  # an 8-bit value's distance below its row's maximum
 
 
-def softmax_quantized_tabulated(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
-                                arithmetic_error) -> np.ndarray:
-    """softmax_quantized for 8-bit inputs: every per-element quantity depends only on the element's
-    distance below its row's maximum (0..255), so each row's sum is its distance histogram times
-    the 256 terms, and its outputs are those of the 256 distances, indexed."""
-    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
-    distance = rows.max(axis=1, keepdims=True) - rows  # 0..255
+def softmax_quantized_kernel(x: np.ndarray, plan: QuantizedSoftmaxPlan, out_dtype,
+                             arithmetic_error) -> np.ndarray:
+    """softmax_quantized for 8-bit inputs, in kernels/softmax.pyx: every per-element quantity
+    depends only on the element's distance below its row's maximum (0..255), so the kernel reads
+    the plan's exponentials of the 256 distances."""
     kept, exps, terms = plan.by_distance
-    count = rows.shape[0]
-    histogram = np.bincount((np.arange(count)[:, None] * 256 + distance).ravel(),
-                            minlength=count * 256).reshape(count, 256)
-    sums = histogram @ terms  # int64, exact (as the element-wise sum)
-    table = _probabilities(np.broadcast_to(kept, histogram.shape), np.broadcast_to(exps, histogram.shape),
-                           sums, plan, out_dtype, arithmetic_error)
-    return np.take_along_axis(table, distance, axis=1).reshape(x.shape)
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    out = np.empty(rows.shape, out_dtype)
+    worst = _kernels_softmax.softmax_q8(rows, exps, terms, kept, plan.output_bits,
+                                        plan.output_min, plan.output_max, out)
+    if worst:
+        raise arithmetic_error(
+            f"a row's sum of exponentials reaches {worst / 2**19:g} >= 4096: beyond the "
+            f"reference's int32 accumulator (int16 output)")
+    return out.reshape(x.shape)
 
 
 # --- the op -----------------------------------------------------------------------------------
@@ -230,7 +231,9 @@ def quantized_softmax_plan(multiplier: int, left_shift: int, out_dtype) -> Quant
     plan = QuantizedSoftmaxPlan(input_multiplier=multiplier, input_left_shift=left_shift,
                                 diff_min=-int(np.floor(radius)), output_bits=info.bits,
                                 output_min=int(info.min), output_max=int(info.max))
-    plan.by_distance = _exponentials(DISTANCES, plan)
+    kept, exps, terms = _exponentials(DISTANCES, plan)
+    plan.by_distance = (kept.astype(np.uint8), np.ascontiguousarray(exps, np.int64),
+                        np.ascontiguousarray(terms, np.int64))
     return plan
 
 
@@ -373,4 +376,4 @@ def softmax(ctx: OpContext, inputs: list) -> list:
         return [softmax_int16(x, plan)]
     if isinstance(plan, TableSoftmaxPlan):
         return [TABLE_FORMS[plan.form][1](x, plan)]
-    return [softmax_quantized_tabulated(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]
+    return [softmax_quantized_kernel(x, plan, ctx.output_tensor().dtype, ctx.arithmetic_error)]

@@ -535,3 +535,28 @@ def test_multiply_int64_by_reduced_multiplier_broadcasts_and_rejects_out_of_rang
     for bad in ((2**47, 1, 0), (0, -1, 0), (0, 1, 15), (0, 1, -32)):
         with pytest.raises(ValueError):
             fx.multiply_int64_by_reduced_multiplier(*bad)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1) | st.sampled_from([0, 1, 2**30, 2**31 - 2, 2**31 - 1]))
+def test_one_over_one_plus_x_cython_equals_numpy_and_is_close(a):
+    """SOFTMAX's reciprocal 1 / (1 + a), a in Q0.31: the Cython primitive (kernels/softmax.pyx's
+    wrapper) gives the NumPy one's bits, and both lie within a few Q0.31 steps of the real value."""
+    from refnet import _kernels_softmax as ksm
+    got = np.empty(1, np.int32)
+    ksm.one_over_one_plus_x_array(np.array([a], np.int32), got)
+    expected = fx.one_over_one_plus_x_for_x_in_0_1(np.array([a], np.int64))
+    assert int(got[0]) == int(expected[0])
+    exact = Fraction(2**31) / (1 + Fraction(a, 2**31))
+    assert abs(int(got[0]) - exact) <= 16
+
+
+def test_count_leading_zeros_cython_equals_numpy():
+    from refnet import _kernels_softmax as ksm
+    rng = np.random.default_rng(3)
+    values = np.concatenate([np.array([0, 1, 2, 3, 2**19, 2**30, 2**31 - 1], np.int64),
+                             rng.integers(0, 2**31, 500)]).astype(np.uint32)
+    got = np.empty(values.shape, np.int32)
+    ksm.count_leading_zeros_array(values, got)
+    assert got.tolist() == fx.count_leading_zeros_32(values.astype(np.int64)).tolist()
+    assert got.tolist() == [32 - int(v).bit_length() for v in values]

@@ -226,8 +226,8 @@ def test_optimized_and_xnnpack_float_table_on_ties():
             assert_bit_exact(content, [xv], path=path)
 
 
-def test_tabulated_equals_element_by_element():
-    """The op's 8-bit path (each row's outputs read from the 256 distances' outputs) against the
+def test_kernel_equals_element_by_element():
+    """The op's 8-bit path (kernels/softmax.pyx, reading the 256 distances' exponentials) against the
     element-by-element definition, on generated rows: ties, constant rows, wide and tiny scales,
     every output type, and the rows whose sums LiteRT aborts on."""
     from refnet.ops import softmax as S
@@ -243,7 +243,7 @@ def test_tabulated_equals_element_by_element():
         if trial % 5 == 0:
             x[0, :] = x[0, 0]  # a constant row: every element at the maximum
         results = []
-        for kernel in (S.softmax_quantized, S.softmax_quantized_tabulated):
+        for kernel in (S.softmax_quantized, S.softmax_quantized_kernel):
             try:
                 results.append(kernel(x, plan, dtype, OpExecutionError))
             except OpExecutionError as e:
