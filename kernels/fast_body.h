@@ -315,6 +315,50 @@ static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv
     }
 }
 
+/* One pixel's sums for one panel (acc, RN_NV vectors of lanes) plus the bias, written raw
+ * (acc_out) or requantized (out). */
+RN_INLINE void RN_SFX(q_store_pixel)(const rn_conv_t *p, const VSI *acc, int pan, long pix, void *out,
+                                     int32_t *acc_out) {
+    int c0 = pan * RN_NR;
+    int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+    int32_t bias[16] = {0};
+    int32_t tmp[16];
+    if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
+    memcpy(tmp, acc, sizeof tmp);
+    for (int j = 0; j < 16; j++) tmp[j] = (int32_t)((uint32_t)tmp[j] + (uint32_t)bias[j]);
+    if (!p->mult) {
+        memcpy(acc_out + (size_t)pix * p->out_c + c0, tmp, sizeof(int32_t) * nc);
+        return;
+    }
+    RN_SFX(requant_store16)(tmp, p->mult + c0, p->shift + c0, p, (char *)out + (size_t)pix * p->out_c + c0, nc);
+}
+
+/* Pixel m of a gathered tile times np (1..4) panels from pan: a short tile (a FULLY_CONNECTED
+ * batch row, a small map's last pixels) computed pixel by pixel, so it does not pay for the
+ * RN_TMR pixels of a whole tile; four panels keep four independent chains of sums. */
+RN_INLINE void RN_SFX(q_pixel)(const rn_conv_t *p, const int16_t *Ah, int m, int pan, int np, int Kp,
+                               VSI acc[4][RN_NV]) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) acc[j][v] = (VSI){0};
+    const int16_t *W = p->wq + (size_t)pan * Kp * 2 * RN_NR;
+    const size_t panel = (size_t)Kp * 2 * RN_NR;
+    for (int kp = 0; kp < Kp; kp++) {
+        int32_t pair;
+        memcpy(&pair, Ah + ((size_t)kp * RN_TMR + m) * 2, 4);
+        VHI pv = (VHI)((VSI){0} + pair);
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++) {
+                VHI w;
+                memcpy(&w, W + j * panel + ((size_t)kp * RN_NR + v * RN_L32) * 2, RN_VB);
+                RN_MADD(acc[j][v], pv, w);
+            }
+    }
+}
+
 static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
     const int K = p->kh * p->kw * p->in_c;
     const int Kp = (K + 1) / 2;
@@ -340,6 +384,18 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
             int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
             RN_SFX(gather_q)(p, in, p0, mv, K, Ah);
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
+            if (2 * mv <= RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
+                for (int pan = block * bpan; pan < pan_end; pan += 4) {
+                    int np = pan_end - pan < 4 ? pan_end - pan : 4;
+                    for (int m = 0; m < mv; m++) {
+                        VSI acc[4][RN_NV];
+                        if (np == 4) RN_SFX(q_pixel)(p, Ah, m, pan, 4, Kp, acc);
+                        else RN_SFX(q_pixel)(p, Ah, m, pan, np, Kp, acc);
+                        for (int j = 0; j < np; j++) RN_SFX(q_store_pixel)(p, acc[j], pan + j, p0 + m, out, acc_out);
+                    }
+                }
+                continue;
+            }
             for (int pan = block * bpan; pan < pan_end; pan++) {
                 const int16_t *W = p->wq + (size_t)pan * Kp * 2 * RN_NR;
                 VSI acc[RN_TMR][RN_NV];
@@ -361,21 +417,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
                         for (int v = 0; v < RN_NV; v++) RN_MADD(acc[m][v], pv, w[v]);
                     }
                 }
-                int c0 = pan * RN_NR;
-                int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
-                int32_t bias[16] = {0};
-                if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
-                for (int m = 0; m < mv; m++) {
-                    int32_t tmp[16];
-                    memcpy(tmp, acc[m], sizeof tmp);
-                    for (int j = 0; j < 16; j++) tmp[j] = (int32_t)((uint32_t)tmp[j] + (uint32_t)bias[j]);
-                    if (!p->mult) {
-                        memcpy(acc_out + (size_t)(p0 + m) * p->out_c + c0, tmp, sizeof(int32_t) * nc);
-                        continue;
-                    }
-                    RN_SFX(requant_store16)(tmp, p->mult + c0, p->shift + c0, p,
-                                            (char *)out + (size_t)(p0 + m) * p->out_c + c0, nc);
-                }
+                for (int m = 0; m < mv; m++) RN_SFX(q_store_pixel)(p, acc[m], pan, p0 + m, out, acc_out);
             }
         }
         free(Ah);
