@@ -133,8 +133,13 @@ def _status_kib(field: str) -> int:
 
 def child_memory(runtime: str, spec: str) -> None:
     path = model_path(spec)
-    import refnet  # noqa: F401  (imports done before the baseline)
+    # The code of both runtimes is loaded before the baseline, as importing ai_edge_litert loads
+    # all of LiteRT's (XNNPACK included): refnet's op modules and kernels load on first use.
+    import refnet
+    from refnet import kernel_checks, model_cut, model_files  # noqa: F401
     from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+
+    refnet.ops.load_all()
 
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
         f.write("5")

@@ -134,19 +134,36 @@ def pad_channels(values, int channels, dtype):
     return out
 
 
+def _shifted_range(w, int w_off):
+    """(min, max) of w + w_off, without an array of the shifted weights."""
+    return (int(w.min()) + w_off, int(w.max()) + w_off) if w.size else (0, 0)
+
+
+def _pack_panels(w, int w_off, int group, dtype):
+    """(Cout, K) weights -> dtype (panels, ceil(K/group), 16, group) of w + w_off, channels and
+    the K tail zero-padded; one panel at a time, so the only temporary is one panel's weights
+    (a model's largest layer, 1280 x 1001, would otherwise take ~10 MB of temporaries)."""
+    cout, k = w.shape
+    kg = (k + group - 1) // group
+    packed = np.zeros((panels(cout), kg, RN_NR, group), dtype)
+    for pan in range(panels(cout)):
+        c0 = pan * RN_NR
+        rows = w[c0:c0 + RN_NR]
+        panel = np.zeros((rows.shape[0], kg * group), dtype)
+        panel[:, :k] = np.add(rows, w_off, dtype=np.int16)  # fits dtype: checked by the caller
+        packed[pan, :, :rows.shape[0], :] = panel.reshape(rows.shape[0], kg, group).transpose(1, 0, 2)
+    return packed
+
+
 def pack_q(w, int w_off):
     """(Cout, K) int8/uint8 weights -> int16 (panels, ceil(K/2), 16, 2) of w + w_off: taps in
     pairs for pmaddwd, channels and the odd tail zero-padded.  None when some shifted weight
     does not fit int16 (then the caller keeps the plain kernels)."""
     w = np.asarray(w)
-    cout, k = w.shape
-    shifted = w.astype(np.int32) + w_off
-    if shifted.size and (shifted.min() < -32768 or shifted.max() > 32767):
+    lo, hi = _shifted_range(w, w_off)
+    if lo < -32768 or hi > 32767:
         return None
-    kp = (k + 1) // 2
-    full = np.zeros((panels(cout) * RN_NR, 2 * kp), np.int16)
-    full[:cout, :k] = shifted
-    return np.ascontiguousarray(full.reshape(-1, RN_NR, kp, 2).transpose(0, 2, 1, 3))
+    return _pack_panels(w, w_off, 2, np.int16)
 
 
 def pack_q8(w, int w_off):
@@ -156,17 +173,12 @@ def pack_q8(w, int w_off):
     values (then conv_q takes the op)."""
     w = np.asarray(w)
     cout, k = w.shape
-    shifted = w.astype(np.int32) + w_off
-    lo, hi = (int(shifted.min()), int(shifted.max())) if shifted.size else (0, 0)
+    lo, hi = _shifted_range(w, w_off)
     if hi - lo > 255:
         return None
     beta = 0 if lo >= -128 and hi <= 127 else lo + 128
-    s = shifted - beta
-    k4 = (k + 3) // 4
-    full = np.zeros((panels(cout) * RN_NR, 4 * k4), np.int8)
-    full[:cout, :k] = s
-    packed = np.ascontiguousarray(full.reshape(-1, RN_NR, k4, 4).transpose(0, 2, 1, 3))
-    return packed, beta, s.astype(np.int64).sum(axis=1)
+    sums = w.sum(axis=1, dtype=np.int64) + k * (w_off - beta)
+    return _pack_panels(w, w_off - beta, 4, np.int8), beta, sums
 
 
 def q8_alpha(int in_off, bint in_signed):
@@ -208,11 +220,11 @@ def pack_depthwise_q(w, int w_off):
     or None when a shifted weight does not fit int16."""
     w = np.asarray(w)
     _, kh, kw, c = w.shape
-    shifted = w.reshape(kh * kw, c).astype(np.int32) + w_off
-    if shifted.size and (shifted.min() < -32768 or shifted.max() > 32767):
+    lo, hi = _shifted_range(w, w_off)
+    if lo < -32768 or hi > 32767:
         return None
     out = np.zeros((kh * kw, panels(c) * RN_NR), np.int16)
-    out[:, :c] = shifted
+    out[:, :c] = np.add(w.reshape(kh * kw, c), w_off, dtype=np.int16)
     return out
 
 

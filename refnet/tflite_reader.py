@@ -202,7 +202,11 @@ def _read_tensor(model_fb, sg, i: int, data: bytes, source: str) -> Tensor:
         if len(raw) != expected:
             raise InvalidModelError(f"{where}: buffer holds {len(raw)} bytes but shape {list(shape)} "
                                     f"of {dtype.name} needs {expected}")
-        array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+        # a read-only view of the file's bytes (no second copy of the weights in memory); a
+        # native copy on big-endian hosts and for a buffer the file does not align
+        array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
+        if not (array.dtype.isnative and array.flags.aligned):
+            array = array.astype(dtype)
         array.setflags(write=False)
     quant = _read_quantization(t_fb, shape, where)
     if quant is not None and dtype.kind in "iu" and dtype != np.int32 and dtype != np.int64:
