@@ -216,6 +216,7 @@ class Interpreter:
                 raise InvalidModelError(f"{ctx.where}: cannot prepare ({type(e).__name__}: {e})") from e
             contexts.append(ctx)
         self._contexts = contexts
+        self._steps = self._plan_steps(contexts)
         self._values = {t.index: t.data for t in g.tensors if t.is_constant}
         for i in g.inputs:
             t = g.tensors[i]
@@ -357,42 +358,51 @@ class Interpreter:
         return lambda: self.get_tensor(tensor_index)
 
     # --- execution ------------------------------------------------------------------------
+    def _plan_steps(self, contexts: list) -> list:
+        """Per prepared op, what invoke() needs and allocate_tensors() can know: its run function,
+        its outputs' (index, dtype, shape) and the activations it reads last (dropped after it,
+        unless every tensor is preserved)."""
+        g = self.graph
+        keep = set(g.outputs) | set(g.inputs)
+        last_use = {}
+        for op in g.ops:
+            for t in op.inputs:
+                last_use[t] = op.index
+        steps = []
+        for ctx in contexts:
+            op = ctx.op
+            outputs = tuple((t, g.tensors[t].dtype, tuple(g.tensors[t].shape)) for t in op.outputs)
+            frees = () if self.preserve_all_tensors else tuple(
+                t for t in dict.fromkeys(op.inputs) if t >= 0 and last_use.get(t) == op.index
+                and t not in keep and not g.tensors[t].is_constant)
+            steps.append((ctx, ops_registry.implementation(op).run, outputs, frees))
+        return steps
+
     def invoke(self) -> None:
         self._require_allocated("invoke()")
         g = self.graph
         values = self._values
-        keep = set(g.outputs) | set(g.inputs)
         flush = self.profile.flush_denormals
-        last_use = {}
-        if not self.preserve_all_tensors:
-            for op in g.ops:
-                for t in op.inputs:
-                    last_use[t] = op.index
-        for ctx in self._contexts:
-            op = ctx.op
-            inputs = [values.get(t) if t >= 0 else None for t in op.inputs]
+        for ctx, run, expected, frees in self._steps:
+            inputs = [values.get(t) if t >= 0 else None for t in ctx.op.inputs]
             if flush:  # the CPU reads subnormal inputs as zero and writes subnormal results as zero
                 inputs = [v if v is None else ops_registry.flushed_denormals(v) for v in inputs]
             try:
-                outputs = ops_registry.implementation(op).run(ctx, inputs)
+                outputs = run(ctx, inputs)
             except RefnetError:
                 raise
             except Exception as e:  # a bug or an unforeseen input: name the op, keep the type
                 raise ops_registry.OpExecutionError(
                     f"{ctx.where}: failed with {type(e).__name__}: {e}") from e
-            for t, arr in zip(op.outputs, outputs):
-                tensor = g.tensors[t]
-                if arr.dtype != tensor.dtype:
+            for (t, dtype, shape), arr in zip(expected, outputs):
+                if arr.dtype != dtype:
                     raise ops_registry.OpExecutionError(
                         f"{ctx.where}: produced {arr.dtype.name} for output tensor {t} "
-                        f"'{tensor.name}' of dtype {tensor.dtype.name} (refnet bug)")
-                if arr.shape != tuple(tensor.shape):  # later ops were prepared for the declared shape
+                        f"'{g.tensors[t].name}' of dtype {dtype.name} (refnet bug)")
+                if arr.shape != shape:  # later ops were prepared for the declared shape
                     raise InvalidModelError(
                         f"{ctx.where}: computes shape {list(arr.shape)} for output tensor {t} "
-                        f"'{tensor.name}', but the model declares {list(tensor.shape)}")
+                        f"'{g.tensors[t].name}', but the model declares {list(shape)}")
                 values[t] = ops_registry.flushed_denormals(arr) if flush else arr
-            if not self.preserve_all_tensors:
-                for t in op.inputs:
-                    if t >= 0 and last_use.get(t) == op.index and t not in keep \
-                            and not g.tensors[t].is_constant:
-                        values.pop(t, None)
+            for t in frees:
+                values.pop(t, None)
