@@ -229,6 +229,19 @@ def requantize_fp32(acc: np.ndarray, scale: np.ndarray, zero_point: int, qmin: i
 # MEAN
 
 
+def _multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int, form: Form) -> np.ndarray:
+    """One multiplier and shift over int32 values, in the Cython kernel (kernels/fixedpoint.pxd)
+    where the form's shift range holds, else in NumPy (the same definition, slower per call)."""
+    x = np.asarray(x)
+    if -31 <= shift <= fixedpoint.max_shift(form) and x.size and \
+            fixedpoint.INT32_MIN <= x.min() and x.max() <= fixedpoint.INT32_MAX:
+        flat = np.ascontiguousarray(x, np.int32).reshape(-1)
+        n = flat.size
+        return _kernels_requantize.multiply_by_quantized_multiplier_array(
+            flat, np.full(n, multiplier, np.int32), np.full(n, shift, np.int32), int(form)).reshape(np.shape(x))
+    return fixedpoint.multiply_by_quantized_multiplier(x, multiplier, shift, form)
+
+
 def mean_optimized_4d(x: np.ndarray, x_scale, x_zp: int, y_scale, y_zp: int,
                       vector_blocks: bool = True, total: np.ndarray | None = None) -> np.ndarray:
     """LiteRT optimized_integer_ops::Mean over H, W of an (N, H, W, C) int8 tensor, keep_dims.
@@ -263,8 +276,8 @@ def mean_optimized_4d_from_sums(total: np.ndarray, in_vector_block: np.ndarray, 
     """The optimized 4-D MEAN from raw int32 sums (channels last); in_vector_block marks the
     channels of whole 16-channel blocks (final shift ties up), the rest round ties away."""
     multiplier, shift, bias = params
-    ties_up = fixedpoint.multiply_by_quantized_multiplier(total, multiplier, shift, Form.ROUNDING_DOUBLE_TIES_UP)
-    ties_away = fixedpoint.multiply_by_quantized_multiplier(total, multiplier, shift, Form.ROUNDING_DOUBLE)
+    ties_up = _multiply_by_quantized_multiplier(total, multiplier, shift, Form.ROUNDING_DOUBLE_TIES_UP)
+    ties_away = _multiply_by_quantized_multiplier(total, multiplier, shift, Form.ROUNDING_DOUBLE)
     out = np.where(in_vector_block, ties_up, ties_away).astype(np.int64)
     info = np.iinfo(dtype)
     return np.clip(out + bias, info.min, info.max).astype(dtype)

@@ -39,6 +39,9 @@ class MeanPlan:
     shift: int = 0
     input_zero_point: int = 0
     output_zero_point: int = 0
+    # the optimized 4-D MEAN's ((multiplier, shift, bias), 16-channel-block mask), when the
+    # profile's form is one and the op is its case (MEAN over H, W of NHWC, keep_dims)
+    optimized_4d: tuple | None = None
 
 
 def resolve_axes(ctx: OpContext, axis_values, rank: int) -> tuple[int, ...]:
@@ -106,7 +109,15 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
         raise ctx.arithmetic_error("the output scale is 0: input_scale / output_scale is undefined")
     # The scales are float32 in the model; LiteRT divides them as doubles.
     multiplier, shift = fixedpoint.quantize_multiplier(float(in_scale) / float(out_scale))
-    return MeanPlan(axes, keep_dims, multiplier, shift, in_zp, out_zp)
+    form = ctx.profile.rounding(ctx.op.kind, x_t.dtype)
+    optimized_4d = None
+    if form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR) and axes is not None and keep_dims \
+            and len(x_t.shape) == 4 and sorted(axes) == [1, 2]:
+        _, h, w, c = x_t.shape
+        vector_channels = (c // 16) * 16 if form == Form.MEAN_OPTIMIZED_4D else 0
+        optimized_4d = (requantize.mean_optimized_4d_params(h * w, in_scale, in_zp, out_scale, out_zp),
+                        np.arange(c) < vector_channels)
+    return MeanPlan(axes, keep_dims, multiplier, shift, in_zp, out_zp, optimized_4d)
 
 
 def rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
@@ -204,6 +215,11 @@ def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], pla
     if form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR):
         if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
             return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
+        if plan.optimized_4d is not None and x.shape == tuple(ctx.input_tensor(0).shape):
+            params, in_vector_block = plan.optimized_4d  # made at prepare
+            n, _, _, c = x.shape
+            return requantize.mean_optimized_4d_from_sums(raw_sums(x, axes)[0], in_vector_block, params,
+                                                          x.dtype).reshape(n, 1, 1, c)
         return requantize.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1],
                                             vector_blocks=form == Form.MEAN_OPTIMIZED_4D,
                                             total=raw_sums(x, axes)[0])
