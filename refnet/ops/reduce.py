@@ -19,6 +19,7 @@ LiteRT's reference path has no special case for 4-D inputs reduced over height a
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ class MeanPlan:
     # the optimized 4-D MEAN's ((multiplier, shift, bias), 16-channel-block mask), when the
     # profile's form is one and the op is its case (MEAN over H, W of NHWC, keep_dims)
     optimized_4d: tuple | None = None
+    # the reference 8-bit MEAN made at prepare where its shapes allow the kernels: (outer, count,
+    # inner) of sum_rows8, the multiplier and shift with 1/count folded in, the form
+    reference_8bit: tuple | None = None
 
 
 def resolve_axes(ctx: OpContext, axis_values, rank: int) -> tuple[int, ...]:
@@ -117,7 +121,17 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
         vector_channels = (c // 16) * 16 if form == Form.MEAN_OPTIMIZED_4D else 0
         optimized_4d = (requantize.mean_optimized_4d_params(h * w, in_scale, in_zp, out_scale, out_zp),
                         np.arange(c) < vector_channels)
-    return MeanPlan(axes, keep_dims, multiplier, shift, in_zp, out_zp, optimized_4d)
+    plan = MeanPlan(axes, keep_dims, multiplier, shift, in_zp, out_zp, optimized_4d)
+    rows = _sum_rows8_geometry(x_t.dtype, tuple(x_t.shape), axes) if axes is not None else None
+    if rows is not None and rows[1] > 0 and plan.shift >= -31:  # else invoke decides (or refuses)
+        outer, count, inner = rows
+        folded, folded_shift = _folded_multiplier(count, plan)
+        reference_form = ctx.profile.rounding(ctx.op.kind)
+        # (a multiplier or shift out of range stays unprepared: mean_quantized_from_sums refuses it)
+        if folded <= fixedpoint.INT32_MAX and _requantize_kernel_takes(reference_form, folded_shift, count, plan):
+            plan = dataclasses.replace(plan, reference_8bit=(outer, count, inner, folded, folded_shift,
+                                                             reference_form))
+    return plan
 
 
 def rows_in_input_order(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
@@ -153,36 +167,72 @@ def _mean_float(x: np.ndarray, axes: tuple[int, ...], reciprocal: bool = False) 
         return (total / np.float32(count)).astype(np.float32)
 
 
+def _sum_rows8_geometry(dtype, shape: tuple, axes: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """(outer, count, inner) of _kernels_fast.sum_rows8 when it takes these sums: an 8-bit tensor
+    whose reduced axes form one block of consecutive dimensions (MEAN over H, W of NHWC), and
+    sums that cannot leave int32; else None."""
+    reduced = sorted(axes)
+    count = math.prod(shape[i] for i in reduced)
+    if np.dtype(dtype).itemsize == 1 and reduced and reduced == list(range(reduced[0], reduced[-1] + 1)) \
+            and count < 2**31 // 255:
+        return math.prod(shape[:reduced[0]]), count, math.prod(shape[reduced[-1] + 1:])
+    return None
+
+
+def _sum_rows8(x: np.ndarray, rows: tuple[int, int, int]) -> np.ndarray:
+    outer, count, inner = rows
+    sums = np.empty(outer * inner, np.int32)
+    _kernels_fast.sum_rows8(np.ascontiguousarray(x), outer, count, inner, sums)
+    return sums
+
+
 def raw_sums(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
     """(the int64 sums of the raw values of each output's inputs, kept axes in order; count).
-    Integer sums are exact in any order: reduced axes forming one block of consecutive dimensions
-    (MEAN over H, W of NHWC) of an 8-bit tensor go to _kernels_fast.sum_rows8."""
-    reduced = sorted(axes)
-    count = int(np.prod([x.shape[i] for i in reduced], dtype=np.int64))
-    if x.dtype.itemsize == 1 and reduced and reduced == list(range(reduced[0], reduced[-1] + 1)) \
-            and count < 2**31 // 255:
+    Integer sums are exact in any order: where _sum_rows8_geometry allows, in the kernel."""
+    rows = _sum_rows8_geometry(x.dtype, x.shape, axes)
+    if rows is not None:
         kept_shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
-        outer = int(np.prod(x.shape[:reduced[0]], dtype=np.int64))
-        inner = int(np.prod(x.shape[reduced[-1] + 1:], dtype=np.int64))
-        sums = np.empty(outer * inner, np.int32)
-        _kernels_fast.sum_rows8(np.ascontiguousarray(x), outer, count, inner, sums)
-        return sums.astype(np.int64).reshape(kept_shape), count
+        return _sum_rows8(x, rows).astype(np.int64).reshape(kept_shape), rows[1]
     rows, count = rows_in_input_order(x, axes)
     return rows.astype(np.int64).sum(axis=-1), count
 
 
 def _mean_quantized(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan) -> np.ndarray:
+    if plan.reference_8bit is not None and x.shape == tuple(ctx.input_tensor(0).shape):
+        outer, count, inner, multiplier, shift, form = plan.reference_8bit  # made at prepare
+        shifted = (_sum_rows8(x, (outer, count, inner)) - np.int64(plan.input_zero_point * count)).astype(np.int32)
+        return _requantized_means(shifted, multiplier, shift, form, plan, x.dtype)
     sums, count = raw_sums(x, axes)
     return mean_quantized_from_sums(ctx, sums, count, plan, x.dtype)
+
+
+def _folded_multiplier(count: int, plan: MeanPlan) -> tuple[int, int]:
+    """The reference's multiplier and shift with 1/count folded in (as the reference folds it)."""
+    scale_bits = min(count.bit_length() - 1, 32, 31 + plan.shift)
+    return (plan.multiplier << scale_bits) // count, plan.shift - scale_bits
+
+
+def _requantize_kernel_takes(form, shift: int, count: int, plan: MeanPlan) -> bool:
+    """The Cython requantization gives the int64 one's bits: |MBQM(x)| <= |x| <= 510 * count here,
+    so its int32 addition of the zero point cannot wrap."""
+    return form.is_fixed_point and -31 <= shift <= 0 and count < 2**22 and abs(plan.input_zero_point) <= 255 \
+        and abs(plan.output_zero_point) < 2**16
+
+
+def _requantized_means(shifted: np.ndarray, multiplier: int, shift: int, form, plan: MeanPlan, dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    out = np.empty(shifted.size, dtype)
+    _kernels_requantize.requantize(np.ascontiguousarray(shifted, np.int32).reshape(1, -1),
+                                   np.array([multiplier], np.int32), np.array([shift], np.int32),
+                                   plan.output_zero_point, int(info.min), int(info.max), int(form),
+                                   out.reshape(1, -1))
+    return out.reshape(shifted.shape)
 
 
 def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, plan: MeanPlan, dtype) -> np.ndarray:
     """The reference quantized MEAN from the raw sums of its inputs (one per output)."""
     total = fixedpoint.wrap_to_int32(raw_sums).astype(np.int64)
-    # Fold 1/count into the multiplier as the reference does.
-    scale_bits = min(count.bit_length() - 1, 32, 31 + plan.shift)
-    multiplier = (plan.multiplier << scale_bits) // count
-    shift = plan.shift - scale_bits
+    multiplier, shift = _folded_multiplier(count, plan)
     if multiplier > fixedpoint.INT32_MAX:  # cannot happen: multiplier < 2**31 before the fold
         raise ctx.arithmetic_error(f"folded multiplier {multiplier} overflows int32")
     if shift > 31:
@@ -192,16 +242,8 @@ def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, p
     shifted = fixedpoint.wrap_to_int32(total - plan.input_zero_point * count)
     form = ctx.profile.rounding(ctx.op.kind)
     info = np.iinfo(dtype)
-    if np.dtype(dtype).itemsize == 1 and form.is_fixed_point and -31 <= shift <= 0 and count < 2**22 and abs(plan.input_zero_point) <= 255 \
-            and abs(plan.output_zero_point) < 2**16:
-        # the Cython MBQM: |MBQM(x)| <= |x| <= 510 * count here, so its int32 addition of the zero
-        # point cannot wrap and equals the int64 one below
-        out = np.empty(shifted.size, dtype)
-        _kernels_requantize.requantize(np.ascontiguousarray(shifted, np.int32).reshape(1, -1),
-                                       np.array([multiplier], np.int32), np.array([shift], np.int32),
-                                       plan.output_zero_point, int(info.min), int(info.max), int(form),
-                                       out.reshape(1, -1))
-        return out.reshape(shifted.shape)
+    if np.dtype(dtype).itemsize == 1 and _requantize_kernel_takes(form, shift, count, plan):
+        return _requantized_means(shifted, multiplier, shift, form, plan, dtype)
     scaled = fixedpoint.multiply_by_quantized_multiplier(shifted, multiplier, shift, form).astype(np.int64)
     return np.clip(scaled + plan.output_zero_point, info.min, info.max).astype(dtype)
 
