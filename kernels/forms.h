@@ -43,6 +43,7 @@ enum rn_form {
     RN_SUM_FP32_HALF_AWAY = 37,  /* XNNPACK quantized SUM as SUM_FP32, rounded half away from zero */
     RN_SUB_ABOVE_ONE_SIGN = 38,  /* 8-bit SUB, output multiplier above 1: the sign of the high multiply (x86-64) */
     RN_LUT_SATURATING = 39,  /* int8 lookup table built with a saturating float-to-int32 conversion */
+    RN_PRELU_SIGN_SELECT = 40,  /* float32 PRELU: signbit(x) ? x * alpha : x (XNNPACK's blend kernels) */
 };
 
 #define RN_MIN_SHIFT (-31)

@@ -165,6 +165,12 @@ class Form(enum.IntEnum):
     # int32 (an exp overflowing to inf) gives the type's max where a bare x86 conversion gives INT32_MIN
     # (ai-edge-litert 2.3.0 x86-64's EXP table; tflite-runtime 2.14.0 x86-64 converts bare).
     LUT_SATURATING = (39, "int8 lookup table built with a saturating float-to-int32 conversion")
+    # XNNPACK's float32 PRELU (constant alpha) on an x86-64 CPU without AVX-512F: its SSE4.1 / AVX
+    # kernels blend on the sign bit, signbit(x) ? x * alpha : x, so -0 takes the product (-0 * alpha:
+    # +0 for a negative alpha) and a NaN with the sign bit clear passes unchanged (not quieted).
+    # Measured on a Zen 1 AVX2 CPU (ai-edge-litert 2.3.0); its AVX-512 kernel compares (x < 0), which
+    # gives the reference's -0 (tests/ops/test_parametric_relu.py on AVX-512 CPUs).
+    PRELU_SIGN_SELECT = (40, "float32 PRELU: signbit(x) ? x * alpha : x (XNNPACK's blend kernels)")
 
     @property
     def is_fixed_point(self) -> bool:

@@ -147,6 +147,9 @@ QUANTIZE_8BIT_TO_INT16 = "QUANTIZE int8/uint8 -> int16"
 # The variant of an op that XNNPACK's delegate leaves to LiteRT's own kernel (its form says when):
 # (QUANTIZE, int8 / uint8, NOT_DELEGATED) is what then runs an 8-bit -> 8-bit QUANTIZE.
 NOT_DELEGATED = "not delegated"
+# An op XNNPACK takes on an x86-64 CPU without AVX-512F, where it picks its SSE4.1 / AVX kernels (the
+# CPU refnet runs on stands for the device's: XNNPACK chooses its kernels by cpuid at run time).
+BLEND_KERNELS = "XNNPACK, x86-64 without AVX-512F"
 # LiteRT's optimized 8-bit -> 8-bit requantizing QUANTIZE (optimized_ops::Requantize, NEON through
 # NEON_2_SSE on x86-64): whole blocks of 16 flat elements in MultiplyByQuantizedMultiplier4Rows (its
 # final vrshl shift ties up), the scalar tail as the reference; int16 outputs and int16 inputs take
@@ -285,6 +288,7 @@ XNNPACK = Profile(
         **LEAKY_RELU_INT16,  # not delegated: the optimized kernel
         **FC_16X8_FLOAT64,  # int16 is not delegated
         **ADD_16X8,
+        ("PRELU", "float32", BLEND_KERNELS): Form.PRELU_SIGN_SELECT,
     },
     description="LiteRT with its default XNNPACK delegate (BUILTIN)",
     measured=f"{X86_2_3} (AVX2 and AVX-512 + VNNI CPUs): {CORAL}; {FACTORY}; {SOFTMAX_TIES}; {SWEEP_16X8}; "

@@ -12,7 +12,8 @@ Reference semantics (LiteRT BUILTIN_REF, activations.cc, reference/leaky_relu.h 
       double(float32(float32(s_in * alpha) / s_out)) (float32 C++ arithmetic, then widened).
       int16 needs zero points 0.
   PRELU, float32
-      x >= 0 ? x : x * alpha       (-0 stays -0; NaN gives NaN * alpha)
+      x >= 0 ? x : x * alpha       (-0 stays -0; NaN gives NaN * alpha); XNNPACK on an x86-64 CPU
+      without AVX-512F: signbit(x) ? x * alpha : x (Form.PRELU_SIGN_SELECT)
   PRELU, int8/uint8 (input, alpha and output of one type)
       d = x - zp_in;  out = clamp(zp_out + (d >= 0 ? MBQM(d, m_1, e_1)
                                                   : MBQM(d * (alpha - zp_alpha), m_2, e_2)))
@@ -25,12 +26,15 @@ sign (Form.LEAKY_RELU_SIGNED_ALPHA); XNNPACK's int8/uint8 LEAKY_RELU uses 8.8 mu
 """
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_to_int32
+from .. import _kernels_fast
 from ..forms import Form
+from ..profile import BLEND_KERNELS
 from ..requantize import leaky_relu_xnnpack, leaky_relu_xnnpack_params
 from . import OpContext, multiply_nan_first, per_tensor_quantization, register
 
@@ -148,6 +152,12 @@ class PreluPlan:
     positive: Requantization | None = None  # None: float32
     negative: Requantization | None = None
     rounding: int = 0
+    sign_select: bool = False  # float32: Form.PRELU_SIGN_SELECT (XNNPACK's blend kernels)
+
+
+def _xnnpack_blends() -> bool:
+    """XNNPACK would pick its SSE4.1 / AVX kernels here: an x86-64 CPU without AVX-512F."""
+    return platform.machine().lower() in ("x86_64", "amd64") and _kernels_fast.isa_supported() < 2
 
 
 def _prepare_prelu(ctx: OpContext) -> PreluPlan:
@@ -172,7 +182,9 @@ def _prepare_prelu(ctx: OpContext) -> PreluPlan:
         raise ctx.fail(f"output shape {list(y_t.shape)} must be the input's {list(x_t.shape)} "
                        f"(alpha {list(alpha_t.shape)} broadcast to it)")
     if x_t.dtype == F32:
-        return PreluPlan(out_shape)
+        # XNNPACK takes a PRELU whose alpha is constant (LiteRT 2.3.0, every broadcast measured)
+        variant = BLEND_KERNELS if alpha_t.is_constant and _xnnpack_blends() else None
+        return PreluPlan(out_shape, sign_select=ctx.profile.rounding("PRELU", F32, variant) == Form.PRELU_SIGN_SELECT)
     s_in, zp_in = per_tensor_quantization(ctx, x_t, "input")
     s_alpha, zp_alpha = per_tensor_quantization(ctx, alpha_t, "alpha")
     s_out, zp_out = per_tensor_quantization(ctx, y_t, "output")
@@ -194,6 +206,8 @@ def prelu(ctx: OpContext, inputs: list) -> list:
     alpha = np.broadcast_to(alpha, plan.out_shape)
     if plan.positive is None:
         negative_side = multiply_nan_first(x, alpha)
+        if plan.sign_select:
+            return [np.where(np.signbit(x), negative_side, x).astype(F32)]
         return [np.where(x >= 0, x, negative_side).astype(F32)]
     d = x.astype(np.int64) - plan.input_zero_point
     positive = _requantize(d, plan.positive, plan.rounding)
