@@ -52,11 +52,13 @@ typedef struct {
     int pointwise;     /* 1x1, stride 1, no padding: rows of the input are rows of A */
     int in_signed;     /* input is int8 (1) or uint8 (0) */
     int32_t in_off;    /* added to every input value (-zero point); |in_off| <= 255 */
-    /* packed weights: panels of RN_NR channels, [panel][k][RN_NR], zero-padded channels */
+    /* packed weights: panels of RN_NR channels, [panel][k][RN_NR], zero-padded channels;
+     * wq: depthwise_q's int16 w + w_off, wf: the float kernels' */
     const int16_t *wq;
     const float *wf;
-    /* conv_q8's packing (pack_q8): int8 s = w + w_off - beta, [panel][ceil(K/4)][RN_NR][4];
-     * the input as unsigned bytes u (int8 x: x + 128), padded taps u = pad_u8 */
+    /* int8 s = w + w_off - beta: conv_q's packing (pack_q) [panel][ceil(K/2)][RN_NR][2],
+     * conv_q8's (pack_q8) [panel][ceil(K/4)][RN_NR][4]; conv_q8 takes the input as unsigned
+     * bytes u (int8 x: x + 128), padded taps u = pad_u8 */
     const int8_t *w8;
     int32_t beta, pad_u8;
     /* bias (length out_c, padded to a multiple of RN_NR with zeros); NULL: none */

@@ -18,9 +18,10 @@ depthwise_q/_f DEPTHWISE_CONV_2D with depth multiplier 1, same arithmetic as dep
 elementwise_q  quantized ADD / MUL exactly as refnet/ops/elementwise.py, b repeating with a
                period (b broadcast over a's leading dimensions).
 
-Weights are packed once (pack_q / pack_f / pack_depthwise_*): panels of 16 output channels,
-[panel][k][16], int16 (w + w_off) or float32, channels padded with zeros; per-channel vectors
-(bias, multiplier, shift) are padded to the same width (pad_channels).
+Weights are packed once (pack_q / pack_q8 / pack_f / pack_depthwise_*): panels of 16 output
+channels, [panel][k][16], int8 (w + w_off - beta), int16 (depthwise: w + w_off) or float32,
+channels padded with zeros; per-channel vectors (bias, multiplier, shift) are padded to the
+same width (pad_channels).
 """
 import numpy as np
 
@@ -104,7 +105,7 @@ def isa_supported():
 
 def native_u8s8():
     """True when the chosen copy multiplies bytes natively (vpdpbusd): conv_q8 is then the
-    faster integer convolution; elsewhere conv_q (int16 pairs) is, and conv_q8 emulates."""
+    faster integer convolution; elsewhere conv_q (int16 pairs, pmaddwd) is, and conv_q8 emulates."""
     return rn_isa >= 3
 
 
@@ -156,14 +157,18 @@ def _pack_panels(w, int w_off, int group, dtype):
 
 
 def pack_q(w, int w_off):
-    """(Cout, K) int8/uint8 weights -> int16 (panels, ceil(K/2), 16, 2) of w + w_off: taps in
-    pairs for pmaddwd, channels and the odd tail zero-padded.  None when some shifted weight
-    does not fit int16 (then the caller keeps the plain kernels)."""
+    """(Cout, K) int8/uint8 weights -> (int8 (panels, ceil(K/2), 16, 2) of s = w + w_off - beta,
+    beta) for conv_q: taps in pairs for pmaddwd (widened to int16 as loaded), channels and the
+    odd tail zero-padded; beta 0 when every w + w_off fits int8 (per-channel int8 weights), else
+    the shift that brings them into [-128, 127].  Bytes, not int16 pairs: half the memory, and
+    half the bandwidth where the weights stream (FULLY_CONNECTED).  None when the shifted
+    weights span more than 256 values (then the caller keeps the plain kernels)."""
     w = np.asarray(w)
     lo, hi = _shifted_range(w, w_off)
-    if lo < -32768 or hi > 32767:
+    if hi - lo > 255:
         return None
-    return _pack_panels(w, w_off, 2, np.int16)
+    beta = 0 if lo >= -128 and hi <= 127 else lo + 128
+    return _pack_panels(w, w_off - beta, 2, np.int8), beta
 
 
 def pack_q8(w, int w_off):
@@ -315,13 +320,13 @@ cdef int _requant(rn_conv_t *p, cnp.ndarray mult, cnp.ndarray shift, int zp, int
 # ------------------------------------------------------------------------------------------
 
 def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, cnp.ndarray mult,
-           cnp.ndarray shift, geom, int in_off, int zp, int qmin, int qmax, int rounding,
+           cnp.ndarray shift, geom, int in_off, int beta, int zp, int qmin, int qmax, int rounding,
            cnp.ndarray out not None, int threads=1):
     """Quantized convolution; `out` int8/uint8 (requantized) or int32 (raw accumulators).
 
-    x (N, H, W, Cin) int8/uint8 (x + in_off must fit int16: input_offset_fits); wpack from pack_q of the (Cout, KH*KW*Cin) filter; bias,
-    mult, shift int32 padded to panels (bias may be None); geom (kh, kw, sh, sw, dh, dw,
-    pad_top, pad_left).
+    x (N, H, W, Cin) int8/uint8 (x + in_off must fit int16: input_offset_fits); wpack and beta
+    from pack_q of the (Cout, KH*KW*Cin) filter; bias, mult, shift int32 padded to panels (bias
+    may be None); geom (kh, kw, sh, sw, dh, dw, pad_top, pad_left).
     """
     cdef rn_conv_t p
     xk, ok = _kind(x, "x"), _kind(out, "out")
@@ -330,13 +335,14 @@ def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
     _geometry(&p, x, out, geom, threads)
     cdef Py_ssize_t K = p.kh * p.kw * p.in_c, npan = panels(p.out_c)
     cdef Py_ssize_t kp = (K + 1) // 2
-    if wpack.dtype != np.int16 or wpack.ndim != 4 or wpack.shape[0] != npan or \
+    if wpack.dtype != np.int8 or wpack.ndim != 4 or wpack.shape[0] != npan or \
             wpack.shape[1] != kp or wpack.shape[2] != RN_NR or wpack.shape[3] != 2 or \
             not cnp.PyArray_IS_C_CONTIGUOUS(wpack):
-        raise ValueError(f"wpack must be int16 ({npan}, {kp}, {RN_NR}, 2)")
+        raise ValueError(f"wpack must be int8 ({npan}, {kp}, {RN_NR}, 2)")
     if not input_offset_fits(in_off):
         raise ValueError(f"in_off {in_off} does not keep x + in_off within int16")
-    p.wq = <const int16_t*>cnp.PyArray_DATA(wpack)
+    p.w8 = <const int8_t*>cnp.PyArray_DATA(wpack)
+    p.beta = beta
     p.bias_q = <const int32_t*>_vec(bias, "bias", 2, npan * RN_NR)
     p.in_signed = xk == 1
     p.in_off = in_off

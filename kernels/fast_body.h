@@ -197,6 +197,23 @@ RN_INLINE VSI RN_SFX(widen8)(const void *src, int is_signed) {
 #endif
 }
 
+/* widen_pairs8: the RN_VB / 2 int8 weights at src (conv_q's packing, taps in pairs) as int16
+ * lanes, sign-extended: the operand pmaddwd takes. */
+RN_INLINE VHI RN_SFX(widen_pairs8)(const int8_t *src) {
+#if defined(RN_ISA_AVX512)
+    return (VHI)_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)src));
+#elif defined(RN_ISA_AVX2)
+    return (VHI)_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)src));
+#elif RN_X86  /* SSE2: each byte doubled into an int16 lane, then shifted down with its sign */
+    __m128i b = _mm_loadl_epi64((const __m128i *)src);
+    return (VHI)_mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8);
+#else
+    VHI v;
+    for (int l = 0; l < RN_VB / 2; l++) v[l] = src[l];
+    return v;
+#endif
+}
+
 /* widen8 of the first `count` (< RN_L32 allowed) values; the other lanes 0. */
 RN_INLINE VSI RN_SFX(widen8_part)(const void *src, int is_signed, int count) {
     int8_t bytes[16] = {0};
@@ -255,8 +272,11 @@ RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
  * Integer convolution as a matrix product: A (pixels x K, shifted input) times the packed
  * weights, K = kh * kw * in_c in the order (ky, kx, ci), taken two at a time: A holds int16
  * pairs (x_k, x_k+1) and the weights [panel][k/2][16 channels][2], so one pmaddwd does two
- * taps of 16 lanes.  A padded tap is a zero in A: the reference skips it, which adds nothing
- * to an integer sum either.  Everything is exact modulo 2**32.
+ * taps of 16 lanes.  The weights are held as int8 s = w + w_off - beta (pack_q: beta 0 when
+ * every w + w_off fits int8, as per-channel int8 weights do) and widened to int16 as loaded, so
+ * (x + in_off)(w + w_off) summed over the taps is dot(a, s) + beta * sum(a), a = x + in_off:
+ * the second term per pixel (asum).  A padded tap is a zero in A: the reference skips it,
+ * which adds nothing to an integer sum either.  Everything is exact modulo 2**32.
  * ---------------------------------------------------------------------------------------- */
 
 RN_INLINE void RN_SFX(pixel_origin)(const rn_conv_t *p, long pix, int *b, int *y0, int *x0) {
@@ -274,8 +294,15 @@ RN_INLINE void RN_SFX(put)(int16_t *Ah, int k, int m, int16_t v) {
     Ah[((k >> 1) * RN_TMR + m) * 2 + (k & 1)] = v;
 }
 
+RN_INLINE void RN_SFX(sum_a)(const int16_t *Ah, int m, int K, int32_t *asum) {
+    int32_t sum = 0;
+    for (int k = 0; k < K; k++) sum += Ah[((k >> 1) * RN_TMR + m) * 2 + (k & 1)];
+    asum[m] = sum;
+}
+
+/* asum[m]: the sum of pixel m's K values in A (only when beta != 0). */
 static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv, int K,
-                             int16_t *Ah) {
+                             int16_t *Ah, int32_t *asum) {
     const int32_t off = p->in_off;
     const int C = p->in_c;
     const int Kp = (K + 1) / 2;
@@ -290,6 +317,7 @@ static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv
                 const uint8_t *src = (const uint8_t *)in + base;
                 for (int k = 0; k < K; k++) RN_SFX(put)(Ah, k, m, (int16_t)(src[k] + off));
             }
+            if (p->beta) RN_SFX(sum_a)(Ah, m, K, asum);
             continue;
         }
         int b, y0, x0, k = 0;
@@ -312,20 +340,22 @@ static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv
                 }
             }
         }
+        if (p->beta) RN_SFX(sum_a)(Ah, m, K, asum);
     }
 }
 
-/* One pixel's sums for one panel (acc, RN_NV vectors of lanes) plus the bias, written raw
+/* One pixel's sums for one panel (acc, RN_NV vectors of lanes) plus the bias and beta * asum, written raw
  * (acc_out) or requantized (out). */
-RN_INLINE void RN_SFX(q_store_pixel)(const rn_conv_t *p, const VSI *acc, int pan, long pix, void *out,
-                                     int32_t *acc_out) {
+RN_INLINE void RN_SFX(q_store_pixel)(const rn_conv_t *p, const VSI *acc, int pan, long pix, int32_t asum,
+                                     void *out, int32_t *acc_out) {
     int c0 = pan * RN_NR;
     int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
     int32_t bias[16] = {0};
     int32_t tmp[16];
     if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
     memcpy(tmp, acc, sizeof tmp);
-    for (int j = 0; j < 16; j++) tmp[j] = (int32_t)((uint32_t)tmp[j] + (uint32_t)bias[j]);
+    const uint32_t pixel_term = p->beta ? (uint32_t)p->beta * (uint32_t)asum : 0;
+    for (int j = 0; j < 16; j++) tmp[j] = (int32_t)((uint32_t)tmp[j] + (uint32_t)bias[j] + pixel_term);
     if (!p->mult) {
         memcpy(acc_out + (size_t)pix * p->out_c + c0, tmp, sizeof(int32_t) * nc);
         return;
@@ -342,7 +372,7 @@ RN_INLINE void RN_SFX(q_pixel)(const rn_conv_t *p, const int16_t *Ah, int m, int
     for (int j = 0; j < 4; j++)
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) acc[j][v] = (VSI){0};
-    const int16_t *W = p->wq + (size_t)pan * Kp * 2 * RN_NR;
+    const int8_t *W = p->w8 + (size_t)pan * Kp * 2 * RN_NR;
     const size_t panel = (size_t)Kp * 2 * RN_NR;
     for (int kp = 0; kp < Kp; kp++) {
         int32_t pair;
@@ -352,8 +382,7 @@ RN_INLINE void RN_SFX(q_pixel)(const rn_conv_t *p, const int16_t *Ah, int m, int
         for (int j = 0; j < np; j++)
 #pragma GCC unroll 4
             for (int v = 0; v < RN_NV; v++) {
-                VHI w;
-                memcpy(&w, W + j * panel + ((size_t)kp * RN_NR + v * RN_L32) * 2, RN_VB);
+                VHI w = RN_SFX(widen_pairs8)(W + j * panel + ((size_t)kp * RN_NR + v * RN_L32) * 2);
                 RN_MADD(acc[j][v], pv, w);
             }
     }
@@ -367,14 +396,15 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
     const long ntiles = (P + RN_TMR - 1) / RN_TMR;
     if (P == 0 || p->out_c == 0) return;
     const int threads = p->threads > 0 ? p->threads : 1;
-    /* a block of panels whose int16 weights stay in L2 while the pixel tiles stream by */
-    const int bpan = rn_panels_per_block(196608L, (long)Kp * RN_NR * 4, npanels, ntiles, threads, 1);
+    /* a block of panels whose weights stay in L2 while the pixel tiles stream by */
+    const int bpan = rn_panels_per_block(196608L, (long)Kp * RN_NR * 2, npanels, ntiles, threads, 1);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int16_t *Ah = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp * RN_TMR + 32));
+        int32_t asum[RN_TMR] = {0};
 #pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < total; it++) {
             if (!Ah) continue;
@@ -382,7 +412,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
             int block = (int)(it / ntiles);
             long p0 = tile * RN_TMR;
             int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
-            RN_SFX(gather_q)(p, in, p0, mv, K, Ah);
+            RN_SFX(gather_q)(p, in, p0, mv, K, Ah, asum);
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
             if (2 * mv <= RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
                 for (int pan = block * bpan; pan < pan_end; pan += 4) {
@@ -391,13 +421,14 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
                         VSI acc[4][RN_NV];
                         if (np == 4) RN_SFX(q_pixel)(p, Ah, m, pan, 4, Kp, acc);
                         else RN_SFX(q_pixel)(p, Ah, m, pan, np, Kp, acc);
-                        for (int j = 0; j < np; j++) RN_SFX(q_store_pixel)(p, acc[j], pan + j, p0 + m, out, acc_out);
+                        for (int j = 0; j < np; j++)
+                            RN_SFX(q_store_pixel)(p, acc[j], pan + j, p0 + m, asum[m], out, acc_out);
                     }
                 }
                 continue;
             }
             for (int pan = block * bpan; pan < pan_end; pan++) {
-                const int16_t *W = p->wq + (size_t)pan * Kp * 2 * RN_NR;
+                const int8_t *W = p->w8 + (size_t)pan * Kp * 2 * RN_NR;
                 VSI acc[RN_TMR][RN_NV];
 #pragma GCC unroll 16
                 for (int m = 0; m < RN_TMR; m++)
@@ -406,7 +437,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
                 for (int kp = 0; kp < Kp; kp++) {
                     VHI w[RN_NV];
 #pragma GCC unroll 4
-                    for (int v = 0; v < RN_NV; v++) memcpy(&w[v], W + ((size_t)kp * RN_NR + v * RN_L32) * 2, RN_VB);
+                    for (int v = 0; v < RN_NV; v++) w[v] = RN_SFX(widen_pairs8)(W + ((size_t)kp * RN_NR + v * RN_L32) * 2);
                     const int16_t *a = Ah + (size_t)kp * RN_TMR * 2;
 #pragma GCC unroll 16
                     for (int m = 0; m < RN_TMR; m++) {
@@ -417,7 +448,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
                         for (int v = 0; v < RN_NV; v++) RN_MADD(acc[m][v], pv, w[v]);
                     }
                 }
-                for (int m = 0; m < mv; m++) RN_SFX(q_store_pixel)(p, acc[m], pan, p0 + m, out, acc_out);
+                for (int m = 0; m < mv; m++) RN_SFX(q_store_pixel)(p, acc[m], pan, p0 + m, asum[m], out, acc_out);
             }
         }
         free(Ah);

@@ -35,6 +35,7 @@ class FullyConnectedPlan:
     hybrid: object = None
     fast_weights: np.ndarray | None = None  # packed for _kernels_fast
     fast_bias: np.ndarray | None = None
+    fast_beta: int = 0  # pack_q's weight shift
 
 
 def _prepare_fast(ctx: OpContext, plan: FullyConnectedPlan) -> None:
@@ -47,7 +48,10 @@ def _prepare_fast(ctx: OpContext, plan: FullyConnectedPlan) -> None:
         plan.fast_weights = _kernels_fast.pack_f(w)
         plan.fast_bias = None if bias is None else _kernels_fast.pad_channels(bias, plan.units, np.float32)
     elif plan.mode == "quantized" and _kernels_fast.input_offset_fits(plan.input_offset):
-        plan.fast_weights = _kernels_fast.pack_q(w, plan.filter_offset)
+        packed = _kernels_fast.pack_q(w, plan.filter_offset)
+        if packed is None:
+            return
+        plan.fast_weights, plan.fast_beta = packed
         plan.fast_bias = None if bias is None else _kernels_fast.pad_channels(bias, plan.units, np.int32)
 
 
@@ -112,7 +116,7 @@ def fully_connected(ctx: OpContext, inputs: list) -> list:
     acc = np.empty((plan.batches, plan.units), np.int32)
     if fast:
         _kernels_fast.conv_q(x.reshape(1, plan.batches, 1, plan.depth), plan.fast_weights,
-                             plan.fast_bias, None, None, geometry, plan.input_offset, 0, 0, 0, 0,
+                             plan.fast_bias, None, None, geometry, plan.input_offset, plan.fast_beta, 0, 0, 0, 0,
                              acc.reshape(1, plan.batches, 1, plan.units), threads_of(ctx))
     else:
         _kernels_pointwise.matmul_int(x, w, bias, plan.input_offset, plan.filter_offset, acc)

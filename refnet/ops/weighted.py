@@ -142,7 +142,8 @@ class FastConv:
     bias: np.ndarray | None
     multiplier: np.ndarray | None = None
     shift: np.ndarray | None = None
-    beta: int | None = None  # set: the weights are pack_q8's, for conv_q8 (bias folded)
+    beta: int = 0  # the weights' shift (pack_q / pack_q8): s = w + w_off - beta
+    bytes_times_bytes: bool = False  # the weights are pack_q8's, for conv_q8 (bias folded)
 
 
 def fast_kernels_take(q) -> bool:
@@ -187,14 +188,16 @@ def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwi
             weights, beta, sums = packed
             folded = _kernels_fast.fold_q8_bias(bias, sums, w[0].size,
                                                 _kernels_fast.q8_alpha(plan.input_offset, in_signed), beta)
-            return FastConv(geometry, weights, folded, multiplier, shift, beta)
-    weights = _kernels_fast.pack_depthwise_q(w, plan.filter_offset) if depthwise else \
-        _kernels_fast.pack_q(w.reshape(cout, -1), plan.filter_offset)
+            return FastConv(geometry, weights, folded, multiplier, shift, beta, bytes_times_bytes=True)
+    if depthwise:
+        weights, beta = _kernels_fast.pack_depthwise_q(w, plan.filter_offset), 0
+    else:
+        weights, beta = _kernels_fast.pack_q(w.reshape(cout, -1), plan.filter_offset) or (None, 0)
     if weights is None:
         return None
     return FastConv(geometry, weights,
                     None if bias is None else _kernels_fast.pad_channels(bias, cout, np.int32),
-                    multiplier, shift)
+                    multiplier, shift, beta)
 
 
 def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:
@@ -208,12 +211,17 @@ def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.nd
         return None if nan_seen else out
     q = plan.quant
     out = np.empty(plan.out_shape, x.dtype)
-    if fast.beta is not None:
+    if fast.bytes_times_bytes:
         _kernels_fast.conv_q8(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
                               plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax,
                               int(q.rounding), out, threads_of(ctx))
         return out
-    kernel = _kernels_fast.depthwise_q if depthwise else _kernels_fast.conv_q
-    kernel(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry, plan.input_offset,
-           q.zero_point, q.qmin, q.qmax, int(q.rounding), out, threads_of(ctx))
+    if depthwise:
+        _kernels_fast.depthwise_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                                  plan.input_offset, q.zero_point, q.qmin, q.qmax, int(q.rounding), out,
+                                  threads_of(ctx))
+        return out
+    _kernels_fast.conv_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                         plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax, int(q.rounding), out,
+                         threads_of(ctx))
     return out

@@ -127,7 +127,10 @@ def test_conv_q_matches_plain_kernels(geometry, dtype, data, seed):
     wt = qvalues(rng, dtype, (cout, kh, kw, cin), kind)
     in_off = -int(data.draw(st.sampled_from([int(info.min), int(info.max), 0]) |
                             st.integers(int(info.min), int(info.max))))
-    w_off = -int(rng.integers(info.min, int(info.max) + 1)) if dtype == np.uint8 else 0
+    w_off = -int(data.draw(st.sampled_from([int(info.min), int(info.max), 0]) |
+                           st.integers(int(info.min), int(info.max))))
+    if dtype == np.int8 and data.draw(st.booleans()):
+        w_off = 0  # the int8 models' symmetric weights: beta 0
     bias = None if data.draw(st.booleans()) else \
         rng.choice(np.array([-(2**31), 2**31 - 1, 0, 12345, -777]), size=cout).astype(np.int32)
     acc = np.empty((n, oh, ow, cout), np.int32)
@@ -135,17 +138,17 @@ def test_conv_q_matches_plain_kernels(geometry, dtype, data, seed):
     mult, shift, rounding = data.draw(requant_params(rng, cout))
     zp, qmin, qmax = qrange(rng, dtype)
     expected = requantized(acc, mult, shift, zp, qmin, qmax, rounding, dtype)
-    packed = kf.pack_q(wt.reshape(cout, -1), w_off)
+    packed, beta = kf.pack_q(wt.reshape(cout, -1), w_off)
     pb = None if bias is None else kf.pad_channels(bias, cout, np.int32)
     pm, ps = kf.pad_channels(mult, cout, np.int32), kf.pad_channels(shift, cout, np.int32)
     for isa in ISAS:
         kf.set_isa(isa)
         threads = 1 + (isa % 2)
         raw = np.full(acc.shape, 99, np.int32)
-        kf.conv_q(x, packed, pb, None, None, geom, in_off, 0, 0, 0, 0, raw, threads)
+        kf.conv_q(x, packed, pb, None, None, geom, in_off, beta, 0, 0, 0, 0, raw, threads)
         assert same_bits(raw, acc), f"isa {isa}: accumulators differ"
         out = np.full(acc.shape, 7, dtype)
-        kf.conv_q(x, packed, pb, pm, ps, geom, in_off, zp, qmin, qmax, rounding, out, threads)
+        kf.conv_q(x, packed, pb, pm, ps, geom, in_off, beta, zp, qmin, qmax, rounding, out, threads)
         assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
 
 
@@ -206,7 +209,7 @@ def test_conv_work_division_keeps_every_output(h, w, cout, cin, threads, seed):
     bias = rng.integers(-5000, 5000, size=cout).astype(np.int32)
     acc = np.empty((1, h, w, cout), np.int32)
     kc.conv2d_int(x, wt, bias, 3, 0, 1, 1, 1, 1, 0, 0, acc)
-    packed = kf.pack_q(wt.reshape(cout, -1), 0)
+    packed, beta_q = kf.pack_q(wt.reshape(cout, -1), 0)
     packed8, beta, sums = kf.pack_q8(wt.reshape(cout, -1), 0)
     pb = kf.pad_channels(bias, cout, np.int32)
     pb8 = kf.fold_q8_bias(bias, sums, cin, kf.q8_alpha(3, True), beta)
@@ -217,7 +220,7 @@ def test_conv_work_division_keeps_every_output(h, w, cout, cin, threads, seed):
     for isa in ISAS:
         kf.set_isa(isa)
         raw = np.full(acc.shape, 99, np.int32)
-        kf.conv_q(x, packed, pb, None, None, geom, 3, 0, 0, 0, 0, raw, threads)
+        kf.conv_q(x, packed, pb, None, None, geom, 3, beta_q, 0, 0, 0, 0, raw, threads)
         assert same_bits(raw, acc), f"isa {isa}, conv_q, {threads} threads"
         raw = np.full(acc.shape, 99, np.int32)
         kf.conv_q8(x, packed8, pb8, None, None, geom, 3, beta, 0, 0, 0, 0, raw, threads)
@@ -225,6 +228,17 @@ def test_conv_work_division_keeps_every_output(h, w, cout, cin, threads, seed):
         out = np.full(acc.shape, 5.0, np.float32)
         assert not kf.conv_f(xf, packed_f, None, geom, -FLT_MAX, FLT_MAX, out, threads)
         assert same_bits(out, expected_f), f"isa {isa}, conv_f, {threads} threads"
+
+
+def test_pack_q_shifts_weights_into_a_byte_or_refuses():
+    w = np.array([[-128, 127]], np.int8)
+    packed, beta = kf.pack_q(w, 0)
+    assert beta == 0 and packed.dtype == np.int8 and packed.shape == (1, 1, 16, 2)
+    assert packed.reshape(-1)[:2].tolist() == [-128, 127] and not packed.reshape(-1)[2:].any()
+    packed, beta = kf.pack_q(np.array([[0, 255, 7]], np.uint8), -3)  # -3 .. 252: shifted by beta
+    assert beta == -3 + 128 and packed.shape == (1, 2, 16, 2)
+    assert packed.reshape(-1)[[0, 1, 32]].tolist() == [-128, 127, -121]
+    assert kf.pack_q(np.array([[-200, 200]], np.int16), 0) is None
 
 
 def test_pack_q8_shifts_weights_into_a_byte_or_refuses():
@@ -369,22 +383,23 @@ def test_set_isa_clamps_and_reports():
 def test_bad_arguments_are_rejected():
     x = np.zeros((1, 4, 4, 3), np.uint8)
     out = np.zeros((1, 4, 4, 5), np.uint8)
-    packed = kf.pack_q(np.zeros((5, 3), np.uint8), 0)
+    packed, beta = kf.pack_q(np.zeros((5, 3), np.uint8), 0)
     vec = kf.pad_channels(np.zeros(5), 5, np.int32)
     geom = (1, 1, 1, 1, 1, 1, 0, 0)
     with pytest.raises(ValueError):  # wrong K
-        kf.conv_q(x, kf.pack_q(np.zeros((5, 6), np.uint8), 0), vec, vec, vec, geom, 0, 0, 0, 255, 0, out)
+        kf.conv_q(x, kf.pack_q(np.zeros((5, 6), np.uint8), 0)[0], vec, vec, vec, geom, 0, 0, 0, 0, 255, 0, out)
+    with pytest.raises(ValueError):  # int16 pairs (the old packing) are refused
+        kf.conv_q(x, packed.astype(np.int16), vec, vec, vec, geom, 0, 0, 0, 0, 255, 0, out)
     with pytest.raises(ValueError):  # rounding form
-        kf.conv_q(x, packed, vec, vec, vec, geom, 0, 0, 0, 255, 3, out)
+        kf.conv_q(x, packed, vec, vec, vec, geom, 0, beta, 0, 0, 255, 3, out)
     with pytest.raises(ValueError):  # shift range
-        kf.conv_q(x, packed, vec, vec, kf.pad_channels(np.full(5, 40), 5, np.int32), geom, 0, 0, 0, 255, 0, out)
+        kf.conv_q(x, packed, vec, vec, kf.pad_channels(np.full(5, 40), 5, np.int32), geom, 0, beta, 0, 0, 255, 0, out)
     with pytest.raises(ValueError):  # clamp range outside the type
-        kf.conv_q(x, packed, vec, vec, vec, geom, 0, 0, -5, 255, 0, out)
+        kf.conv_q(x, packed, vec, vec, vec, geom, 0, beta, 0, -5, 255, 0, out)
     with pytest.raises(ValueError):  # offset beyond int16
-        kf.conv_q(x, packed, vec, vec, vec, geom, 40000, 0, 0, 255, 0, out)
+        kf.conv_q(x, packed, vec, vec, vec, geom, 40000, beta, 0, 0, 255, 0, out)
     with pytest.raises(ValueError):
-        kf.conv_q(x[:, :, :, :2], packed, vec, vec, vec, geom, 0, 0, 0, 255, 0, out)
-    assert kf.pack_q(np.full((2, 2), 255, np.uint8), 32767) is None
+        kf.conv_q(x[:, :, :, :2], packed, vec, vec, vec, geom, 0, beta, 0, 0, 255, 0, out)
 
 
 @settings(max_examples=60, deadline=None)
