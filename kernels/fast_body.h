@@ -288,79 +288,96 @@ RN_INLINE void RN_SFX(pixel_origin)(const rn_conv_t *p, long pix, int *b, int *y
     *x0 = ox * p->sw - p->pad_l;
 }
 
-/* Ah[k * RN_TMR * 2 + 2 m + (k & 1)] layout: int16 pairs; Ah[k][m] = x[pixel p0 + m, tap k]
- * + in_off (0 for padded taps, absent pixels and the odd tail k = K). */
-RN_INLINE void RN_SFX(put)(int16_t *Ah, int k, int m, int16_t v) {
-    Ah[((k >> 1) * RN_TMR + m) * 2 + (k & 1)] = v;
+/* n input values + in_off as int16 (a loop the compiler vectorises). */
+RN_INLINE void RN_SFX(widen_shifted)(const void *src, int is_signed, int32_t off, int n, int16_t *dst) {
+    if (is_signed) {
+        const int8_t *s = (const int8_t *)src;
+        for (int i = 0; i < n; i++) dst[i] = (int16_t)(s[i] + off);
+    } else {
+        const uint8_t *s = (const uint8_t *)src;
+        for (int i = 0; i < n; i++) dst[i] = (int16_t)(s[i] + off);
+    }
 }
 
-RN_INLINE void RN_SFX(sum_a)(const int16_t *Ah, int m, int K, int32_t *asum) {
-    int32_t sum = 0;
-    for (int k = 0; k < K; k++) sum += Ah[((k >> 1) * RN_TMR + m) * 2 + (k & 1)];
-    asum[m] = sum;
-}
-
-/* asum[m]: the sum of pixel m's K values in A (only when beta != 0). */
+/* A tile of A: word (kp * RN_TMR + m) of Ah holds the int16 pair (a_2kp, a_2kp+1) of pixel
+ * p0 + m, a_k = x[pixel, tap k] + in_off (0 for padded taps, absent pixels and the odd tail
+ * k = K); each pixel's row of K values is made in `row` (2 * Kp int16), then dealt out as words.
+ * pixel_term[m]: beta * sum(a) of pixel m, modulo 2**32 (0 when beta is). */
 static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv, int K,
-                             int16_t *Ah, int32_t *asum) {
+                             int16_t *Ah, int16_t *row, uint32_t *pixel_term) {
     const int32_t off = p->in_off;
     const int C = p->in_c;
     const int Kp = (K + 1) / 2;
-    if (mv < RN_TMR || (K & 1)) memset(Ah, 0, sizeof(int16_t) * 2 * (size_t)Kp * RN_TMR);
+    if (mv < RN_TMR) memset(Ah, 0, sizeof(int16_t) * 2 * (size_t)Kp * RN_TMR);
+    row[2 * Kp - 1] = 0;  /* the odd tail */
     for (int m = 0; m < mv; m++) {
         if (p->pointwise) {
-            size_t base = (size_t)(p0 + m) * C;
-            if (p->in_signed) {
-                const int8_t *src = (const int8_t *)in + base;
-                for (int k = 0; k < K; k++) RN_SFX(put)(Ah, k, m, (int16_t)(src[k] + off));
-            } else {
-                const uint8_t *src = (const uint8_t *)in + base;
-                for (int k = 0; k < K; k++) RN_SFX(put)(Ah, k, m, (int16_t)(src[k] + off));
-            }
-            if (p->beta) RN_SFX(sum_a)(Ah, m, K, asum);
-            continue;
-        }
-        int b, y0, x0, k = 0;
-        RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
-        for (int ky = 0; ky < p->kh; ky++) {
-            int iy = y0 + ky * p->dh;
-            for (int kx = 0; kx < p->kw; kx++, k += C) {
-                int ix = x0 + kx * p->dw;
-                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                    for (int ci = 0; ci < C; ci++) RN_SFX(put)(Ah, k + ci, m, 0);
-                    continue;
-                }
-                size_t base = (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
-                if (p->in_signed) {
-                    const int8_t *src = (const int8_t *)in + base;
-                    for (int ci = 0; ci < C; ci++) RN_SFX(put)(Ah, k + ci, m, (int16_t)(src[ci] + off));
-                } else {
-                    const uint8_t *src = (const uint8_t *)in + base;
-                    for (int ci = 0; ci < C; ci++) RN_SFX(put)(Ah, k + ci, m, (int16_t)(src[ci] + off));
+            RN_SFX(widen_shifted)((const int8_t *)in + (size_t)(p0 + m) * C, p->in_signed, off, K, row);
+        } else {
+            int b, y0, x0, k = 0;
+            RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+            for (int ky = 0; ky < p->kh; ky++) {
+                const int iy = y0 + ky * p->dh;
+                for (int kx = 0; kx < p->kw; kx++, k += C) {
+                    const int ix = x0 + kx * p->dw;
+                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                        memset(row + k, 0, sizeof(int16_t) * (size_t)C);
+                        continue;
+                    }
+                    const size_t base = (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
+                    RN_SFX(widen_shifted)((const int8_t *)in + base, p->in_signed, off, C, row + k);
                 }
             }
         }
-        if (p->beta) RN_SFX(sum_a)(Ah, m, K, asum);
+        if (p->beta) {
+            int32_t sum = 0;
+            for (int k = 0; k < K; k++) sum += row[k];
+            pixel_term[m] = (uint32_t)p->beta * (uint32_t)sum;
+        } else {
+            pixel_term[m] = 0;
+        }
+        for (int kp = 0; kp < Kp; kp++) memcpy(Ah + ((size_t)kp * RN_TMR + m) * 2, row + 2 * kp, 4);
     }
 }
 
-/* One pixel's sums for one panel (acc, RN_NV vectors of lanes) plus the bias and beta * asum, written raw
- * (acc_out) or requantized (out). */
-RN_INLINE void RN_SFX(q_store_pixel)(const rn_conv_t *p, const VSI *acc, int pan, long pix, int32_t asum,
-                                     void *out, int32_t *acc_out) {
-    int c0 = pan * RN_NR;
-    int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
-    int32_t bias[16] = {0};
-    int32_t tmp[16];
-    if (p->bias_q) memcpy(bias, p->bias_q + c0, sizeof bias);
-    memcpy(tmp, acc, sizeof tmp);
-    const uint32_t pixel_term = p->beta ? (uint32_t)p->beta * (uint32_t)asum : 0;
-    for (int j = 0; j < 16; j++) tmp[j] = (int32_t)((uint32_t)tmp[j] + (uint32_t)bias[j] + pixel_term);
-    if (!p->mult) {
-        memcpy(acc_out + (size_t)pix * p->out_c + c0, tmp, sizeof(int32_t) * nc);
-        return;
+/* The epilogue of one channel vector (channels c .. c + count - 1, count >= 1) over `rows`
+ * pixels from pix0, pixel m's sums at acc[m * stride]: + bias + pixel_term[m] (beta * sum(a),
+ * modulo 2**32), then written raw (no mult: acc_out) or requantized, clamped and packed (out).
+ * Channel vector outermost, so its bias, multipliers and shifts (and what the requantization
+ * derives from them) stay in registers over the pixels. */
+RN_INLINE void RN_SFX(q_epilogue)(const rn_conv_t *p, const VSI *acc, int stride, int rows, long pix0,
+                                  const uint32_t *pixel_term, int c, int count, void *out,
+                                  int32_t *acc_out) {
+    VSU bias = {0};
+    VSI mult = {0}, shift = {0};
+    if (p->bias_q) memcpy(&bias, p->bias_q + c, RN_VB);
+    if (p->mult) {
+        memcpy(&mult, p->mult + c, RN_VB);
+        memcpy(&shift, p->shift + c, RN_VB);
     }
-    RN_SFX(requant_store16)(tmp, p->mult + c0, p->shift + c0, p, (char *)out + (size_t)pix * p->out_c + c0, nc);
+    for (int m = 0; m < rows; m++) {
+        const size_t at = (size_t)(pix0 + m) * p->out_c + c;
+        VSI r = (VSI)((VSU)acc[m * stride] + bias + pixel_term[m]);
+        if (!p->mult) {
+            if (count >= RN_L32) memcpy(acc_out + at, &r, RN_VB);
+            else memcpy(acc_out + at, &r, sizeof(int32_t) * (size_t)count);
+            continue;
+        }
+        RN_SFX(store8)(RN_SFX(requant32)(r, mult, shift, p), p->out_signed, (char *)out + at, count);
+    }
+}
+
+/* q_epilogue of one panel (RN_NV channel vectors) over `rows` pixels, acc[m][v]. */
+RN_INLINE void RN_SFX(q_store_panel)(const rn_conv_t *p, const VSI (*acc)[RN_NV], int rows, int pan, long pix0,
+                                     const uint32_t *pixel_term, void *out, int32_t *acc_out) {
+    const int c0 = pan * RN_NR;
+    const int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
+#pragma GCC unroll 4
+    for (int v = 0; v < RN_NV; v++) {
+        if (v * RN_L32 >= nc) break;
+        RN_SFX(q_epilogue)(p, &acc[0][v], RN_NV, rows, pix0, pixel_term, c0 + v * RN_L32, nc - v * RN_L32,
+                           out, acc_out);
+    }
 }
 
 /* Pixel m of a gathered tile times np (1..4) panels from pan: a short tile (a FULLY_CONNECTED
@@ -388,7 +405,8 @@ RN_INLINE void RN_SFX(q_pixel)(const rn_conv_t *p, const int16_t *Ah, int m, int
     }
 }
 
-static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_t *acc_out) {
+static void RN_SFX(conv_q)(const rn_conv_t *shared, const void *in, void *out, int32_t *acc_out) {
+    const rn_conv_t *p = shared;
     const int K = p->kh * p->kw * p->in_c;
     const int Kp = (K + 1) / 2;
     const long P = (long)p->batches * p->out_h * p->out_w;
@@ -403,16 +421,21 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
+        /* each thread's own copy: the output stores (char *) may alias *shared, which would make
+         * the compiler reload every parameter after each store */
+        const rn_conv_t params = *shared;
+        p = &params;
         int16_t *Ah = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp * RN_TMR + 32));
-        int32_t asum[RN_TMR] = {0};
+        int16_t *row = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp + 16));
+        uint32_t pixel_term[RN_TMR] = {0};
 #pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < total; it++) {
-            if (!Ah) continue;
+            if (!Ah || !row) continue;
             long tile = it % ntiles;
             int block = (int)(it / ntiles);
             long p0 = tile * RN_TMR;
             int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
-            RN_SFX(gather_q)(p, in, p0, mv, K, Ah, asum);
+            RN_SFX(gather_q)(p, in, p0, mv, K, Ah, row, pixel_term);
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
             if (2 * mv <= RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
                 for (int pan = block * bpan; pan < pan_end; pan += 4) {
@@ -422,7 +445,8 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
                         if (np == 4) RN_SFX(q_pixel)(p, Ah, m, pan, 4, Kp, acc);
                         else RN_SFX(q_pixel)(p, Ah, m, pan, np, Kp, acc);
                         for (int j = 0; j < np; j++)
-                            RN_SFX(q_store_pixel)(p, acc[j], pan + j, p0 + m, asum[m], out, acc_out);
+                            RN_SFX(q_store_panel)(p, (const VSI (*)[RN_NV])acc[j], 1, pan + j, p0 + m,
+                                                  pixel_term + m, out, acc_out);
                     }
                 }
                 continue;
@@ -448,10 +472,11 @@ static void RN_SFX(conv_q)(const rn_conv_t *p, const void *in, void *out, int32_
                         for (int v = 0; v < RN_NV; v++) RN_MADD(acc[m][v], pv, w[v]);
                     }
                 }
-                for (int m = 0; m < mv; m++) RN_SFX(q_store_pixel)(p, acc[m], pan, p0 + m, asum[m], out, acc_out);
+                RN_SFX(q_store_panel)(p, (const VSI (*)[RN_NV])acc, mv, pan, p0, pixel_term, out, acc_out);
             }
         }
         free(Ah);
+        free(row);
     }
 }
 
