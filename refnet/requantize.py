@@ -289,9 +289,16 @@ def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_
     fused=True (Form.MEAN_FP32_FMA) one rounding for the multiply-add: the product of two float32
     is exact in double, and so is its sum with zp' while |sum| < 2**29 (int8 means of fewer than
     2**22 values), so rounding that double to float32 once is the fma."""
+    s, zpf = mean_fp32_constants(count, x_scale, x_zp, y_scale, y_zp)
+    return scaled_sums_fp32(total_raw, s, zpf, dtype, fused)
+
+
+def mean_fp32_constants(count: int, x_scale, x_zp: int, y_scale, y_zp: int) -> tuple:
+    """(s, zp') of mean_fp32: s = float32(s_x / s_y) * float32(1 / count), zp' as
+    scaled_sums_fp32_zero_point (what a prepared MEAN keeps)."""
     with np.errstate(all="ignore"):
         s = f32(f32(f32(x_scale) / f32(y_scale)) * f32(f32(1.0) / f32(count)))
-    return _scaled_sums_fp32(total_raw, count, s, x_zp, y_zp, dtype, fused)
+    return s, scaled_sums_fp32_zero_point(count, s, x_zp, y_zp)
 
 
 def sum_optimized_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,
@@ -314,15 +321,20 @@ def sum_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_z
     s = float32(s_x / s_y) (no 1/count), unfused; half_away=True is Form.SUM_FP32_HALF_AWAY."""
     with np.errstate(all="ignore"):
         s = f32(f32(x_scale) / f32(y_scale))
-    return _scaled_sums_fp32(total_raw, count, s, x_zp, y_zp, dtype, False, half_away)
+    return scaled_sums_fp32(total_raw, s, scaled_sums_fp32_zero_point(count, s, x_zp, y_zp), dtype,
+                            False, half_away)
 
 
-def _scaled_sums_fp32(total_raw: np.ndarray, count: int, s, x_zp: int, y_zp: int, dtype,
-                      fused: bool, half_away: bool = False) -> np.ndarray:
-    """XNNPACK's reduction tail: clamp(rint(float32(sum) * s + zp')), zp' = y_zp - count * x_zp * s
-    (half_away: rounded half away from zero instead of to even)."""
+def scaled_sums_fp32_zero_point(count: int, s, x_zp: int, y_zp: int):
+    """zp' = float32(y_zp - float32(count * x_zp) * s) of XNNPACK's reduction tail."""
     with np.errstate(all="ignore"):
-        zpf = f32(f32(y_zp) - f32(f32(int(count) * int(x_zp)) * s))
+        return f32(f32(y_zp) - f32(f32(int(count) * int(x_zp)) * s))
+
+
+def scaled_sums_fp32(total_raw: np.ndarray, s, zpf, dtype, fused: bool, half_away: bool = False) -> np.ndarray:
+    """XNNPACK's reduction tail: clamp(rint(float32(sum) * s + zp')), zp' from
+    scaled_sums_fp32_zero_point (half_away: rounded half away from zero instead of to even)."""
+    with np.errstate(all="ignore"):
         total = np.asarray(total_raw).astype(f32)
         if fused:
             v = (total.astype(np.float64) * np.float64(s) + np.float64(zpf)).astype(f32)

@@ -95,6 +95,24 @@ def test_mean_global_pool_axes_1_2(dtype, keep_dims):
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("path", ["optimized", "xnnpack"])
+def test_mean_global_pool_optimized_paths(dtype, path):
+    """The global average pool (MEAN over H, W, keep_dims) against LiteRT's optimized kernels
+    and XNNPACK: channel counts with and without a tail after the whole 16-channel blocks (the
+    two rounding forms of Form.MEAN_OPTIMIZED_4D), batch 1 and 2, and scale ratios on both sides
+    of 1 (the optimized form's bias)."""
+    rng = np.random.default_rng(41)
+    for shape in [(1, 7, 7, 16), (1, 7, 7, 40), (2, 5, 3, 24), (1, 14, 14, 5), (2, 1, 1, 33)]:
+        for _ in range(4):
+            in_q = random_quantization(rng, dtype)
+            out_q = random_quantization(rng, dtype)
+            if in_q[0] / out_q[0] > 2.0 ** 20:
+                out_q = (in_q[0] / 8, out_q[1])
+            model = mean_model(shape, dtype, [1, 2], True, in_q, out_q)
+            assert_bit_exact(model, [random_input(shape, dtype, rng)], path=path)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_mean_same_quantization_and_large_counts(dtype):
     """Same scales on both sides (multiplier 2**30, shift 1) and counts up to 2**16."""
     rng = np.random.default_rng(23)
@@ -339,8 +357,9 @@ def test_quantized_sum_xnnpack_unfused(dtype):
         out_scale = float(np.float32(in_scale * rng.uniform(0.6, 30)))
         zps = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
         s = np.float32(np.float32(in_scale) / np.float32(out_scale))
-        fused = requantize._scaled_sums_fp32(sums, count, s, zps[0], zps[1], dtype, True)
-        unfused = requantize._scaled_sums_fp32(sums, count, s, zps[0], zps[1], dtype, False)
+        zpf = requantize.scaled_sums_fp32_zero_point(count, s, zps[0], zps[1])
+        fused = requantize.scaled_sums_fp32(sums, s, zpf, dtype, True)
+        unfused = requantize.scaled_sums_fp32(sums, s, zpf, dtype, False)
         where = np.nonzero(fused != unfused)[0][:8]
         if not where.size:
             continue
