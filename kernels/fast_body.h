@@ -134,18 +134,27 @@ RN_INLINE VSF RN_SFX(select_f)(VSI mask, VSF a, VSF b) {
 
 /* Form ROUNDING_FP32 (XNNPACK's fp32 requantization) on int32 lanes: rint(float32(x) * scale),
  * scale_bits holding each lane's float32 scale; the product clipped to [-2**31, 2**31 - 128]
- * first, as refnet.requantize.rint_scaled_fp32.  rint rounds half to even by adding and
- * subtracting 2**23 with x's sign (exact for |v| < 2**23; larger floats are integers already),
- * so no ISA's conversion mode is involved. */
+ * first, as refnet.requantize.rint_scaled_fp32.  rint rounds half to even with the rounding
+ * mode in the instruction (AVX2 / AVX-512), or by adding and subtracting 2**23 with x's sign
+ * (exact for |v| < 2**23; larger floats are integers already): never the MXCSR's mode. */
 RN_INLINE VSI RN_SFX(rint_clipped32)(VSF v) {
     /* rint of float32 lanes clipped to [-2**31, 2**31 - 128] (NaN lanes: undefined, mask them) */
     const VSF zero = {0};
-    const VSF lo = zero - 2147483648.0f, hi = zero + 2147483520.0f, two23 = zero + 8388608.0f;
+    const VSF lo = zero - 2147483648.0f, hi = zero + 2147483520.0f;
+#if defined(RN_ISA_AVX512)  /* max / min equal the selects on every non-NaN lane; explicit RNE */
+    v = (VSF)_mm512_min_ps(_mm512_max_ps((__m512)v, (__m512)lo), (__m512)hi);
+    v = (VSF)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(RN_ISA_AVX2)
+    v = (VSF)_mm256_min_ps(_mm256_max_ps((__m256)v, (__m256)lo), (__m256)hi);
+    v = (VSF)_mm256_round_ps((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+    const VSF two23 = zero + 8388608.0f;
     v = RN_SFX(select_f)(v < lo, lo, v);
     v = RN_SFX(select_f)(v > hi, hi, v);
     VSF magic = RN_SFX(select_f)(v < zero, zero - two23, two23);
     VSF magnitude = (VSF)((VSI)v & INT32_MAX);
     v = RN_SFX(select_f)(magnitude < two23, (v + magic) - magic, v);
+#endif
     return __builtin_convertvector(v, VSI);
 }
 
