@@ -325,8 +325,16 @@ static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv
         } else {
             int b, y0, x0, k = 0;
             RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+            const int span = p->kw * C;  /* one filter row's taps */
+            const int inside_x = p->dw == 1 && x0 >= 0 && x0 + p->kw - 1 < p->in_w;
             for (int ky = 0; ky < p->kh; ky++) {
                 const int iy = y0 + ky * p->dh;
+                if (inside_x && iy >= 0 && iy < p->in_h) {  /* the row's taps are contiguous in NHWC */
+                    const size_t base = (((size_t)b * p->in_h + iy) * p->in_w + x0) * C;
+                    RN_SFX(widen_shifted)((const int8_t *)in + base, p->in_signed, off, span, row + k);
+                    k += span;
+                    continue;
+                }
                 for (int kx = 0; kx < p->kw; kx++, k += C) {
                     const int ix = x0 + kx * p->dw;
                     if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
@@ -784,10 +792,17 @@ static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv
         }
         int b, y0, x0;
         RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+        const int span = p->kw * C;  /* one filter row's taps */
+        const int inside_x = p->dw == 1 && x0 >= 0 && x0 + p->kw - 1 < p->in_w;
         for (int ky = 0; ky < p->kh; ky++) {
             int iy = y0 + ky * p->dh;
             if (iy < 0 || iy >= p->in_h) return 0;
             const float *line = in + ((size_t)b * p->in_h + iy) * p->in_w * C;
+            if (inside_x) {  /* the row's taps are contiguous in NHWC */
+                memcpy(dst, line + (size_t)x0 * C, sizeof(float) * (size_t)span);
+                dst += span;
+                continue;
+            }
             for (int kx = 0; kx < p->kw; kx++, dst += C) {
                 int ix = x0 + kx * p->dw;
                 if (ix < 0 || ix >= p->in_w) return 0;
