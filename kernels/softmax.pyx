@@ -10,9 +10,16 @@ softmax_q8  each row: its maximum; each element's distance d below it (0..255) p
             passes 31 (LiteRT aborts) give output_min for every element.  For int16 outputs such
             a sum is an error: the return value is then the largest sum (else 0).
 
+softmax_f   float32 rows as LiteRT's reference: the maximum from lowest() (NaN never replaces
+            it), e_c = expf((x_c - max) * beta) by the C library's expf (the function LiteRT's
+            std::exp calls, so its bits), the float32 sum left to right from e_0, then e_c / sum
+            (or e_c * (1 / sum)).
+
 refnet/ops/softmax.py holds the plan (exps, terms, kept from the distances 0..255) and the
-element-by-element NumPy definition this kernel is tested against.
+NumPy definitions these kernels are tested against.
 """
+from libc.math cimport expf
+from libc.float cimport FLT_MAX
 cimport fixedpoint as fp
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t, INT32_MAX
 
@@ -90,3 +97,38 @@ def count_leading_zeros_array(const uint32_t[::1] a not None, int32_t[::1] out n
     cdef Py_ssize_t i
     for i in range(a.shape[0]):
         out[i] = fp.count_leading_zeros_32(a[i])
+
+
+def softmax_f(const float[:, ::1] x not None, float beta, bint reciprocal, float[:, ::1] out not None):
+    """Rows of float32 x -> out along axis 1; see the module docstring.  Returns True when an
+    output is NaN: which NaN a commutative product keeps is the compiler's choice here, so the
+    caller then takes the NumPy definition (whose NaNs match LiteRT's, tests/ops)."""
+    cdef Py_ssize_t rows = x.shape[0], n = x.shape[1], r, i
+    cdef float top, total, e, inverse
+    cdef bint nan_seen = False
+    if out.shape[0] != rows or out.shape[1] != n:
+        raise ValueError(f"out shape ({out.shape[0]}, {out.shape[1]}) != x shape ({rows}, {n})")
+    if n == 0:
+        return False
+    with nogil:
+        for r in range(rows):
+            top = -FLT_MAX
+            for i in range(n):
+                if top < x[r, i]:  # std::max(top, x): x only when top < x
+                    top = x[r, i]
+            for i in range(n):
+                out[r, i] = expf((x[r, i] - top) * beta)
+            total = out[r, 0]
+            for i in range(1, n):
+                total = total + out[r, i]
+            if reciprocal:
+                inverse = (<float>1.0) / total
+                for i in range(n):
+                    out[r, i] = out[r, i] * inverse
+            else:
+                for i in range(n):
+                    out[r, i] = out[r, i] / total
+            for i in range(n):
+                if out[r, i] != out[r, i]:
+                    nan_seen = True
+    return nan_seen

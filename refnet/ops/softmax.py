@@ -85,7 +85,20 @@ class QuantizedSoftmaxPlan:
 
 
 def softmax_float(x: np.ndarray, beta: float, reciprocal: bool = False) -> np.ndarray:
-    """reciprocal: e * float32(1 / sum) instead of e / sum (Profile.float_reciprocal)."""
+    """reciprocal: e * float32(1 / sum) instead of e / sum (Profile.float_reciprocal); in the
+    kernel (kernels/softmax.pyx softmax_f), whose definition is softmax_float_numpy (which also
+    computes every row set with a NaN output)."""
+    rows = np.ascontiguousarray(x, np.float32).reshape(-1, x.shape[-1]) if x.ndim else None
+    if rows is None or rows.shape[1] == 0:
+        return softmax_float_numpy(x, beta, reciprocal)
+    out = np.empty(rows.shape, np.float32)
+    if _kernels_softmax.softmax_f(rows, np.float32(beta), reciprocal, out):
+        return softmax_float_numpy(x, beta, reciprocal)  # which NaN: see softmax_f
+    return out.reshape(x.shape)
+
+
+def softmax_float_numpy(x: np.ndarray, beta: float, reciprocal: bool = False) -> np.ndarray:
+    """The float32 SOFTMAX in NumPy: the definition softmax_f is tested against."""
     rows = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
     with np.errstate(all="ignore"):
         # std::max(max, x) from lowest(): x replaces the running max only when max < x, so NaN
@@ -95,7 +108,10 @@ def softmax_float(x: np.ndarray, beta: float, reciprocal: bool = False) -> np.nd
         exps = libm_expf((rows - row_max[:, None]) * np.float32(beta))
         # float32 running sum, left to right (np.add.accumulate is strictly sequential).
         sums = np.add.accumulate(exps, axis=1, dtype=np.float32)[:, -1]
-        out = exps * (np.float32(1.0) / sums)[:, None] if reciprocal else exps / sums[:, None]
+        if reciprocal:
+            out = exps * (np.float32(1.0) / sums)[:, None]
+        else:
+            out = exps / sums[:, None]
     return out.astype(np.float32).reshape(x.shape)
 
 

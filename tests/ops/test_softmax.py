@@ -253,3 +253,33 @@ def test_kernel_equals_element_by_element():
             assert got == expected
         else:
             assert same_bits(got, expected), (trial, scale, shape)
+
+
+def test_float_softmax_kernel_matches_numpy_definition():
+    """kernels/softmax.pyx softmax_f against the NumPy definition, bit for bit: rows with NaN
+    (payloads), infinities, signed zeros, huge and tiny values, one element, both beta signs,
+    the division and the reciprocal form.  The kernel itself must agree wherever it reports no
+    NaN output (it reports every one: then the dispatcher takes the NumPy definition)."""
+    from refnet import _kernels_softmax
+    from refnet.ops.softmax import softmax_float, softmax_float_numpy
+
+    rng = np.random.default_rng(53)
+    specials = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3e38, -3e38, 1e-45, 88.7, -103.9],
+                        np.float32)
+    payload = np.array([0x7FA00001, 0xFFC00123], np.uint32).view(np.float32)  # signalling, quiet
+    for case in range(400):
+        n = int(rng.choice([1, 2, 7, 16, 1001]))
+        rows = int(rng.integers(1, 4))
+        x = (rng.standard_normal((rows, n)) * rng.choice([0.1, 1.0, 30.0, 1e4])).astype(np.float32)
+        if case % 3 == 0:
+            k = int(rng.integers(1, n + 1))
+            x.reshape(-1)[rng.integers(0, x.size, k)] = rng.choice(np.concatenate([specials, payload]), k)
+        beta = float(np.float32(rng.choice([1.0, 0.5, -1.0, 2.5, 0.0, 1e-3])))
+        for reciprocal in (False, True):
+            want = softmax_float_numpy(x, beta, reciprocal)
+            assert same_bits(softmax_float(x, beta, reciprocal), want), (case, n, beta, reciprocal)
+            raw = np.empty_like(x)
+            if not _kernels_softmax.softmax_f(x, np.float32(beta), reciprocal, raw):
+                assert not np.isnan(want).any() and same_bits(raw, want), (case, n, beta, reciprocal)
+            else:
+                assert np.isnan(raw).any()
