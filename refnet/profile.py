@@ -74,6 +74,9 @@ class Profile:
     undefined: dict = field(default_factory=dict)
 
     measured: str = ""  # which build and corpus reproduced this profile's bits
+    # rounding()'s answers by (op kind, dtype, variant): ops ask at invoke, and np.dtype(...).name
+    # costs ~20 us a call (not an init field: dataclasses.replace starts an empty one)
+    _rounding_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def path(self) -> str:
@@ -95,6 +98,13 @@ class Profile:
     def rounding(self, op_kind: str, dtype=None, variant: str | None = None) -> Form:
         """The arithmetic form for `op_kind` (and, when given, the dtype of its input and the
         op's variant)."""
+        key = (op_kind, dtype, variant)
+        form = self._rounding_cache.get(key)
+        if form is None:
+            form = self._rounding_cache[key] = self._lookup_rounding(op_kind, dtype, variant)
+        return form
+
+    def _lookup_rounding(self, op_kind: str, dtype, variant: str | None) -> Form:
         d = _dtype_name(dtype)
         if d is not None and variant is not None and (op_kind, d, variant) in self.rounding_by_op:
             return Form(self.rounding_by_op[(op_kind, d, variant)])
