@@ -25,9 +25,11 @@ cdef _check_shifts(const int32_t[::1] shift, int rounding):
     cdef int max_shift = fp.checked_max_shift(rounding)
     if shift.shape[0] == 0:
         return
-    arr = np.asarray(shift)
-    lo = int(arr.min())
-    hi = int(arr.max())
+    cdef int32_t lo = shift[0], hi = shift[0]
+    cdef Py_ssize_t i
+    for i in range(shift.shape[0]):  # a C loop: NumPy's min / max cost microseconds a call
+        lo = min(lo, shift[i])
+        hi = max(hi, shift[i])
     if lo < fp.RN_MIN_SHIFT or hi > max_shift:
         raise ValueError(f"shift values must be in [{fp.RN_MIN_SHIFT}, {max_shift}] for this rounding form, "
                          f"got range [{lo}, {hi}]")
