@@ -59,9 +59,20 @@ RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
 /* The int32 lanes of v: even ones in the low halves of 64-bit lanes, odd ones moved there. */
 RN_INLINE VDI RN_SFX(even_lanes)(VSI v) { return (VDI)v; }
 RN_INLINE VDI RN_SFX(odd_lanes)(VSI v) { return (VDI)((VDU)v >> 32); }
+/* The even int32 lanes from lo, the odd ones from hi (one blend where the ISA has it). */
+RN_INLINE VSI RN_SFX(blend_odd_lanes)(VDU lo, VDU hi) {
+#if defined(RN_ISA_AVX512)
+    return (VSI)_mm512_mask_blend_epi32(0xAAAA, (__m512i)lo, (__m512i)hi);
+#elif defined(RN_ISA_AVX2)
+    return (VSI)_mm256_blend_epi32((__m256i)lo, (__m256i)hi, 0xAA);
+#else
+    return (VSI)((lo & 0xFFFFFFFFu) | (hi & ~(VDU){0} << 32));
+#endif
+}
+
 /* The low 32 bits of each 64-bit lane of even and odd, interleaved back (little-endian). */
 RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
-    return (VSI)(((VDU)even & 0xFFFFFFFFu) | ((VDU)odd << 32));
+    return RN_SFX(blend_odd_lanes)((VDU)even, (VDU)odd << 32);
 }
 
 /* saturating rounding doubling high multiply, int32 lanes: trunc((a * b + nudge) / 2**31) with
@@ -70,14 +81,13 @@ RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
  * ceiling: ceil((ab + 1 - 2**30) / 2**31) = floor((ab + 2**30) / 2**31)); INT32_MIN * INT32_MIN
  * saturates to INT32_MAX (srdhm32).  Only the result's low 32 bits are kept, so the final shift
  * may be logical. */
-RN_INLINE VDI RN_SFX(high_mul_half)(VDI product) {
-    return (VDI)((VDU)(product + (1 << 30)) >> 31);
-}
-
 RN_INLINE VSI RN_SFX(srdhm32)(VSI a, VSI b) {
-    VDI even = RN_SFX(high_mul_half)(RN_SFX(mul_even64)(RN_SFX(even_lanes)(a), RN_SFX(even_lanes)(b)));
-    VDI odd = RN_SFX(high_mul_half)(RN_SFX(mul_even64)(RN_SFX(odd_lanes)(a), RN_SFX(odd_lanes)(b)));
-    VSI q = RN_SFX(join_lanes)(even, odd);
+    const VDI half = (VDI){0} + (1 << 30);
+    VDI even = RN_SFX(mul_even64)(RN_SFX(even_lanes)(a), RN_SFX(even_lanes)(b)) + half;
+    VDI odd = RN_SFX(mul_even64)(RN_SFX(odd_lanes)(a), RN_SFX(odd_lanes)(b)) + half;
+    /* bits 31..62 of each sum: the even lanes' shifted down into the low halves, the odd
+     * lanes' shifted up into the high halves, where they already belong */
+    VSI q = RN_SFX(blend_odd_lanes)((VDU)even >> 31, (VDU)odd << 1);
     VSI saturate = (a == INT32_MIN) & (b == INT32_MIN);
     return (saturate & INT32_MAX) | (~saturate & q);
 }
@@ -122,10 +132,16 @@ RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int form) {
 #define VHQ RN_SFX(vhq)
 typedef int8_t VHQ __attribute__((vector_size(RN_VB / 4)));   /* RN_L32 int8 lanes */
 
-RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {
+RN_INLINE VSI RN_SFX(clamp32)(VSI v, int32_t lo, int32_t hi) {  /* min(max(v, lo), hi) */
+#if defined(RN_ISA_AVX512)
+    return (VSI)_mm512_min_epi32(_mm512_max_epi32((__m512i)v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+#elif defined(RN_ISA_AVX2)
+    return (VSI)_mm256_min_epi32(_mm256_max_epi32((__m256i)v, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+#else  /* SSE2 has no pminsd */
     VSI below = v < lo, above = v > hi;
     v = (below & lo) | (~below & v);
     return (above & hi) | (~above & v);
+#endif
 }
 
 RN_INLINE VSF RN_SFX(select_f)(VSI mask, VSF a, VSF b) {
