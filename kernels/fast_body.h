@@ -451,17 +451,19 @@ static void RN_SFX(conv_q)(const rn_conv_t *shared, const void *in, void *out, i
     const int bpan = rn_panels_per_block(196608L, (long)Kp * RN_NR * 2, npanels, ntiles, threads, 1);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
+    const long chunk = rn_work_chunk(total, threads);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        /* each thread's own copy: the output stores (char *) may alias *shared, which would make
-         * the compiler reload every parameter after each store */
+        /* each thread's own copy (and its own pointer: declared here, so private): the output
+         * stores (char *) may alias *shared, which would make the compiler reload every
+         * parameter after each store */
         const rn_conv_t params = *shared;
-        p = &params;
+        const rn_conv_t *p = &params;
         int16_t *Ah = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp * RN_TMR + 32));
         int16_t *row = (int16_t *)malloc(sizeof(int16_t) * (2 * (size_t)Kp + 16));
         uint32_t pixel_term[RN_TMR] = {0};
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, chunk)
         for (long it = 0; it < total; it++) {
             if (!Ah || !row) continue;
             long tile = it % ntiles;
@@ -686,13 +688,14 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
     const int bpan = rn_panels_per_block(262144L, (long)K4 * RN_NR * 4, npanels, ntiles, threads, 4);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
+    const long chunk = rn_work_chunk(total, threads);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         uint32_t *At = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)K4 * RN_Q8_TILE + 16));
         uint8_t *row = (uint8_t *)malloc((size_t)K4 * 4 + 16);
         int32_t usum[RN_Q8_TILE] = {0};
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, chunk)
         for (long it = 0; it < total; it++) {
             if (!At || !row) continue;
             long tile = it % ntiles;
@@ -887,6 +890,7 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     const int bpan = rn_panels_per_block(196608L, (long)K * RN_NR * 4, npanels, ntiles, threads, 1);
     const int nblocks = (npanels + bpan - 1) / bpan;
     const long total = (long)nblocks * ntiles;
+    const long chunk = rn_work_chunk(total, threads);
     const int C = p->in_c;
 
     int nan_seen = 0;
@@ -897,7 +901,7 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
         const rn_conv_t params = *p;
         const rn_conv_t *p = &params;
         float *At = (float *)malloc(sizeof(float) * ((size_t)K * RN_TMR + 16));
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, chunk)
         for (long it = 0; it < total; it++) {
             if (!At) continue;
             long tile = it % ntiles;
@@ -1082,13 +1086,14 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     int ox_lo = 0, ox_hi = p->out_w;
     while (ox_lo < p->out_w && ox_lo * p->sw - p->pad_l < 0) ox_lo++;
     while (ox_hi > ox_lo && (ox_hi - 1) * p->sw - p->pad_l + (p->kw - 1) * p->dw >= p->in_w) ox_hi--;
+    const long chunk = rn_work_chunk((long)npanels * rows, threads);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         /* one panel's weights as int32 lanes: the int16 weight, high half zero (see above) */
         VSI *wv = (VSI *)aligned_alloc(RN_VB, sizeof(VSI) * ((size_t)taps + 1) * RN_NV);
         VSI *wsum = wv + (size_t)taps * RN_NV;  /* each channel's sum over the taps */
         int loaded = -1;  /* the panel whose weights wv holds */
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, chunk)
         for (long work = 0; work < (long)npanels * rows; work++) {
             if (!wv) continue;
             int pan = (int)(work / rows);
@@ -1247,12 +1252,13 @@ static int RN_SFX(depthwise_f)(const rn_conv_t *p, const float *in, float *out) 
     while (ox_lo < p->out_w && ox_lo * p->sw - p->pad_l < 0) ox_lo++;
     while (ox_hi > ox_lo && (ox_hi - 1) * p->sw - p->pad_l + (p->kw - 1) * p->dw >= p->in_w) ox_hi--;
     int nan_seen = 0;
+    const long chunk = rn_work_chunk((long)npanels * rows, threads);
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(|:nan_seen)
     {
         VSF *wv = (VSF *)aligned_alloc(RN_VB, sizeof(VSF) * ((size_t)taps * RN_NV + 1));
         int loaded = -1;  /* the panel whose weights wv holds */
         VSI nan_lanes = {0};
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, chunk)
         for (long work = 0; work < (long)npanels * rows; work++) {
             if (!wv) continue;
             /* an output row's panels one after another: the input rows they read stay in cache
