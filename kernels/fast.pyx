@@ -156,6 +156,15 @@ def _pack_panels(w, int w_off, int group, dtype):
     return packed
 
 
+def _byte_shift(w, int w_off):
+    """beta with every w + w_off - beta in [-128, 127] (0 when w + w_off already is), or None
+    when the shifted weights span more than 256 values."""
+    lo, hi = _shifted_range(w, w_off)
+    if hi - lo > 255:
+        return None
+    return 0 if lo >= -128 and hi <= 127 else lo + 128
+
+
 def pack_q(w, int w_off):
     """(Cout, K) int8/uint8 weights -> (int8 (panels, ceil(K/2), 16, 2) of s = w + w_off - beta,
     beta) for conv_q: taps in pairs for pmaddwd (widened to int16 as loaded), channels and the
@@ -164,10 +173,9 @@ def pack_q(w, int w_off):
     half the bandwidth where the weights stream (FULLY_CONNECTED).  None when the shifted
     weights span more than 256 values (then the caller keeps the plain kernels)."""
     w = np.asarray(w)
-    lo, hi = _shifted_range(w, w_off)
-    if hi - lo > 255:
+    beta = _byte_shift(w, w_off)
+    if beta is None:
         return None
-    beta = 0 if lo >= -128 and hi <= 127 else lo + 128
     return _pack_panels(w, w_off - beta, 2, np.int8), beta
 
 
@@ -178,10 +186,9 @@ def pack_q8(w, int w_off):
     values (then conv_q takes the op)."""
     w = np.asarray(w)
     cout, k = w.shape
-    lo, hi = _shifted_range(w, w_off)
-    if hi - lo > 255:
+    beta = _byte_shift(w, w_off)
+    if beta is None:
         return None
-    beta = 0 if lo >= -128 and hi <= 127 else lo + 128
     sums = w.sum(axis=1, dtype=np.int64) + k * (w_off - beta)
     return _pack_panels(w, w_off - beta, 4, np.int8), beta, sums
 

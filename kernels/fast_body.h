@@ -280,19 +280,6 @@ RN_INLINE VSI RN_SFX(requant32)(VSI acc, VSI m, VSI s, const rn_conv_t *p) {
     return RN_SFX(clamp32)(v, p->qmin, p->qmax);
 }
 
-/* Requantize the 16 wrapped int32 accumulators of one panel and store `count` bytes. */
-RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
-                                       const int32_t *shift, const rn_conv_t *p, char *dst,
-                                       int count) {
-    for (int j = 0; j < 16 && j < count; j += RN_L32) {
-        VSI x, m, s;
-        memcpy(&x, acc + j, RN_VB);
-        memcpy(&m, mult + j, RN_VB);
-        memcpy(&s, shift + j, RN_VB);
-        RN_SFX(store8)(RN_SFX(requant32)(x, m, s, p), p->out_signed, dst + j, count - j);
-    }
-}
-
 /* ------------------------------------------------------------------------------------------
  * Integer convolution as a matrix product: A (pixels x K, shifted input) times the packed
  * weights, K = kh * kw * in_c in the order (ky, kx, ci), taken two at a time: A holds int16
@@ -300,7 +287,7 @@ RN_INLINE void RN_SFX(requant_store16)(const int32_t *acc, const int32_t *mult,
  * taps of 16 lanes.  The weights are held as int8 s = w + w_off - beta (pack_q: beta 0 when
  * every w + w_off fits int8, as per-channel int8 weights do) and widened to int16 as loaded, so
  * (x + in_off)(w + w_off) summed over the taps is dot(a, s) + beta * sum(a), a = x + in_off:
- * the second term per pixel (asum).  A padded tap is a zero in A: the reference skips it,
+ * the second term per pixel (pixel_term).  A padded tap is a zero in A: the reference skips it,
  * which adds nothing to an integer sum either.  Everything is exact modulo 2**32.
  * ---------------------------------------------------------------------------------------- */
 

@@ -283,6 +283,33 @@ def mean_optimized_4d_from_sums(total: np.ndarray, in_vector_block: np.ndarray, 
     return np.clip(out + bias, info.min, info.max).astype(dtype)
 
 
+def mean_optimized_4d_kernel_takes(params, count: int) -> bool:
+    """mean_optimized_4d_int32 gives mean_optimized_4d_from_sums' bits for sums of `count` 8-bit
+    values: |MBQM(sum)| <= |sum| < 2**30 for a shift <= 0, so the kernel's int32 bias addition
+    cannot wrap where the NumPy form's int64 one does not."""
+    _, shift, bias = params
+    return -31 <= shift <= 0 and 255 * count < 2**30 and abs(bias) < 2**16
+
+
+def mean_optimized_4d_int32(total: np.ndarray, vector_channels: int, params, dtype) -> np.ndarray:
+    """mean_optimized_4d_from_sums of (N, C) int32 sums on the Cython requantization, where
+    mean_optimized_4d_kernel_takes: channels [0, vector_channels) ties up, the rest ties away."""
+    multiplier, shift, bias = params
+    outer, c = total.shape
+    info = np.iinfo(dtype)
+    m, e = np.array([multiplier], np.int32), np.array([shift], np.int32)
+    out = np.empty((outer, c), dtype)
+    for lo, hi, form in ((0, vector_channels, Form.ROUNDING_DOUBLE_TIES_UP), (vector_channels, c, Form.ROUNDING_DOUBLE)):
+        if hi <= lo:
+            continue
+        part = out if hi - lo == c else np.empty((outer, hi - lo), dtype)
+        _kernels_requantize.requantize(np.ascontiguousarray(total[:, lo:hi], np.int32), m, e, bias,
+                                       int(info.min), int(info.max), int(form), part)
+        if part is not out:
+            out[:, lo:hi] = part
+    return out
+
+
 def mean_fp32(total_raw: np.ndarray, count: int, x_scale, x_zp: int, y_scale, y_zp: int,
               dtype, fused: bool = False) -> np.ndarray:
     """XNNPACK MEAN from the raw int32 sums: clamp(rint(float32(sum) * s + zp')), or with

@@ -40,18 +40,17 @@ class MeanPlan:
     shift: int = 0
     input_zero_point: int = 0
     output_zero_point: int = 0
-    # the optimized 4-D MEAN's ((multiplier, shift, bias), 16-channel-block mask), when the
-    # profile's form is one and the op is its case (MEAN over H, W of NHWC, keep_dims)
+    # the optimized 4-D MEAN's ((multiplier, shift, bias), channels of whole 16-channel blocks),
+    # when the profile's form is one and the op is its case (MEAN over H, W of NHWC, keep_dims)
     optimized_4d: tuple | None = None
+    # ... and the (outer, count, inner) of sum_rows8 when requantize.mean_optimized_4d_int32 takes it
+    optimized_4d_rows: tuple | None = None
     # the reference 8-bit MEAN made at prepare where its shapes allow the kernels: (outer, count,
     # inner) of sum_rows8, the multiplier and shift with 1/count folded in, the form
     reference_8bit: tuple | None = None
     # XNNPACK's MEAN (Form.MEAN_FP32 / _FMA) prepared: ((outer, count, inner) of sum_rows8, its
     # scale and zero point)
     fp32_kernel: tuple | None = None
-    # the optimized 4-D MEAN on the kernels, where they give its bits: ((outer, count, inner) of
-    # sum_rows8, the channels of whole 16-channel blocks, multiplier, shift (int32 arrays), bias)
-    optimized_4d_kernel: tuple | None = None
 
 
 def resolve_axes(ctx: OpContext, axis_values, rank: int) -> tuple[int, ...]:
@@ -126,21 +125,15 @@ def _prepare_mean(ctx: OpContext) -> MeanPlan:
         _, h, w, c = x_t.shape
         vector_channels = (c // 16) * 16 if form == Form.MEAN_OPTIMIZED_4D else 0
         optimized_4d = (requantize.mean_optimized_4d_params(h * w, in_scale, in_zp, out_scale, out_zp),
-                        np.arange(c) < vector_channels)
+                        vector_channels)
     rows = _sum_rows8_geometry(x_t.dtype, tuple(x_t.shape), axes) if axes is not None else None
-    optimized_4d_kernel = None
-    if optimized_4d is not None and rows is not None:
-        (m4, s4, bias4), mask = optimized_4d
-        # |MBQM(sum)| <= |sum| < 2**30 for a shift <= 0, so the kernel's int32 bias addition
-        # cannot wrap where the NumPy form's int64 one does not
-        if -31 <= s4 <= 0 and 255 * rows[1] < 2**30 and abs(bias4) < 2**16:
-            optimized_4d_kernel = (rows, int(mask.sum()), np.array([m4], np.int32), np.array([s4], np.int32),
-                                   bias4)
+    optimized_4d_rows = rows if optimized_4d is not None and rows is not None and \
+        requantize.mean_optimized_4d_kernel_takes(optimized_4d[0], rows[1]) else None
     fp32_kernel = None
     if form in (Form.MEAN_FP32, Form.MEAN_FP32_FMA) and rows is not None:
         fp32_kernel = (rows,) + requantize.mean_fp32_constants(rows[1], in_scale, in_zp, out_scale, out_zp)
     plan = MeanPlan(axes, keep_dims, multiplier, shift, in_zp, out_zp, optimized_4d,
-                    fp32_kernel=fp32_kernel, optimized_4d_kernel=optimized_4d_kernel)
+                    optimized_4d_rows=optimized_4d_rows, fp32_kernel=fp32_kernel)
     if rows is not None and rows[1] > 0 and plan.shift >= -31:  # else invoke decides (or refuses)
         outer, count, inner = rows
         folded, folded_shift = _folded_multiplier(count, plan)
@@ -266,26 +259,6 @@ def mean_quantized_from_sums(ctx: OpContext, raw_sums: np.ndarray, count: int, p
     return np.clip(scaled + plan.output_zero_point, info.min, info.max).astype(dtype)
 
 
-def _optimized_4d_means(x: np.ndarray, kernel: tuple) -> np.ndarray:
-    """requantize.mean_optimized_4d_from_sums on the kernels: the raw sums (sum_rows8), then each
-    channel range's form (whole 16-channel blocks ties up, the rest ties away) + bias, clamped."""
-    rows, vector_channels, multiplier, shift, bias = kernel
-    outer, _, inner = rows
-    sums = _sum_rows8(x, rows).reshape(outer, inner)
-    info = np.iinfo(x.dtype)
-    out = np.empty((outer, inner), x.dtype)
-    for lo, hi, form in ((0, vector_channels, Form.ROUNDING_DOUBLE_TIES_UP),
-                         (vector_channels, inner, Form.ROUNDING_DOUBLE)):
-        if hi <= lo:
-            continue
-        part = out if hi - lo == inner else np.empty((outer, hi - lo), x.dtype)
-        _kernels_requantize.requantize(np.ascontiguousarray(sums[:, lo:hi]), multiplier, shift, bias,
-                                       int(info.min), int(info.max), int(form), part)
-        if part is not out:
-            out[:, lo:hi] = part
-    return out
-
-
 def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], plan: MeanPlan,
                        form: int) -> np.ndarray:
     """MEAN as LiteRT's optimized kernel or XNNPACK computes it (refnet/requantize.py)."""
@@ -295,22 +268,21 @@ def _mean_profile_form(ctx: OpContext, x: np.ndarray, axes: tuple[int, ...], pla
     if form in (Form.MEAN_OPTIMIZED_4D, Form.MEAN_OPTIMIZED_4D_SCALAR):
         if not (plan.keep_dims and x.ndim == 4 and sorted(axes) == [1, 2]):
             return _mean_quantized(ctx, x, axes, plan)  # only that case has an optimized kernel
-        same_shape = x.shape == tuple(ctx.input_tensor(0).shape)
-        if plan.optimized_4d_kernel is not None and same_shape:
-            return _optimized_4d_means(x, plan.optimized_4d_kernel).reshape(x.shape[0], 1, 1, x.shape[3])
-        if plan.optimized_4d is not None and same_shape:
-            params, in_vector_block = plan.optimized_4d  # made at prepare
+        if plan.optimized_4d is not None and x.shape == tuple(ctx.input_tensor(0).shape):
+            params, vector_channels = plan.optimized_4d  # made at prepare
             n, _, _, c = x.shape
-            return requantize.mean_optimized_4d_from_sums(raw_sums(x, axes)[0], in_vector_block, params,
-                                                          x.dtype).reshape(n, 1, 1, c)
+            if plan.optimized_4d_rows is not None:
+                total = _sum_rows8(x, plan.optimized_4d_rows).reshape(n, c)
+                return requantize.mean_optimized_4d_int32(total, vector_channels, params, x.dtype).reshape(n, 1, 1, c)
+            return requantize.mean_optimized_4d_from_sums(raw_sums(x, axes)[0], np.arange(c) < vector_channels,
+                                                          params, x.dtype).reshape(n, 1, 1, c)
         return requantize.mean_optimized_4d(x, in_scale, zps[0], out_scale, zps[1],
                                             vector_blocks=form == Form.MEAN_OPTIMIZED_4D,
                                             total=raw_sums(x, axes)[0])
     fused = form == Form.MEAN_FP32_FMA
     if plan.fp32_kernel is not None and x.shape == tuple(ctx.input_tensor(0).shape):
-        rows, s, zpf = plan.fp32_kernel  # made at prepare
-        kept_shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
-        return requantize.scaled_sums_fp32(_sum_rows8(x, rows).reshape(kept_shape), s, zpf, x.dtype, fused)
+        rows, s, zpf = plan.fp32_kernel  # made at prepare; mean() gives the result its shape
+        return requantize.scaled_sums_fp32(_sum_rows8(x, rows), s, zpf, x.dtype, fused)
     total, count = raw_sums(x, axes)
     return requantize.mean_fp32(total, count, in_scale, zps[0], out_scale, zps[1], x.dtype, fused=fused)
 

@@ -113,6 +113,32 @@ def test_mean_global_pool_optimized_paths(dtype, path):
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_mean_optimized_4d_kernel_matches_numpy_form(dtype):
+    """requantize.mean_optimized_4d_int32 (the Cython requantization per channel range) against
+    mean_optimized_4d_from_sums wherever mean_optimized_4d_kernel_takes, bit for bit."""
+    from refnet import requantize
+
+    rng = np.random.default_rng(43)
+    info = np.iinfo(dtype)
+    tested = 0
+    for _ in range(300):
+        count = int(rng.choice([1, 9, 49, 196, 1024, 4000]))
+        in_q, out_q = random_quantization(rng, dtype), random_quantization(rng, dtype)
+        params = requantize.mean_optimized_4d_params(count, np.float32(in_q[0]), in_q[1],
+                                                     np.float32(out_q[0]), out_q[1])
+        if not requantize.mean_optimized_4d_kernel_takes(params, count):
+            continue
+        n, c = int(rng.integers(1, 3)), int(rng.choice([1, 5, 16, 24, 40]))
+        total = rng.integers(int(info.min) * count, int(info.max) * count + 1, size=(n, c)).astype(np.int32)
+        vector_channels = int(rng.choice([0, (c // 16) * 16]))
+        want = requantize.mean_optimized_4d_from_sums(total, np.arange(c) < vector_channels, params, dtype)
+        got = requantize.mean_optimized_4d_int32(total, vector_channels, params, dtype)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        tested += 1
+    assert tested > 100
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_mean_same_quantization_and_large_counts(dtype):
     """Same scales on both sides (multiplier 2**30, shift 1) and counts up to 2**16."""
     rng = np.random.default_rng(23)
