@@ -78,6 +78,9 @@ typedef struct {
     int threads;
 } rn_conv_t;
 
+/* An output pixel: its batch, row and column, and the input coordinates of its top-left tap. */
+typedef struct { int b, oy, ox, y0, x0; } rn_pixel_t;
+
 typedef struct {
     int n, period;      /* out[i] = f(a[i], b[i % period]); period divides n */
     int is_signed;

@@ -408,8 +408,9 @@ def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
            float act_min, float act_max, cnp.ndarray out not None, int threads=1):
     """float32 convolution (reference order per output); wpack from pack_f.
 
-    Returns True when an output is NaN: which NaN a sum keeps is not fixed here (the caller
-    recomputes such an op with the plain kernel, which keeps the reference's)."""
+    Returns True when an output is NaN (padded taps are 0.0f products here, so an inf or NaN
+    weight makes one where the reference skips the tap): which NaN a sum keeps is not fixed here
+    (the caller recomputes such an op with the plain kernel, which keeps the reference's)."""
     cdef rn_conv_t p
     if _kind(x, "x") != 3 or _kind(out, "out") != 3 or _kind(wpack, "wpack") != 3:
         raise TypeError("x, wpack and out must be float32")

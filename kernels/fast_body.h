@@ -197,6 +197,35 @@ static void RN_SFX(mbqm_array)(const int32_t *x, const int32_t *m, const int32_t
     }
 }
 
+/* memcpy of n bytes without the library call (a gathered tile copies thousands of short rows:
+ * the 9 floats / 27 bytes of a first layer's filter row cost a call each): whole vectors, then
+ * the tail masked (AVX-512) or in halving constant-size steps. */
+RN_INLINE void RN_SFX(copy_bytes)(void *dst, const void *src, size_t n) {
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    for (; n >= RN_VB; n -= RN_VB, d += RN_VB, s += RN_VB) {
+        VSI v;
+        memcpy(&v, s, RN_VB);
+        memcpy(d, &v, RN_VB);
+    }
+    if (!n) return;
+#if defined(RN_ISA_AVX512)
+    const __mmask64 k = ((__mmask64)1 << n) - 1;  /* n < 64; masked-off bytes are not touched */
+    _mm512_mask_storeu_epi8(d, k, _mm512_maskz_loadu_epi8(k, s));
+#else
+#define RN_COPY_STEP(bytes) \
+    if (n & (bytes)) { char t[bytes]; memcpy(t, s, bytes); memcpy(d, t, bytes); d += (bytes); s += (bytes); }
+#if RN_VB > 16
+    RN_COPY_STEP(16)
+#endif
+    RN_COPY_STEP(8)
+    RN_COPY_STEP(4)
+    RN_COPY_STEP(2)
+    RN_COPY_STEP(1)
+#undef RN_COPY_STEP
+#endif
+}
+
 /* Byte lanes <-> int32 lanes.  widen8: RN_L32 int8 / uint8 values at src (all readable) as
  * int32 lanes; store8: int32 lanes already inside the destination type's range, as `count`
  * bytes.  GCC 12 scalarises __builtin_convertvector between byte and int32 vectors (one
@@ -264,7 +293,7 @@ RN_INLINE void RN_SFX(store8)(VSI v, int is_signed, void *dst, int count) {
     for (int l = 0; l < RN_L32; l++) bytes[l] = (int8_t)v[l];
 #endif
     if (count >= RN_L32) memcpy(dst, bytes, RN_L32);  /* a constant size: one store */
-    else memcpy(dst, bytes, (size_t)count);
+    else RN_SFX(copy_bytes)(dst, bytes, (size_t)(count & (RN_L32 - 1)));
 }
 
 /* One vector of wrapped int32 accumulators requantized in the op's form, + zero point, clamped:
@@ -291,13 +320,28 @@ RN_INLINE VSI RN_SFX(requant32)(VSI acc, VSI m, VSI s, const rn_conv_t *p) {
  * which adds nothing to an integer sum either.  Everything is exact modulo 2**32.
  * ---------------------------------------------------------------------------------------- */
 
-RN_INLINE void RN_SFX(pixel_origin)(const rn_conv_t *p, long pix, int *b, int *y0, int *x0) {
-    int ox = (int)(pix % p->out_w);
-    long t = pix / p->out_w;
-    int oy = (int)(t % p->out_h);
-    *b = (int)(t / p->out_h);
-    *y0 = oy * p->sh - p->pad_t;
-    *x0 = ox * p->sw - p->pad_l;
+/* An output pixel's position (rn_pixel_t).  A tile's pixels are consecutive: pixel_at divides
+ * once per tile, pixel_next steps (a division per pixel cost a first layer's gather more than
+ * its copies). */
+RN_INLINE void RN_SFX(pixel_at)(const rn_conv_t *p, long pix, rn_pixel_t *q) {
+    q->ox = (int)(pix % p->out_w);
+    const long t = pix / p->out_w;
+    q->oy = (int)(t % p->out_h);
+    q->b = (int)(t / p->out_h);
+    q->y0 = q->oy * p->sh - p->pad_t;
+    q->x0 = q->ox * p->sw - p->pad_l;
+}
+
+RN_INLINE void RN_SFX(pixel_next)(const rn_conv_t *p, rn_pixel_t *q) {
+    q->x0 += p->sw;
+    if (++q->ox < p->out_w) return;
+    q->ox = 0;
+    q->x0 = -p->pad_l;
+    q->y0 += p->sh;
+    if (++q->oy < p->out_h) return;
+    q->oy = 0;
+    q->y0 = -p->pad_t;
+    q->b++;
 }
 
 /* n input values + in_off as int16 (a loop the compiler vectorises). */
@@ -322,12 +366,15 @@ static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv
     const int Kp = (K + 1) / 2;
     if (mv < RN_TMR) memset(Ah, 0, sizeof(int16_t) * 2 * (size_t)Kp * RN_TMR);
     row[2 * Kp - 1] = 0;  /* the odd tail */
+    rn_pixel_t at = {0, 0, 0, 0, 0};
+    if (!p->pointwise) RN_SFX(pixel_at)(p, p0, &at);
     for (int m = 0; m < mv; m++) {
         if (p->pointwise) {
             RN_SFX(widen_shifted)((const int8_t *)in + (size_t)(p0 + m) * C, p->in_signed, off, K, row);
         } else {
-            int b, y0, x0, k = 0;
-            RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+            if (m) RN_SFX(pixel_next)(p, &at);
+            const int b = at.b, y0 = at.y0, x0 = at.x0;
+            int k = 0;
             const int span = p->kw * C;  /* one filter row's taps */
             const int inside_x = p->dw == 1 && x0 >= 0 && x0 + p->kw - 1 < p->in_w;
             for (int ky = 0; ky < p->kh; ky++) {
@@ -541,6 +588,8 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
     const uint8_t flip = p->in_signed ? 0x80 : 0;
     if (mv < RN_Q8_TILE) memset(At, 0, sizeof(uint32_t) * (size_t)K4 * RN_Q8_TILE);
     memset(row + K, 0, (size_t)(4 * K4 - K));
+    rn_pixel_t at = {0, 0, 0, 0, 0};
+    if (!p->pointwise) RN_SFX(pixel_at)(p, p0, &at);
     for (int m = 0; m < mv; m++) {
         if (p->pointwise && (K & 3) == 0) {  /* whole words straight from the input row */
             const uint8_t *src = (const uint8_t *)in + (size_t)(p0 + m) * C;
@@ -562,10 +611,10 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
          * then flipped to unsigned in one pass */
         const uint8_t pad = (uint8_t)(p->pad_u8 ^ flip);
         if (p->pointwise) {
-            memcpy(row, (const uint8_t *)in + (size_t)(p0 + m) * C, (size_t)K);
+            RN_SFX(copy_bytes)(row, (const uint8_t *)in + (size_t)(p0 + m) * C, (size_t)K);
         } else {
-            int b, y0, x0;
-            RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+            if (m) RN_SFX(pixel_next)(p, &at);
+            const int b = at.b, y0 = at.y0, x0 = at.x0;
             const int span = p->kw * C;  /* one filter row's taps */
             const int inside_x = x0 >= 0 && x0 + (p->kw - 1) * p->dw < p->in_w;
             for (int ky = 0; ky < p->kh; ky++) {
@@ -577,13 +626,13 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
                 }
                 const uint8_t *line = (const uint8_t *)in + ((size_t)b * p->in_h + iy) * p->in_w * C;
                 if (inside_x && p->dw == 1) {  /* the row's taps are contiguous in NHWC */
-                    memcpy(dst, line + (size_t)x0 * C, (size_t)span);
+                    RN_SFX(copy_bytes)(dst, line + (size_t)x0 * C, (size_t)span);
                     continue;
                 }
                 for (int kx = 0; kx < p->kw; kx++) {
                     const int ix = x0 + kx * p->dw;
                     if (ix < 0 || ix >= p->in_w) memset(dst + kx * C, pad, (size_t)C);
-                    else memcpy(dst + kx * C, line + (size_t)ix * C, (size_t)C);
+                    else RN_SFX(copy_bytes)(dst + kx * C, line + (size_t)ix * C, (size_t)C);
                 }
             }
         }
@@ -728,28 +777,39 @@ RN_INLINE VSF RN_SFX(clamp_f)(VSF v, float lo, float hi) {
     return RN_SFX(select_f)((VSI)(hi < v), zero + hi, v);
 }
 
+/* The first `count` floats at src (count < RN_L32: masked, the other lanes 0.0f); store_f writes
+ * the first `count` lanes of v. */
 RN_INLINE VSF RN_SFX(load_f)(const float *src, int count) {
     VSF v;
     if (count >= RN_L32) { memcpy(&v, src, RN_VB); return v; }
+#if defined(RN_ISA_AVX512)
+    return (VSF)_mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), src);
+#else
     float tail[RN_L32] = {0};
-    memcpy(tail, src, sizeof(float) * (size_t)count);
+    RN_SFX(copy_bytes)(tail, src, sizeof(float) * (size_t)(count & (RN_L32 - 1)));  /* < RN_L32 */
     memcpy(&v, tail, RN_VB);
     return v;
+#endif
 }
 
 RN_INLINE void RN_SFX(store_f)(float *dst, VSF v, int count) {
     if (count >= RN_L32) { memcpy(dst, &v, RN_VB); return; }
+#if defined(RN_ISA_AVX512)
+    _mm512_mask_storeu_ps(dst, (__mmask16)((1u << count) - 1), (__m512)v);
+#else
     float tail[RN_L32];
     memcpy(tail, &v, RN_VB);
-    memcpy(dst, tail, sizeof(float) * (size_t)count);
+    RN_SFX(copy_bytes)(dst, tail, sizeof(float) * (size_t)(count & (RN_L32 - 1)));
+#endif
 }
 
 /* ------------------------------------------------------------------------------------------
  * Float convolution.  Each output's sum runs k = 0, 1, ... from 0.0f, one float32 product and
- * one float32 add per tap; lanes are output channels.  A tile of pixels all of whose taps are
- * inside the image runs as a matrix product; a tile touching the border runs pixel by pixel,
- * skipping padded taps exactly as the reference (adding 0 * w could turn -0.0 into +0.0 or a
- * finite sum into NaN).
+ * one float32 add per tap; lanes are output channels.  Every tile runs as a matrix product, a
+ * padded tap as the product 0.0f * w: that adds +-0.0 to a sum which is never -0.0 (it starts
+ * at +0.0, and under round-to-nearest x + y is -0.0 only when both are), so it leaves the sum's
+ * bits as the reference's skipped tap does -- unless w is inf or NaN, which makes the output
+ * NaN, and a NaN output sends the op to the plain kernel.
  * ---------------------------------------------------------------------------------------- */
 
 RN_INLINE VSF RN_SFX(finish_f)(VSF total, const rn_conv_t *p, int c) {
@@ -773,53 +833,64 @@ RN_INLINE void RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0,
         memcpy(tmp + v * RN_L32, &r, RN_VB);
     }
     if (nc == 16) memcpy(dst, tmp, sizeof tmp);
-    else memcpy(dst, tmp, sizeof(float) * nc);
+    else RN_SFX(copy_bytes)(dst, tmp, sizeof(float) * (size_t)(nc & 15));  /* nc < 16 */
 }
 
 /* 1 when a lane of v is set. */
 RN_INLINE int RN_SFX(any_lane)(VSI v) {
-    int32_t lanes[RN_L32], any = 0;
+#if defined(RN_ISA_AVX512)
+    return _mm512_test_epi32_mask((__m512i)v, (__m512i)v) != 0;
+#elif defined(RN_ISA_AVX2)
+    return !_mm256_testz_si256((__m256i)v, (__m256i)v);
+#elif RN_X86
+    return _mm_movemask_epi8(_mm_cmpeq_epi32((__m128i)v, _mm_setzero_si128())) != 0xFFFF;
+#else
+    int32_t lanes[RN_L32], any = 0;  /* per lane: a loop over a vector in memory */
     memcpy(lanes, &v, RN_VB);
     for (int l = 0; l < RN_L32; l++) any |= lanes[l];
     return any != 0;
+#endif
 }
 
-/* The tile's taps pixel-major, At[m * K + k] = x[pixel p0 + m, tap k] (absent pixels 0); returns
- * 1 when every tap of every present pixel lies inside the image (else At is incomplete). */
-static int RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv, int K,
-                            float *At) {
+/* The tile's taps pixel-major, At[m * K + k] = x[pixel p0 + m, tap k]: 0.0f for padded taps and
+ * absent pixels. */
+static void RN_SFX(gather_f)(const rn_conv_t *p, const float *in, long p0, int mv, int K,
+                             float *At) {
     const int C = p->in_c;
     if (mv < RN_TMR) memset(At + (size_t)mv * K, 0, sizeof(float) * (size_t)K * (RN_TMR - mv));
+    rn_pixel_t at = {0, 0, 0, 0, 0};
+    if (!p->pointwise) RN_SFX(pixel_at)(p, p0, &at);
     for (int m = 0; m < mv; m++) {
         float *dst = At + (size_t)m * K;
         if (p->pointwise) {
-            memcpy(dst, in + (size_t)(p0 + m) * C, sizeof(float) * (size_t)K);
+            RN_SFX(copy_bytes)(dst, in + (size_t)(p0 + m) * C, sizeof(float) * (size_t)K);
             continue;
         }
-        int b, y0, x0;
-        RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
+        if (m) RN_SFX(pixel_next)(p, &at);
+        const int b = at.b, y0 = at.y0, x0 = at.x0;
         const int span = p->kw * C;  /* one filter row's taps */
         const int inside_x = p->dw == 1 && x0 >= 0 && x0 + p->kw - 1 < p->in_w;
-        for (int ky = 0; ky < p->kh; ky++) {
-            int iy = y0 + ky * p->dh;
-            if (iy < 0 || iy >= p->in_h) return 0;
-            const float *line = in + ((size_t)b * p->in_h + iy) * p->in_w * C;
-            if (inside_x) {  /* the row's taps are contiguous in NHWC */
-                memcpy(dst, line + (size_t)x0 * C, sizeof(float) * (size_t)span);
-                dst += span;
+        for (int ky = 0; ky < p->kh; ky++, dst += span) {
+            const int iy = y0 + ky * p->dh;
+            if (iy < 0 || iy >= p->in_h) {
+                memset(dst, 0, sizeof(float) * (size_t)span);
                 continue;
             }
-            for (int kx = 0; kx < p->kw; kx++, dst += C) {
-                int ix = x0 + kx * p->dw;
-                if (ix < 0 || ix >= p->in_w) return 0;
-                memcpy(dst, line + (size_t)ix * C, sizeof(float) * (size_t)C);
+            const float *line = in + ((size_t)b * p->in_h + iy) * p->in_w * C;
+            if (inside_x) {  /* the row's taps are contiguous in NHWC */
+                RN_SFX(copy_bytes)(dst, line + (size_t)x0 * C, sizeof(float) * (size_t)span);
+                continue;
+            }
+            for (int kx = 0; kx < p->kw; kx++) {
+                const int ix = x0 + kx * p->dw;
+                if (ix < 0 || ix >= p->in_w) memset(dst + kx * C, 0, sizeof(float) * (size_t)C);
+                else RN_SFX(copy_bytes)(dst + kx * C, line + (size_t)ix * C, sizeof(float) * (size_t)C);
             }
         }
     }
-    return 1;
 }
 
-/* One pixel x np (1..4) panels from pan, every tap present: a tile of fewer than RN_TMR pixels
+/* One pixel x np (1..4) panels from pan: a tile of fewer than RN_TMR pixels
  * (a FULLY_CONNECTED of batch 1, the last tile), whose sums would otherwise wait on one add
  * chain per panel and compute the absent pixels' zeros. */
 RN_INLINE void RN_SFX(f_pixel4)(VSF acc[4][RN_NV], const float *a, const float *wf, int pan, int np, int K) {
@@ -843,8 +914,8 @@ RN_INLINE void RN_SFX(f_pixel4)(VSF acc[4][RN_NV], const float *a, const float *
     }
 }
 
-/* RN_TMR pixels x one panel, every tap present: a[m * K + k] is pixel m's tap k (the gathered
- * tile, or a pointwise op's input rows themselves), W the panel's weights [k][RN_NR]. */
+/* RN_TMR pixels x one panel: a[m * K + k] is pixel m's tap k (the gathered tile, or a pointwise
+ * op's input rows themselves), W the panel's weights [k][RN_NR]. */
 RN_INLINE void RN_SFX(f_tile)(VSF acc[RN_TMR][RN_NV], const float *a, const float *W, int K) {
 #pragma GCC unroll 16
     for (int m = 0; m < RN_TMR; m++)
@@ -864,9 +935,9 @@ RN_INLINE void RN_SFX(f_tile)(VSF acc[RN_TMR][RN_NV], const float *a, const floa
 }
 
 /* Float convolution; returns 1 when an output is NaN (or a padded lane, which only a NaN or inf
- * input makes).  Which NaN a sum keeps depends on the operand order of each addition (x86 returns
- * the first NaN operand), which these vector sums do not fix: the caller recomputes such an op
- * with the plain kernel, which does. */
+ * input makes; so does an inf or NaN weight at a padded tap).  Which NaN a sum keeps depends on
+ * the operand order of each addition (x86 returns the first NaN operand), which these vector sums
+ * do not fix: the caller recomputes such an op with the plain kernel, which does. */
 static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
     const int K = p->kh * p->kw * p->in_c;
     const long P = (long)p->batches * p->out_h * p->out_w;
@@ -898,10 +969,10 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
             VSI nan_lanes = {0};
             /* a whole tile of a pointwise op reads its input rows in place */
             const int direct = p->pointwise && mv == RN_TMR;
-            int clean = direct ? 1 : RN_SFX(gather_f)(p, in, p0, mv, K, At);
+            if (!direct) RN_SFX(gather_f)(p, in, p0, mv, K, At);
             const float *rows = direct ? in + (size_t)p0 * C : At;
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
-            if (clean && mv < RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
+            if (mv < RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
                 for (int pan = block * bpan; pan < pan_end; pan += 4) {
                     const int np = pan_end - pan < 4 ? pan_end - pan : 4;
                     for (int m = 0; m < mv; m++) {
@@ -921,38 +992,10 @@ static int RN_SFX(conv_f)(const rn_conv_t *p, const float *in, float *out) {
                 const float *W = p->wf + (size_t)pan * K * RN_NR;
                 int c0 = pan * RN_NR;
                 int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
-                if (clean) {
-                    VSF acc[RN_TMR][RN_NV];
-                    RN_SFX(f_tile)(acc, rows, W, K);
-                    for (int m = 0; m < mv; m++)
-                        RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
-                    continue;
-                }
-                for (int m = 0; m < mv; m++) {  /* border tile: pixel by pixel */
-                    int b, y0, x0, k = 0;
-                    RN_SFX(pixel_origin)(p, p0 + m, &b, &y0, &x0);
-                    VSF acc[RN_NV];
-#pragma GCC unroll 4
-                    for (int v = 0; v < RN_NV; v++) acc[v] = (VSF){0};
-                    for (int ky = 0; ky < p->kh; ky++) {
-                        int iy = y0 + ky * p->dh;
-                        for (int kx = 0; kx < p->kw; kx++, k += C) {
-                            int ix = x0 + kx * p->dw;
-                            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-                            const float *src = in + (((size_t)b * p->in_h + iy) * p->in_w + ix) * C;
-                            for (int ci = 0; ci < C; ci++) {
-                                float xv = src[ci];
-#pragma GCC unroll 4
-                                for (int v = 0; v < RN_NV; v++) {
-                                    VSF w;
-                                    memcpy(&w, W + (size_t)(k + ci) * RN_NR + v * RN_L32, RN_VB);
-                                    acc[v] = acc[v] + xv * w;
-                                }
-                            }
-                        }
-                    }
-                    RN_SFX(store_panel_f)(acc, p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
-                }
+                VSF acc[RN_TMR][RN_NV];
+                RN_SFX(f_tile)(acc, rows, W, K);
+                for (int m = 0; m < mv; m++)
+                    RN_SFX(store_panel_f)(acc[m], p, c0, nc, out + (size_t)(p0 + m) * p->out_c + c0, &nan_lanes);
             }
             nan_seen |= RN_SFX(any_lane)(nan_lanes);
         }
@@ -1494,36 +1537,61 @@ static void RN_SFX(hard_swish_f)(const float *x, float *out, long n, int recipro
     }
 }
 
+/* The sums of NV (a constant: the accumulators stay in registers) vectors of columns over the
+ * rows, in order from +0.0, the last vector `tail` columns wide (RN_L32 as a constant: whole
+ * loads only); nan_rule: x86's NaN operand rule
+ * spelt out at every add (nan_first), else plain adds.  Each column is one chain of dependent
+ * adds: NV chains interleave. */
+RN_INLINE void RN_SFX(sum_rows_block_f)(const float *base, long rows, long inner, const int NV,
+                                        const int tail, const int nan_rule, float *out) {
+    VSF acc[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) acc[v] = (VSF){0};
+    for (long p = 0; p < rows; p++) {
+        const float *src = base + (size_t)p * inner;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            VSF xv;
+            if (v < NV - 1 || tail == RN_L32) memcpy(&xv, src + v * RN_L32, RN_VB);
+            else xv = RN_SFX(load_f)(src + v * RN_L32, tail);
+            acc[v] = nan_rule ? RN_SFX(nan_first)(acc[v] + xv, acc[v], xv) : acc[v] + xv;
+        }
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) RN_SFX(store_f)(out + v * RN_L32, acc[v], v < NV - 1 ? RN_L32 : tail);
+}
+
 /* out[o, c] = sum over p of x[o, p, c] in order p = 0, 1, ... from +0.0f (MEAN's sum), the
- * running sum the first operand of each add. */
+ * running sum the first operand of each add.  Plain adds first: a NaN anywhere in a chain leaves
+ * its sum NaN (inf - inf makes one too), so a sum that is not NaN never met one and has the
+ * reference's bits; columns with a NaN sum are summed again with the NaN rule (which NaN the
+ * reference keeps depends on the operands). */
 static void RN_SFX(sum_rows_f)(const float *x, long outer, long rows, long inner, float *out) {
     for (long o = 0; o < outer; o++) {
         const float *base = x + (size_t)o * rows * inner;
-        for (long c = 0; c < inner; c += 4 * RN_L32) {
-            const long width = inner - c < 4 * RN_L32 ? inner - c : 4 * RN_L32;
-            VSF acc[4] = {{0}, {0}, {0}, {0}};
-            if (width == 4 * RN_L32) {
-                for (long p = 0; p < rows; p++) {
-                    const float *src = base + (size_t)p * inner + c;
-#pragma GCC unroll 4
-                    for (int v = 0; v < 4; v++) {
-                        VSF xv;
-                        memcpy(&xv, src + v * RN_L32, RN_VB);
-                        acc[v] = RN_SFX(nan_first)(acc[v] + xv, acc[v], xv);
-                    }
+        float *dst = out + (size_t)o * inner;
+        for (long c = 0; c < inner; c += 8 * RN_L32) {
+            const long width = inner - c < 8 * RN_L32 ? inner - c : 8 * RN_L32;
+            const int nv = (int)((width + RN_L32 - 1) / RN_L32), tail = (int)(width - (nv - 1) * RN_L32);
+            for (int nan_rule = 0; nan_rule < 2; nan_rule++) {
+#define RN_SUM_BLOCK(NV) do { \
+        if (tail == RN_L32) RN_SFX(sum_rows_block_f)(base + c, rows, inner, NV, RN_L32, nan_rule, dst + c); \
+        else RN_SFX(sum_rows_block_f)(base + c, rows, inner, NV, tail, nan_rule, dst + c); } while (0)
+                switch (nv) {
+                    case 8: RN_SUM_BLOCK(8); break;
+                    case 7: RN_SUM_BLOCK(7); break;
+                    case 6: RN_SUM_BLOCK(6); break;
+                    case 5: RN_SUM_BLOCK(5); break;
+                    case 4: RN_SUM_BLOCK(4); break;
+                    case 3: RN_SUM_BLOCK(3); break;
+                    case 2: RN_SUM_BLOCK(2); break;
+                    default: RN_SUM_BLOCK(1); break;
                 }
-            } else {
-                for (long p = 0; p < rows; p++) {
-                    const float *src = base + (size_t)p * inner + c;
-                    for (int v = 0; v * RN_L32 < width; v++) {
-                        VSF xv = RN_SFX(load_f)(src + v * RN_L32, (int)(width - v * RN_L32));
-                        acc[v] = RN_SFX(nan_first)(acc[v] + xv, acc[v], xv);
-                    }
-                }
+#undef RN_SUM_BLOCK
+                int any_nan = 0;
+                for (long i = 0; i < width; i++) any_nan |= dst[c + i] != dst[c + i];
+                if (!any_nan) break;
             }
-            float sums[4 * RN_L32];
-            memcpy(sums, acc, sizeof sums);
-            memcpy(out + (size_t)o * inner + c, sums, sizeof(float) * (size_t)width);
         }
     }
 }
