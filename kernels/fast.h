@@ -74,6 +74,9 @@ typedef struct {
     /* requantization (per channel, padded like the bias); mult NULL: write raw int32 */
     const int32_t *mult, *shift;
     int zp, qmin, qmax, rounding, out_signed;
+    /* facts of mult / shift that let the requantization skip steps: some shift > 0 (the left
+     * shift), some multiplier INT32_MIN (the high multiply's saturation) */
+    int left_shifts, min_multiplier;
     float act_min, act_max;
     int threads;
 } rn_conv_t;

@@ -49,6 +49,7 @@ cdef extern from "fast_dispatch.h" nogil:
         const int32_t *mult
         const int32_t *shift
         int zp, qmin, qmax, rounding, out_signed
+        int left_shifts, min_multiplier
         float act_min, act_max
         int threads
     ctypedef struct rn_elementwise_t:
@@ -312,9 +313,12 @@ cdef int _requant(rn_conv_t *p, cnp.ndarray mult, cnp.ndarray shift, int zp, int
     # ROUNDING_FP32: mult holds each channel's float32 scale (its bits), shift is unused
     cdef int top = fp.RN_MAX_SHIFT if rounding == fp.RN_ROUNDING_FP32 else fp.checked_max_shift(rounding)
     cdef Py_ssize_t i
+    p.left_shifts = p.min_multiplier = 0
     for i in range(shift.shape[0]):  # a C loop: NumPy's min / max cost microseconds a call
         if p.shift[i] < fp.RN_MIN_SHIFT or p.shift[i] > top:
             raise ValueError("shift out of range for this rounding form")
+        p.left_shifts |= p.shift[i] > 0
+        p.min_multiplier |= p.mult[i] == -2147483647 - 1
     lo, hi = (-128, 127) if out_kind == 1 else (0, 255)
     if not lo <= qmin <= qmax <= hi:
         raise ValueError(f"need {lo} <= qmin <= qmax <= {hi}")

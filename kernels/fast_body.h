@@ -106,27 +106,52 @@ RN_INLINE VSI RN_SFX(mul_round_shift32)(VSI x, VSI m, VSI total) {
     return RN_SFX(join_lanes)(even, odd);
 }
 
+/* The double-rounding forms on 64-bit lanes in one step: SaturatingRoundingDoublingHighMul
+ * q = floor((p + 2**30) / 2**31) of p = a * b, then the rounding divide by 2**r, is
+ *     floor((q + h) / 2**r) = floor((p + 2**30 + h * 2**31) / 2**(31 + r))
+ * (nested floors of integer divisions), h = 2**(r-1) for ties up, 2**(r-1) - [q < 0] for ties
+ * away from zero (gemmlowp's remainder > threshold test), h = 0 for r = 0; q < 0 exactly when
+ * p < -2**30.  |p| <= 2**62, so the sum stays inside int64.  The one input where the high
+ * multiply saturates (a = b = INT32_MIN) gives the right value except for r = 0 (mbqm32). */
+RN_INLINE VDI RN_SFX(double_round64)(VDI a, VDI b, VDI r, int ties_up) {
+    const VDI zero = {0}, one = zero + 1;
+    const VDI product = RN_SFX(mul_even64)(a, b);
+    VDI nudge = (zero + (1 << 30)) + ((((one << r) >> 1)) << 31);  /* 2**30 + 2**(r-1) * 2**31 */
+    if (!ties_up)  /* - 2**31 where q < 0 and r > 0 */
+        nudge = nudge - ((VDI)(product < -(1LL << 30)) & (VDI)(r > 0) & (zero + (1LL << 31)));
+    return RN_SFX(sra64)(product + nudge, r + 31);
+}
+
 /* MultiplyByQuantizedMultiplier on int32 lanes, in the fixed-point forms of refnet/forms.py:
  * the one C definition (every ISA copy compiles it); fixedpoint.pxd has the scalar one and
  * refnet/fixedpoint.py the oracle.  shift in [RN_MIN_SHIFT, RN_MAX_SHIFT]
  * ([RN_MIN_SHIFT, RN_MAX_SHIFT_SINGLE] for the single form); > 0 shifts left. */
+RN_INLINE VSI RN_SFX(mbqm32_with)(VSI x, VSI m, VSI shift, int form, int left_shifts, int min_multiplier);
+
 RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int form) {
-    const VSI zero = {0}, one = zero + 1;
+    return RN_SFX(mbqm32_with)(x, m, shift, form, 1, 1);
+}
+
+/* mbqm32 told whether some shift is > 0 and some multiplier INT32_MIN (the steps they need are
+ * skipped when not: a convolution's epilogue is this function, once per 16 outputs). */
+RN_INLINE VSI RN_SFX(mbqm32_with)(VSI x, VSI m, VSI shift, int form, int left_shifts, int min_multiplier) {
     if (form == RN_ROUNDING_SINGLE)  /* one exact product, one shift by 31 - shift, ties up */
         return RN_SFX(mul_round_shift32)(x, m, 31 - shift);
-    /* the double-rounding forms: wrapping left shift, high multiply, rounding divide by 2**right */
-    VSI left = (shift > 0) & shift;
+    /* the double-rounding forms: wrapping left shift, then high multiply and rounding divide by
+     * 2**right as one rounding of the 64-bit product (double_round64) */
+    const int ties_up = form == RN_ROUNDING_DOUBLE_TIES_UP;
     VSI right = (shift < 0) & -shift;
-    VSI q = RN_SFX(srdhm32)((VSI)((VSU)x << (VSU)left), m);
-    VSI mask = (one << right) - 1;
-    VSI rem = q & mask;
-    if (form == RN_ROUNDING_DOUBLE_TIES_UP) {  /* floor(q / 2**right + 1/2), without overflow */
-        VSI half = (VSI)((VSU)(one << right) >> 1);
-        return (q >> right) + (VSI)((VSU)(rem + half) >> (VSU)right);
-    }
-    /* RN_ROUNDING_DOUBLE: ties away from zero (a tie rounds up for q >= 0, down for q < 0) */
-    VSI threshold = (mask >> 1) - (q < 0);
-    return (q >> right) - (rem > threshold);
+    VSI xs = x;
+    if (left_shifts) xs = (VSI)((VSU)x << (VSU)((shift > 0) & shift));
+    VDI even = RN_SFX(double_round64)(RN_SFX(even_lanes)(xs), RN_SFX(even_lanes)(m),
+                                      RN_SFX(wrap32)(RN_SFX(even_lanes)(right)), ties_up);
+    VDI odd = RN_SFX(double_round64)(RN_SFX(odd_lanes)(xs), RN_SFX(odd_lanes)(m),
+                                     RN_SFX(odd_lanes)(right), ties_up);
+    VSI q = RN_SFX(join_lanes)(even, odd);
+    if (!min_multiplier) return q;
+    /* INT32_MIN * INT32_MIN: the high multiply saturates to INT32_MAX, which r = 0 keeps */
+    VSI saturate = (xs == INT32_MIN) & (m == INT32_MIN) & (right == 0);
+    return (saturate & INT32_MAX) | (~saturate & q);
 }
 
 #define VHQ RN_SFX(vhq)
@@ -276,11 +301,13 @@ RN_INLINE VSI RN_SFX(widen8_part)(const void *src, int is_signed, int count) {
 }
 
 RN_INLINE void RN_SFX(store8)(VSI v, int is_signed, void *dst, int count) {
-    int8_t bytes[16];
 #if defined(RN_ISA_AVX512)
     (void)is_signed;  /* truncation keeps every in-range value */
-    _mm_storeu_si128((__m128i *)bytes, _mm512_cvtepi32_epi8((__m512i)v));
-#elif defined(RN_ISA_AVX2) || RN_X86
+    const __mmask16 lanes = count >= RN_L32 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+    _mm512_mask_cvtepi32_storeu_epi8(dst, lanes, (__m512i)v);
+#else
+    int8_t bytes[16];
+#if defined(RN_ISA_AVX2) || RN_X86
 #if defined(RN_ISA_AVX2)
     __m128i w = _mm_packs_epi32(_mm256_castsi256_si128((__m256i)v), _mm256_extracti128_si256((__m256i)v, 1));
 #else
@@ -294,19 +321,37 @@ RN_INLINE void RN_SFX(store8)(VSI v, int is_signed, void *dst, int count) {
 #endif
     if (count >= RN_L32) memcpy(dst, bytes, RN_L32);  /* a constant size: one store */
     else RN_SFX(copy_bytes)(dst, bytes, (size_t)(count & (RN_L32 - 1)));
+#endif
+}
+
+/* The output side of a requantization, copied out of rn_conv_t into a value whose address is
+ * never taken: the byte stores to the output may alias anything addressable (char), which
+ * made the compiler reload zp, qmin, qmax and the form after every store. */
+typedef struct { int rounding, zp, qmin, qmax, out_signed, left_shifts, min_multiplier; } RN_SFX(requant_t);
+
+RN_INLINE RN_SFX(requant_t) RN_SFX(requant_of)(const rn_conv_t *p) {
+    RN_SFX(requant_t) rq = {p->rounding, p->zp, p->qmin, p->qmax, p->out_signed, p->left_shifts,
+                            p->min_multiplier};
+    return rq;
 }
 
 /* One vector of wrapped int32 accumulators requantized in the op's form, + zero point, clamped:
  * m holds the multipliers (ROUNDING_FP32: each lane's float32 scale bits), s the shifts. */
-RN_INLINE VSI RN_SFX(requant32)(VSI acc, VSI m, VSI s, const rn_conv_t *p) {
+RN_INLINE VSI RN_SFX(requant32)(VSI acc, VSI m, VSI s, const RN_SFX(requant_t) rq) {
     VSI v;
-    if (p->rounding == RN_ROUNDING_FP32) {  /* clamped, then + zp, as the reference form */
+    if (rq.rounding == RN_ROUNDING_FP32) {  /* clamped, then + zp, as the reference form */
         v = RN_SFX(clamp32)(RN_SFX(rint_scaled32)(acc, m), -65536, 65536);
     } else {
-        v = RN_SFX(mbqm32)(acc, m, s, p->rounding);
+        v = RN_SFX(mbqm32_with)(acc, m, s, rq.rounding, rq.left_shifts, rq.min_multiplier);
     }
-    v = v + p->zp;  /* int32 addition with wrap-around (-fwrapv), as the reference */
-    return RN_SFX(clamp32)(v, p->qmin, p->qmax);
+    v = v + rq.zp;  /* int32 addition with wrap-around (-fwrapv), as the reference */
+    return RN_SFX(clamp32)(v, rq.qmin, rq.qmax);
+}
+
+/* requant32, then the bytes of the first `count` lanes stored at dst. */
+RN_INLINE void RN_SFX(requant_store8)(VSI acc, VSI m, VSI s, const RN_SFX(requant_t) rq, void *dst,
+                                      int count) {
+    RN_SFX(store8)(RN_SFX(requant32)(acc, m, s, rq), rq.out_signed, dst, count);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -422,15 +467,17 @@ RN_INLINE void RN_SFX(q_epilogue)(const rn_conv_t *p, const VSI *acc, int stride
         memcpy(&mult, p->mult + c, RN_VB);
         memcpy(&shift, p->shift + c, RN_VB);
     }
+    const RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
+    const int out_c = p->out_c, raw = !p->mult;
     for (int m = 0; m < rows; m++) {
-        const size_t at = (size_t)(pix0 + m) * p->out_c + c;
+        const size_t at = (size_t)(pix0 + m) * out_c + c;
         VSI r = (VSI)((VSU)acc[m * stride] + bias + pixel_term[m]);
-        if (!p->mult) {
+        if (raw) {
             if (count >= RN_L32) memcpy(acc_out + at, &r, RN_VB);
             else memcpy(acc_out + at, &r, sizeof(int32_t) * (size_t)count);
             continue;
         }
-        RN_SFX(store8)(RN_SFX(requant32)(r, mult, shift, p), p->out_signed, (char *)out + at, count);
+        RN_SFX(requant_store8)(r, mult, shift, rq, (char *)out + at, count);
     }
 }
 
@@ -580,36 +627,19 @@ RN_INLINE VSI RN_SFX(dot4_u8s8)(VSI acc, VSI a, VSI w) {
 #endif
 }
 
-/* The tile's unsigned bytes: At[g * RN_Q8_TILE + m] holds taps 4g..4g+3 of pixel p0 + m (zero
- * past K and for absent pixels); usum[m] their sum over the K taps (only when beta != 0). */
+/* The tile's unsigned bytes, pixel-major: word At[m * K4 + g] holds taps 4g..4g+3 of pixel
+ * p0 + m (zero past K and for absent pixels); usum[m] their sum over the K taps (only when
+ * beta != 0).  Each pixel's bytes are copied, flipped (int8: x + 128) and padded in place. */
 static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int mv, int K,
-                              uint32_t *At, int32_t *usum, uint8_t *row) {
+                              uint32_t *At, int32_t *usum) {
     const int K4 = (K + 3) / 4, C = p->in_c;
     const uint8_t flip = p->in_signed ? 0x80 : 0;
-    if (mv < RN_Q8_TILE) memset(At, 0, sizeof(uint32_t) * (size_t)K4 * RN_Q8_TILE);
-    memset(row + K, 0, (size_t)(4 * K4 - K));
+    const uint8_t pad = (uint8_t)(p->pad_u8 ^ flip);  /* stored like the input, flipped below */
+    if (mv < RN_Q8_TILE) memset(At + (size_t)mv * K4, 0, sizeof(uint32_t) * (size_t)K4 * (RN_Q8_TILE - mv));
     rn_pixel_t at = {0, 0, 0, 0, 0};
     if (!p->pointwise) RN_SFX(pixel_at)(p, p0, &at);
     for (int m = 0; m < mv; m++) {
-        if (p->pointwise && (K & 3) == 0) {  /* whole words straight from the input row */
-            const uint8_t *src = (const uint8_t *)in + (size_t)(p0 + m) * C;
-            const uint32_t flip4 = flip * 0x01010101u;
-            uint32_t sum = 0;
-            for (int g = 0; g < K4; g++) {
-                uint32_t word;
-                memcpy(&word, src + 4 * g, 4);
-                word ^= flip4;
-                At[(size_t)g * RN_Q8_TILE + m] = word;
-                /* the four bytes' sum: pairs of bytes in 16-bit halves, then the halves */
-                uint32_t pairs = (word & 0x00FF00FFu) + ((word >> 8) & 0x00FF00FFu);
-                sum += (pairs & 0xFFFFu) + (pairs >> 16);
-            }
-            usum[m] = (int32_t)sum;
-            continue;
-        }
-        /* the pixel's K bytes as stored (padded taps: the padding byte, flipped like the rest),
-         * then flipped to unsigned in one pass */
-        const uint8_t pad = (uint8_t)(p->pad_u8 ^ flip);
+        uint8_t *row = (uint8_t *)(At + (size_t)m * K4);
         if (p->pointwise) {
             RN_SFX(copy_bytes)(row, (const uint8_t *)in + (size_t)(p0 + m) * C, (size_t)K);
         } else {
@@ -638,20 +668,21 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
         }
         if (flip)
             for (int k = 0; k < K; k++) row[k] ^= flip;
+        for (int k = K; k < 4 * K4; k++) row[k] = 0;
         if (p->beta) {
             int32_t sum = 0;
             for (int k = 0; k < K; k++) sum += row[k];
             usum[m] = sum;
         }
-        for (int g = 0; g < K4; g++) memcpy(At + (size_t)g * RN_Q8_TILE + m, row + 4 * g, 4);
     }
 }
 
-/* MR pixels (tile columns m0 ..) times NP panels from pan0: the dot products, then the epilogue
- * (folded bias, beta * sum(u), requantization or the raw int32 sums). */
-RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, const int32_t *usum, long p0,
-                               int mv, int m0, const int MR, int pan0, const int NP, int K4,
-                               void *out, int32_t *acc_out) {
+/* MR pixels (tile rows m0 ..) times NP panels from pan0: the dot products, then the epilogue
+ * (folded bias, beta * sum(u), requantization or the raw int32 sums).  Pixel m's words are
+ * At[m * astride + g], xor flip4 (a pointwise op's int8 input rows read in place: x + 128). */
+RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astride, uint32_t flip4,
+                               const int32_t *usum, long p0, int mv, int m0, const int MR, int pan0,
+                               const int NP, int K4, void *out, int32_t *acc_out) {
     /* a local copy: the output stores (char *) may alias *p, which would make the compiler
      * reload every parameter after each store */
     const rn_conv_t params = *p;
@@ -669,10 +700,10 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, const int
 #pragma GCC unroll 4
             for (int v = 0; v < RN_NV; v++)
                 memcpy(&w[j * RN_NV + v], W[j] + ((size_t)g * RN_NR + v * RN_L32) * 4, RN_VB);
-        const uint32_t *a = At + (size_t)g * RN_Q8_TILE + m0;
+        const uint32_t *a = At + (size_t)m0 * astride + g;
 #pragma GCC unroll 12
         for (int m = 0; m < MR; m++) {
-            VSI am = (VSI){0} + (int32_t)a[m];
+            VSI am = ((VSI){0} + (int32_t)a[(size_t)m * astride]) ^ (int32_t)flip4;
 #pragma GCC unroll 16
             for (int i = 0; i < NP * RN_NV; i++)
                 acc[m * NP * RN_NV + i] = RN_SFX(dot4_u8s8)(acc[m * NP * RN_NV + i], am, w[i]);
@@ -681,6 +712,9 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, const int
     /* the epilogue channel vector by channel vector: its bias, multipliers and shifts (and
      * whatever the requantization derives from them) stay in registers over the pixels */
     const int rows = mv - m0 < MR ? mv - m0 : MR;
+    const RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
+    const int out_c = p->out_c, raw = !p->mult;
+    const int32_t beta = p->beta;
 #pragma GCC unroll 4
     for (int j = 0; j < NP; j++) {
         const int c0 = (pan0 + j) * RN_NR;
@@ -697,16 +731,15 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, const int
                 memcpy(&shift, p->shift + c, RN_VB);
             }
             for (int m = 0; m < rows; m++) {
-                const long pix = p0 + m0 + m;
-                const uint32_t pixel_term = p->beta ? (uint32_t)p->beta * (uint32_t)usum[m0 + m] : 0;
+                const size_t at = (size_t)(p0 + m0 + m) * out_c + c;
+                const uint32_t pixel_term = beta ? (uint32_t)beta * (uint32_t)usum[m0 + m] : 0;
                 VSI r = (VSI)((VSU)acc[m * NP * RN_NV + j * RN_NV + v] + bias + pixel_term);
-                if (!p->mult) {
-                    if (count >= RN_L32) memcpy(acc_out + (size_t)pix * p->out_c + c, &r, RN_VB);
-                    else memcpy(acc_out + (size_t)pix * p->out_c + c, &r, sizeof(int32_t) * (size_t)count);
+                if (raw) {
+                    if (count >= RN_L32) memcpy(acc_out + at, &r, RN_VB);
+                    else memcpy(acc_out + at, &r, sizeof(int32_t) * (size_t)count);
                     continue;
                 }
-                RN_SFX(store8)(RN_SFX(requant32)(r, mult, shift, p), p->out_signed,
-                               (char *)out + (size_t)pix * p->out_c + c, count);
+                RN_SFX(requant_store8)(r, mult, shift, rq, (char *)out + at, count);
             }
         }
     }
@@ -729,34 +762,44 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         uint32_t *At = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)K4 * RN_Q8_TILE + 16));
-        uint8_t *row = (uint8_t *)malloc((size_t)K4 * 4 + 16);
         int32_t usum[RN_Q8_TILE] = {0};
 #pragma omp for schedule(dynamic, chunk)
         for (long it = 0; it < total; it++) {
-            if (!At || !row) continue;
+            if (!At) continue;
             long tile = it % ntiles;
             int block = (int)(it / ntiles);
             long p0 = tile * RN_Q8_TILE;
             int mv = (int)(P - p0 < RN_Q8_TILE ? P - p0 : RN_Q8_TILE);
-            RN_SFX(gather_q8)(p, in, p0, mv, K, At, usum, row);
+            /* a whole tile of a pointwise op whose rows are whole words reads its input in place */
+            const int direct = p->pointwise && (K & 3) == 0 && !p->beta && mv == RN_Q8_TILE;
+            const uint32_t *a = At;
+            uint32_t flip4 = 0;
+            if (direct) {
+                a = (const uint32_t *)((const uint8_t *)in + (size_t)p0 * K);
+                flip4 = p->in_signed ? 0x80808080u : 0;
+            } else {
+                RN_SFX(gather_q8)(p, in, p0, mv, K, At, usum);
+            }
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
             for (int pan = block * bpan; pan < pan_end; pan += 4) {
                 int np = pan_end - pan < 4 ? pan_end - pan : 4;
+#define RN_Q8_TILE_CALL(m0, MR, NP) \
+    RN_SFX(q8_tile)(p, a, K4, flip4, usum, p0, mv, m0, MR, pan, NP, K4, out, acc_out)
                 if (np == 4) {
-                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 6, pan, 4, K4, out, acc_out);
-                    if (mv > 6) RN_SFX(q8_tile)(p, At, usum, p0, mv, 6, 6, pan, 4, K4, out, acc_out);
+                    RN_Q8_TILE_CALL(0, 6, 4);
+                    if (mv > 6) RN_Q8_TILE_CALL(6, 6, 4);
                 } else if (np == 3) {
-                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 6, pan, 3, K4, out, acc_out);
-                    if (mv > 6) RN_SFX(q8_tile)(p, At, usum, p0, mv, 6, 6, pan, 3, K4, out, acc_out);
+                    RN_Q8_TILE_CALL(0, 6, 3);
+                    if (mv > 6) RN_Q8_TILE_CALL(6, 6, 3);
                 } else if (np == 2) {
-                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 12, pan, 2, K4, out, acc_out);
+                    RN_Q8_TILE_CALL(0, 12, 2);
                 } else {
-                    RN_SFX(q8_tile)(p, At, usum, p0, mv, 0, 12, pan, 1, K4, out, acc_out);
+                    RN_Q8_TILE_CALL(0, 12, 1);
                 }
+#undef RN_Q8_TILE_CALL
             }
         }
         free(At);
-        free(row);
     }
 }
 
@@ -1033,42 +1076,46 @@ RN_INLINE VSI RN_SFX(panel_lanes8)(const char *src, int v, int nc, const int is_
 RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void *out, int b, int oy,
                                        int pan, const VSI *wv, const VSI *wsum, int ox_lo,
                                        int ox_hi, const int is_signed, const int full, const int KW) {
-    const rn_conv_t params = *p;  /* a local copy, as in q8_tile */
-    p = &params;
+    /* the geometry as locals (never addressed): a byte store to the output may alias anything
+     * addressable, *p included, which made the compiler reload these after every store */
+    const int kh = p->kh, dh = p->dh, dw = p->dw, sw = p->sw, pad_l = p->pad_l;
+    const int in_w = p->in_w, out_w = p->out_w;
+    const int32_t in_off = p->in_off;
+    const RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
     const int kw = KW ? KW : p->kw;  /* 3 and 5 are constants: the column taps unrolled */
     const int C = p->out_c, c0 = pan * RN_NR;
     const int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
     const int y0 = oy * p->sh - p->pad_t;
-    int ky0 = 0, ky1 = p->kh;
-    while (ky0 < ky1 && y0 + ky0 * p->dh < 0) ky0++;
-    while (ky1 > ky0 && y0 + (ky1 - 1) * p->dh >= p->in_h) ky1--;
+    int ky0 = 0, ky1 = kh;
+    while (ky0 < ky1 && y0 + ky0 * dh < 0) ky0++;
+    while (ky1 > ky0 && y0 + (ky1 - 1) * dh >= p->in_h) ky1--;
     /* bias_all: the bias plus in_off * (the sum of every tap's weight), for pixels that take
      * every tap: their products are then x * w alone (exact modulo 2**32, as the int32 sums) */
     VSI bias[RN_NV], bias_all[RN_NV], mult[RN_NV], shift[RN_NV];
-    const int every_row = ky0 == 0 && ky1 == p->kh;
+    const int every_row = ky0 == 0 && ky1 == kh;
 #pragma GCC unroll 4
     for (int v = 0; v < RN_NV; v++) {
         bias[v] = (VSI){0};
         if (p->bias_q) memcpy(&bias[v], p->bias_q + c0 + v * RN_L32, RN_VB);
-        bias_all[v] = (VSI)((VSU)bias[v] + (VSU)wsum[v] * (uint32_t)p->in_off);
+        bias_all[v] = (VSI)((VSU)bias[v] + (VSU)wsum[v] * (uint32_t)in_off);
         memcpy(&mult[v], p->mult + c0 + v * RN_L32, RN_VB);
         memcpy(&shift[v], p->shift + c0 + v * RN_L32, RN_VB);
     }
-    const size_t row_bytes = (size_t)p->in_w * C;
+    const size_t row_bytes = (size_t)in_w * C;
     const char *image = (const char *)in + (size_t)b * p->in_h * row_bytes + c0;
-    char *dst = (char *)out + (((size_t)b * p->out_h + oy) * p->out_w) * C + c0;
-    for (int ox = 0; ox < p->out_w; ox++, dst += C) {
-        const int x0 = ox * p->sw - p->pad_l;
+    char *dst = (char *)out + (((size_t)b * p->out_h + oy) * out_w) * C + c0;
+    for (int ox = 0; ox < out_w; ox++, dst += C) {
+        const int x0 = ox * sw - pad_l;
         const int inside = ox >= ox_lo && ox < ox_hi;
         VSI acc[RN_NV];
         if (inside && every_row) {
 #pragma GCC unroll 4
             for (int v = 0; v < RN_NV; v++) acc[v] = bias_all[v];
-            for (int ky = 0; ky < p->kh; ky++) {
-                const char *src = image + (size_t)(y0 + ky * p->dh) * row_bytes + (size_t)x0 * C;
+            for (int ky = 0; ky < kh; ky++) {
+                const char *src = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
                 const VSI *wk = wv + (size_t)ky * kw * RN_NV;
 #pragma GCC unroll 5
-                for (int kx = 0; kx < kw; kx++, src += (size_t)p->dw * C)
+                for (int kx = 0; kx < kw; kx++, src += (size_t)dw * C)
 #pragma GCC unroll 4
                     for (int v = 0; v < RN_NV; v++) {
                         if (!full && v * RN_L32 >= nc) continue;
@@ -1080,18 +1127,18 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) acc[v] = bias[v];
         for (int ky = ky0; ky < ky1; ky++) {
-            const char *row = image + (size_t)(y0 + ky * p->dh) * row_bytes;
+            const char *row = image + (size_t)(y0 + ky * dh) * row_bytes;
             const VSI *wk = wv + (size_t)ky * kw * RN_NV;
 #pragma GCC unroll 5
             for (int kx = 0; kx < kw; kx++) {
-                const int ix = x0 + kx * p->dw;
-                if (!inside && (ix < 0 || ix >= p->in_w)) continue;
+                const int ix = x0 + kx * dw;
+                if (!inside && (ix < 0 || ix >= in_w)) continue;
                 const char *src = row + (size_t)ix * C;
 #pragma GCC unroll 4
                 for (int v = 0; v < RN_NV; v++) {
                     if (!full && v * RN_L32 >= nc) continue;
                     VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
-                    RN_MADD(acc[v], (VHI)(x + p->in_off), (VHI)wk[kx * RN_NV + v]);
+                    RN_MADD(acc[v], (VHI)(x + in_off), (VHI)wk[kx * RN_NV + v]);
                 }
             }
         }
@@ -1099,8 +1146,7 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++)
             if (full || v * RN_L32 < nc)
-                RN_SFX(store8)(RN_SFX(requant32)(acc[v], mult[v], shift[v], p), p->out_signed,
-                               dst + v * RN_L32, nc - v * RN_L32);
+                RN_SFX(requant_store8)(acc[v], mult[v], shift[v], rq, dst + v * RN_L32, nc - v * RN_L32);
     }
 }
 
