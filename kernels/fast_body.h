@@ -627,6 +627,14 @@ RN_INLINE VSI RN_SFX(dot4_u8s8)(VSI acc, VSI a, VSI w) {
 #endif
 }
 
+/* The sum of n bytes as unsigned (flipped first: int8 x as x + 128); a loop GCC vectorises. */
+RN_INLINE int32_t RN_SFX(unsigned_byte_sum)(const uint8_t *src, int n, int flipped) {
+    const uint8_t flip = flipped ? 0x80 : 0;
+    int32_t sum = 0;
+    for (int k = 0; k < n; k++) sum += (uint8_t)(src[k] ^ flip);
+    return sum;
+}
+
 /* The tile's unsigned bytes, pixel-major: word At[m * K4 + g] holds taps 4g..4g+3 of pixel
  * p0 + m (zero past K and for absent pixels); usum[m] their sum over the K taps (only when
  * beta != 0).  Each pixel's bytes are copied, flipped (int8: x + 128) and padded in place. */
@@ -669,18 +677,15 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
         if (flip)
             for (int k = 0; k < K; k++) row[k] ^= flip;
         for (int k = K; k < 4 * K4; k++) row[k] = 0;
-        if (p->beta) {
-            int32_t sum = 0;
-            for (int k = 0; k < K; k++) sum += row[k];
-            usum[m] = sum;
-        }
+        if (p->beta) usum[m] = RN_SFX(unsigned_byte_sum)(row, K, 0);
     }
 }
 
 /* MR pixels (tile rows m0 ..) times NP panels from pan0: the dot products, then the epilogue
  * (folded bias, beta * sum(u), requantization or the raw int32 sums).  Pixel m's words are
- * At[m * astride + g], xor flip4 (a pointwise op's int8 input rows read in place: x + 128). */
-RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astride, uint32_t flip4,
+ * At[m * astride + g], each byte flipped when FLIP (a pointwise op's int8 input rows read in
+ * place: x + 128). */
+RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astride, const int FLIP,
                                const int32_t *usum, long p0, int mv, int m0, const int MR, int pan0,
                                const int NP, int K4, void *out, int32_t *acc_out) {
     /* a local copy: the output stores (char *) may alias *p, which would make the compiler
@@ -703,7 +708,8 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astri
         const uint32_t *a = At + (size_t)m0 * astride + g;
 #pragma GCC unroll 12
         for (int m = 0; m < MR; m++) {
-            VSI am = ((VSI){0} + (int32_t)a[(size_t)m * astride]) ^ (int32_t)flip4;
+            VSI am = (VSI){0} + (int32_t)a[(size_t)m * astride];
+            if (FLIP) am ^= (int32_t)0x80808080u;  /* a constant: no instruction when 0 */
 #pragma GCC unroll 16
             for (int i = 0; i < NP * RN_NV; i++)
                 acc[m * NP * RN_NV + i] = RN_SFX(dot4_u8s8)(acc[m * NP * RN_NV + i], am, w[i]);
@@ -771,20 +777,23 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
             long p0 = tile * RN_Q8_TILE;
             int mv = (int)(P - p0 < RN_Q8_TILE ? P - p0 : RN_Q8_TILE);
             /* a whole tile of a pointwise op whose rows are whole words reads its input in place */
-            const int direct = p->pointwise && (K & 3) == 0 && !p->beta && mv == RN_Q8_TILE;
+            const int direct = p->pointwise && (K & 3) == 0 && mv == RN_Q8_TILE;
             const uint32_t *a = At;
-            uint32_t flip4 = 0;
             if (direct) {
                 a = (const uint32_t *)((const uint8_t *)in + (size_t)p0 * K);
-                flip4 = p->in_signed ? 0x80808080u : 0;
+                if (p->beta)
+                    for (int m = 0; m < RN_Q8_TILE; m++)
+                        usum[m] = RN_SFX(unsigned_byte_sum)((const uint8_t *)a + (size_t)m * K, K, p->in_signed);
             } else {
                 RN_SFX(gather_q8)(p, in, p0, mv, K, At, usum);
             }
+            const int flip = direct && p->in_signed;
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
             for (int pan = block * bpan; pan < pan_end; pan += 4) {
                 int np = pan_end - pan < 4 ? pan_end - pan : 4;
-#define RN_Q8_TILE_CALL(m0, MR, NP) \
-    RN_SFX(q8_tile)(p, a, K4, flip4, usum, p0, mv, m0, MR, pan, NP, K4, out, acc_out)
+#define RN_Q8_TILE_CALL(m0, MR, NP) do { \
+        if (flip) RN_SFX(q8_tile)(p, a, K4, 1, usum, p0, mv, m0, MR, pan, NP, K4, out, acc_out); \
+        else RN_SFX(q8_tile)(p, a, K4, 0, usum, p0, mv, m0, MR, pan, NP, K4, out, acc_out); } while (0)
                 if (np == 4) {
                     RN_Q8_TILE_CALL(0, 6, 4);
                     if (mv > 6) RN_Q8_TILE_CALL(6, 6, 4);
