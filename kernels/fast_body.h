@@ -1076,6 +1076,8 @@ RN_INLINE VSI RN_SFX(panel_lanes8)(const char *src, int v, int nc, const int is_
     return RN_SFX(widen8_part)(src + v * RN_L32, is_signed, count < RN_L32 ? count : RN_L32);
 }
 
+#define RN_DWQ_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)  /* interior pixels per pass of depthwise_q_row */
+
 /* One output row of one channel panel (all RN_NV vectors full, or the op's last, partial
  * panel): weights, bias and requantization parameters held in registers while the pixels go
  * by; taps with their row outside the image skipped once per row, columns checked only near
@@ -1116,6 +1118,42 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
     for (int ox = 0; ox < out_w; ox++, dst += C) {
         const int x0 = ox * sw - pad_l;
         const int inside = ox >= ox_lo && ox < ox_hi;
+        if (inside && every_row && ox + RN_DWQ_PIX <= ox_hi) {
+            /* RN_DWQ_PIX interior pixels at once: one pixel's taps are a chain of dependent
+             * multiply-adds (5 cycles each with VNNI), several pixels' chains interleave */
+            VSI accs[RN_DWQ_PIX][RN_NV];
+#pragma GCC unroll 8
+            for (int j = 0; j < RN_DWQ_PIX; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) accs[j][v] = bias_all[v];
+            for (int ky = 0; ky < kh; ky++) {
+                const char *row = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
+                const VSI *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+                for (int kx = 0; kx < kw; kx++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) {
+                        if (!full && v * RN_L32 >= nc) continue;
+                        const VSI w = wk[kx * RN_NV + v];
+#pragma GCC unroll 8
+                        for (int j = 0; j < RN_DWQ_PIX; j++) {
+                            const char *src = row + ((size_t)j * sw + (size_t)kx * dw) * C;
+                            VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
+                            RN_MADD(accs[j][v], (VHI)x, (VHI)w);
+                        }
+                    }
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < RN_DWQ_PIX; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++)
+                    if (full || v * RN_L32 < nc)
+                        RN_SFX(requant_store8)(accs[j][v], mult[v], shift[v], rq, dst + (size_t)j * C + v * RN_L32,
+                                               nc - v * RN_L32);
+            ox += RN_DWQ_PIX - 1;
+            dst += (size_t)(RN_DWQ_PIX - 1) * C;
+            continue;
+        }
         VSI acc[RN_NV];
         if (inside && every_row) {
 #pragma GCC unroll 4
