@@ -59,37 +59,17 @@ RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
 /* The int32 lanes of v: even ones in the low halves of 64-bit lanes, odd ones moved there. */
 RN_INLINE VDI RN_SFX(even_lanes)(VSI v) { return (VDI)v; }
 RN_INLINE VDI RN_SFX(odd_lanes)(VSI v) { return (VDI)((VDU)v >> 32); }
-/* The even int32 lanes from lo, the odd ones from hi (one blend where the ISA has it). */
-RN_INLINE VSI RN_SFX(blend_odd_lanes)(VDU lo, VDU hi) {
+/* The low 32 bits of each 64-bit lane of even and odd, interleaved back (little-endian): the
+ * even lanes, and the odd ones shifted up, blended where the ISA has a blend. */
+RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
+    const VDU lo = (VDU)even, hi = (VDU)odd << 32;
 #if defined(RN_ISA_AVX512)
     return (VSI)_mm512_mask_blend_epi32(0xAAAA, (__m512i)lo, (__m512i)hi);
 #elif defined(RN_ISA_AVX2)
     return (VSI)_mm256_blend_epi32((__m256i)lo, (__m256i)hi, 0xAA);
 #else
-    return (VSI)((lo & 0xFFFFFFFFu) | (hi & ~(VDU){0} << 32));
+    return (VSI)((lo & 0xFFFFFFFFu) | hi);
 #endif
-}
-
-/* The low 32 bits of each 64-bit lane of even and odd, interleaved back (little-endian). */
-RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
-    return RN_SFX(blend_odd_lanes)((VDU)even, (VDU)odd << 32);
-}
-
-/* saturating rounding doubling high multiply, int32 lanes: trunc((a * b + nudge) / 2**31) with
- * nudge = 2**30 (1 - 2**30 for negative products), i.e. round(a * b / 2**31) ties toward +inf,
- * which is floor((a * b + 2**30) / 2**31) for either sign (for a * b < 0 the truncation is a
- * ceiling: ceil((ab + 1 - 2**30) / 2**31) = floor((ab + 2**30) / 2**31)); INT32_MIN * INT32_MIN
- * saturates to INT32_MAX (srdhm32).  Only the result's low 32 bits are kept, so the final shift
- * may be logical. */
-RN_INLINE VSI RN_SFX(srdhm32)(VSI a, VSI b) {
-    const VDI half = (VDI){0} + (1 << 30);
-    VDI even = RN_SFX(mul_even64)(RN_SFX(even_lanes)(a), RN_SFX(even_lanes)(b)) + half;
-    VDI odd = RN_SFX(mul_even64)(RN_SFX(odd_lanes)(a), RN_SFX(odd_lanes)(b)) + half;
-    /* bits 31..62 of each sum: the even lanes' shifted down into the low halves, the odd
-     * lanes' shifted up into the high halves, where they already belong */
-    VSI q = RN_SFX(blend_odd_lanes)((VDU)even >> 31, (VDU)odd << 1);
-    VSI saturate = (a == INT32_MIN) & (b == INT32_MIN);
-    return (saturate & INT32_MAX) | (~saturate & q);
 }
 
 /* (x * m + 2**(total - 1)) >> total, wrapped to int32, total in [1, 62]: the single rounding. */
@@ -125,15 +105,10 @@ RN_INLINE VDI RN_SFX(double_round64)(VDI a, VDI b, VDI r, int ties_up) {
 /* MultiplyByQuantizedMultiplier on int32 lanes, in the fixed-point forms of refnet/forms.py:
  * the one C definition (every ISA copy compiles it); fixedpoint.pxd has the scalar one and
  * refnet/fixedpoint.py the oracle.  shift in [RN_MIN_SHIFT, RN_MAX_SHIFT]
- * ([RN_MIN_SHIFT, RN_MAX_SHIFT_SINGLE] for the single form); > 0 shifts left. */
-RN_INLINE VSI RN_SFX(mbqm32_with)(VSI x, VSI m, VSI shift, int form, int left_shifts, int min_multiplier);
-
-RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int form) {
-    return RN_SFX(mbqm32_with)(x, m, shift, form, 1, 1);
-}
-
-/* mbqm32 told whether some shift is > 0 and some multiplier INT32_MIN (the steps they need are
- * skipped when not: a convolution's epilogue is this function, once per 16 outputs). */
+ * ([RN_MIN_SHIFT, RN_MAX_SHIFT_SINGLE] for the single form); > 0 shifts left.  left_shifts /
+ * min_multiplier: whether some shift is > 0 and some multiplier INT32_MIN (the steps they need
+ * are skipped when not: a convolution's epilogue is this function, once per 16 outputs);
+ * mbqm32 assumes both. */
 RN_INLINE VSI RN_SFX(mbqm32_with)(VSI x, VSI m, VSI shift, int form, int left_shifts, int min_multiplier) {
     if (form == RN_ROUNDING_SINGLE)  /* one exact product, one shift by 31 - shift, ties up */
         return RN_SFX(mul_round_shift32)(x, m, 31 - shift);
@@ -152,6 +127,17 @@ RN_INLINE VSI RN_SFX(mbqm32_with)(VSI x, VSI m, VSI shift, int form, int left_sh
     /* INT32_MIN * INT32_MIN: the high multiply saturates to INT32_MAX, which r = 0 keeps */
     VSI saturate = (xs == INT32_MIN) & (m == INT32_MIN) & (right == 0);
     return (saturate & INT32_MAX) | (~saturate & q);
+}
+
+RN_INLINE VSI RN_SFX(mbqm32)(VSI x, VSI m, VSI shift, int form) {
+    return RN_SFX(mbqm32_with)(x, m, shift, form, 1, 1);
+}
+
+/* SaturatingRoundingDoublingHighMul on int32 lanes: round(a * b / 2**31), ties toward +inf
+ * (gemmlowp's nudge-and-truncate is floor((a * b + 2**30) / 2**31) for either sign), INT32_MIN *
+ * INT32_MIN saturating to INT32_MAX -- mbqm32's double rounding with nothing left to divide. */
+RN_INLINE VSI RN_SFX(srdhm32)(VSI a, VSI b) {
+    return RN_SFX(mbqm32)(a, b, (VSI){0}, RN_ROUNDING_DOUBLE);
 }
 
 #define VHQ RN_SFX(vhq)
@@ -877,15 +863,12 @@ RN_INLINE VSF RN_SFX(finish_f)(VSF total, const rn_conv_t *p, int c) {
 
 /* Store one panel's nc outputs; lanes holding a NaN (the padded ones included) are marked in *nan. */
 RN_INLINE void RN_SFX(store_panel_f)(VSF acc[RN_NV], const rn_conv_t *p, int c0, int nc, float *dst, VSI *nan) {
-    float tmp[16];
 #pragma GCC unroll 4
     for (int v = 0; v < RN_NV; v++) {
         VSF r = RN_SFX(finish_f)(acc[v], p, c0 + v * RN_L32);
         *nan |= (VSI)(r != r);
-        memcpy(tmp + v * RN_L32, &r, RN_VB);
+        if (nc > v * RN_L32) RN_SFX(store_f)(dst + v * RN_L32, r, nc - v * RN_L32);
     }
-    if (nc == 16) memcpy(dst, tmp, sizeof tmp);
-    else RN_SFX(copy_bytes)(dst, tmp, sizeof(float) * (size_t)(nc & 15));  /* nc < 16 */
 }
 
 /* 1 when a lane of v is set. */
@@ -1076,7 +1059,48 @@ RN_INLINE VSI RN_SFX(panel_lanes8)(const char *src, int v, int nc, const int is_
     return RN_SFX(widen8_part)(src + v * RN_L32, is_signed, count < RN_L32 ? count : RN_L32);
 }
 
-#define RN_DWQ_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)  /* interior pixels per pass of depthwise_q_row */
+/* interior pixels per pass of depthwise_q_row / depthwise_f_row: as many as keep their sums in
+ * registers */
+#define RN_DW_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)
+
+/* NPIX (a constant) consecutive interior pixels of depthwise_q_row, from (y0, x0) in the image:
+ * every tap present, so each sum starts at bias_all and adds x * w alone; the pixels' chains of
+ * dependent multiply-adds (5 cycles each with VNNI) interleave. */
+RN_INLINE void RN_SFX(depthwise_q_interior)(const char *image, size_t row_bytes, int C, int y0, int x0,
+                                            int kh, int kw, int dh, int sw, int dw, const VSI *wv,
+                                            const VSI *bias_all, const VSI *mult, const VSI *shift,
+                                            const RN_SFX(requant_t) rq, int nc, const int is_signed,
+                                            const int full, const int NPIX, char *dst) {
+    VSI accs[RN_DW_PIX][RN_NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NPIX; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++) accs[j][v] = bias_all[v];
+    for (int ky = 0; ky < kh; ky++) {
+        const char *row = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
+        const VSI *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+        for (int kx = 0; kx < kw; kx++)
+#pragma GCC unroll 4
+            for (int v = 0; v < RN_NV; v++) {
+                if (!full && v * RN_L32 >= nc) continue;
+                const VSI w = wk[kx * RN_NV + v];
+#pragma GCC unroll 8
+                for (int j = 0; j < NPIX; j++) {
+                    const char *src = row + ((size_t)j * sw + (size_t)kx * dw) * C;
+                    VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
+                    RN_MADD(accs[j][v], (VHI)x, (VHI)w);
+                }
+            }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NPIX; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < RN_NV; v++)
+            if (full || v * RN_L32 < nc)
+                RN_SFX(requant_store8)(accs[j][v], mult[v], shift[v], rq, dst + (size_t)j * C + v * RN_L32,
+                                       nc - v * RN_L32);
+}
 
 /* One output row of one channel panel (all RN_NV vectors full, or the op's last, partial
  * panel): weights, bias and requantization parameters held in registers while the pixels go
@@ -1118,59 +1142,22 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
     for (int ox = 0; ox < out_w; ox++, dst += C) {
         const int x0 = ox * sw - pad_l;
         const int inside = ox >= ox_lo && ox < ox_hi;
-        if (inside && every_row && ox + RN_DWQ_PIX <= ox_hi) {
-            /* RN_DWQ_PIX interior pixels at once: one pixel's taps are a chain of dependent
-             * multiply-adds (5 cycles each with VNNI), several pixels' chains interleave */
-            VSI accs[RN_DWQ_PIX][RN_NV];
-#pragma GCC unroll 8
-            for (int j = 0; j < RN_DWQ_PIX; j++)
-#pragma GCC unroll 4
-                for (int v = 0; v < RN_NV; v++) accs[j][v] = bias_all[v];
-            for (int ky = 0; ky < kh; ky++) {
-                const char *row = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
-                const VSI *wk = wv + (size_t)ky * kw * RN_NV;
-#pragma GCC unroll 5
-                for (int kx = 0; kx < kw; kx++)
-#pragma GCC unroll 4
-                    for (int v = 0; v < RN_NV; v++) {
-                        if (!full && v * RN_L32 >= nc) continue;
-                        const VSI w = wk[kx * RN_NV + v];
-#pragma GCC unroll 8
-                        for (int j = 0; j < RN_DWQ_PIX; j++) {
-                            const char *src = row + ((size_t)j * sw + (size_t)kx * dw) * C;
-                            VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
-                            RN_MADD(accs[j][v], (VHI)x, (VHI)w);
-                        }
-                    }
+        if (inside && every_row) {  /* RN_DW_PIX at a time while they last, then one */
+#define RN_DWQ_INTERIOR(NPIX) \
+    RN_SFX(depthwise_q_interior)(image, row_bytes, C, y0, x0, kh, kw, dh, sw, dw, wv, bias_all, mult, \
+                                 shift, rq, nc, is_signed, full, NPIX, dst)
+            if (ox + RN_DW_PIX <= ox_hi) {
+                RN_DWQ_INTERIOR(RN_DW_PIX);
+                ox += RN_DW_PIX - 1;
+                dst += (size_t)(RN_DW_PIX - 1) * C;
+            } else {
+                RN_DWQ_INTERIOR(1);
             }
-#pragma GCC unroll 8
-            for (int j = 0; j < RN_DWQ_PIX; j++)
-#pragma GCC unroll 4
-                for (int v = 0; v < RN_NV; v++)
-                    if (full || v * RN_L32 < nc)
-                        RN_SFX(requant_store8)(accs[j][v], mult[v], shift[v], rq, dst + (size_t)j * C + v * RN_L32,
-                                               nc - v * RN_L32);
-            ox += RN_DWQ_PIX - 1;
-            dst += (size_t)(RN_DWQ_PIX - 1) * C;
+#undef RN_DWQ_INTERIOR
             continue;
         }
+        /* an edge pixel (or a row missing taps): each present tap's (x + in_off) * w */
         VSI acc[RN_NV];
-        if (inside && every_row) {
-#pragma GCC unroll 4
-            for (int v = 0; v < RN_NV; v++) acc[v] = bias_all[v];
-            for (int ky = 0; ky < kh; ky++) {
-                const char *src = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
-                const VSI *wk = wv + (size_t)ky * kw * RN_NV;
-#pragma GCC unroll 5
-                for (int kx = 0; kx < kw; kx++, src += (size_t)dw * C)
-#pragma GCC unroll 4
-                    for (int v = 0; v < RN_NV; v++) {
-                        if (!full && v * RN_L32 >= nc) continue;
-                        VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
-                        RN_MADD(acc[v], (VHI)x, (VHI)wk[kx * RN_NV + v]);
-                    }
-            }
-        } else {
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) acc[v] = bias[v];
         for (int ky = ky0; ky < ky1; ky++) {
@@ -1188,7 +1175,6 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
                     RN_MADD(acc[v], (VHI)(x + in_off), (VHI)wk[kx * RN_NV + v]);
                 }
             }
-        }
         }
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++)
@@ -1254,7 +1240,6 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     }
 }
 
-#define RN_DW_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)  /* interior pixels per pass of depthwise_f_row */
 
 /* One output row of one channel panel, float (all RN_NV vectors full, or the op's last, partial
  * panel): the panel's tap weights wv [tap][RN_NV] and its bias held while the pixels go by; filter
@@ -1632,9 +1617,8 @@ static void RN_SFX(hard_swish_f)(const float *x, float *out, long n, int recipro
 
 /* The sums of NV (a constant: the accumulators stay in registers) vectors of columns over the
  * rows, in order from +0.0, the last vector `tail` columns wide (RN_L32 as a constant: whole
- * loads only); nan_rule: x86's NaN operand rule
- * spelt out at every add (nan_first), else plain adds.  Each column is one chain of dependent
- * adds: NV chains interleave. */
+ * loads only); nan_rule: x86's NaN operand rule spelt out at every add (nan_first), else plain
+ * adds.  Each column is one chain of dependent adds: NV chains interleave. */
 RN_INLINE void RN_SFX(sum_rows_block_f)(const float *base, long rows, long inner, const int NV,
                                         const int tail, const int nan_rule, float *out) {
     VSF acc[8];
