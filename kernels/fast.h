@@ -51,6 +51,31 @@ static inline long rn_work_chunk(long items, int threads) {
     return chunk > 1 ? chunk : 1;
 }
 
+/* Elementwise work in spans.  An op out[i] = f(a[i], b[i % period]) is n / period rows of
+ * `period` values (a flat op is one row); a span is at most RN_SPAN values of one row, RN_SPAN a
+ * multiple of every vector width, so a span's vectors are whole but at a row's end, exactly as in
+ * one pass over the row.  Threads share the spans only from RN_SPAN_THREADED values on: a fork and
+ * join of the threads costs about the work of 20 000 values. */
+#define RN_SPAN 8192L
+#define RN_SPAN_THREADED 32768L
+typedef struct { long row, start, end; } rn_span_t;  /* values [start, end) of row `row` */
+
+static inline long rn_spans_per_row(long period) { return (period + RN_SPAN - 1) / RN_SPAN; }
+static inline long rn_spans(long n, long period) {
+    return period > 0 ? n / period * rn_spans_per_row(period) : 0;
+}
+static inline rn_span_t rn_span(long u, long period) {
+    const long per_row = rn_spans_per_row(period);
+    rn_span_t s;
+    s.row = u / per_row;
+    s.start = u % per_row * RN_SPAN;
+    s.end = s.start + RN_SPAN < period ? s.start + RN_SPAN : period;
+    return s;
+}
+static inline int rn_span_threads(long n, int threads) {
+    return threads > 1 && n >= RN_SPAN_THREADED ? threads : 1;
+}
+
 typedef struct {
     /* geometry (NHWC input and output, filter taps (ky, kx, ci)) */
     int batches, in_h, in_w, in_c;
@@ -105,6 +130,7 @@ typedef struct {
     int saturating;     /* the build's float -> int32 conversion saturates (aarch64) */
     float scale, inv;
     int32_t zp, lo, hi; /* lo, hi: the output type's range */
+    int threads;
 } rn_quantize_t;
 
 #endif

@@ -67,15 +67,16 @@ cdef extern from "fast_dispatch.h" nogil:
         int is_signed, form, reciprocal, saturating
         float scale, inv
         int32_t zp, lo, hi
+        int threads
     void rn_quantize_f(const rn_quantize_t *q, const float *x, void *out)
     void rn_sum_rows8(const void *x, int is_signed, long outer, long rows, long inner, int32_t *out)
     void rn_binary_f(const float *a, const float *b, float *out, long n, long period, int b_repeats,
-                     int is_mul, float lo, float hi, long nan_run, long second_limit)
-    void rn_hard_swish_f(const float *x, float *out, long n, int reciprocal)
+                     int is_mul, float lo, float hi, long nan_run, long second_limit, int threads)
+    void rn_hard_swish_f(const float *x, float *out, long n, int reciprocal, int threads)
     void rn_sum_rows_f(const float *x, long outer, long rows, long inner, float *out)
-    void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n)
+    void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n, int threads)
     void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n,
-                  long period)
+                  long period, int threads)
     int rn_isa
     int rn_isa_supported()
     void rn_conv_q(const rn_conv_t *p, const void *inp, void *out, int32_t *acc_out)
@@ -573,7 +574,7 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, int form):
 # ------------------------------------------------------------------------------------------
 
 def quantize_f(cnp.ndarray x not None, cnp.ndarray out not None, int form, float scale, float inv,
-               int zp, bint reciprocal=False, bint saturating=False):
+               int zp, bint reciprocal=False, bint saturating=False, int threads=1):
     """Per-tensor QUANTIZE float32 -> int8/uint8 (out), as refnet/ops/quantize.py: form
     ROUNDING_DOUBLE (roundf(x / scale), or x * inv with reciprocal; the conversion of NaN and
     out-of-range values INT32_MIN, or saturating; + zp wrapping) or QUANTIZE_RECIPROCAL_RNE
@@ -594,6 +595,7 @@ def quantize_f(cnp.ndarray x not None, cnp.ndarray out not None, int form, float
         raise ValueError("zero point out of range")
     q.n, q.is_signed, q.form, q.reciprocal, q.saturating = x.size, ok == 1, form, reciprocal, saturating
     q.scale, q.inv, q.zp = scale, inv, zp
+    q.threads = max(1, threads)
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef void* outp = cnp.PyArray_DATA(out)
     with nogil:
@@ -619,7 +621,7 @@ def sum_rows8(cnp.ndarray x not None, long outer, long rows, long inner, cnp.nda
         rn_sum_rows8(xp, is_signed, outer, rows, inner, outp)
 
 
-def lut8(cnp.ndarray table not None, cnp.ndarray x not None, cnp.ndarray out not None):
+def lut8(cnp.ndarray table not None, cnp.ndarray x not None, cnp.ndarray out not None, int threads=1):
     """out[i] = table[x[i] read as uint8]: table 256 bytes (int8 or uint8), x and out 8-bit arrays
     of one size (any of int8 / uint8)."""
     if _kind(table, "table") > 1 or table.size != 256:
@@ -632,11 +634,13 @@ def lut8(cnp.ndarray table not None, cnp.ndarray x not None, cnp.ndarray out not
     cdef const uint8_t* xp = <const uint8_t*>cnp.PyArray_DATA(x)
     cdef uint8_t* outp = <uint8_t*>cnp.PyArray_DATA(out)
     cdef long n = x.size
+    cdef int nt = max(1, threads)
     with nogil:
-        rn_lut8(tp, xp, outp, n)
+        rn_lut8(tp, xp, outp, n, nt)
 
 
-def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None):
+def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
+          int threads=1):
     """out[i] = table[256 * a[i] + b[i % b.size]], a and b read as uint8: table 65536 bytes (int8 or
     uint8; row a, column b), a and out 8-bit arrays of one size, b's size dividing a's."""
     if _kind(table, "table") > 1 or table.size != 65536:
@@ -650,12 +654,13 @@ def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not 
     cdef const uint8_t* bp = <const uint8_t*>cnp.PyArray_DATA(b)
     cdef uint8_t* outp = <uint8_t*>cnp.PyArray_DATA(out)
     cdef long n = a.size, period = b.size
+    cdef int nt = max(1, threads)
     with nogil:
-        rn_lut16(tp, ap, bp, outp, n, period)
+        rn_lut16(tp, ap, bp, outp, n, period, nt)
 
 
 def binary_f(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None, bint is_mul,
-             float lo, float hi, long nan_run=0, long second_limit=0):
+             float lo, float hi, long nan_run=0, long second_limit=0, int threads=1):
     """Float32 ADD / MUL, fused clamp: out = clamp(a op b) with x86's NaN rule spelt out (a NaN
     operand's NaN, quieted; a's when both are, except b's at the flat positions i with
     i % nan_run < second_limit: a profile's NaN blocks).  One of a, b has out's size, the other a
@@ -672,11 +677,12 @@ def binary_f(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not
     cdef const float* ap = <const float*>cnp.PyArray_DATA(a)
     cdef const float* bp = <const float*>cnp.PyArray_DATA(b)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
+    cdef int nt = max(1, threads)
     with nogil:
-        rn_binary_f(ap, bp, outp, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit)
+        rn_binary_f(ap, bp, outp, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit, nt)
 
 
-def hard_swish_f(cnp.ndarray x not None, cnp.ndarray out not None, bint reciprocal=False):
+def hard_swish_f(cnp.ndarray x not None, cnp.ndarray out not None, bint reciprocal=False, int threads=1):
     """Float32 HARD_SWISH as hard_swish.pyx's hard_swish_float, vectorised."""
     if _kind(x, "x") != 3 or _kind(out, "out") != 3:
         raise TypeError("x and out must be float32")
@@ -685,8 +691,9 @@ def hard_swish_f(cnp.ndarray x not None, cnp.ndarray out not None, bint reciproc
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
     cdef long n = x.size
+    cdef int nt = max(1, threads)
     with nogil:
-        rn_hard_swish_f(xp, outp, n, reciprocal)
+        rn_hard_swish_f(xp, outp, n, reciprocal, nt)
 
 
 def sum_rows_f(cnp.ndarray x not None, long outer, long rows, long inner, cnp.ndarray out not None):

@@ -1443,19 +1443,20 @@ RN_INLINE VSI RN_SFX(elementwise_raw)(const rn_elementwise_t *e, VSI x1, VSI x2,
 }
 
 static void RN_SFX(elementwise_q)(const rn_elementwise_t *e, const void *a, const void *b, void *out) {
-    const long periods = e->period ? (long)e->n / e->period : 0;
-    const int threads = e->threads > 0 ? e->threads : 1;
+    const long period = e->period, spans = rn_spans(e->n, period);
+    const int threads = rn_span_threads(e->n, e->threads);
     const long blocked = ((long)e->n / 8) * 8;
     const int sgn = e->is_signed;
     int32_t lane_numbers[RN_L32];
     for (int l = 0; l < RN_L32; l++) lane_numbers[l] = l;
     VSI lanes;
     memcpy(&lanes, lane_numbers, RN_VB);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && periods > 1)
-    for (long r = 0; r < periods; r++) {
-        for (int j = 0; j < e->period; j += RN_L32) {
-            int count = e->period - j < RN_L32 ? e->period - j : RN_L32;
-            size_t i = (size_t)r * e->period + j;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long u = 0; u < spans; u++) {
+        const rn_span_t sp = rn_span(u, period);
+        for (long j = sp.start; j < sp.end; j += RN_L32) {
+            int count = sp.end - j < RN_L32 ? (int)(sp.end - j) : RN_L32;
+            size_t i = (size_t)sp.row * period + j;
             const char *pa = (const char *)a + i, *pb = (const char *)b + j;
             /* |q - zp| <= 255 (zero points in the type's range): every intermediate fits int32 */
             VSI x1 = (count == RN_L32 ? RN_SFX(widen8)(pa, sgn) : RN_SFX(widen8_part)(pa, sgn, count)) - e->zp1;
@@ -1499,23 +1500,29 @@ RN_INLINE VSI RN_SFX(round_half_away_cvt32)(VSF v, int saturating) {
 static void RN_SFX(quantize_f)(const rn_quantize_t *q, const float *x, void *out) {
     const VSF zero = {0};
     const int sgn = q->is_signed;
-    for (long i = 0; i < q->n; i += RN_L32) {
-        int count = q->n - i < RN_L32 ? (int)(q->n - i) : RN_L32;
-        VSF v;
-        if (count == RN_L32) memcpy(&v, x + i, RN_VB);
-        else { float tail[RN_L32] = {0}; memcpy(tail, x + i, sizeof(float) * count); memcpy(&v, tail, RN_VB); }
-        VSI r;
-        if (q->form == RN_QUANTIZE_RECIPROCAL_RNE) {
-            VSF p = v * q->inv;
-            VSI is_num = (VSI)(p == p);
-            r = RN_SFX(clamp32)(RN_SFX(rint_clipped32)(RN_SFX(select_f)(is_num, p, zero)), -65536, 65536) + q->zp;
-            /* NaN: the oracle's int64 conversion gives INT64_MIN, and + zp wraps when zp < 0 */
-            r = (is_num & r) | (~is_num & (q->zp < 0 ? q->hi : q->lo));
-        } else {
-            VSF p = q->reciprocal ? v * q->inv : v / (zero + q->scale);
-            r = RN_SFX(round_half_away_cvt32)(p, q->saturating) + q->zp;  /* wraps (-fwrapv) */
+    const long spans = rn_spans(q->n, q->n);
+    const int threads = rn_span_threads(q->n, q->threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long u = 0; u < spans; u++) {
+        const rn_span_t sp = rn_span(u, q->n);
+        for (long i = sp.start; i < sp.end; i += RN_L32) {
+            int count = sp.end - i < RN_L32 ? (int)(sp.end - i) : RN_L32;
+            VSF v;
+            if (count == RN_L32) memcpy(&v, x + i, RN_VB);
+            else { float tail[RN_L32] = {0}; memcpy(tail, x + i, sizeof(float) * count); memcpy(&v, tail, RN_VB); }
+            VSI r;
+            if (q->form == RN_QUANTIZE_RECIPROCAL_RNE) {
+                VSF p = v * q->inv;
+                VSI is_num = (VSI)(p == p);
+                r = RN_SFX(clamp32)(RN_SFX(rint_clipped32)(RN_SFX(select_f)(is_num, p, zero)), -65536, 65536) + q->zp;
+                /* NaN: the oracle's int64 conversion gives INT64_MIN, and + zp wraps when zp < 0 */
+                r = (is_num & r) | (~is_num & (q->zp < 0 ? q->hi : q->lo));
+            } else {
+                VSF p = q->reciprocal ? v * q->inv : v / (zero + q->scale);
+                r = RN_SFX(round_half_away_cvt32)(p, q->saturating) + q->zp;  /* wraps (-fwrapv) */
+            }
+            RN_SFX(store8)(RN_SFX(clamp32)(r, q->lo, q->hi), sgn, (char *)out + i, count);
         }
-        RN_SFX(store8)(RN_SFX(clamp32)(r, q->lo, q->hi), sgn, (char *)out + i, count);
     }
 }
 
@@ -1563,16 +1570,20 @@ static void RN_SFX(sum_rows8)(const void *x, int is_signed, long outer, long row
  * blocks, refnet.ops.elementwise.nan_second_run; second_limit 0: a's everywhere). */
 static void RN_SFX(binary_f)(const float *a, const float *b, float *out, long n, long period,
                              int b_repeats, int is_mul, float lo, float hi, long nan_run,
-                             long second_limit) {
+                             long second_limit, int threads) {
     if (n <= 0 || period <= 0) return;
-    const long rows = n / period;
+    const long spans = rn_spans(n, period);
+    threads = rn_span_threads(n, threads);
     if (nan_run <= 0) second_limit = 0;
-    for (long r = 0; r < rows; r++) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long u = 0; u < spans; u++) {
+        const rn_span_t sp = rn_span(u, period);
+        const long r = sp.row;
         const float *ar = b_repeats ? a + (size_t)r * period : a;
         const float *br = b_repeats ? b : b + (size_t)r * period;
         float *o = out + (size_t)r * period;
-        for (long j = 0; j < period; j += RN_L32) {
-            const int count = period - j < RN_L32 ? (int)(period - j) : RN_L32;
+        for (long j = sp.start; j < sp.end; j += RN_L32) {
+            const int count = sp.end - j < RN_L32 ? (int)(sp.end - j) : RN_L32;
             VSF x = RN_SFX(load_f)(ar + j, count), y = RN_SFX(load_f)(br + j, count);
             VSF raw = is_mul ? x * y : x + y;
             raw = RN_SFX(nan_first)(raw, x, y);
@@ -1600,18 +1611,24 @@ static void RN_SFX(binary_f)(const float *a, const float *b, float *out, long n,
 
 /* out = x * min(6, max(0, x + 3)) / 6 in float32 (reciprocal: (x * (1/6)) * relu6); only x can
  * be a NaN operand at any step, so the operand order cannot change a NaN. */
-static void RN_SFX(hard_swish_f)(const float *x, float *out, long n, int reciprocal) {
+static void RN_SFX(hard_swish_f)(const float *x, float *out, long n, int reciprocal, int threads) {
     const VSF zero = {0}, three = zero + 3.0f, six = zero + 6.0f;
     const float sixth_scalar = 1.0f / 6.0f;  /* a float32 quotient, as the reference's */
     const VSF sixth = zero + sixth_scalar;
-    for (long i = 0; i < n; i += RN_L32) {
-        const int count = n - i < RN_L32 ? (int)(n - i) : RN_L32;
-        VSF v = RN_SFX(load_f)(x + i, count);
-        VSF shifted = v + three;
-        VSF relu6 = RN_SFX(select_f)((VSI)(zero < shifted), shifted, zero);  /* std::max(0, s) */
-        relu6 = RN_SFX(select_f)((VSI)(relu6 < six), relu6, six);            /* std::min(6, r) */
-        VSF r = reciprocal ? (v * sixth) * relu6 : (v * relu6) / six;
-        RN_SFX(store_f)(out + i, r, count);
+    const long spans = rn_spans(n, n);
+    threads = rn_span_threads(n, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long u = 0; u < spans; u++) {
+        const rn_span_t sp = rn_span(u, n);
+        for (long i = sp.start; i < sp.end; i += RN_L32) {
+            const int count = sp.end - i < RN_L32 ? (int)(sp.end - i) : RN_L32;
+            VSF v = RN_SFX(load_f)(x + i, count);
+            VSF shifted = v + three;
+            VSF relu6 = RN_SFX(select_f)((VSI)(zero < shifted), shifted, zero);  /* std::max(0, s) */
+            relu6 = RN_SFX(select_f)((VSI)(relu6 < six), relu6, six);            /* std::min(6, r) */
+            VSF r = reciprocal ? (v * sixth) * relu6 : (v * relu6) / six;
+            RN_SFX(store_f)(out + i, r, count);
+        }
     }
 }
 

@@ -156,11 +156,11 @@ static void rn_sum_rows8(const void *x, int is_signed, long outer, long rows, lo
 }
 
 static void rn_binary_f(const float *a, const float *b, float *out, long n, long period, int b_repeats,
-                        int is_mul, float lo, float hi, long nan_run, long second_limit) {
-    RN_DISPATCH(binary_f, (a, b, out, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit));
+                        int is_mul, float lo, float hi, long nan_run, long second_limit, int threads) {
+    RN_DISPATCH(binary_f, (a, b, out, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit, threads));
 }
-static void rn_hard_swish_f(const float *x, float *out, long n, int reciprocal) {
-    RN_DISPATCH(hard_swish_f, (x, out, n, reciprocal));
+static void rn_hard_swish_f(const float *x, float *out, long n, int reciprocal, int threads) {
+    RN_DISPATCH(hard_swish_f, (x, out, n, reciprocal, threads));
 }
 static void rn_sum_rows_f(const float *x, long outer, long rows, long inner, float *out) {
     RN_DISPATCH(sum_rows_f, (x, outer, rows, inner, out));
@@ -195,20 +195,32 @@ static int rn_vbmi_supported(void) { return 0; }
  * binary 8-bit op (ADD, MUL: tabulated at prepare over every input pair); b repeats with a period
  * dividing n.  Plain C: the table (64 KiB) is read one byte at a time. */
 static void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n,
-                     long period) {
-    for (long r = 0; r < n; r += period) {
-        const uint8_t *ar = a + r;
-        uint8_t *o = out + r;
-        for (long j = 0; j < period; j++) o[j] = table[((size_t)ar[j] << 8) | b[j]];
+                     long period, int threads) {
+    const long spans = rn_spans(n, period);
+    threads = rn_span_threads(n, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long u = 0; u < spans; u++) {
+        const rn_span_t sp = rn_span(u, period);
+        const uint8_t *ar = a + (size_t)sp.row * period;
+        uint8_t *o = out + (size_t)sp.row * period;
+        for (long j = sp.start; j < sp.end; j++) o[j] = table[((size_t)ar[j] << 8) | b[j]];
     }
 }
 static int rn_vbmi = -1;
-static void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n) {
+static void rn_lut8(const uint8_t *table, const uint8_t *x, uint8_t *out, long n, int threads) {
     if (rn_vbmi < 0) rn_vbmi = rn_vbmi_supported();
+    const int vbmi = RN_X86 && rn_isa >= 2 && rn_vbmi;
+    (void)vbmi;  /* read on x86-64 only */
+    const long spans = rn_spans(n, n);
+    threads = rn_span_threads(n, threads);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (long u = 0; u < spans; u++) {
+        const rn_span_t sp = rn_span(u, n);
 #if RN_X86
-    if (rn_isa >= 2 && rn_vbmi) { rn_lut8_vbmi(table, x, out, n); return; }
+        if (vbmi) { rn_lut8_vbmi(table, x + sp.start, out + sp.start, sp.end - sp.start); continue; }
 #endif
-    rn_lut8_plain(table, x, out, n);
+        rn_lut8_plain(table, x + sp.start, out + sp.start, sp.end - sp.start);
+    }
 }
 
 #endif

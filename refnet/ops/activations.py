@@ -173,10 +173,11 @@ def every_byte(dtype) -> np.ndarray:
     return np.arange(256, dtype=np.uint8).view(dtype)
 
 
-def lookup(table: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """table[x read as uint8] for an 8-bit x (table: a unary 8-bit op over every_byte)."""
+def lookup(table: np.ndarray, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    """table[x read as uint8] for an 8-bit x (table: a unary 8-bit op over every_byte), on up to
+    `threads` threads (the interpreter's num_threads)."""
     out = np.empty(x.shape, table.dtype)
-    _kernels_fast.lut8(table, np.ascontiguousarray(x), out)
+    _kernels_fast.lut8(table, np.ascontiguousarray(x), out, max(1, threads))
     return out
 
 
@@ -244,7 +245,7 @@ def _run_relu(ctx: OpContext, inputs: list, plan: QuantizedReluPlan | None = Non
     x = inputs[0]
     plan = ctx.params if plan is None else plan
     if plan is not None and plan.table is not None and x.dtype.itemsize == 1:
-        return [lookup(plan.table, x)]
+        return [lookup(plan.table, x, ctx.num_threads)]
     if plan is None:
         lo, hi = RELU_BOUNDS[ctx.op.kind]
         zero = np.float32(lo)
@@ -464,7 +465,7 @@ def logistic(ctx: OpContext, inputs: list) -> list:
         return [logistic_int16_q3_12(x)]
     if plan.int16 is not None:
         return [logistic_int16(x, plan.int16)]
-    return [lookup(plan.table, x)]
+    return [lookup(plan.table, x, ctx.num_threads)]
 
 
 def _prepare_tanh(ctx: OpContext):
@@ -490,7 +491,7 @@ def tanh(ctx: OpContext, inputs: list) -> list:
         return [gemmlowp_tanh_int16(saturating_left_shift_int16(x, plan.int16.power_of_two_shift))]
     if plan.int16 is not None:
         return [tanh_int16(x, plan.int16)]
-    return [lookup(plan.table, x)]
+    return [lookup(plan.table, x, ctx.num_threads)]
 
 
 # --- HARD_SWISH -------------------------------------------------------------------------------
@@ -535,6 +536,6 @@ def hard_swish(ctx: OpContext, inputs: list) -> list:
     x = inputs[0] if inputs[0].flags.c_contiguous else inputs[0].copy()  # keeps rank 0
     if ctx.params is None:
         out = np.empty(x.shape, x.dtype)  # hard_swish.pyx's arithmetic, vectorised
-        _kernels_fast.hard_swish_f(x, out, "HARD_SWISH" in ctx.profile.float_reciprocal)
+        _kernels_fast.hard_swish_f(x, out, "HARD_SWISH" in ctx.profile.float_reciprocal, max(1, ctx.num_threads))
         return [out]
-    return [lookup(ctx.params.table, x)]
+    return [lookup(ctx.params.table, x, ctx.num_threads)]

@@ -74,4 +74,4 @@ def exp(ctx: OpContext, inputs: list) -> list:
     table = ctx.params
     if table is None:
         return [libm_expf(inputs[0])]
-    return [lookup(table, inputs[0])]
+    return [lookup(table, inputs[0], ctx.num_threads)]

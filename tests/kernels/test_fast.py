@@ -640,3 +640,81 @@ def test_sum_rows_f_matches_sequential_sum(outer, rows, inner, kind, seed):
         out = np.full((outer, inner), 5.0, np.float32)
         kf.sum_rows_f(x, outer, rows, inner, out)
         assert same_bits(out, expected), f"isa {isa}"
+
+
+# --- elementwise kernels on two threads: spans of long rows, rows shorter than a span ---------
+
+SPAN = 8192  # kernels/fast.h RN_SPAN; from 32768 values on the kernels split their spans
+SPAN_PERIODS = [37, SPAN + 5, 3 * SPAN - 16, None]  # None: one row (same shapes / a flat op)
+
+
+@pytest.mark.parametrize("period", SPAN_PERIODS)
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_threaded_elementwise_q_matches_numpy(period, dtype):
+    """ADD (double rounding, and the floor-8 form on one row) and MUL over 2 threads: every span
+    of every row, a row's end mid-vector, against elementwise.py's NumPy arithmetic."""
+    rng = np.random.default_rng(period or 1)
+    info = np.iinfo(dtype)
+    n = 40003 if period is None else period * max(2, -(-40000 // period))
+    period = period or n
+    a, b = qvalues(rng, dtype, (n,), "uniform"), qvalues(rng, dtype, (period,), "uniform")
+    zps = (int(info.min) + 3, int(info.max) - 5, 7)
+    lo, hi = int(info.min) + 1, int(info.max) - 2
+    pairs = ((1518500250, -1), (1276901417, -2))
+    for is_mul, form in [(False, Form.ROUNDING_DOUBLE), (True, Form.ROUNDING_DOUBLE),
+                         (False, Form.ADD_INPUT_SHIFT_FLOOR_8)]:
+        if form == Form.ADD_INPUT_SHIFT_FLOOR_8 and period != n:
+            continue
+        output = (1686629713, -8 if is_mul else -19)
+        if form == Form.ADD_INPUT_SHIFT_FLOOR_8:
+            raw = requantize.add_input_shift_floor_8(a, zps[0], b, zps[1], pairs, output, zps[2], 20)
+        else:
+            plan = ElementwisePlan("quantized", (n,), act_range=(lo, hi), rounding=form, zero_points=zps,
+                                   input_multipliers=pairs, output_multiplier=output)
+            raw = (quantized_mul if is_mul else quantized_add)(plan, a, np.tile(b, n // period))
+        expected = np.clip(raw, lo, hi).astype(dtype)
+        for isa in ISAS:
+            kf.set_isa(isa)
+            out = np.full(n, 9, dtype)
+            kf.elementwise_q(a, b, out, is_mul, *zps, *pairs, output, lo, hi, int(form), 2)
+            assert same_bits(out, expected), f"isa {isa}, {form!r}, mul {is_mul}: {int((out != expected).sum())} differ"
+
+
+@pytest.mark.parametrize("period", SPAN_PERIODS)
+def test_threaded_tables_and_float_ops_match(period):
+    """lut16 (rows), binary_f (rows, NaN blocks), and the flat lut8 / quantize_f / hard_swish_f
+    over 2 threads, against NumPy and the plain kernels."""
+    rng = np.random.default_rng(period or 2)
+    n = 40003 if period is None else period * max(2, -(-40000 // period))
+    period = period or n
+    table = qvalues(rng, np.uint8, (65536,), "uniform")
+    a, b = qvalues(rng, np.uint8, (n,), "uniform"), qvalues(rng, np.uint8, (period,), "uniform")
+    expected16 = table[a.astype(np.int64) * 256 + np.tile(b, n // period)]
+    fa, fb = fvalues_nans(rng, (n,)), fvalues_nans(rng, (period,))
+    run, limit = 4096, 1000
+    raw = add_nan_first(fa, np.tile(fb, n // period))
+    both = np.isnan(fa) & np.isnan(np.tile(fb, n // period))
+    raw = np.where(both & (np.arange(n) % run < limit), quieted(np.tile(fb, n // period)), raw)
+    expected_f = elementwise.clamp_like_cpp(np.asarray(raw, np.float32), -1.0, 1.0)
+    x = (float_operands(rng, "normal", (n,)) * np.float32(4.0)).astype(np.float32)
+    expected_hs = np.empty(n, np.float32)
+    kh.hard_swish_float(x, expected_hs, False)
+    expected_q = _quantize_oracle(x, np.float32(0.05), -3, np.int8, Form.ROUNDING_DOUBLE, False, False)
+    for isa in ISAS:
+        kf.set_isa(isa)
+        out = np.empty_like(a)
+        kf.lut16(table, a, b, out, 2)
+        assert same_bits(out, expected16), f"isa {isa}, lut16"
+        out = np.empty(n, np.uint8)
+        kf.lut8(table[:256], a, out, 2)
+        assert same_bits(out, table[:256][a]), f"isa {isa}, lut8"
+        out = np.full(n, 5.0, np.float32)
+        kf.binary_f(fa, fb, out, False, -1.0, 1.0, run, limit, 2)
+        assert same_bits(out, expected_f), f"isa {isa}, binary_f"
+        out = np.full(n, 5.0, np.float32)
+        kf.hard_swish_f(x, out, False, 2)
+        assert same_bits(out, expected_hs), f"isa {isa}, hard_swish_f"
+        out = np.full(n, 7, np.int8)
+        kf.quantize_f(x, out, int(Form.ROUNDING_DOUBLE), 0.05, float(np.float32(1) / np.float32(0.05)), -3,
+                      threads=2)
+        assert same_bits(out, expected_q), f"isa {isa}, quantize_f"
