@@ -329,13 +329,71 @@ cdef int _requant(rn_conv_t *p, cnp.ndarray mult, cnp.ndarray shift, int zp, int
 
 
 # ------------------------------------------------------------------------------------------
+# A convolution's call checked once
+# ------------------------------------------------------------------------------------------
+
+cdef enum:
+    CALL_CONV_Q, CALL_CONV_Q8, CALL_CONV_F, CALL_DEPTHWISE_Q, CALL_DEPTHWISE_F
+
+
+cdef class KernelCall:
+    """One convolution's kernel call, its arguments checked once.  conv_q / conv_q8 / conv_f /
+    depthwise_q / depthwise_f with prepared=True validate their arguments as for a run, on
+    example x and out arrays of the op's shapes and dtypes (np.empty: nothing is written), and
+    return this instead of running; run(x, out) then checks only that x and out have those
+    shapes and dtypes and are C-contiguous, and calls the kernel (an op's per-invoke work)."""
+    cdef rn_conv_t p
+    cdef int which, raw, x_type, out_type
+    cdef cnp.npy_intp x_shape[4]
+    cdef cnp.npy_intp out_shape[4]
+    cdef object keep  # the arrays p points into (weights, bias, requantization vectors)
+
+    def run(self, cnp.ndarray x not None, cnp.ndarray out not None):
+        """The kernel on x and out; True when a float output is NaN (see conv_f)."""
+        cdef int i, nan_seen = 0
+        if cnp.PyArray_NDIM(x) != 4 or cnp.PyArray_NDIM(out) != 4 or cnp.PyArray_TYPE(x) != self.x_type \
+                or cnp.PyArray_TYPE(out) != self.out_type or not cnp.PyArray_IS_C_CONTIGUOUS(x) \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(out):
+            raise ValueError("x and out must be C-contiguous 4-D arrays of the prepared dtypes")
+        for i in range(4):
+            if cnp.PyArray_DIMS(x)[i] != self.x_shape[i] or cnp.PyArray_DIMS(out)[i] != self.out_shape[i]:
+                raise ValueError(f"x {(<object>x).shape} / out {(<object>out).shape}: not the prepared call's shapes")
+        cdef const void* xp = cnp.PyArray_DATA(x)
+        cdef void* outp = cnp.PyArray_DATA(out)
+        with nogil:
+            if self.which == CALL_CONV_Q:
+                rn_conv_q(&self.p, xp, NULL if self.raw else outp, <int32_t*>outp if self.raw else NULL)
+            elif self.which == CALL_CONV_Q8:
+                rn_conv_q8(&self.p, xp, NULL if self.raw else outp, <int32_t*>outp if self.raw else NULL)
+            elif self.which == CALL_CONV_F:
+                nan_seen = rn_conv_f(&self.p, <const float*>xp, <float*>outp)
+            elif self.which == CALL_DEPTHWISE_Q:
+                rn_depthwise_q(&self.p, xp, outp)
+            else:
+                nan_seen = rn_depthwise_f(&self.p, <const float*>xp, <float*>outp)
+        return nan_seen != 0
+
+
+cdef KernelCall _prepared(rn_conv_t *p, int which, int raw, cnp.ndarray x, cnp.ndarray out, keep):
+    cdef KernelCall call = KernelCall.__new__(KernelCall)
+    cdef int i
+    call.p = p[0]
+    call.which, call.raw, call.keep = which, raw, keep
+    call.x_type, call.out_type = cnp.PyArray_TYPE(x), cnp.PyArray_TYPE(out)
+    for i in range(4):
+        call.x_shape[i], call.out_shape[i] = cnp.PyArray_DIMS(x)[i], cnp.PyArray_DIMS(out)[i]
+    return call
+
+
+# ------------------------------------------------------------------------------------------
 # Kernels
 # ------------------------------------------------------------------------------------------
 
 def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, cnp.ndarray mult,
            cnp.ndarray shift, geom, int in_off, int beta, int zp, int qmin, int qmax, int rounding,
-           cnp.ndarray out not None, int threads=1):
+           cnp.ndarray out not None, int threads=1, bint prepared=False):
     """Quantized convolution; `out` int8/uint8 (requantized) or int32 (raw accumulators).
+    prepared: return the checked call (KernelCall) instead of running.
 
     x (N, H, W, Cin) int8/uint8 (x + in_off must fit int16: input_offset_fits); wpack and beta
     from pack_q of the (Cout, KH*KW*Cin) filter; bias, mult, shift int32 padded to panels (bias
@@ -361,20 +419,22 @@ def conv_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
     p.in_off = in_off
     cdef void* outp = cnp.PyArray_DATA(out)
     cdef const void* xp = cnp.PyArray_DATA(x)
-    if ok == 2:
-        with nogil:
-            rn_conv_q(&p, xp, NULL, <int32_t*>outp)
-        return
-    if ok > 1:
+    if ok > 2:
         raise TypeError("out must be int8, uint8 or int32")
-    _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
+    if ok != 2:
+        _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
+    if prepared:
+        return _prepared(&p, CALL_CONV_Q, ok == 2, x, out, (wpack, bias, mult, shift))
     with nogil:
-        rn_conv_q(&p, xp, outp, NULL)
+        if ok == 2:
+            rn_conv_q(&p, xp, NULL, <int32_t*>outp)
+        else:
+            rn_conv_q(&p, xp, outp, NULL)
 
 
 def conv_q8(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias not None,
             cnp.ndarray mult, cnp.ndarray shift, geom, int in_off, int beta, int zp, int qmin,
-            int qmax, int rounding, cnp.ndarray out not None, int threads=1):
+            int qmax, int rounding, cnp.ndarray out not None, int threads=1, bint prepared=False):
     """Quantized convolution on unsigned x signed bytes; as conv_q, with wpack and beta from
     pack_q8 and bias from fold_q8_bias (required: it carries the offsets' terms)."""
     cdef rn_conv_t p
@@ -398,19 +458,21 @@ def conv_q8(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias
     p.pad_u8 = -q8_alpha(in_off, xk == 1)
     cdef void* outp = cnp.PyArray_DATA(out)
     cdef const void* xp = cnp.PyArray_DATA(x)
-    if ok == 2:
-        with nogil:
-            rn_conv_q8(&p, xp, NULL, <int32_t*>outp)
-        return
-    if ok > 1:
+    if ok > 2:
         raise TypeError("out must be int8, uint8 or int32")
-    _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
+    if ok != 2:
+        _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, npan * RN_NR)
+    if prepared:
+        return _prepared(&p, CALL_CONV_Q8, ok == 2, x, out, (wpack, bias, mult, shift))
     with nogil:
-        rn_conv_q8(&p, xp, outp, NULL)
+        if ok == 2:
+            rn_conv_q8(&p, xp, NULL, <int32_t*>outp)
+        else:
+            rn_conv_q8(&p, xp, outp, NULL)
 
 
 def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,
-           float act_min, float act_max, cnp.ndarray out not None, int threads=1):
+           float act_min, float act_max, cnp.ndarray out not None, int threads=1, bint prepared=False):
     """float32 convolution (reference order per output); wpack from pack_f.
 
     Returns True when an output is NaN (padded taps are 0.0f products here, so an inf or NaN
@@ -426,6 +488,8 @@ def conv_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
     p.wf = <const float*>cnp.PyArray_DATA(wpack)
     p.bias_f = <const float*>_vec(bias, "bias", 3, npan * RN_NR)
     p.act_min, p.act_max = act_min, act_max
+    if prepared:
+        return _prepared(&p, CALL_CONV_F, 0, x, out, (wpack, bias))
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
     cdef int nan_seen
@@ -449,9 +513,9 @@ cdef int _depthwise_common(rn_conv_t *p, cnp.ndarray x, cnp.ndarray wpack, cnp.n
 
 def depthwise_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias,
                 cnp.ndarray mult, cnp.ndarray shift, geom, int in_off, int zp, int qmin,
-                int qmax, int rounding, cnp.ndarray out not None, int threads=1):
+                int qmax, int rounding, cnp.ndarray out not None, int threads=1, bint prepared=False):
     """Quantized depthwise conv (multiplier 1), requantization fused; wpack from
-    pack_depthwise_q."""
+    pack_depthwise_q.  prepared: return the checked call (KernelCall)."""
     cdef rn_conv_t p
     xk, ok = _kind(x, "x"), _kind(out, "out")
     if xk > 1 or ok != xk:
@@ -465,6 +529,8 @@ def depthwise_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray 
     p.in_signed = xk == 1
     p.in_off = in_off
     _requant(&p, mult, shift, zp, qmin, qmax, rounding, ok, padded)
+    if prepared:
+        return _prepared(&p, CALL_DEPTHWISE_Q, 0, x, out, (wpack, bias, mult, shift))
     cdef const void* xp = cnp.PyArray_DATA(x)
     cdef void* outp = cnp.PyArray_DATA(out)
     with nogil:
@@ -472,7 +538,7 @@ def depthwise_q(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray 
 
 
 def depthwise_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray bias, geom,
-                float act_min, float act_max, cnp.ndarray out not None, int threads=1):
+                float act_min, float act_max, cnp.ndarray out not None, int threads=1, bint prepared=False):
     """float32 depthwise conv (multiplier 1), reference order; wpack from pack_depthwise_f.
     Returns True when an output is NaN (as conv_f)."""
     cdef rn_conv_t p
@@ -482,6 +548,8 @@ def depthwise_f(cnp.ndarray x not None, cnp.ndarray wpack not None, cnp.ndarray 
     p.wf = <const float*>cnp.PyArray_DATA(wpack)
     p.bias_f = <const float*>_vec(bias, "bias", 3, panels(p.out_c) * RN_NR)
     p.act_min, p.act_max = act_min, act_max
+    if prepared:
+        return _prepared(&p, CALL_DEPTHWISE_F, 0, x, out, (wpack, bias))
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
     cdef int nan_seen

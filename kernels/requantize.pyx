@@ -14,6 +14,7 @@ The small `*_array` functions expose the primitives to the tests.
 import numpy as np
 
 cimport fixedpoint as fp
+from libc.math cimport round
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t
 
 ctypedef fused q_out:
@@ -80,6 +81,37 @@ def requantize(const int32_t[:, ::1] acc not None, const int32_t[::1] multiplier
                 value = <int32_t>(<uint32_t>value + <uint32_t>output_zero_point)
                 out[r, c] = <q_out>fp.clamp_int32(value, qmin, qmax)
 
+
+
+def requantize_float64(const int32_t[:, ::1] acc not None, const double[::1] scale not None,
+                       int output_zero_point, int qmin, int qmax, q_out[:, ::1] out not None):
+    """out[r, c] = clamp(round(double(acc[r, c]) * scale[c]) + zp, qmin, qmax), round being
+    std::round (halves away from zero) and its result saturated to int32 before the zero point:
+    Form.ROUNDING_FLOAT64, LiteRT's reference FULLY_CONNECTED (requantize.py's
+    requantize_float64, whose NumPy arithmetic this repeats).  scale has length C (per channel) or
+    1; a NaN product, which no model reaches (prepare refuses scales without a multiplier), gives
+    qmin, as x86-64's conversion of NaN (INT32_MIN) then the clamp."""
+    cdef Py_ssize_t rows = acc.shape[0], channels = acc.shape[1], r, c
+    cdef bint per_channel
+    cdef double v
+    cdef int64_t value
+    if out.shape[0] != rows or out.shape[1] != channels:
+        raise ValueError(f"out shape ({out.shape[0]}, {out.shape[1]}) != acc shape ({rows}, {channels})")
+    if scale.shape[0] not in (1, channels) or scale.shape[0] == 0:
+        raise ValueError(f"scale length {scale.shape[0]} must be 1 or {channels}")
+    type_min, type_max = (-128, 127) if q_out is int8_t else (0, 255)
+    if not (type_min <= qmin <= qmax <= type_max):
+        raise ValueError(f"need {type_min} <= qmin <= qmax <= {type_max}, got qmin={qmin}, qmax={qmax}")
+    per_channel = scale.shape[0] == channels and channels != 1
+    with nogil:
+        for r in range(rows):
+            for c in range(channels):
+                v = round(<double>acc[r, c] * scale[c if per_channel else 0])
+                if v != v:
+                    value = qmin
+                else:
+                    value = <int64_t>min(max(v, -2147483648.0), 2147483647.0) + output_zero_point
+                out[r, c] = <q_out>min(max(value, <int64_t>qmin), <int64_t>qmax)
 
 def multiply_by_quantized_multiplier(acc, int multiplier, int shift, int rounding):
     """MultiplyByQuantizedMultiplier on every element of an int32 array (per-tensor m, s).

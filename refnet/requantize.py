@@ -138,7 +138,13 @@ def requantize_to(acc: np.ndarray, q: QuantizedOutput, dtype) -> np.ndarray:
     if q.rounding == Form.ROUNDING_FLOAT64:
         if q.effective_scale is None:
             raise ValueError("the float64 requantization form needs q.effective_scale")
-        return requantize_float64(acc, q.effective_scale, q.zero_point, q.qmin, q.qmax, dtype)
+        out = np.empty(acc.shape, dtype)  # requantize_float64's arithmetic, in Cython
+        channels = acc.shape[-1] if acc.ndim else 1
+        _kernels_requantize.requantize_float64(
+            np.ascontiguousarray(acc, np.int32).reshape(-1, channels),
+            np.ascontiguousarray(q.effective_scale, np.float64).reshape(-1), q.zero_point, q.qmin, q.qmax,
+            out.reshape(-1, channels))
+        return out
     if q.rounding in (Form.ROUNDING_FP32, Form.ROUNDING_RNDNU):
         s = q.fp32_scales(acc.shape[-1])
         if q.rounding == Form.ROUNDING_RNDNU:

@@ -144,6 +144,7 @@ class FastConv:
     shift: np.ndarray | None = None
     beta: int = 0  # the weights' shift (pack_q / pack_q8): s = w + w_off - beta
     bytes_times_bytes: bool = False  # the weights are pack_q8's, for conv_q8 (bias folded)
+    call: object = None  # the kernel call, checked once (_kernels_fast.KernelCall; prepared_call)
 
 
 def fast_kernels_take(q) -> bool:
@@ -157,7 +158,20 @@ def fast_kernels_take(q) -> bool:
 
 
 def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwise: bool):
-    """FastConv for a constant-weight, ungrouped conv (or multiplier-1 depthwise), else None."""
+    """FastConv for a constant-weight, ungrouped conv (or multiplier-1 depthwise), its kernel call
+    checked for the op's shapes, else None."""
+    fast = packed_fast_conv(ctx, plan, kh, kw, cout, depthwise)
+    if fast is None:
+        return None
+    try:
+        fast.call = prepared_call(ctx, plan, fast, depthwise)
+    except (ValueError, TypeError):  # shapes the fast kernels refuse: the plain kernels run the op
+        return None
+    return fast
+
+
+def packed_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwise: bool):
+    """FastConv's packed weights and per-channel vectors (no call yet), or None."""
     w, b_t = constant_data(ctx, 1), ctx.input_tensor(2)
     bias = constant_data(ctx, 2)
     if w is None or (b_t is not None and bias is None):
@@ -200,28 +214,33 @@ def prepare_fast_conv(ctx: OpContext, plan, kh: int, kw: int, cout: int, depthwi
                     multiplier, shift, beta)
 
 
-def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:
-    """Run the op prepare_fast_conv packed (plan.fast) on _kernels_fast; None when a float output
-    is NaN (the vector sums do not fix which NaN wins: the plain kernel then computes the op)."""
-    fast, x = plan.fast, contiguous(x)
+def prepared_call(ctx: OpContext, plan, fast: FastConv, depthwise: bool):
+    """The op's _kernels_fast call with every argument checked now (a KernelCall), on example
+    arrays of its input and output shapes and dtypes (np.empty: no memory is touched)."""
+    x_t = ctx.input_tensor(0)
+    x = np.empty(x_t.shape, x_t.dtype)
+    out = np.empty(plan.out_shape, np.float32 if plan.mode == "float" else x_t.dtype)
     if plan.mode == "float":
-        out = np.empty(plan.out_shape, np.float32)
         kernel = _kernels_fast.depthwise_f if depthwise else _kernels_fast.conv_f
-        nan_seen = kernel(x, fast.weights, fast.bias, fast.geometry, *plan.act_range, out, threads_of(ctx))
-        return None if nan_seen else out
+        return kernel(x, fast.weights, fast.bias, fast.geometry, *plan.act_range, out, threads_of(ctx),
+                      prepared=True)
     q = plan.quant
-    out = np.empty(plan.out_shape, x.dtype)
     if fast.bytes_times_bytes:
-        _kernels_fast.conv_q8(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
-                              plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax,
-                              int(q.rounding), out, threads_of(ctx))
-        return out
+        return _kernels_fast.conv_q8(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                                     plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax,
+                                     int(q.rounding), out, threads_of(ctx), prepared=True)
     if depthwise:
-        _kernels_fast.depthwise_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
-                                  plan.input_offset, q.zero_point, q.qmin, q.qmax, int(q.rounding), out,
-                                  threads_of(ctx))
-        return out
-    _kernels_fast.conv_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
-                         plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax, int(q.rounding), out,
-                         threads_of(ctx))
-    return out
+        return _kernels_fast.depthwise_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                                         plan.input_offset, q.zero_point, q.qmin, q.qmax, int(q.rounding), out,
+                                         threads_of(ctx), prepared=True)
+    return _kernels_fast.conv_q(x, fast.weights, fast.bias, fast.multiplier, fast.shift, fast.geometry,
+                                plan.input_offset, fast.beta, q.zero_point, q.qmin, q.qmax, int(q.rounding), out,
+                                threads_of(ctx), prepared=True)
+
+
+def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:
+    """Run the op prepare_fast_conv packed (plan.fast) by its prepared call; None when a float
+    output is NaN (the vector sums do not fix which NaN wins: the plain kernel then computes the
+    op)."""
+    out = np.empty(plan.out_shape, np.float32 if plan.mode == "float" else x.dtype)
+    return None if plan.fast.call.run(contiguous(x), out) else out

@@ -52,6 +52,16 @@ def fvalues(rng, shape, kind):
     return rng.choice(special, size=shape)
 
 
+def prepared_run(kernel, *args):
+    """kernel(*args) as a KernelCall: prepared (prepared=True) on an example output like args'
+    out (the second last argument; the last is threads), then run on the input and a fresh
+    output.  (output, nan_seen)."""
+    *head, out, threads = args
+    call = kernel(*head, np.empty_like(out), threads, prepared=True)
+    fresh = np.full_like(out, 3)
+    return fresh, call.run(args[0], fresh)
+
+
 @st.composite
 def conv_geometry(draw, depthwise=False):
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
@@ -150,6 +160,11 @@ def test_conv_q_matches_plain_kernels(geometry, dtype, data, seed):
         out = np.full(acc.shape, 7, dtype)
         kf.conv_q(x, packed, pb, pm, ps, geom, in_off, beta, zp, qmin, qmax, rounding, out, threads)
         assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
+        raw, _ = prepared_run(kf.conv_q, x, packed, pb, None, None, geom, in_off, beta, 0, 0, 0, 0, raw, threads)
+        assert same_bits(raw, acc), f"isa {isa}: the prepared call's accumulators differ"
+        out, _ = prepared_run(kf.conv_q, x, packed, pb, pm, ps, geom, in_off, beta, zp, qmin, qmax, rounding, out,
+                              threads)
+        assert same_bits(out, expected), f"isa {isa}: the prepared call differs"
 
 
 @settings(max_examples=200, deadline=None)
@@ -193,6 +208,11 @@ def test_conv_q8_matches_plain_kernels(geometry, dtype, data, seed):
         out = np.full(acc.shape, 7, dtype)
         kf.conv_q8(x, packed, pb, pm, ps, geom, in_off, beta, zp, qmin, qmax, rounding, out, threads)
         assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
+        raw, _ = prepared_run(kf.conv_q8, x, packed, pb, None, None, geom, in_off, beta, 0, 0, 0, 0, raw, threads)
+        assert same_bits(raw, acc), f"isa {isa}: the prepared call's accumulators differ"
+        out, _ = prepared_run(kf.conv_q8, x, packed, pb, pm, ps, geom, in_off, beta, zp, qmin, qmax, rounding,
+                              out, threads)
+        assert same_bits(out, expected), f"isa {isa}: the prepared call differs"
 
 
 @settings(max_examples=40, deadline=None)
@@ -270,6 +290,8 @@ def test_conv_f_matches_plain_kernel(geometry, data, seed):
         kf.set_isa(isa)
         out = np.full(expected.shape, 5.0, np.float32)
         nan_seen = kf.conv_f(x, packed, pb, geom, lo, hi, out, 1 + (isa % 2))
+        called, called_nan = prepared_run(kf.conv_f, x, packed, pb, geom, lo, hi, out, 1 + (isa % 2))
+        assert called_nan == nan_seen and (nan_seen or same_bits(called, out)), f"isa {isa}: prepared call"
         # a NaN output is reported (the op then takes the plain kernel's NaN); else same bits.
         # Padded taps are 0.0f products: only an inf / NaN weight may report a NaN the
         # reference does not have.
@@ -305,6 +327,9 @@ def test_depthwise_q_matches_plain_kernels(geometry, dtype, data, seed):
         out = np.full(acc.shape, 3, dtype)
         kf.depthwise_q(x, packed, pb, pm, ps, geom, in_off, zp, qmin, qmax, rounding, out, 1 + (isa % 2))
         assert same_bits(out, expected), f"isa {isa}: {int((out != expected).sum())} differ"
+        out, _ = prepared_run(kf.depthwise_q, x, packed, pb, pm, ps, geom, in_off, zp, qmin, qmax, rounding, out,
+                              1 + (isa % 2))
+        assert same_bits(out, expected), f"isa {isa}: the prepared call differs"
 
 
 @settings(max_examples=200, deadline=None)
@@ -329,6 +354,8 @@ def test_depthwise_f_matches_plain_kernel(geometry, data, seed):
         nan_seen = kf.depthwise_f(x, packed, pb, geom, lo, hi, out, 1 + (isa % 2))
         assert nan_seen == bool(np.isnan(expected).any()), f"isa {isa}"
         assert nan_seen or same_bits(out, expected), f"isa {isa}"
+        out, called_nan = prepared_run(kf.depthwise_f, x, packed, pb, geom, lo, hi, out, 1 + (isa % 2))
+        assert called_nan == nan_seen and (nan_seen or same_bits(out, expected)), f"isa {isa}: prepared call"
 
 
 @settings(max_examples=200, deadline=None)
@@ -403,6 +430,14 @@ def test_bad_arguments_are_rejected():
         kf.conv_q(x, packed, vec, vec, vec, geom, 40000, beta, 0, 0, 255, 0, out)
     with pytest.raises(ValueError):
         kf.conv_q(x[:, :, :, :2], packed, vec, vec, vec, geom, 0, beta, 0, 0, 255, 0, out)
+    call = kf.conv_q(x, packed, vec, vec, vec, geom, 0, beta, 0, 0, 255, 0, out, 1, prepared=True)
+    call.run(x, out)
+    with pytest.raises(ValueError):  # a prepared call runs on its own shapes and dtypes only
+        call.run(np.zeros((1, 4, 5, 3), np.uint8), out)
+    with pytest.raises(ValueError):
+        call.run(x.view(np.int8), out)
+    with pytest.raises(ValueError):
+        call.run(np.zeros((1, 4, 4, 6), np.uint8)[..., ::2], out)
 
 
 @settings(max_examples=60, deadline=None)

@@ -212,3 +212,49 @@ def test_multiply_by_quantized_multiplier_rejects_bad_arguments():
         krq.multiply_by_quantized_multiplier(np.zeros(3, np.int32), 2**30, -32, 0)
     with pytest.raises(ValueError):
         krq.multiply_by_quantized_multiplier(np.zeros(3, np.int32), 2**30, 0, 5)
+
+
+def float64_oracle(acc, scale, zp, qmin, qmax):
+    """static_cast<int32>(std::round(double(acc) * scale)) saturated, + zp, clamped: Python's
+    round() is half to even, so halves away from zero are written out on exact fractions."""
+    out = []
+    for a, s in zip(acc.reshape(-1).tolist(), np.broadcast_to(scale, acc.shape).reshape(-1).tolist()):
+        v = float(a) * s  # one IEEE double product, as the C
+        if v != v:
+            out.append(qmin)
+            continue
+        whole = float(int(v)) if abs(v) < 2.0**63 else v  # trunc, exact
+        r = whole + (np.sign(v) if abs(v - whole) >= 0.5 else 0.0)
+        r = min(max(r, float(INT32_MIN)), float(INT32_MAX))
+        out.append(min(max(int(r) + zp, qmin), qmax))
+    return np.array(out, np.int64).reshape(acc.shape)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([np.int8, np.uint8]), st.integers(1, 3), st.integers(1, 40), st.booleans(),
+       st.sampled_from(["uniform", "ties", "extremes"]), st.integers(0, 2**32 - 1))
+def test_requantize_float64_matches_oracles(dtype, rows, channels, per_channel, kind, seed):
+    """Form.ROUNDING_FLOAT64 in Cython against requantize.py's NumPy arithmetic and a Python-int
+    oracle: ties of both signs (scale 0.5, 0.25 and odd accumulators), int32 saturation."""
+    from refnet import requantize
+
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    acc = rng.integers(INT32_MIN, INT32_MAX, (rows, channels), dtype=np.int64, endpoint=True).astype(np.int32)
+    n_scales = channels if per_channel else 1
+    if kind == "ties":
+        acc = (rng.integers(-1000, 1000, (rows, channels)) * 2 + 1).astype(np.int32)
+        scale = rng.choice([0.5, 0.25, 1.5, 2.5e-1], n_scales)
+    elif kind == "extremes":
+        acc[:, : channels // 2] = rng.choice([INT32_MIN, INT32_MAX, 0, -1, 1], (rows, channels // 2))
+        scale = rng.choice([1e-9, 1.0, 3.0, 1e30, 2.0**-31], n_scales)
+    else:
+        scale = rng.uniform(1e-6, 1e-2, n_scales)
+    zp = int(rng.integers(info.min, int(info.max) + 1))
+    qmin, qmax = sorted(int(v) for v in rng.integers(info.min, int(info.max) + 1, 2))
+    expected = float64_oracle(acc, scale, zp, qmin, qmax).astype(dtype)
+    numpy_form = requantize.requantize_float64(acc, scale, zp, qmin, qmax, dtype)
+    out = np.full(acc.shape, 3, dtype)
+    krq.requantize_float64(acc, np.ascontiguousarray(scale, np.float64), zp, qmin, qmax, out)
+    assert same_bits(out, expected)
+    assert same_bits(numpy_form, expected)
