@@ -191,9 +191,15 @@ static int rn_vbmi_supported(void) {
 #else
 static int rn_vbmi_supported(void) { return 0; }
 #endif
+/* out[j] = table[256 * a[j] + b[j]] for j < n: one span of lut16.  A function of its own: the
+ * same loop written inline in lut16's span loop ran at half this speed (GCC 12, Zen 3: 75264
+ * values 107 -> 48 us); gathers (AVX2) were no faster, the 64 KiB table being read from L2. */
+static void rn_lut16_span(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n) {
+    for (long j = 0; j < n; j++) out[j] = table[((size_t)a[j] << 8) | b[j]];
+}
 /* out[i] = table[256 * (uint8_t)a[i] + (uint8_t)b[i % period]]: a 65536-entry byte table of a
  * binary 8-bit op (ADD, MUL: tabulated at prepare over every input pair); b repeats with a period
- * dividing n.  Plain C: the table (64 KiB) is read one byte at a time. */
+ * dividing n. */
 static void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, uint8_t *out, long n,
                      long period, int threads) {
     const long spans = rn_spans(n, period);
@@ -201,9 +207,8 @@ static void rn_lut16(const uint8_t *table, const uint8_t *a, const uint8_t *b, u
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (long u = 0; u < spans; u++) {
         const rn_span_t sp = rn_span(u, period);
-        const uint8_t *ar = a + (size_t)sp.row * period;
-        uint8_t *o = out + (size_t)sp.row * period;
-        for (long j = sp.start; j < sp.end; j++) o[j] = table[((size_t)ar[j] << 8) | b[j]];
+        const size_t row = (size_t)sp.row * period + sp.start;
+        rn_lut16_span(table, a + row, b + sp.start, out + row, sp.end - sp.start);
     }
 }
 static int rn_vbmi = -1;
