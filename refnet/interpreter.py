@@ -384,7 +384,7 @@ class Interpreter:
         values = self._values
         flush = self.profile.flush_denormals
         for ctx, run, expected, frees in self._steps:
-            inputs = [values.get(t) if t >= 0 else None for t in ctx.op.inputs]
+            inputs = [values.get(t) for t in ctx.op.inputs]  # an absent input (-1) is None
             if flush:  # the CPU reads subnormal inputs as zero and writes subnormal results as zero
                 inputs = [v if v is None else ops_registry.flushed_denormals(v) for v in inputs]
             try:
@@ -395,7 +395,7 @@ class Interpreter:
                 raise ops_registry.OpExecutionError(
                     f"{ctx.where}: failed with {type(e).__name__}: {e}") from e
             for (t, dtype, shape), arr in zip(expected, outputs):
-                if arr.dtype != dtype:
+                if arr.dtype is not dtype and arr.dtype != dtype:  # `is`: the common case, cheaply
                     raise ops_registry.OpExecutionError(
                         f"{ctx.where}: produced {arr.dtype.name} for output tensor {t} "
                         f"'{g.tensors[t].name}' of dtype {dtype.name} (refnet bug)")
