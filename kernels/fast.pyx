@@ -663,7 +663,7 @@ def quantize_f(cnp.ndarray x not None, cnp.ndarray out not None, int form, float
         raise ValueError("zero point out of range")
     q.n, q.is_signed, q.form, q.reciprocal, q.saturating = x.size, ok == 1, form, reciprocal, saturating
     q.scale, q.inv, q.zp = scale, inv, zp
-    q.threads = max(1, threads)
+    q.threads = threads
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef void* outp = cnp.PyArray_DATA(out)
     with nogil:
@@ -702,9 +702,8 @@ def lut8(cnp.ndarray table not None, cnp.ndarray x not None, cnp.ndarray out not
     cdef const uint8_t* xp = <const uint8_t*>cnp.PyArray_DATA(x)
     cdef uint8_t* outp = <uint8_t*>cnp.PyArray_DATA(out)
     cdef long n = x.size
-    cdef int nt = max(1, threads)
     with nogil:
-        rn_lut8(tp, xp, outp, n, nt)
+        rn_lut8(tp, xp, outp, n, threads)
 
 
 def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
@@ -722,9 +721,8 @@ def lut16(cnp.ndarray table not None, cnp.ndarray a not None, cnp.ndarray b not 
     cdef const uint8_t* bp = <const uint8_t*>cnp.PyArray_DATA(b)
     cdef uint8_t* outp = <uint8_t*>cnp.PyArray_DATA(out)
     cdef long n = a.size, period = b.size
-    cdef int nt = max(1, threads)
     with nogil:
-        rn_lut16(tp, ap, bp, outp, n, period, nt)
+        rn_lut16(tp, ap, bp, outp, n, period, threads)
 
 
 def binary_f(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None, bint is_mul,
@@ -745,9 +743,8 @@ def binary_f(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not
     cdef const float* ap = <const float*>cnp.PyArray_DATA(a)
     cdef const float* bp = <const float*>cnp.PyArray_DATA(b)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
-    cdef int nt = max(1, threads)
     with nogil:
-        rn_binary_f(ap, bp, outp, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit, nt)
+        rn_binary_f(ap, bp, outp, n, period, b_repeats, is_mul, lo, hi, nan_run, second_limit, threads)
 
 
 def hard_swish_f(cnp.ndarray x not None, cnp.ndarray out not None, bint reciprocal=False, int threads=1):
@@ -759,9 +756,8 @@ def hard_swish_f(cnp.ndarray x not None, cnp.ndarray out not None, bint reciproc
     cdef const float* xp = <const float*>cnp.PyArray_DATA(x)
     cdef float* outp = <float*>cnp.PyArray_DATA(out)
     cdef long n = x.size
-    cdef int nt = max(1, threads)
     with nogil:
-        rn_hard_swish_f(xp, outp, n, reciprocal, nt)
+        rn_hard_swish_f(xp, outp, n, reciprocal, threads)
 
 
 def sum_rows_f(cnp.ndarray x not None, long outer, long rows, long inner, cnp.ndarray out not None):

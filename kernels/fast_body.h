@@ -1521,9 +1521,7 @@ static void RN_SFX(quantize_f)(const rn_quantize_t *q, const float *x, void *out
         const rn_span_t sp = rn_span(u, q->n);
         for (long i = sp.start; i < sp.end; i += RN_L32) {
             int count = sp.end - i < RN_L32 ? (int)(sp.end - i) : RN_L32;
-            VSF v;
-            if (count == RN_L32) memcpy(&v, x + i, RN_VB);
-            else { float tail[RN_L32] = {0}; memcpy(tail, x + i, sizeof(float) * count); memcpy(&v, tail, RN_VB); }
+            const VSF v = RN_SFX(load_f)(x + i, count);
             VSI r;
             if (q->form == RN_QUANTIZE_RECIPROCAL_RNE) {
                 VSF p = v * q->inv;

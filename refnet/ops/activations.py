@@ -177,7 +177,7 @@ def lookup(table: np.ndarray, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """table[x read as uint8] for an 8-bit x (table: a unary 8-bit op over every_byte), on up to
     `threads` threads (the interpreter's num_threads)."""
     out = np.empty(x.shape, table.dtype)
-    _kernels_fast.lut8(table, np.ascontiguousarray(x), out, max(1, threads))
+    _kernels_fast.lut8(table, np.ascontiguousarray(x), out, threads)
     return out
 
 
@@ -536,6 +536,6 @@ def hard_swish(ctx: OpContext, inputs: list) -> list:
     x = inputs[0] if inputs[0].flags.c_contiguous else inputs[0].copy()  # keeps rank 0
     if ctx.params is None:
         out = np.empty(x.shape, x.dtype)  # hard_swish.pyx's arithmetic, vectorised
-        _kernels_fast.hard_swish_f(x, out, "HARD_SWISH" in ctx.profile.float_reciprocal, max(1, ctx.num_threads))
+        _kernels_fast.hard_swish_f(x, out, "HARD_SWISH" in ctx.profile.float_reciprocal, ctx.num_threads)
         return [out]
     return [lookup(ctx.params.table, x, ctx.num_threads)]

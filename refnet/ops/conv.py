@@ -124,7 +124,7 @@ def _grouped(x, w, bias, plan: ConvPlan, out, kernel):
 def conv_2d(ctx: OpContext, inputs: list) -> list:
     plan: ConvPlan = ctx.params
     if plan.fast is not None:
-        out = run_fast_conv(ctx, plan, inputs[0], depthwise=False)
+        out = run_fast_conv(plan, inputs[0])
         if out is not None:
             return [out]
     x, w, bias = weighted_inputs(inputs)

@@ -87,7 +87,7 @@ def int64_depthwise_accumulators(x, w, bias, plan: DepthwisePlan) -> np.ndarray:
 def depthwise_conv_2d(ctx: OpContext, inputs: list) -> list:
     plan: DepthwisePlan = ctx.params
     if plan.fast is not None:
-        out = run_fast_conv(ctx, plan, inputs[0], depthwise=True)
+        out = run_fast_conv(plan, inputs[0])
         if out is not None:
             return [out]
     x, w, bias = weighted_inputs(inputs)

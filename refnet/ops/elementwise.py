@@ -369,8 +369,7 @@ def _table_quantized(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np
     if b.size == 0 or (trailing and shape[len(shape) - len(trailing):] != trailing):
         return None
     out = np.empty(shape, a.dtype)
-    _kernels_fast.lut16(table, np.ascontiguousarray(a), np.ascontiguousarray(b).reshape(-1), out,
-                        max(1, ctx.num_threads))
+    _kernels_fast.lut16(table, np.ascontiguousarray(a), np.ascontiguousarray(b).reshape(-1), out, ctx.num_threads)
     if plan.rounding == Form.ADD_INPUT_SHIFT_FLOOR_8:  # the tail beyond whole 8-element blocks
         blocked = out.size // 8 * 8
         if blocked < out.size:
@@ -440,7 +439,7 @@ def _fast_float(ctx: OpContext, plan: ElementwisePlan, a: np.ndarray, b: np.ndar
     lo, hi = plan.act_range
     run, limit = nan_second_run(ctx.profile, ctx.op.kind, a.size, b.size, math.prod(shape))
     out = np.empty(shape, np.float32)
-    _kernels_fast.binary_f(a, b, out, not is_add, lo, hi, run, limit, max(1, ctx.num_threads))
+    _kernels_fast.binary_f(a, b, out, not is_add, lo, hi, run, limit, ctx.num_threads)
     return out
 
 

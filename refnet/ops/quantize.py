@@ -177,14 +177,14 @@ def quantize(ctx: OpContext, inputs: list, plan: QuantizePlan | None = None) -> 
     dtype = ctx.output_tensor().dtype
     if plan.table is not None and x.dtype.itemsize == 1:  # an 8-bit requantization, tabulated
         out = np.empty(x.shape, dtype)
-        _kernels_fast.lut8(plan.table, np.ascontiguousarray(x), out, max(1, ctx.num_threads))
+        _kernels_fast.lut8(plan.table, np.ascontiguousarray(x), out, ctx.num_threads)
         if plan.tail_table is not None:  # the scalar tail after the whole blocks of 16
             flat, body = out.reshape(-1), x.size // 16 * 16
             flat[body:] = plan.tail_table[x.reshape(-1)[body:].view(np.uint8)]
         return [out]
     if plan.fast is not None and x.dtype == np.float32:
         out = np.empty(x.shape, dtype)
-        _kernels_fast.quantize_f(np.ascontiguousarray(x), out, *plan.fast, threads=max(1, ctx.num_threads))
+        _kernels_fast.quantize_f(np.ascontiguousarray(x), out, *plan.fast, threads=ctx.num_threads)
         return [out]
     info = np.iinfo(dtype)
     if plan.mode == "quantize" and plan.rounding == Form.QUANTIZE_RECIPROCAL_RNE_8:

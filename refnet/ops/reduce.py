@@ -19,6 +19,7 @@ LiteRT's reference path has no special case for 4-D inputs reduced over height a
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -172,15 +173,12 @@ def _mean_float(x: np.ndarray, axes: tuple[int, ...], reciprocal: bool = False) 
             # accumulate is strictly sequential; the reference starts from +0.0, and adding +0.0
             # at the end is the only difference that can make (an all -0.0 sum becomes +0.0).
             total = np.add.accumulate(rows, axis=-1, dtype=np.float32)[..., -1] + np.float32(0.0)
-    if count == 0:  # 0 / 0: NaN, as the reference's division (np.errstate costs microseconds: only here)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (total * (np.float32(1.0) / np.float32(count)) if reciprocal else total / np.float32(count)) \
-                .astype(np.float32)
-    # dividing by count >= 1 (or multiplying by 1 / count <= 1) cannot overflow; a NaN or inf sum
-    # passes through without a floating-point warning
-    if reciprocal:
-        return (total * (np.float32(1.0) / np.float32(count))).astype(np.float32, copy=False)
-    return (total / np.float32(count)).astype(np.float32, copy=False)
+    # by count >= 1 (or times 1 / count <= 1) nothing overflows and a NaN or inf sum raises no
+    # warning: np.errstate, microseconds a call, only for the empty reduction's 0 / 0
+    quiet = np.errstate(invalid="ignore", divide="ignore") if count == 0 else contextlib.nullcontext()
+    with quiet:
+        mean = total * (np.float32(1.0) / np.float32(count)) if reciprocal else total / np.float32(count)
+    return mean.astype(np.float32, copy=False)
 
 
 def _sum_rows8_geometry(dtype, shape: tuple, axes: tuple[int, ...]) -> tuple[int, int, int] | None:

@@ -238,7 +238,7 @@ def prepared_call(ctx: OpContext, plan, fast: FastConv, depthwise: bool):
                                 threads_of(ctx), prepared=True)
 
 
-def run_fast_conv(ctx: OpContext, plan, x: np.ndarray, depthwise: bool) -> np.ndarray | None:
+def run_fast_conv(plan, x: np.ndarray) -> np.ndarray | None:
     """Run the op prepare_fast_conv packed (plan.fast) by its prepared call; None when a float
     output is NaN (the vector sums do not fix which NaN wins: the plain kernel then computes the
     op)."""
