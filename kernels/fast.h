@@ -106,6 +106,30 @@ typedef struct {
     int threads;
 } rn_conv_t;
 
+/* Which copy of a convolution's epilogue runs (fast_body.h q_epilogue): the form fixed at compile
+ * time where the op's vectors need none of its rare steps (no shift > 0, no INT32_MIN multiplier:
+ * every MobileNet's), so the loop over pixels holds no test of the form; GENERAL reads the form
+ * and those steps at run time; RAW writes the int32 sums (no multipliers). */
+enum rn_epilogue { RN_EPI_GENERAL, RN_EPI_RAW, RN_EPI_DOUBLE, RN_EPI_DOUBLE_TIES_UP, RN_EPI_SINGLE,
+                   RN_EPI_FP32 };
+
+static inline int rn_epilogue_of(const rn_conv_t *p) {
+    if (!p->mult) return RN_EPI_RAW;
+    if (p->rounding == RN_ROUNDING_FP32) return RN_EPI_FP32;      /* no shifts */
+    if (p->rounding == RN_ROUNDING_SINGLE) return RN_EPI_SINGLE;  /* its one product takes any */
+    if (p->left_shifts || p->min_multiplier) return RN_EPI_GENERAL;
+    if (p->rounding == RN_ROUNDING_DOUBLE) return RN_EPI_DOUBLE;
+    if (p->rounding == RN_ROUNDING_DOUBLE_TIES_UP) return RN_EPI_DOUBLE_TIES_UP;
+    return RN_EPI_GENERAL;
+}
+
+/* The form of a fixed epilogue kind (a constant wherever kind is one). */
+static inline int rn_epilogue_form(int kind) {
+    return kind == RN_EPI_DOUBLE_TIES_UP ? RN_ROUNDING_DOUBLE_TIES_UP
+         : kind == RN_EPI_SINGLE ? RN_ROUNDING_SINGLE
+         : kind == RN_EPI_FP32 ? RN_ROUNDING_FP32 : RN_ROUNDING_DOUBLE;
+}
+
 /* An output pixel: its batch, row and column, and the input coordinates of its top-left tap. */
 typedef struct { int b, oy, ox, y0, x0; } rn_pixel_t;
 

@@ -62,10 +62,11 @@ RN_INLINE VDI RN_SFX(odd_lanes)(VSI v) { return (VDI)((VDU)v >> 32); }
 /* The low 32 bits of each 64-bit lane of even and odd, interleaved back (little-endian): the
  * even lanes, and the odd ones shifted up, blended where the ISA has a blend. */
 RN_INLINE VSI RN_SFX(join_lanes)(VDI even, VDI odd) {
+#if defined(RN_ISA_AVX512)  /* odd's low halves swapped up, merged into even's odd lanes: one op */
+    return (VSI)_mm512_mask_shuffle_epi32((__m512i)even, 0xAAAA, (__m512i)odd, _MM_PERM_CDAB);
+#endif
     const VDU lo = (VDU)even, hi = (VDU)odd << 32;
-#if defined(RN_ISA_AVX512)
-    return (VSI)_mm512_mask_blend_epi32(0xAAAA, (__m512i)lo, (__m512i)hi);
-#elif defined(RN_ISA_AVX2)
+#if defined(RN_ISA_AVX2)
     return (VSI)_mm256_blend_epi32((__m256i)lo, (__m256i)hi, 0xAA);
 #else
     return (VSI)((lo & 0xFFFFFFFFu) | hi);
@@ -96,10 +97,18 @@ RN_INLINE VSI RN_SFX(mul_round_shift32)(VSI x, VSI m, VSI total) {
 RN_INLINE VDI RN_SFX(double_round64)(VDI a, VDI b, VDI r, int ties_up) {
     const VDI zero = {0}, one = zero + 1;
     const VDI product = RN_SFX(mul_even64)(a, b);
-    VDI nudge = (zero + (1 << 30)) + ((((one << r) >> 1)) << 31);  /* 2**30 + 2**(r-1) * 2**31 */
-    if (!ties_up)  /* - 2**31 where q < 0 and r > 0 */
-        nudge = nudge - ((VDI)(product < -(1LL << 30)) & (VDI)(r > 0) & (zero + (1LL << 31)));
-    return RN_SFX(sra64)(product + nudge, r + 31);
+    const VDI nudge = (zero + (1 << 30)) + ((((one << r) >> 1)) << 31);  /* 2**30 + 2**(r-1) * 2**31 */
+    VDI sum = product + nudge;
+    if (!ties_up) {  /* - 2**31 where q < 0 and r > 0 */
+#if defined(RN_ISA_AVX512)  /* a compare into a mask and a masked subtract */
+        const __mmask8 away = _mm512_cmplt_epi64_mask((__m512i)product, (__m512i)(zero - (1LL << 30))) &
+                              _mm512_cmpgt_epi64_mask((__m512i)r, (__m512i)zero);
+        sum = (VDI)_mm512_mask_sub_epi64((__m512i)sum, away, (__m512i)sum, (__m512i)(zero + (1LL << 31)));
+#else
+        sum = sum - ((VDI)(product < -(1LL << 30)) & (VDI)(r > 0) & (zero + (1LL << 31)));
+#endif
+    }
+    return RN_SFX(sra64)(sum, r + 31);
 }
 
 /* MultiplyByQuantizedMultiplier on int32 lanes, in the fixed-point forms of refnet/forms.py:
@@ -208,24 +217,27 @@ static void RN_SFX(mbqm_array)(const int32_t *x, const int32_t *m, const int32_t
     }
 }
 
-/* memcpy of n bytes without the library call (a gathered tile copies thousands of short rows:
- * the 9 floats / 27 bytes of a first layer's filter row cost a call each): whole vectors, then
- * the tail masked (AVX-512) or in halving constant-size steps. */
-RN_INLINE void RN_SFX(copy_bytes)(void *dst, const void *src, size_t n) {
+RN_INLINE void RN_SFX(copy_bytes_xor)(void *dst, const void *src, size_t n, const uint8_t x) {
     char *d = (char *)dst;
     const char *s = (const char *)src;
+    const VSI xs = (VSI){0} + (int32_t)(x * 0x01010101u);  /* x in every byte (0: no op) */
     for (; n >= RN_VB; n -= RN_VB, d += RN_VB, s += RN_VB) {
         VSI v;
         memcpy(&v, s, RN_VB);
+        v ^= xs;
         memcpy(d, &v, RN_VB);
     }
     if (!n) return;
 #if defined(RN_ISA_AVX512)
     const __mmask64 k = ((__mmask64)1 << n) - 1;  /* n < 64; masked-off bytes are not touched */
-    _mm512_mask_storeu_epi8(d, k, _mm512_maskz_loadu_epi8(k, s));
+    _mm512_mask_storeu_epi8(d, k, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, s), (__m512i)xs));
 #else
 #define RN_COPY_STEP(bytes) \
-    if (n & (bytes)) { char t[bytes]; memcpy(t, s, bytes); memcpy(d, t, bytes); d += (bytes); s += (bytes); }
+    if (n & (bytes)) { \
+        uint8_t t[bytes]; \
+        memcpy(t, s, bytes); \
+        for (int i = 0; i < (bytes); i++) t[i] ^= x; \
+        memcpy(d, t, bytes); d += (bytes); s += (bytes); }
 #if RN_VB > 16
     RN_COPY_STEP(16)
 #endif
@@ -235,6 +247,29 @@ RN_INLINE void RN_SFX(copy_bytes)(void *dst, const void *src, size_t n) {
     RN_COPY_STEP(1)
 #undef RN_COPY_STEP
 #endif
+}
+
+/* copy_bytes_xor that may also write up to RN_VB - 1 bytes past dst + n (whatever they hold
+ * after it is unspecified): for rows filled in increasing address order with slack at the end.
+ * A short copy's plain 16-byte store: the stem's 9-byte rows 0.31 -> 0.30 ms against masked
+ * stores, where a 64-byte store was slower (0.36). */
+RN_INLINE void RN_SFX(copy_bytes_over)(void *dst, const void *src, size_t n, const uint8_t x) {
+#if defined(RN_ISA_AVX512)
+    if (n <= 16) {
+        const __mmask16 k = (__mmask16)((1u << n) - 1);  /* masked-off bytes are not read */
+        _mm_storeu_si128((__m128i *)dst, _mm_xor_si128(_mm_maskz_loadu_epi8(k, src), _mm_set1_epi8((char)x)));
+        return;
+    }
+#endif
+    RN_SFX(copy_bytes_xor)(dst, src, n, x);
+}
+
+/* memcpy of n bytes without the library call (a gathered tile copies thousands of short rows:
+ * the 9 floats / 27 bytes of a first layer's filter row cost a call each): whole vectors, then
+ * the tail masked (AVX-512) or in halving constant-size steps; copy_bytes_xor flips every byte
+ * by x on the way (x + 128 for int8 bytes read as unsigned). */
+RN_INLINE void RN_SFX(copy_bytes)(void *dst, const void *src, size_t n) {
+    RN_SFX(copy_bytes_xor)(dst, src, n, 0);
 }
 
 /* Byte lanes <-> int32 lanes.  widen8: RN_L32 int8 / uint8 values at src (all readable) as
@@ -289,8 +324,11 @@ RN_INLINE VSI RN_SFX(widen8_part)(const void *src, int is_signed, int count) {
 RN_INLINE void RN_SFX(store8)(VSI v, int is_signed, void *dst, int count) {
 #if defined(RN_ISA_AVX512)
     (void)is_signed;  /* truncation keeps every in-range value */
-    const __mmask16 lanes = count >= RN_L32 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
-    _mm512_mask_cvtepi32_storeu_epi8(dst, lanes, (__m512i)v);
+    /* narrowed in a register, then stored: vpmovdb's memory form is several times slower on
+     * Zen 4 (its stores were half of a 1x1 convolution's time there) */
+    const __m128i bytes = _mm512_cvtepi32_epi8((__m512i)v);
+    if (count >= RN_L32) _mm_storeu_si128((__m128i *)dst, bytes);
+    else _mm_mask_storeu_epi8(dst, (__mmask16)((1u << count) - 1), bytes);
 #else
     int8_t bytes[16];
 #if defined(RN_ISA_AVX2) || RN_X86
@@ -318,6 +356,16 @@ typedef struct { int rounding, zp, qmin, qmax, out_signed, left_shifts, min_mult
 RN_INLINE RN_SFX(requant_t) RN_SFX(requant_of)(const rn_conv_t *p) {
     RN_SFX(requant_t) rq = {p->rounding, p->zp, p->qmin, p->qmax, p->out_signed, p->left_shifts,
                             p->min_multiplier};
+    return rq;
+}
+
+/* requant_of with the form and its flags constants where `kind` (rn_epilogue_of) fixes them. */
+RN_INLINE RN_SFX(requant_t) RN_SFX(requant_as)(const rn_conv_t *p, const int kind) {
+    RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
+    if (kind != RN_EPI_GENERAL) {
+        rq.rounding = rn_epilogue_form(kind);
+        rq.left_shifts = rq.min_multiplier = 0;
+    }
     return rq;
 }
 
@@ -440,32 +488,71 @@ static void RN_SFX(gather_q)(const rn_conv_t *p, const void *in, long p0, int mv
 
 /* The epilogue of one channel vector (channels c .. c + count - 1, count >= 1) over `rows`
  * pixels from pix0, pixel m's sums at acc[m * stride]: + bias + pixel_term[m] (beta * sum(a),
- * modulo 2**32), then written raw (no mult: acc_out) or requantized, clamped and packed (out).
- * Channel vector outermost, so its bias, multipliers and shifts (and what the requantization
- * derives from them) stay in registers over the pixels. */
-RN_INLINE void RN_SFX(q_epilogue)(const rn_conv_t *p, const VSI *acc, int stride, int rows, long pix0,
-                                  const uint32_t *pixel_term, int c, int count, void *out,
-                                  int32_t *acc_out) {
+ * modulo 2**32; NULL: none), then written raw (RAW: acc_out) or requantized, clamped and packed (out), in
+ * the epilogue kind KIND (a constant: rn_epilogue_of).  Channel vector outermost, so its bias,
+ * multipliers and shifts (and what the requantization derives from them) stay in registers
+ * over the pixels. */
+RN_INLINE void RN_SFX(q_epilogue_as)(const rn_conv_t *p, const VSI *acc, int stride, int rows, long pix0,
+                                     const uint32_t *pixel_term, int c, int count, void *out,
+                                     int32_t *acc_out, const int KIND) {
     VSU bias = {0};
     VSI mult = {0}, shift = {0};
     if (p->bias_q) memcpy(&bias, p->bias_q + c, RN_VB);
-    if (p->mult) {
+    const int raw = KIND == RN_EPI_RAW || !p->mult;
+    if (!raw) {
         memcpy(&mult, p->mult + c, RN_VB);
         memcpy(&shift, p->shift + c, RN_VB);
     }
-    const RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
-    const int out_c = p->out_c, raw = !p->mult;
-    for (int m = 0; m < rows; m++) {
-        const size_t at = (size_t)(pix0 + m) * out_c + c;
-        VSI r = (VSI)((VSU)acc[m * stride] + bias + pixel_term[m]);
-        if (raw) {
-            if (count >= RN_L32) memcpy(acc_out + at, &r, RN_VB);
-            else memcpy(acc_out + at, &r, sizeof(int32_t) * (size_t)count);
-            continue;
+    const RN_SFX(requant_t) rq = RN_SFX(requant_as)(p, KIND);
+    const size_t out_c = (size_t)p->out_c;
+    char *dst = (char *)out + (size_t)pix0 * out_c + c;
+    int32_t *raw_dst = acc_out + (size_t)pix0 * out_c + c;
+    if (raw) {
+        for (int m = 0; m < rows; m++) {
+            VSI r = (VSI)((VSU)acc[m * stride] + bias + (pixel_term ? pixel_term[m] : 0));
+            if (count >= RN_L32) memcpy(raw_dst + m * out_c, &r, RN_VB);
+            else memcpy(raw_dst + m * out_c, &r, sizeof(int32_t) * (size_t)count);
         }
-        RN_SFX(requant_store8)(r, mult, shift, rq, (char *)out + at, count);
+    } else if (pixel_term) {
+        for (int m = 0; m < rows; m++)
+            RN_SFX(requant_store8)((VSI)((VSU)acc[m * stride] + bias + pixel_term[m]), mult, shift, rq,
+                                   dst + m * out_c, count);
+    } else if (count >= RN_L32) {  /* whole vectors, no pixel terms (int8 weights): the common case */
+        for (int m = 0; m < rows; m++)
+            RN_SFX(requant_store8)((VSI)((VSU)acc[m * stride] + bias), mult, shift, rq, dst + m * out_c, RN_L32);
+    } else {
+        for (int m = 0; m < rows; m++)
+            RN_SFX(requant_store8)((VSI)((VSU)acc[m * stride] + bias), mult, shift, rq, dst + m * out_c, count);
     }
 }
+
+/* One out-of-line copy of q_epilogue_as per epilogue kind, and the call choosing among them. */
+#define RN_Q_EPILOGUE_ARGS const rn_conv_t *p, const VSI *acc, int stride, int rows, long pix0, \
+    const uint32_t *pixel_term, int c, int count, void *out, int32_t *acc_out
+#define RN_Q_EPILOGUE_COPY(name, KIND) \
+    static __attribute__((noinline)) void RN_SFX(name)(RN_Q_EPILOGUE_ARGS) { \
+        RN_SFX(q_epilogue_as)(p, acc, stride, rows, pix0, pixel_term, c, count, out, acc_out, KIND); }
+RN_Q_EPILOGUE_COPY(q_epilogue_general, RN_EPI_GENERAL)
+RN_Q_EPILOGUE_COPY(q_epilogue_raw, RN_EPI_RAW)
+RN_Q_EPILOGUE_COPY(q_epilogue_double, RN_EPI_DOUBLE)
+RN_Q_EPILOGUE_COPY(q_epilogue_double_ties_up, RN_EPI_DOUBLE_TIES_UP)
+RN_Q_EPILOGUE_COPY(q_epilogue_single, RN_EPI_SINGLE)
+RN_Q_EPILOGUE_COPY(q_epilogue_fp32, RN_EPI_FP32)
+#undef RN_Q_EPILOGUE_COPY
+
+RN_INLINE void RN_SFX(q_epilogue)(RN_Q_EPILOGUE_ARGS) {
+    void (*copy)(RN_Q_EPILOGUE_ARGS);
+    switch (rn_epilogue_of(p)) {
+    case RN_EPI_RAW: copy = RN_SFX(q_epilogue_raw); break;
+    case RN_EPI_DOUBLE: copy = RN_SFX(q_epilogue_double); break;
+    case RN_EPI_DOUBLE_TIES_UP: copy = RN_SFX(q_epilogue_double_ties_up); break;
+    case RN_EPI_SINGLE: copy = RN_SFX(q_epilogue_single); break;
+    case RN_EPI_FP32: copy = RN_SFX(q_epilogue_fp32); break;
+    default: copy = RN_SFX(q_epilogue_general);
+    }
+    copy(p, acc, stride, rows, pix0, pixel_term, c, count, out, acc_out);
+}
+#undef RN_Q_EPILOGUE_ARGS
 
 /* q_epilogue of one panel (RN_NV channel vectors) over `rows` pixels, acc[m][v]. */
 RN_INLINE void RN_SFX(q_store_panel)(const rn_conv_t *p, const VSI (*acc)[RN_NV], int rows, int pan, long pix0,
@@ -538,6 +625,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *shared, const void *in, void *out, i
             long p0 = tile * RN_TMR;
             int mv = (int)(P - p0 < RN_TMR ? P - p0 : RN_TMR);
             RN_SFX(gather_q)(p, in, p0, mv, K, Ah, row, pixel_term);
+            const uint32_t *terms = p->beta ? pixel_term : NULL;
             int pan_end = (block + 1) * bpan < npanels ? (block + 1) * bpan : npanels;
             if (2 * mv <= RN_TMR) {  /* a short tile: pixel by pixel, 4 panels at a time */
                 for (int pan = block * bpan; pan < pan_end; pan += 4) {
@@ -548,7 +636,7 @@ static void RN_SFX(conv_q)(const rn_conv_t *shared, const void *in, void *out, i
                         else RN_SFX(q_pixel)(p, Ah, m, pan, np, Kp, acc);
                         for (int j = 0; j < np; j++)
                             RN_SFX(q_store_panel)(p, (const VSI (*)[RN_NV])acc[j], 1, pan + j, p0 + m,
-                                                  pixel_term + m, out, acc_out);
+                                                  terms ? terms + m : NULL, out, acc_out);
                     }
                 }
                 continue;
@@ -574,7 +662,12 @@ static void RN_SFX(conv_q)(const rn_conv_t *shared, const void *in, void *out, i
                         for (int v = 0; v < RN_NV; v++) RN_MADD(acc[m][v], pv, w[v]);
                     }
                 }
-                RN_SFX(q_store_panel)(p, (const VSI (*)[RN_NV])acc, mv, pan, p0, pixel_term, out, acc_out);
+                VSI sums[RN_TMR][RN_NV];  /* a copy: acc's own address taken kept it in memory */
+#pragma GCC unroll 16
+                for (int m = 0; m < RN_TMR; m++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < RN_NV; v++) sums[m][v] = acc[m][v];
+                RN_SFX(q_store_panel)(p, (const VSI (*)[RN_NV])sums, mv, pan, p0, terms, out, acc_out);
             }
         }
         free(Ah);
@@ -623,19 +716,19 @@ RN_INLINE int32_t RN_SFX(unsigned_byte_sum)(const uint8_t *src, int n, int flipp
 
 /* The tile's unsigned bytes, pixel-major: word At[m * K4 + g] holds taps 4g..4g+3 of pixel
  * p0 + m (zero past K and for absent pixels); usum[m] their sum over the K taps (only when
- * beta != 0).  Each pixel's bytes are copied, flipped (int8: x + 128) and padded in place. */
+ * beta != 0).  Each pixel's bytes are copied and flipped (int8: x + 128) in increasing address
+ * order (copy_bytes_over), then its row's padding zeroed; At has RN_VB bytes of slack at its end. */
 static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int mv, int K,
                               uint32_t *At, int32_t *usum) {
     const int K4 = (K + 3) / 4, C = p->in_c;
     const uint8_t flip = p->in_signed ? 0x80 : 0;
-    const uint8_t pad = (uint8_t)(p->pad_u8 ^ flip);  /* stored like the input, flipped below */
-    if (mv < RN_Q8_TILE) memset(At + (size_t)mv * K4, 0, sizeof(uint32_t) * (size_t)K4 * (RN_Q8_TILE - mv));
+    const uint8_t pad = (uint8_t)p->pad_u8;  /* the input's bytes are flipped as they are copied */
     rn_pixel_t at = {0, 0, 0, 0, 0};
     if (!p->pointwise) RN_SFX(pixel_at)(p, p0, &at);
     for (int m = 0; m < mv; m++) {
         uint8_t *row = (uint8_t *)(At + (size_t)m * K4);
         if (p->pointwise) {
-            RN_SFX(copy_bytes)(row, (const uint8_t *)in + (size_t)(p0 + m) * C, (size_t)K);
+            RN_SFX(copy_bytes_over)(row, (const uint8_t *)in + (size_t)(p0 + m) * C, (size_t)K, flip);
         } else {
             if (m) RN_SFX(pixel_next)(p, &at);
             const int b = at.b, y0 = at.y0, x0 = at.x0;
@@ -650,21 +743,21 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
                 }
                 const uint8_t *line = (const uint8_t *)in + ((size_t)b * p->in_h + iy) * p->in_w * C;
                 if (inside_x && p->dw == 1) {  /* the row's taps are contiguous in NHWC */
-                    RN_SFX(copy_bytes)(dst, line + (size_t)x0 * C, (size_t)span);
+                    RN_SFX(copy_bytes_over)(dst, line + (size_t)x0 * C, (size_t)span, flip);
                     continue;
                 }
                 for (int kx = 0; kx < p->kw; kx++) {
                     const int ix = x0 + kx * p->dw;
                     if (ix < 0 || ix >= p->in_w) memset(dst + kx * C, pad, (size_t)C);
-                    else RN_SFX(copy_bytes)(dst + kx * C, line + (size_t)ix * C, (size_t)C);
+                    else RN_SFX(copy_bytes_over)(dst + kx * C, line + (size_t)ix * C, (size_t)C, flip);
                 }
             }
         }
-        if (flip)
-            for (int k = 0; k < K; k++) row[k] ^= flip;
         for (int k = K; k < 4 * K4; k++) row[k] = 0;
         if (p->beta) usum[m] = RN_SFX(unsigned_byte_sum)(row, K, 0);
     }
+    /* absent pixels' rows (and the last row's overrun, copy_bytes_over) zero */
+    if (mv < RN_Q8_TILE) memset(At + (size_t)mv * K4, 0, sizeof(uint32_t) * (size_t)K4 * (RN_Q8_TILE - mv));
 }
 
 /* MR pixels (tile rows m0 ..) times NP panels from pan0: the dot products, then the epilogue
@@ -701,12 +794,17 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astri
                 acc[m * NP * RN_NV + i] = RN_SFX(dot4_u8s8)(acc[m * NP * RN_NV + i], am, w[i]);
         }
     }
-    /* the epilogue channel vector by channel vector: its bias, multipliers and shifts (and
-     * whatever the requantization derives from them) stay in registers over the pixels */
+    /* the epilogue channel vector by channel vector (q_epilogue), from a copy of the sums: with
+     * acc's own address taken, GCC stored every accumulator at each step of the loop above */
+    VSI sums[24 * RN_NV];
+#pragma GCC unroll 96
+    for (int i = 0; i < MR * NP * RN_NV; i++) sums[i] = acc[i];
     const int rows = mv - m0 < MR ? mv - m0 : MR;
-    const RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
-    const int out_c = p->out_c, raw = !p->mult;
-    const int32_t beta = p->beta;
+    uint32_t pixel_terms[RN_Q8_TILE] = {0}, *pixel_term = NULL;
+    if (p->beta) {
+        pixel_term = pixel_terms;
+        for (int m = 0; m < rows; m++) pixel_term[m] = (uint32_t)p->beta * (uint32_t)usum[m0 + m];
+    }
 #pragma GCC unroll 4
     for (int j = 0; j < NP; j++) {
         const int c0 = (pan0 + j) * RN_NR;
@@ -714,25 +812,8 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astri
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) {
             if (v * RN_L32 >= nc) break;
-            const int c = c0 + v * RN_L32, count = nc - v * RN_L32;
-            VSU bias;
-            VSI mult = {0}, shift = {0};
-            memcpy(&bias, p->bias_q + c, RN_VB);
-            if (p->mult) {
-                memcpy(&mult, p->mult + c, RN_VB);
-                memcpy(&shift, p->shift + c, RN_VB);
-            }
-            for (int m = 0; m < rows; m++) {
-                const size_t at = (size_t)(p0 + m0 + m) * out_c + c;
-                const uint32_t pixel_term = beta ? (uint32_t)beta * (uint32_t)usum[m0 + m] : 0;
-                VSI r = (VSI)((VSU)acc[m * NP * RN_NV + j * RN_NV + v] + bias + pixel_term);
-                if (raw) {
-                    if (count >= RN_L32) memcpy(acc_out + at, &r, RN_VB);
-                    else memcpy(acc_out + at, &r, sizeof(int32_t) * (size_t)count);
-                    continue;
-                }
-                RN_SFX(requant_store8)(r, mult, shift, rq, (char *)out + at, count);
-            }
+            RN_SFX(q_epilogue)(p, &sums[j * RN_NV + v], NP * RN_NV, rows, p0 + m0, pixel_term, c0 + v * RN_L32,
+                               nc - v * RN_L32, out, acc_out);
         }
     }
 }

@@ -95,10 +95,15 @@ def requant_params(draw, rng, channels):
             scale = np.full(channels, scale[0], np.float32)
         return scale.astype(np.float32).view(np.int32), np.zeros(channels, np.int32), rounding
     top = 30 if rounding == 1 else 31
-    kind = draw(st.sampled_from(["typical", "wide"]))
+    # typical and ties: no shift > 0, no INT32_MIN multiplier (the epilogue copies with the form
+    # fixed at compile time); ties: power-of-two scales, exact halves of either sign; wide: the rest
+    kind = draw(st.sampled_from(["typical", "ties", "wide"]))
     if kind == "typical":
         mult = rng.integers(1 << 30, (1 << 31) - 1, size=channels)
         shift = rng.integers(-14, 1, size=channels)
+    elif kind == "ties":
+        mult = np.full(channels, 1 << 30)
+        shift = rng.integers(-6, 1, size=channels)
     else:
         mult = rng.choice(np.array([0, 1, (1 << 30), (1 << 31) - 1, -(1 << 31)]), size=channels)
         shift = rng.integers(-31, top + 1, size=channels)
