@@ -1205,13 +1205,14 @@ RN_INLINE void RN_SFX(depthwise_q_interior)(const char *image, size_t row_bytes,
  * sign-extended, and the weight lane holds the int16 weight with a zero high half. */
 RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void *out, int b, int oy,
                                        int pan, const VSI *wv, const VSI *wsum, int ox_lo,
-                                       int ox_hi, const int is_signed, const int full, const int KW) {
+                                       int ox_hi, const int is_signed, const int full, const int KW,
+                                       const int KIND) {
     /* the geometry as locals (never addressed): a byte store to the output may alias anything
      * addressable, *p included, which made the compiler reload these after every store */
     const int kh = p->kh, dh = p->dh, dw = p->dw, sw = p->sw, pad_l = p->pad_l;
     const int in_w = p->in_w, out_w = p->out_w;
     const int32_t in_off = p->in_off;
-    const RN_SFX(requant_t) rq = RN_SFX(requant_of)(p);
+    const RN_SFX(requant_t) rq = RN_SFX(requant_as)(p, KIND);  /* KIND: rn_epilogue_of, a constant */
     const int kw = KW ? KW : p->kw;  /* 3 and 5 are constants: the column taps unrolled */
     const int C = p->out_c, c0 = pan * RN_NR;
     const int nc = C - c0 < RN_NR ? C - c0 : RN_NR;
@@ -1291,6 +1292,7 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
     while (ox_lo < p->out_w && ox_lo * p->sw - p->pad_l < 0) ox_lo++;
     while (ox_hi > ox_lo && (ox_hi - 1) * p->sw - p->pad_l + (p->kw - 1) * p->dw >= p->in_w) ox_hi--;
     const long chunk = rn_work_chunk((long)npanels * rows, threads);
+    const int kind = rn_epilogue_of(p);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         /* one panel's weights as int32 lanes: the int16 weight, high half zero (see above) */
@@ -1316,18 +1318,25 @@ static void RN_SFX(depthwise_q)(const rn_conv_t *p, const void *in, void *out) {
             }
             int b = (int)(row / p->out_h), oy = (int)(row % p->out_h);
             int full = (pan + 1) * RN_NR <= C;
-#define RN_DW_ROW(is_signed, full, kw) \
-    RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, wsum, ox_lo, ox_hi, is_signed, full, kw)
-#define RN_DW_ROW_KW(is_signed, full) \
-    do { if (p->kw == 3) RN_DW_ROW(is_signed, full, 3); else if (p->kw == 5) RN_DW_ROW(is_signed, full, 5); \
-         else RN_DW_ROW(is_signed, full, 0); } while (0)
-            if (p->in_signed) {
-                if (full) RN_DW_ROW_KW(1, 1);
-                else RN_DW_ROW_KW(1, 0);
-            } else {
-                if (full) RN_DW_ROW_KW(0, 1);
-                else RN_DW_ROW_KW(0, 0);
-            }
+            /* a copy per filter width (3, 5, any), and for whole panels per requantization form
+             * the profiles use (the reference's, optimized's and XNNPACK's: its steps constants,
+             * 10-15 % of a depthwise layer on Zen 4); the rest, and the partial last panel, read
+             * the form at run time */
+#define RN_DW_ROW(is_signed, full, kw, KIND) \
+    RN_SFX(depthwise_q_row)(p, in, out, b, oy, pan, wv, wsum, ox_lo, ox_hi, is_signed, full, kw, KIND)
+#define RN_DW_ROW_KW(is_signed, full, KIND) \
+    do { if (p->kw == 3) RN_DW_ROW(is_signed, full, 3, KIND); \
+         else if (p->kw == 5) RN_DW_ROW(is_signed, full, 5, KIND); \
+         else RN_DW_ROW(is_signed, full, 0, KIND); } while (0)
+#define RN_DW_ROW_KIND(is_signed) \
+    do { if (!full) RN_DW_ROW_KW(is_signed, 0, RN_EPI_GENERAL); \
+         else if (kind == RN_EPI_DOUBLE) RN_DW_ROW_KW(is_signed, 1, RN_EPI_DOUBLE); \
+         else if (kind == RN_EPI_DOUBLE_TIES_UP) RN_DW_ROW_KW(is_signed, 1, RN_EPI_DOUBLE_TIES_UP); \
+         else if (kind == RN_EPI_FP32) RN_DW_ROW_KW(is_signed, 1, RN_EPI_FP32); \
+         else RN_DW_ROW_KW(is_signed, 1, RN_EPI_GENERAL); } while (0)
+            if (p->in_signed) RN_DW_ROW_KIND(1);
+            else RN_DW_ROW_KIND(0);
+#undef RN_DW_ROW_KIND
 #undef RN_DW_ROW_KW
 #undef RN_DW_ROW
         }
