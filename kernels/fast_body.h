@@ -760,17 +760,12 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
     if (mv < RN_Q8_TILE) memset(At + (size_t)mv * K4, 0, sizeof(uint32_t) * (size_t)K4 * (RN_Q8_TILE - mv));
 }
 
-/* MR pixels (tile rows m0 ..) times NP panels from pan0: the dot products, then the epilogue
- * (folded bias, beta * sum(u), requantization or the raw int32 sums).  Pixel m's words are
+/* MR pixels (tile rows m0 ..) times NP panels from pan0: the dot products, stored at
+ * sums[m0 + m][j * RN_NV + v] (rows of 4 * RN_NV vectors) for q8_epilogue.  Pixel m's words are
  * At[m * astride + g], each byte flipped when FLIP (a pointwise op's int8 input rows read in
  * place: x + 128). */
 RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astride, const int FLIP,
-                               const int32_t *usum, long p0, int mv, int m0, const int MR, int pan0,
-                               const int NP, int K4, void *out, int32_t *acc_out) {
-    /* a local copy: the output stores (char *) may alias *p, which would make the compiler
-     * reload every parameter after each store */
-    const rn_conv_t params = *p;
-    p = &params;
+                               int m0, const int MR, int pan0, const int NP, int K4, VSI *sums) {
     VSI acc[24 * RN_NV];
     const int8_t *W[4];
 #pragma GCC unroll 4
@@ -794,27 +789,29 @@ RN_INLINE void RN_SFX(q8_tile)(const rn_conv_t *p, const uint32_t *At, int astri
                 acc[m * NP * RN_NV + i] = RN_SFX(dot4_u8s8)(acc[m * NP * RN_NV + i], am, w[i]);
         }
     }
-    /* the epilogue channel vector by channel vector (q_epilogue), from a copy of the sums: with
-     * acc's own address taken, GCC stored every accumulator at each step of the loop above */
-    VSI sums[24 * RN_NV];
-#pragma GCC unroll 96
-    for (int i = 0; i < MR * NP * RN_NV; i++) sums[i] = acc[i];
-    const int rows = mv - m0 < MR ? mv - m0 : MR;
+    /* stored only now: with acc's own address taken, GCC stored every accumulator at each step */
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; m++)
+#pragma GCC unroll 16
+        for (int i = 0; i < NP * RN_NV; i++) sums[(m0 + m) * 4 * RN_NV + i] = acc[m * NP * RN_NV + i];
+}
+
+/* The epilogue of a tile's sums (q8_tile) over its mv pixels from p0 and np panels from pan0,
+ * channel vector by channel vector (q_epilogue): beta * sum(u) per pixel, the folded bias,
+ * requantization or the raw int32 sums. */
+static void RN_SFX(q8_epilogue)(const rn_conv_t *p, const VSI *sums, const int32_t *usum, long p0, int mv,
+                                int pan0, int np, void *out, int32_t *acc_out) {
     uint32_t pixel_terms[RN_Q8_TILE] = {0}, *pixel_term = NULL;
     if (p->beta) {
         pixel_term = pixel_terms;
-        for (int m = 0; m < rows; m++) pixel_term[m] = (uint32_t)p->beta * (uint32_t)usum[m0 + m];
+        for (int m = 0; m < mv; m++) pixel_term[m] = (uint32_t)p->beta * (uint32_t)usum[m];
     }
-#pragma GCC unroll 4
-    for (int j = 0; j < NP; j++) {
+    for (int j = 0; j < np; j++) {
         const int c0 = (pan0 + j) * RN_NR;
         const int nc = p->out_c - c0 < RN_NR ? p->out_c - c0 : RN_NR;
-#pragma GCC unroll 4
-        for (int v = 0; v < RN_NV; v++) {
-            if (v * RN_L32 >= nc) break;
-            RN_SFX(q_epilogue)(p, &sums[j * RN_NV + v], NP * RN_NV, rows, p0 + m0, pixel_term, c0 + v * RN_L32,
+        for (int v = 0; v < RN_NV && v * RN_L32 < nc; v++)
+            RN_SFX(q_epilogue)(p, &sums[j * RN_NV + v], 4 * RN_NV, mv, p0, pixel_term, c0 + v * RN_L32,
                                nc - v * RN_L32, out, acc_out);
-        }
     }
 }
 
@@ -836,6 +833,7 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
     {
         uint32_t *At = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)K4 * RN_Q8_TILE + 16));
         int32_t usum[RN_Q8_TILE] = {0};
+        VSI sums[RN_Q8_TILE * 4 * RN_NV];  /* a tile's sums, pixel-major, 4 panels a row */
 #pragma omp for schedule(dynamic, chunk)
         for (long it = 0; it < total; it++) {
             if (!At) continue;
@@ -859,8 +857,8 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
             for (int pan = block * bpan; pan < pan_end; pan += 4) {
                 int np = pan_end - pan < 4 ? pan_end - pan : 4;
 #define RN_Q8_TILE_CALL(m0, MR, NP) do { \
-        if (flip) RN_SFX(q8_tile)(p, a, K4, 1, usum, p0, mv, m0, MR, pan, NP, K4, out, acc_out); \
-        else RN_SFX(q8_tile)(p, a, K4, 0, usum, p0, mv, m0, MR, pan, NP, K4, out, acc_out); } while (0)
+        if (flip) RN_SFX(q8_tile)(p, a, K4, 1, m0, MR, pan, NP, K4, sums); \
+        else RN_SFX(q8_tile)(p, a, K4, 0, m0, MR, pan, NP, K4, sums); } while (0)
                 if (np == 4) {
                     RN_Q8_TILE_CALL(0, 6, 4);
                     if (mv > 6) RN_Q8_TILE_CALL(6, 6, 4);
@@ -873,6 +871,7 @@ static void RN_SFX(conv_q8)(const rn_conv_t *p, const void *in, void *out, int32
                     RN_Q8_TILE_CALL(0, 12, 1);
                 }
 #undef RN_Q8_TILE_CALL
+                RN_SFX(q8_epilogue)(p, sums, usum, p0, mv, pan, np, out, acc_out);
             }
         }
         free(At);
