@@ -8,7 +8,9 @@ runs once, in a rotating order, so machine drift hits all alike (the reference k
 slower, run every third round).  One thread unless stated.  Peak memory: each (model, runtime)
 in a fresh child process, peak RSS (ru_maxrss) minus the RSS before the model was loaded.
 Scaling: resolution (MobileNetV2 int8 96/160/224), batch 1 -> 8 (Coral uint8, the graph's
-batch dimension rewritten / LiteRT's resize_tensor_input), threads 1 -> 2.
+batch dimension rewritten / LiteRT's resize_tensor_input), threads 1 -> 2 (also in rounds of 4
+consecutive invokes per runtime, the first not counted: an interpreter's steady state, where
+one-invoke rounds make a multi-thread runtime wake threads that slept through the others).
 Models: the Coral uint8 MobileNetV2 in ../shared/models and the generated ones of
 tools/model_factory.py (alpha 1.0, built on first use; needs TensorFlow then).
 """
@@ -112,6 +114,23 @@ def interleaved(runners: dict, repeats: int, slow=("reference",)) -> dict:
             runners[name]()
             times[name].append(time.perf_counter() - t)
     return {name: statistics.median(ts) * 1e3 for name, ts in times.items() if ts}
+
+
+def interleaved_blocks(runners: dict, rounds: int, block: int = 4) -> dict:
+    """As interleaved, but each runner invokes `block` times in a row per round and the first of
+    them is not counted: the steady state of an interpreter invoked again and again (a runner's
+    worker threads are awake, its caches warm), where one-invoke rounds make every multi-thread
+    runner pay for waking threads that slept through the other runners' invokes."""
+    times = {name: [] for name in runners}
+    names = list(runners)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            for k in range(block):
+                t = time.perf_counter()
+                runners[name]()
+                if k:
+                    times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -227,8 +246,8 @@ def main(argv=None) -> int:
               "speed-up, and XNNPACK's own 1 -> 2 speed-up in those rounds: how much of a second core "
               "the machine gave):", "",
               "| case | refnet | XNNPACK | refnet / XNNPACK | refnet, 1 thread | 1 -> 2 threads | "
-              "XNNPACK 1 -> 2 threads |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "XNNPACK 1 -> 2 threads | 1 -> 2, consecutive invokes: refnet / XNNPACK |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     cases = [(f"MobileNetV2 int8, {r}x{r}", f"v2:int8:{r}", 1, 1) for r in (96, 160, 224)]
     cases += [("MobileNetV2 int8 224, batch 8 (ms per image)", "v2:int8:224", 1, 8),
               ("Coral uint8, 2 threads", "coral", 2, 1),
@@ -252,8 +271,12 @@ def main(argv=None) -> int:
         speedup = f"{one / ms['refnet']:.2f}x" if one and "refnet" in ms else "-"
         xnn_one = ms.get("xnnpack-1")
         xnn_speedup = f"{xnn_one / ms['xnnpack']:.2f}x" if xnn_one and "xnnpack" in ms else "-"
+        steady = "-"
+        if threads > 1 and len(runners) == 4:  # the same four runners, invoked in blocks
+            bl = interleaved_blocks(runners, max(3, args.repeats))
+            steady = f"{bl['refnet-1'] / bl['refnet']:.2f}x / {bl['xnnpack-1'] / bl['xnnpack']:.2f}x"
         lines.append(f"| {label} | {fmt(ms.get('refnet'))} | {fmt(ms.get('xnnpack'))} | {ratio} | "
-                     f"{fmt(one) if one else '-'} | {speedup} | {xnn_speedup} |")
+                     f"{fmt(one) if one else '-'} | {speedup} | {xnn_speedup} | {steady} |")
         print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines))
     return 0

@@ -1157,35 +1157,59 @@ RN_INLINE VSI RN_SFX(panel_lanes8)(const char *src, int v, int nc, const int is_
  * registers */
 #define RN_DW_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)
 
-/* NPIX (a constant) consecutive interior pixels of depthwise_q_row, from (y0, x0) in the image:
+/* NPIX (a constant) consecutive interior pixels of depthwise_q_row, from (y0, x0) in the image
+ * (KW: the filter width when a constant, else 0):
  * every tap present, so each sum starts at bias_all and adds x * w alone; the pixels' chains of
  * dependent multiply-adds (5 cycles each with VNNI) interleave. */
 RN_INLINE void RN_SFX(depthwise_q_interior)(const char *image, size_t row_bytes, int C, int y0, int x0,
                                             int kh, int kw, int dh, int sw, int dw, const VSI *wv,
                                             const VSI *bias_all, const VSI *mult, const VSI *shift,
                                             const RN_SFX(requant_t) rq, int nc, const int is_signed,
-                                            const int full, const int NPIX, char *dst) {
+                                            const int full, const int NPIX, const int KW, char *dst) {
     VSI accs[RN_DW_PIX][RN_NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NPIX; j++)
 #pragma GCC unroll 4
         for (int v = 0; v < RN_NV; v++) accs[j][v] = bias_all[v];
-    for (int ky = 0; ky < kh; ky++) {
-        const char *row = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
-        const VSI *wk = wv + (size_t)ky * kw * RN_NV;
-#pragma GCC unroll 5
-        for (int kx = 0; kx < kw; kx++)
+    if (KW && NPIX > 1 && sw == 1 && dw == 1) {
+        /* unit stride: pixel j's tap kx is pixel j + 1's tap kx - 1, so each of the row's
+         * NPIX + KW - 1 input columns is widened once, not once per tap */
+        for (int ky = 0; ky < kh; ky++) {
+            const char *row = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
+            const VSI *wk = wv + (size_t)ky * KW * RN_NV;
 #pragma GCC unroll 4
             for (int v = 0; v < RN_NV; v++) {
                 if (!full && v * RN_L32 >= nc) continue;
-                const VSI w = wk[kx * RN_NV + v];
+                VSI xs[RN_DW_PIX + 4];
+#pragma GCC unroll 12
+                for (int col = 0; col < NPIX + KW - 1; col++)
+                    xs[col] = RN_SFX(panel_lanes8)(row + (size_t)col * C, v, nc, is_signed, full);
+#pragma GCC unroll 5
+                for (int kx = 0; kx < KW; kx++) {
+                    const VSI w = wk[kx * RN_NV + v];
 #pragma GCC unroll 8
-                for (int j = 0; j < NPIX; j++) {
-                    const char *src = row + ((size_t)j * sw + (size_t)kx * dw) * C;
-                    VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
-                    RN_MADD(accs[j][v], (VHI)x, (VHI)w);
+                    for (int j = 0; j < NPIX; j++) RN_MADD(accs[j][v], (VHI)xs[j + kx], (VHI)w);
                 }
             }
+        }
+    } else {
+        for (int ky = 0; ky < kh; ky++) {
+            const char *row = image + (size_t)(y0 + ky * dh) * row_bytes + (size_t)x0 * C;
+            const VSI *wk = wv + (size_t)ky * kw * RN_NV;
+#pragma GCC unroll 5
+            for (int kx = 0; kx < kw; kx++)
+#pragma GCC unroll 4
+                for (int v = 0; v < RN_NV; v++) {
+                    if (!full && v * RN_L32 >= nc) continue;
+                    const VSI w = wk[kx * RN_NV + v];
+#pragma GCC unroll 8
+                    for (int j = 0; j < NPIX; j++) {
+                        const char *src = row + ((size_t)j * sw + (size_t)kx * dw) * C;
+                        VSI x = RN_SFX(panel_lanes8)(src, v, nc, is_signed, full);
+                        RN_MADD(accs[j][v], (VHI)x, (VHI)w);
+                    }
+                }
+        }
     }
 #pragma GCC unroll 8
     for (int j = 0; j < NPIX; j++)
@@ -1240,7 +1264,7 @@ RN_INLINE void RN_SFX(depthwise_q_row)(const rn_conv_t *p, const void *in, void 
         if (inside && every_row) {  /* RN_DW_PIX at a time while they last, then one */
 #define RN_DWQ_INTERIOR(NPIX) \
     RN_SFX(depthwise_q_interior)(image, row_bytes, C, y0, x0, kh, kw, dh, sw, dw, wv, bias_all, mult, \
-                                 shift, rq, nc, is_signed, full, NPIX, dst)
+                                 shift, rq, nc, is_signed, full, NPIX, KW, dst)
             if (ox + RN_DW_PIX <= ox_hi) {
                 RN_DWQ_INTERIOR(RN_DW_PIX);
                 ox += RN_DW_PIX - 1;
