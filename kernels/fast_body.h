@@ -734,6 +734,30 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
             const int b = at.b, y0 = at.y0, x0 = at.x0;
             const int span = p->kw * C;  /* one filter row's taps */
             const int inside_x = x0 >= 0 && x0 + (p->kw - 1) * p->dw < p->in_w;
+#if defined(RN_ISA_AVX512)
+            if (inside_x && p->dw == 1 && 4 * K4 <= 64) {
+                /* a short row (a first layer's 27 bytes) assembled in one register, its filter
+                 * rows merged in by masked loads, and stored whole: separate short copies cost
+                 * twice as much on Zen 4 (the store overruns into later rows or At's slack) */
+                const __m512i flips = _mm512_set1_epi8((char)flip), pads = _mm512_set1_epi8((char)pad);
+                __m512i whole = _mm512_setzero_si512();  /* the taps past K stay zero */
+                const uint8_t *corner = (const uint8_t *)in + (size_t)b * p->in_h * p->in_w * C + (size_t)x0 * C;
+                for (int ky = 0; ky < p->kh; ky++) {
+                    const __mmask64 taps = (((__mmask64)1 << span) - 1) << (ky * span);
+                    const int iy = y0 + ky * p->dh;
+                    if (iy < 0 || iy >= p->in_h) {
+                        whole = _mm512_mask_mov_epi8(whole, taps, pads);
+                    } else {  /* byte ky * span of the load is this filter row's first tap */
+                        const uintptr_t at_row = (uintptr_t)(corner + (size_t)iy * p->in_w * C) - (uintptr_t)(ky * span);
+                        whole = _mm512_mask_mov_epi8(whole, taps, _mm512_xor_si512(
+                            _mm512_maskz_loadu_epi8(taps, (const void *)at_row), flips));
+                    }
+                }
+                _mm512_storeu_si512(row, whole);
+                if (p->beta) usum[m] = RN_SFX(unsigned_byte_sum)(row, K, 0);
+                continue;
+            }
+#endif
             for (int ky = 0; ky < p->kh; ky++) {
                 uint8_t *dst = row + (size_t)ky * span;
                 const int iy = y0 + ky * p->dh;
