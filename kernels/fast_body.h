@@ -316,6 +316,10 @@ RN_INLINE VHI RN_SFX(widen_pairs8)(const int8_t *src) {
 
 /* widen8 of the first `count` (< RN_L32 allowed) values; the other lanes 0. */
 RN_INLINE VSI RN_SFX(widen8_part)(const void *src, int is_signed, int count) {
+#if defined(RN_ISA_AVX512)  /* a masked load: no copy through memory (a store-forwarding stall) */
+    const __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << count) - 1), src);
+    return (VSI)(is_signed ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b));
+#endif
     int8_t bytes[16] = {0};
     memcpy(bytes, src, (size_t)count);
     return RN_SFX(widen8)(bytes, is_signed);
@@ -740,10 +744,11 @@ static void RN_SFX(gather_q8)(const rn_conv_t *p, const void *in, long p0, int m
                  * rows merged in by masked loads, and stored whole: separate short copies cost
                  * twice as much on Zen 4 (the store overruns into later rows or At's slack) */
                 const __m512i flips = _mm512_set1_epi8((char)flip), pads = _mm512_set1_epi8((char)pad);
+                const __mmask64 one_row = span >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << span) - 1;
                 __m512i whole = _mm512_setzero_si512();  /* the taps past K stay zero */
                 const uint8_t *corner = (const uint8_t *)in + (size_t)b * p->in_h * p->in_w * C + (size_t)x0 * C;
                 for (int ky = 0; ky < p->kh; ky++) {
-                    const __mmask64 taps = (((__mmask64)1 << span) - 1) << (ky * span);
+                    const __mmask64 taps = one_row << (ky * span);  /* ky * span < 64 */
                     const int iy = y0 + ky * p->dh;
                     if (iy < 0 || iy >= p->in_h) {
                         whole = _mm512_mask_mov_epi8(whole, taps, pads);
