@@ -102,7 +102,12 @@ def make_runner(runtime: str, path: Path, threads: int = 1, batch: int = 1):
     return it.invoke
 
 
-def interleaved(runners: dict, repeats: int, slow=("reference",)) -> dict:
+def interleaved(runners: dict, repeats: int, slow=("reference",), block: int = 1) -> dict:
+    """Median ms of one invoke per runner over `repeats` rounds, the runners in a rotating order
+    each round (the slow ones every third).  block > 1: each runner invokes `block` times in a row
+    per round and the first of them is not counted -- the steady state of an interpreter invoked
+    again and again, where one-invoke rounds make every multi-thread runner pay for waking threads
+    that slept through the other runners' invokes."""
     times = {name: [] for name in runners}
     names = list(runners)
     for r in range(repeats):
@@ -110,27 +115,12 @@ def interleaved(runners: dict, repeats: int, slow=("reference",)) -> dict:
         for name in order:
             if name in slow and r % 3 and repeats >= 3:
                 continue
-            t = time.perf_counter()
-            runners[name]()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items() if ts}
-
-
-def interleaved_blocks(runners: dict, rounds: int, block: int = 4) -> dict:
-    """As interleaved, but each runner invokes `block` times in a row per round and the first of
-    them is not counted: the steady state of an interpreter invoked again and again (a runner's
-    worker threads are awake, its caches warm), where one-invoke rounds make every multi-thread
-    runner pay for waking threads that slept through the other runners' invokes."""
-    times = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
             for k in range(block):
                 t = time.perf_counter()
                 runners[name]()
-                if k:
+                if block == 1 or k:
                     times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items() if ts}
 
 
 # ------------------------------------------------------------------------------------------
@@ -273,7 +263,7 @@ def main(argv=None) -> int:
         xnn_speedup = f"{xnn_one / ms['xnnpack']:.2f}x" if xnn_one and "xnnpack" in ms else "-"
         steady = "-"
         if threads > 1 and len(runners) == 4:  # the same four runners, invoked in blocks
-            bl = interleaved_blocks(runners, max(3, args.repeats))
+            bl = interleaved(runners, max(3, args.repeats), block=4)
             steady = f"{bl['refnet-1'] / bl['refnet']:.2f}x / {bl['xnnpack-1'] / bl['xnnpack']:.2f}x"
         lines.append(f"| {label} | {fmt(ms.get('refnet'))} | {fmt(ms.get('xnnpack'))} | {ratio} | "
                      f"{fmt(one) if one else '-'} | {speedup} | {xnn_speedup} | {steady} |")

@@ -38,10 +38,12 @@ RN_INLINE VDI RN_SFX(select)(VDI mask, VDI a, VDI b) {
     return (mask & a) | (~mask & b);
 }
 
-/* Two 64-bit lane primitives, the only part of the requantization an ISA may specialise:
+/* Three 64-bit lane primitives, the only part of the requantization an ISA may specialise:
  * mul_even64(a, b)  the int64 product of the low (signed) 32 bits of each 64-bit lane (pmuldq);
- * sra64(v, n)       arithmetic right shift of each 64-bit lane by n[lane] in [0, 63].
- * AVX2 has no variable 64-bit arithmetic shift: flip the sign, shift logically, flip back. */
+ * sra64(v, n)       arithmetic right shift of each 64-bit lane by n[lane] in [0, 63];
+ * sub_where(v, a, b, c, d)  v - d in the lanes where a < b and c > 0, v elsewhere.
+ * AVX2 has no variable 64-bit arithmetic shift: flip the sign, shift logically, flip back.
+ * AVX-512's sub_where is two compares into a mask and a masked subtract. */
 #if defined(RN_ISA_AVX2)
 RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return (VDI)_mm256_mul_epi32((__m256i)a, (__m256i)b); }
 RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) {
@@ -51,9 +53,19 @@ RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) {
 #elif defined(RN_ISA_AVX512)
 RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return (VDI)_mm512_mul_epi32((__m512i)a, (__m512i)b); }
 RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
+RN_INLINE VDI RN_SFX(sub_where)(VDI v, VDI a, VDI b, VDI c, VDI d) {
+    const __mmask8 lanes = _mm512_cmplt_epi64_mask((__m512i)a, (__m512i)b) &
+                           _mm512_cmpgt_epi64_mask((__m512i)c, _mm512_setzero_si512());
+    return (VDI)_mm512_mask_sub_epi64((__m512i)v, lanes, (__m512i)v, (__m512i)d);
+}
 #else
 RN_INLINE VDI RN_SFX(mul_even64)(VDI a, VDI b) { return RN_SFX(wrap32)(a) * RN_SFX(wrap32)(b); }
 RN_INLINE VDI RN_SFX(sra64)(VDI v, VDI n) { return v >> n; }
+#endif
+#if !defined(RN_ISA_AVX512)
+RN_INLINE VDI RN_SFX(sub_where)(VDI v, VDI a, VDI b, VDI c, VDI d) {
+    return v - ((VDI)(a < b) & (VDI)(c > 0) & d);
+}
 #endif
 
 /* The int32 lanes of v: even ones in the low halves of 64-bit lanes, odd ones moved there. */
@@ -99,15 +111,8 @@ RN_INLINE VDI RN_SFX(double_round64)(VDI a, VDI b, VDI r, int ties_up) {
     const VDI product = RN_SFX(mul_even64)(a, b);
     const VDI nudge = (zero + (1 << 30)) + ((((one << r) >> 1)) << 31);  /* 2**30 + 2**(r-1) * 2**31 */
     VDI sum = product + nudge;
-    if (!ties_up) {  /* - 2**31 where q < 0 and r > 0 */
-#if defined(RN_ISA_AVX512)  /* a compare into a mask and a masked subtract */
-        const __mmask8 away = _mm512_cmplt_epi64_mask((__m512i)product, (__m512i)(zero - (1LL << 30))) &
-                              _mm512_cmpgt_epi64_mask((__m512i)r, (__m512i)zero);
-        sum = (VDI)_mm512_mask_sub_epi64((__m512i)sum, away, (__m512i)sum, (__m512i)(zero + (1LL << 31)));
-#else
-        sum = sum - ((VDI)(product < -(1LL << 30)) & (VDI)(r > 0) & (zero + (1LL << 31)));
-#endif
-    }
+    if (!ties_up)  /* - 2**31 where q < 0 and r > 0 */
+        sum = RN_SFX(sub_where)(sum, product, zero - (1LL << 30), r, zero + (1LL << 31));
     return RN_SFX(sra64)(sum, r + 31);
 }
 
@@ -502,7 +507,7 @@ RN_INLINE void RN_SFX(q_epilogue_as)(const rn_conv_t *p, const VSI *acc, int str
     VSU bias = {0};
     VSI mult = {0}, shift = {0};
     if (p->bias_q) memcpy(&bias, p->bias_q + c, RN_VB);
-    const int raw = KIND == RN_EPI_RAW || !p->mult;
+    const int raw = KIND == RN_EPI_RAW;  /* rn_epilogue_of: every op without multipliers */
     if (!raw) {
         memcpy(&mult, p->mult + c, RN_VB);
         memcpy(&shift, p->shift + c, RN_VB);
@@ -1186,10 +1191,10 @@ RN_INLINE VSI RN_SFX(panel_lanes8)(const char *src, int v, int nc, const int is_
  * registers */
 #define RN_DW_PIX (RN_NV > 2 ? 2 : 8 / RN_NV)
 
-/* NPIX (a constant) consecutive interior pixels of depthwise_q_row, from (y0, x0) in the image
- * (KW: the filter width when a constant, else 0):
+/* NPIX (a constant) consecutive interior pixels of depthwise_q_row, from (y0, x0) in the image:
  * every tap present, so each sum starts at bias_all and adds x * w alone; the pixels' chains of
- * dependent multiply-adds (5 cycles each with VNNI) interleave. */
+ * dependent multiply-adds (5 cycles each with VNNI) interleave.  KW: the filter width where it
+ * is a constant (3, 5), else 0. */
 RN_INLINE void RN_SFX(depthwise_q_interior)(const char *image, size_t row_bytes, int C, int y0, int x0,
                                             int kh, int kw, int dh, int sw, int dw, const VSI *wv,
                                             const VSI *bias_all, const VSI *mult, const VSI *shift,
